@@ -1,0 +1,34 @@
+"""Frozen dataclasses that are JAX pytrees (the equinox idea without the dependency)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+
+def pytree_dataclass(cls=None, *, static=()):
+    """Make ``cls`` a frozen dataclass registered as a JAX pytree.
+
+    Every field is a leaf (so it can be jitted, vmapped, differentiated and updated by
+    optax) except the names in ``static``, which become hashable metadata.
+    """
+
+    def wrap(cls):
+        cls = dataclasses.dataclass(frozen=True)(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        data = [n for n in names if n not in static]
+        meta = [n for n in names if n in static]
+        return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+
+    return wrap if cls is None else wrap(cls)
+
+
+def field_names(obj) -> tuple[str, ...]:
+    """Names of a dataclass instance's or class's fields, in order."""
+    return tuple(f.name for f in dataclasses.fields(obj))
+
+
+def as_dict(obj) -> dict:
+    """Shallow ``{name: value}`` of a dataclass (no deep copy, unlike ``dataclasses.asdict``)."""
+    return {n: getattr(obj, n) for n in field_names(obj)}

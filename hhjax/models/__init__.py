@@ -1,0 +1,11 @@
+"""Model definitions. Importing this package registers every built-in model."""
+
+from .base import Model, model_by_name, model_of, register
+from .hh import HH, HHParams, HHState, hh_rates
+from .reduced import REDUCED, ReducedParams, ReducedState
+
+__all__ = [
+    "Model", "model_by_name", "model_of", "register",
+    "HH", "HHParams", "HHState", "hh_rates",
+    "REDUCED", "ReducedParams", "ReducedState",
+]

@@ -1,0 +1,72 @@
+"""What a model is: a few pure functions of (params, state).
+
+A conductance-based point neuron is fully described by
+
+* ``kinetics(params, v) -> {gate: (x_inf, rate)}``: steady state and ``1/tau`` (1/ms) of
+  every gating variable at membrane potential ``v`` (mV), so ``dx/dt = (x_inf - x) * rate``;
+* ``channels(params, state) -> {current: (g, e)}``: conductance (mS/cm²) and reversal
+  potential (mV) of every ohmic current, so ``I = g (V - e)`` (µA/cm², outward positive);
+* ``capacitance(params)`` in µF/cm² and ``stimulus_scale(params)``, the factor that turns the
+  user's stimulus units into µA/cm² (1 for density models; ``1e-6 / area`` for pA).
+
+The solvers in :mod:`hhjax.solvers` need nothing else, which is why a new model is one
+small file: a params and a state pytree plus these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+_REGISTRY: dict[type, "Model"] = {}
+_BY_NAME: dict[str, "Model"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A conductance-based point-neuron model (static, not a pytree)."""
+
+    name: str
+    params_type: type
+    state_type: type
+    kinetics: Callable
+    channels: Callable
+    capacitance: Callable
+    default_voltage: Callable
+    stimulus_scale: Callable = lambda params: 1.0
+    stimulus_units: str = "µA/cm²"
+
+    @property
+    def gates(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.state_type) if f.name != "v")
+
+
+def register(model: Model) -> Model:
+    """Make ``simulate`` and friends recognise ``model.params_type``."""
+    _REGISTRY[model.params_type] = model
+    _BY_NAME[model.name] = model
+    return model
+
+
+def model_of(params) -> Model:
+    """The model whose parameters ``params`` are.
+
+    >>> from hhjax.models.hh import HHParams
+    >>> model_of(HHParams()).name
+    'hh'
+    """
+    try:
+        return _REGISTRY[type(params)]
+    except KeyError:
+        known = ", ".join(sorted(t.__name__ for t in _REGISTRY))
+        raise TypeError(
+            f"params: expected model parameters ({known}), got {type(params).__name__}"
+        ) from None
+
+
+def model_by_name(name: str) -> Model:
+    """Look up a registered model by name ('hh', 'reduced', 'pospischil')."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"model: unknown model {name!r}; choose from {sorted(_BY_NAME)}") from None

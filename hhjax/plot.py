@@ -1,0 +1,152 @@
+"""Figures: trace panels (V, gates, conductances, currents), phase planes and f–I curves.
+
+Every function takes an optional ``ax``/``axes`` and returns the matplotlib figure, so the
+notebooks and the CLI share one implementation. matplotlib is imported lazily.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .analysis import conductances, currents
+
+_COLORS = {"m": "tab:red", "h": "tab:blue", "n": "tab:green", "p": "tab:purple",
+           "na": "tab:pink", "k": "tab:green", "l": "k", "m_current": "tab:purple"}
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg",) and not _interactive():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _interactive():
+    try:
+        from IPython import get_ipython
+
+        return get_ipython() is not None
+    except ImportError:
+        return False
+
+
+def _pick(x, index):
+    x = np.asarray(x)
+    return x[index] if index is not None else x.reshape((-1, x.shape[-1]))[0]
+
+
+def plot_trace(trace, params=None, *, panels=("v", "gates", "conductances", "currents"),
+               index=None, xlim=None, stimulus=None, title=None, axes=None):
+    """Multi-panel figure of a trace with linked time axes.
+
+    Args:
+        trace: a :class:`hhjax.Trace`; for a batch, ``index`` picks the neuron (default first).
+        params: needed for the conductance and current panels.
+        panels: any of ``"v"`` (mV), ``"stimulus"``, ``"gates"``, ``"conductances"``
+            (mS/cm²), ``"currents"`` (µA/cm², outward positive).
+        xlim: time window (ms), e.g. ``(42, 56)`` to zoom on one spike.
+        stimulus: a callable ``I(t)`` for the ``"stimulus"`` panel.
+
+    Example:
+        >>> import hhjax
+        >>> tr = hhjax.simulate(hhjax.presets.NEURON, 10.0, duration=50.0, dt=0.025)
+        >>> fig = plot_trace(tr, hhjax.presets.NEURON)
+    """
+    plt = _plt()
+    panels = [p for p in panels if params is not None or p not in ("conductances", "currents")]
+    if axes is None:
+        fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(8, 2.0 * len(panels) + 0.6),
+                                 squeeze=False)
+        axes = axes[:, 0]
+    fig = axes[0].figure
+    t = np.asarray(trace.t)
+    for ax, panel in zip(axes, panels):
+        if panel == "v":
+            ax.plot(t, _pick(trace.v, index), "k", lw=1)
+            ax.set_ylabel("V (mV)")
+        elif panel == "stimulus" and stimulus is not None:
+            values = np.moveaxis(np.asarray(jax.vmap(stimulus)(jnp.asarray(t))), 0, -1)
+            ax.plot(t, _pick(np.broadcast_to(values, values.shape[:-1] + t.shape), index),
+                    color="sandybrown")
+            ax.set_ylabel("I (µA/cm²)")
+        elif panel == "gates":
+            for name, x in vars_of(trace.state).items():
+                if name != "v":
+                    ax.plot(t, _pick(x, index), color=_COLORS.get(name), label=name, lw=1)
+            ax.set_ylabel("gate")
+            ax.legend(loc="upper right", fontsize=8)
+        elif panel == "conductances":
+            for name, g in conductances(params, trace).items():
+                ax.plot(t, _pick(g, index), color=_COLORS.get(name), label=f"g_{name}", lw=1)
+            ax.set_ylabel("g (mS/cm²)")
+            ax.legend(loc="upper right", fontsize=8)
+        elif panel == "currents":
+            for name, i in currents(params, trace).items():
+                ax.plot(t, _pick(i, index), color=_COLORS.get(name), label=f"I_{name}", lw=1)
+            ax.set_ylabel("I (µA/cm²)")
+            ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("time (ms)")
+    if xlim is not None:
+        axes[-1].set_xlim(*xlim)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def vars_of(state) -> dict:
+    """``{name: array}`` of a state pytree."""
+    import dataclasses
+
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+
+
+def plot_phase(trace, x="v", y="n", *, index=None, ax=None, **kwargs):
+    """Trajectory in the (x, y) plane, e.g. V–n or V–m (a limit cycle under constant current)."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(_pick(getattr(trace, x), index), _pick(getattr(trace, y), index), **kwargs)
+    ax.set_xlabel("V (mV)" if x == "v" else x)
+    ax.set_ylabel("V (mV)" if y == "v" else y)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_fi(amplitudes, rates, *, ax=None, label=None, units="µA/cm²", **kwargs):
+    """An f–I curve: firing rate (Hz) against step current."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.plot(np.asarray(amplitudes), np.asarray(rates), "o-", label=label, **kwargs)
+    ax.set_xlabel(f"step current ({units})")
+    ax.set_ylabel("rate (Hz)")
+    if label:
+        ax.legend()
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def save(fig, path, dpi=110):
+    """Save a figure atomically (write a temporary file, then rename) and close it."""
+    import os
+    import tempfile
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1] or ".png"
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        _plt().close(fig)
+    return path

@@ -1,0 +1,319 @@
+"""``simulate``: the one entry point that runs any model over time with ``lax.scan``."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._pytree import as_dict, pytree_dataclass
+from .models import model_of
+from .solvers import get_step
+from .stimulus import as_stimulus
+
+
+@pytree_dataclass
+class Trace:
+    """A simulation result (a pytree). Time is the last axis; batch axes lead.
+
+    Attributes:
+        t: sample times (ms), shape ``(n_samples,)``, starting at 0 with the initial state.
+        state: the model's state pytree, each leaf of shape ``batch + (n_samples,)``; its
+            fields are also available directly (``trace.v`` in mV, ``trace.m``, ...).
+        spike_count: upward crossings of ``spike_threshold`` counted at every step (not
+            only recorded ones), shape ``batch``.
+        diverged: ``True`` where the run blew up (non-finite or |V| > 1000 mV), shape
+            ``batch``. ``simulate`` also warns when called outside ``jit``.
+    """
+
+    t: jax.Array
+    state: object
+    spike_count: jax.Array
+    diverged: jax.Array
+
+    def __getattr__(self, name):
+        # Only reached for names that are not fields: forward v, m, h, n, ... to the state.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        state = object.__getattribute__(self, "state")
+        try:
+            return getattr(state, name)
+        except AttributeError:
+            raise AttributeError(f"Trace has no field or state variable {name!r}") from None
+
+    @property
+    def dt(self) -> float:
+        """Sampling interval of the recorded trace (ms)."""
+        return float(self.t[1] - self.t[0])
+
+
+def _float_dtype():
+    return jnp.zeros(()).dtype
+
+
+def _check_time(duration, dt, record_every, checkpoint_every):
+    for name, value in (("duration", duration), ("dt", dt)):
+        if isinstance(value, jax.core.Tracer):
+            raise TypeError(f"{name}: must be a static Python number (it sets the array sizes)")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: expected a number in ms, got {type(value).__name__}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name}: must be positive and finite (ms), got {value}")
+    ratio = float(duration) / float(dt)
+    n_steps = int(round(ratio))
+    # Raise rather than round: silently changing the duration would misalign stimuli.
+    if n_steps < 1 or abs(ratio - n_steps) > 1e-6 * max(1.0, ratio):
+        raise ValueError(
+            f"dt: dt={dt} ms does not divide duration={duration} ms into a whole number of "
+            f"steps ({ratio:.6g}); choose a dt that does"
+        )
+    if not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise ValueError(f"record_every: expected a positive integer, got {record_every!r}")
+    if n_steps % record_every:
+        raise ValueError(
+            f"record_every: {record_every} does not divide the number of steps ({n_steps})"
+        )
+    if checkpoint_every is not None:
+        if (
+            not isinstance(checkpoint_every, (int, np.integer))
+            or checkpoint_every < 1
+            or checkpoint_every % record_every
+            or n_steps % checkpoint_every
+        ):
+            raise ValueError(
+                f"checkpoint_every: expected a multiple of record_every={record_every} that "
+                f"divides the number of steps ({n_steps}), got {checkpoint_every!r}"
+            )
+    return n_steps
+
+
+def _check_finite(tree, argname, allow_inf=("stop",)):
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    for path, leaf in leaves:
+        if isinstance(leaf, jax.core.Tracer) or leaf is None:
+            continue
+        arr = np.asarray(leaf)
+        if not np.issubdtype(arr.dtype, np.number):
+            continue
+        name = jax.tree_util.keystr(path) or ""
+        label = f"{argname}{name}"
+        if np.isnan(arr).any():
+            raise ValueError(f"{label}: contains NaN")
+        if np.isinf(arr).any() and not any(name.endswith(f".{a}") for a in allow_inf):
+            raise ValueError(f"{label}: contains inf")
+
+
+def _batch_shape(params, stim, y0, grid):
+    shapes = {}
+    for argname, tree in (("params", params), ("y0", y0)):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            shapes[f"{argname}{jax.tree_util.keystr(path)}"] = jnp.shape(leaf)
+    if grid is not None:
+        shapes["stimulus"] = grid.shape[:-1]
+    else:
+        shapes["stimulus"] = jax.eval_shape(stim, jnp.zeros((), _float_dtype())).shape
+    try:
+        return jnp.broadcast_shapes(*shapes.values()) if shapes else ()
+    except ValueError:
+        desc = ", ".join(f"{k} {v}" for k, v in shapes.items() if v != ())
+        raise ValueError(f"shapes: batch shapes do not broadcast: {desc}") from None
+
+
+def steady_state(params, v):
+    """The model state with every gate at its steady state for membrane potential ``v`` (mV).
+
+    >>> from hhjax.presets import NEURON
+    >>> s = steady_state(NEURON, -65.0)
+    >>> round(float(s.m), 4), round(float(s.h), 4), round(float(s.n), 4)
+    (0.0529, 0.5961, 0.3177)
+    """
+    model = model_of(params)
+    v = jnp.asarray(v, _float_dtype())
+    gates = {name: x_inf for name, (x_inf, _) in model.kinetics(params, v).items()}
+    return model.state_type(v=v, **gates)
+
+
+def _initial_state(model, params, y0, batch):
+    if y0 is None:
+        state = steady_state(params, model.default_voltage(params))
+    elif isinstance(y0, model.state_type):
+        state = y0
+    elif isinstance(y0, (int, float)) or jnp.ndim(y0) >= 0 and not hasattr(y0, "__dataclass_fields__"):
+        state = steady_state(params, y0)
+    else:
+        raise TypeError(
+            f"y0: expected None, a voltage in mV or a {model.state_type.__name__}, got "
+            f"{type(y0).__name__}"
+        )
+    dtype = _float_dtype()
+    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), batch), state)
+
+
+def _stage_fracs(method):
+    # Stimuli are evaluated strictly inside each step, so a step edge that falls on a grid
+    # point switches on for exactly the intended steps despite float rounding of t.
+    if method == "rk4":
+        return (0.01, 0.5, 0.99)
+    return (0.5,)
+
+
+@partial(
+    jax.jit,
+    static_argnames=(
+        "n_steps", "dt", "method", "record_every", "checkpoint_every", "spike_threshold",
+    ),
+)
+def _run(params, stim, grid, state0, *, n_steps, dt, method, record_every, checkpoint_every,
+         spike_threshold):
+    model = model_of(params)
+    step_fn = get_step(method)
+    dtype = _float_dtype()
+    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
+    scale = model.stimulus_scale(params)
+    fracs = _stage_fracs(method)
+    chunk = checkpoint_every or n_steps
+    n_chunks = n_steps // chunk
+    recs_per_chunk = chunk // record_every
+
+    def one_step(carry, x):
+        state, count, vmax, k = carry
+        if grid is not None:
+            currents = [x * scale] * len(fracs)
+        else:
+            kf = k.astype(dtype)
+            currents = [stim((kf + f) * dt) * scale for f in fracs]
+        i_ext = tuple(currents) if method == "rk4" else currents[0]
+        new = step_fn(model, params, state, i_ext, dt)
+        if spike_threshold is not None:
+            crossed = (state.v < spike_threshold) & (new.v >= spike_threshold)
+            count = count + crossed.astype(count.dtype)
+        vmax = jnp.maximum(vmax, jnp.abs(new.v))
+        return (new, count, vmax, k + 1), None
+
+    def one_record(carry, xs):
+        carry, _ = jax.lax.scan(one_step, carry, xs, length=record_every)
+        return carry, carry[0]
+
+    def one_chunk(carry, xs):
+        return jax.lax.scan(one_record, carry, xs, length=recs_per_chunk)
+
+    if checkpoint_every is not None:
+        one_chunk = jax.checkpoint(one_chunk)
+
+    xs = None
+    if grid is not None:
+        g = jnp.moveaxis(jnp.asarray(grid, dtype)[..., :n_steps], -1, 0)
+        xs = g.reshape((n_chunks, recs_per_chunk, record_every) + g.shape[1:])
+
+    batch = state0.v.shape
+    carry0 = (state0, jnp.zeros(batch, jnp.int32), jnp.abs(state0.v), jnp.zeros((), jnp.int32))
+    (final, count, vmax, _), recs = jax.lax.scan(one_chunk, carry0, xs, length=n_chunks)
+
+    def assemble(x0, r):
+        r = r.reshape((n_chunks * recs_per_chunk,) + r.shape[2:])
+        return jnp.moveaxis(jnp.concatenate([x0[None], r], axis=0), 0, -1)
+
+    states = jax.tree_util.tree_map(assemble, state0, recs)
+    finite = jnp.ones(batch, bool)
+    for leaf in jax.tree_util.tree_leaves(final):
+        finite = finite & jnp.isfinite(leaf)
+    diverged = ~finite | ~(vmax <= 1000.0)
+    t = jnp.arange(n_chunks * recs_per_chunk + 1, dtype=dtype) * (dt * record_every)
+    return Trace(t=t, state=states, spike_count=count, diverged=diverged)
+
+
+def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
+             record_every=1, checkpoint_every=None, spike_threshold=0.0):
+    """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
+
+    Args:
+        params: model parameters, e.g. :class:`hhjax.HHParams` or a preset. Any leaf may
+            be an array; batch axes broadcast against the stimulus.
+        stimulus: injected current, in µA/cm² for density models (pA for models with a
+            membrane area): a number, an array sampled on the simulation grid (time on the
+            last axis, ``n_steps`` or ``n_steps + 1`` long: sample ``k`` drives the step
+            from ``k*dt`` to ``(k+1)*dt``), or a callable ``I(t)`` such as those in
+            :mod:`hhjax.stimulus`.
+        duration: simulated time (ms); ``dt``: time step (ms). ``dt`` must divide
+            ``duration`` (this raises rather than rounds).
+        method: ``"exp_euler"`` (default), ``"euler"``, ``"rk4"`` or ``"neuron"``; see
+            :mod:`hhjax.solvers`.
+        y0: ``None`` (gates at steady state at the model's resting reference voltage, -65 mV
+            for NEURON's ``hh``), a voltage in mV (gates at steady state there), or a full
+            state such as ``hhjax.HHState(v=..., m=..., h=..., n=...)``.
+        record_every: keep every k-th sample; the others are never stored.
+        checkpoint_every: if given, gradients recompute each chunk of this many steps
+            instead of storing it, so reverse-mode memory does not grow with the step count.
+        spike_threshold: voltage (mV) whose upward crossings are counted at every step into
+            ``trace.spike_count``; ``None`` disables counting.
+
+    Returns:
+        A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
+
+    Example:
+        >>> import hhjax
+        >>> tr = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.step(10.0, 10.0, 90.0),
+        ...                     duration=100.0, dt=0.025)
+        >>> tr.v.shape, int(tr.spike_count)
+        ((4001,), 6)
+    """
+    model = model_of(params)
+    n_steps = _check_time(duration, dt, record_every, checkpoint_every)
+    get_step(method)
+    _check_finite(params, "params")
+    _check_finite(stimulus, "stimulus")
+    if y0 is not None:
+        _check_finite(y0, "y0")
+
+    grid = None
+    if callable(stimulus):
+        stim = stimulus
+    elif jnp.ndim(stimulus) >= 1:
+        grid = jnp.asarray(stimulus)
+        if grid.shape[-1] not in (n_steps, n_steps + 1):
+            raise ValueError(
+                f"stimulus: a sampled stimulus needs {n_steps} or {n_steps + 1} samples on its "
+                f"last (time) axis for duration={duration} and dt={dt}, got shape {grid.shape}"
+            )
+        stim = None
+    else:
+        stim = as_stimulus(stimulus)
+    batch = _batch_shape(params, stim, y0 if not isinstance(y0, (int, float)) else None, grid)
+    state0 = _initial_state(model, params, y0, batch)
+    trace = _run(
+        params, stim, grid, state0, n_steps=n_steps, dt=float(dt), method=method,
+        record_every=int(record_every), checkpoint_every=checkpoint_every,
+        spike_threshold=None if spike_threshold is None else float(spike_threshold),
+    )
+    _warn_if_diverged(trace, method, dt)
+    return trace
+
+
+def _warn_if_diverged(trace, method, dt):
+    if isinstance(trace.diverged, jax.core.Tracer):
+        return
+    n_bad = int(np.sum(np.asarray(trace.diverged)))
+    if n_bad:
+        warnings.warn(
+            f"simulate: {n_bad} neuron(s) diverged (non-finite or |V| > 1000 mV) with "
+            f"method={method!r}, dt={dt} ms; reduce dt or use 'exp_euler'. "
+            f"See trace.diverged.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def final_state(trace: Trace):
+    """The last recorded state of a trace (for chaining simulations)."""
+    return jax.tree_util.tree_map(lambda x: x[..., -1], trace.state)
+
+
+def state_fields(state) -> dict:
+    """``{name: array}`` of a state pytree."""
+    return as_dict(state)

@@ -1,0 +1,143 @@
+"""One time step of each integration method, for any model in :mod:`hhjax.models`.
+
+Every step has the signature ``step(model, params, state, i_ext, dt) -> state`` where
+``i_ext`` is the injected current density in µA/cm² (for ``rk4`` a triple of values at the
+start, middle and end of the step) and ``dt`` is in ms. Steps are pure ``jnp`` code with no
+Python branching on values, so they jit, vmap and differentiate.
+
+=============  =====  =========================================================  ===========
+method         order  what it buys                                               cost/step
+=============  =====  =========================================================  ===========
+``euler``      1      bit-for-bit agreement with textbook loops (seeds 000/001)  1 rate eval
+``exp_euler``  2*     Rush–Larsen, gates first: gates exact for frozen V, then   1 rate eval
+                      V exponential on the new conductance; stable, the default  + 4 exp
+``rk4``        4      reference accuracy (spike times to ~1e-3 ms at 0.025 ms)   4 rate evals
+``neuron``     1-2    NEURON's default: implicit-Euler V, cnexp gates staggered  1 rate eval
+                      half a step, so traces line up with NEURON's               + 3 exp
+=============  =====  =========================================================  ===========
+
+(*) observed: the staggered gates make spike-time errors shrink ~4x per halving of dt
+(0.025 ms at dt = 0.025 ms on the NEURON test case), though the scheme is formally first order.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ._pytree import as_dict
+
+METHODS = ("exp_euler", "euler", "rk4", "neuron")
+
+
+def membrane_terms(model, params, state):
+    """Total conductance ``G`` (mS/cm²) and ``sum(g * e)`` (µA/cm²) over all channels."""
+    total_g = 0.0
+    total_ge = 0.0
+    for g, e in model.channels(params, state).values():
+        total_g = total_g + g
+        total_ge = total_ge + g * e
+    return total_g, total_ge
+
+
+def derivatives(model, params, state, i_ext):
+    """``d(state)/dt`` as a state pytree (mV/ms for ``v``, 1/ms for gates)."""
+    g, ge = membrane_terms(model, params, state)
+    dv = (i_ext - g * state.v + ge) / model.capacitance(params)
+    kin = model.kinetics(params, state.v)
+    fields = {"v": dv}
+    for name, (x_inf, rate) in kin.items():
+        fields[name] = (x_inf - getattr(state, name)) * rate
+    return model.state_type(**fields)
+
+
+def euler_step(model, params, state, i_ext, dt):
+    """Forward Euler: every variable advanced from the old state."""
+    d = derivatives(model, params, state, i_ext)
+    return model.state_type(**{k: x + dt * as_dict(d)[k] for k, x in as_dict(state).items()})
+
+
+def _one_minus_exp_over(x):
+    """``(1 - exp(-x)) / x``, equal to 1 at ``x = 0`` (finite gradient there too)."""
+    small = jnp.abs(x) < 1e-4
+    x_safe = jnp.where(small, 1.0, x)
+    return jnp.where(small, 1.0 - 0.5 * x, -jnp.expm1(-x_safe) / x_safe)
+
+
+def _relax(x, x_inf, rate, dt):
+    """Exact solution of ``dx/dt = (x_inf - x) rate`` over ``dt`` with frozen coefficients."""
+    return x_inf + (x - x_inf) * jnp.exp(-dt * rate)
+
+
+def exp_euler_step(model, params, state, i_ext, dt):
+    """Rush–Larsen exponential Euler, gates first (the default method).
+
+    Gates relax exactly towards ``x_inf(V)`` with ``V`` frozen; ``V`` then relaxes exactly
+    towards ``(sum g e + I) / G`` with the conductances of the *updated* gates frozen.
+    Using the updated gates staggers them half a step ahead of ``V``, which makes the
+    scheme second order in practice (spike times 4x closer per halving of ``dt``) at the
+    cost of a first-order one: one rate evaluation per step.
+    """
+    kin = model.kinetics(params, state.v)
+    gates = {name: _relax(getattr(state, name), x_inf, rate, dt) for name, (x_inf, rate) in kin.items()}
+    g, ge = membrane_terms(model, params, model.state_type(v=state.v, **gates))
+    c = model.capacitance(params)
+    drive = i_ext + ge - g * state.v
+    # V + drive/G * (1 - exp(-dt G / c)), written so that G -> 0 stays finite.
+    v_new = state.v + drive * (dt / c) * _one_minus_exp_over(dt * g / c)
+    return model.state_type(v=v_new, **gates)
+
+
+def rk4_step(model, params, state, i_ext, dt):
+    """Classic fourth-order Runge–Kutta; ``i_ext = (I_start, I_mid, I_end)``."""
+    i0, i_mid, i1 = i_ext
+
+    def axpy(a, d, s):
+        return model.state_type(**{k: x + a * as_dict(d)[k] for k, x in as_dict(s).items()})
+
+    k1 = derivatives(model, params, state, i0)
+    k2 = derivatives(model, params, axpy(dt / 2, k1, state), i_mid)
+    k3 = derivatives(model, params, axpy(dt / 2, k2, state), i_mid)
+    k4 = derivatives(model, params, axpy(dt, k3, state), i1)
+    out = {}
+    for k, x in as_dict(state).items():
+        out[k] = x + dt / 6.0 * (
+            as_dict(k1)[k] + 2.0 * as_dict(k2)[k] + 2.0 * as_dict(k3)[k] + as_dict(k4)[k]
+        )
+    return model.state_type(**out)
+
+
+def neuron_step(model, params, state, i_ext, dt):
+    """NEURON's default fixed step (``secondorder = 0``).
+
+    ``V`` takes a backward-Euler step with the channel conductances frozen (for ohmic
+    channels this is NEURON's linearised solve exactly); the gates then take a ``cnexp``
+    step at the *new* voltage, so they live half a step after ``V`` as in NEURON.
+    """
+    g, ge = membrane_terms(model, params, state)
+    c = model.capacitance(params)
+    v_new = state.v + dt * (i_ext + ge - g * state.v) / (c + dt * g)
+    kin = model.kinetics(params, v_new)
+    fields = {"v": v_new}
+    for name, (x_inf, rate) in kin.items():
+        fields[name] = _relax(getattr(state, name), x_inf, rate, dt)
+    return model.state_type(**fields)
+
+
+STEPS = {
+    "euler": euler_step,
+    "exp_euler": exp_euler_step,
+    "rk4": rk4_step,
+    "neuron": neuron_step,
+}
+
+
+def get_step(method: str):
+    """The step function for ``method`` (one of :data:`METHODS`).
+
+    >>> get_step("rk4").__name__
+    'rk4_step'
+    """
+    try:
+        return STEPS[method]
+    except (KeyError, TypeError):
+        raise ValueError(f"method: unknown method {method!r}; choose from {list(STEPS)}") from None

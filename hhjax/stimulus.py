@@ -1,0 +1,226 @@
+"""Injected currents as pytrees: ``I(t)`` with ``t`` in ms, amplitudes in the model's units.
+
+For the density models (classic HH, reduced) amplitudes are µA/cm²; for models with a
+membrane area (Pospischil) they are pA. Every amplitude, time and rate is a pytree leaf,
+so it can be an array (a batch of neurons) and it can be differentiated.
+
+Stimuli add: ``step(10, 10, 90) + sine(2, 50)`` is a :class:`Sum`.
+
+>>> import jax.numpy as jnp
+>>> s = step(jnp.array([5.0, 10.0]), start=10.0, stop=90.0)
+>>> s(50.0).tolist()
+[5.0, 10.0]
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ._pytree import pytree_dataclass
+
+
+class Stimulus:
+    """Base class: a pytree callable ``I(t)`` (``t`` in ms)."""
+
+    def __add__(self, other):
+        return Sum((self, as_stimulus(other)))
+
+    __radd__ = __add__
+
+
+@pytree_dataclass
+class Constant(Stimulus):
+    """A constant current ``amplitude`` (for all t)."""
+
+    amplitude: float
+
+    def __call__(self, t):
+        return jnp.asarray(self.amplitude) + 0.0 * t
+
+
+@pytree_dataclass
+class Step(Stimulus):
+    """``amplitude`` for ``start <= t < stop`` (ms), else 0."""
+
+    amplitude: float
+    start: float = 0.0
+    stop: float = jnp.inf
+
+    def __call__(self, t):
+        on = (t >= self.start) & (t < self.stop)
+        return jnp.where(on, self.amplitude, 0.0 * jnp.asarray(self.amplitude))
+
+
+@pytree_dataclass
+class PulseTrain(Stimulus):
+    """``n_pulses`` pulses of ``amplitude`` and ``width`` (ms), one every ``period`` (ms)."""
+
+    amplitude: float
+    start: float
+    width: float
+    period: float
+    n_pulses: float = 1.0
+
+    def __call__(self, t):
+        rel = t - self.start
+        phase = jnp.mod(rel, self.period)
+        on = (rel >= 0) & (phase < self.width) & (rel < self.n_pulses * self.period)
+        return jnp.where(on, self.amplitude, 0.0 * jnp.asarray(self.amplitude))
+
+
+@pytree_dataclass
+class Ramp(Stimulus):
+    """Linear ramp from ``amp_start`` at ``start`` to ``amp_stop`` at ``stop``, 0 outside."""
+
+    amp_start: float
+    amp_stop: float
+    start: float
+    stop: float
+
+    def __call__(self, t):
+        frac = (t - self.start) / (self.stop - self.start)
+        value = self.amp_start + frac * (self.amp_stop - self.amp_start)
+        return jnp.where((t >= self.start) & (t < self.stop), value, 0.0 * value)
+
+
+@pytree_dataclass
+class Sine(Stimulus):
+    """``offset + amplitude * sin(2π f t / 1000 + phase)`` for ``start <= t < stop``.
+
+    ``frequency`` is in Hz, ``phase`` in radians.
+    """
+
+    amplitude: float
+    frequency: float
+    phase: float = 0.0
+    offset: float = 0.0
+    start: float = 0.0
+    stop: float = jnp.inf
+
+    def __call__(self, t):
+        value = self.offset + self.amplitude * jnp.sin(
+            2e-3 * jnp.pi * self.frequency * t + self.phase
+        )
+        return jnp.where((t >= self.start) & (t < self.stop), value, 0.0 * value)
+
+
+@pytree_dataclass(static=("interpolation",))
+class Sampled(Stimulus):
+    """A waveform sampled every ``dt`` ms from ``t0`` (last axis of ``values`` is time).
+
+    ``interpolation="hold"`` (zero-order hold, right for command steps of a recording) or
+    ``"linear"``. Outside the samples the first/last value is held.
+    """
+
+    values: jax.Array
+    dt: float
+    t0: float = 0.0
+    interpolation: str = "hold"
+
+    def __call__(self, t):
+        values = jnp.asarray(self.values)
+        n = values.shape[-1]
+        pos = (t - self.t0) / self.dt
+        if self.interpolation == "linear":
+            lo = jnp.clip(jnp.floor(pos), 0, n - 1).astype(jnp.int32)
+            hi = jnp.minimum(lo + 1, n - 1)
+            w = jnp.clip(pos - lo, 0.0, 1.0)
+            return values[..., lo] * (1 - w) + values[..., hi] * w
+        idx = jnp.clip(jnp.floor(pos), 0, n - 1).astype(jnp.int32)
+        return values[..., idx]
+
+
+@pytree_dataclass
+class Sum(Stimulus):
+    """The sum of several stimuli."""
+
+    parts: tuple
+
+    def __call__(self, t):
+        total = 0.0
+        for part in self.parts:
+            total = total + part(t)
+        return total
+
+
+def as_stimulus(x):
+    """Turn a number into :class:`Constant`; pass stimuli and other callables through."""
+    if callable(x):
+        return x
+    return Constant(x)
+
+
+def step(amplitude, start=0.0, stop=jnp.inf):
+    """A current step: ``amplitude`` (µA/cm² or pA) from ``start`` to ``stop`` (ms).
+
+    >>> float(step(10.0, 10.0, 90.0)(5.0))
+    0.0
+    """
+    return Step(amplitude, start, stop)
+
+
+def pulse(amplitude, start, duration):
+    """One rectangular pulse of ``duration`` ms from ``start`` ms.
+
+    Seed 003's stimulus is ``pulse(10.0, 1.0, 2.0)``.
+    """
+    return Step(amplitude, start, start + duration)
+
+
+def pulses(amplitudes, starts, durations):
+    """Several pulses, as a :class:`Sum` (e.g. seed 002's double impulse).
+
+    >>> s = pulses([150.0, 50.0], [0.0, 10.0], [1.0, 1.0])
+    >>> float(s(10.5))
+    50.0
+    """
+    return Sum(tuple(pulse(a, s, d) for a, s, d in zip(amplitudes, starts, durations)))
+
+
+def pulse_train(amplitude, start, width, period, n_pulses):
+    """Regular pulses: ``n_pulses`` of ``width`` ms, one every ``period`` ms."""
+    return PulseTrain(amplitude, start, width, period, float(n_pulses))
+
+
+def ramp(amp_start, amp_stop, start, stop):
+    """A linear ramp of current between ``start`` and ``stop`` (ms)."""
+    return Ramp(amp_start, amp_stop, start, stop)
+
+
+def sine(amplitude, frequency, phase=0.0, offset=0.0, start=0.0, stop=jnp.inf):
+    """A sinusoidal current; ``frequency`` in Hz."""
+    return Sine(amplitude, frequency, phase, offset, start, stop)
+
+
+def sampled(values, dt, t0=0.0, interpolation="hold"):
+    """A recorded or precomputed waveform sampled every ``dt`` ms (time on the last axis)."""
+    if interpolation not in ("hold", "linear"):
+        raise ValueError(f"interpolation: expected 'hold' or 'linear', got {interpolation!r}")
+    return Sampled(jnp.asarray(values), dt, t0, interpolation)
+
+
+def ou_noise(key, *, duration, dt, mean=0.0, sigma=1.0, tau=5.0, shape=()):
+    """Ornstein–Uhlenbeck current noise, exactly discretised, as a :class:`Sampled` stimulus.
+
+    ``mean`` and ``sigma`` (stationary s.d.) are in the stimulus units, ``tau`` and ``dt``
+    in ms; ``shape`` gives independent realisations (batch axes). The first sample is drawn
+    from the stationary distribution.
+
+    >>> noise = ou_noise(jax.random.PRNGKey(0), duration=100.0, dt=0.1, sigma=2.0)
+    >>> noise.values.shape
+    (1001,)
+    """
+    n = int(round(duration / dt)) + 1
+    a = jnp.exp(-dt / tau)
+    z = jax.random.normal(key, (n,) + tuple(shape))
+    scale = jnp.sqrt(1.0 - a * a)
+
+    def body(x, zk):
+        x = a * x + scale * zk
+        return x, x
+
+    _, xs = jax.lax.scan(body, z[0], z[1:])
+    x = jnp.concatenate([z[:1], xs], axis=0)
+    values = mean + sigma * jnp.moveaxis(x, 0, -1)
+    return Sampled(values, dt, 0.0, "linear")
