@@ -139,22 +139,6 @@ def steady_state(params, v):
     return model.state_type(v=v, **gates)
 
 
-def _initial_state(model, params, y0, batch):
-    if y0 is None:
-        state = steady_state(params, model.default_voltage(params))
-    elif isinstance(y0, model.state_type):
-        state = y0
-    elif isinstance(y0, (int, float)) or jnp.ndim(y0) >= 0 and not hasattr(y0, "__dataclass_fields__"):
-        state = steady_state(params, y0)
-    else:
-        raise TypeError(
-            f"y0: expected None, a voltage in mV or a {model.state_type.__name__}, got "
-            f"{type(y0).__name__}"
-        )
-    dtype = _float_dtype()
-    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), batch), state)
-
-
 def _stage_fracs(method):
     # Stimuli are evaluated strictly inside each step, so a step edge that falls on a grid
     # point switches on for exactly the intended steps despite float rounding of t.
@@ -166,16 +150,37 @@ def _stage_fracs(method):
 @partial(
     jax.jit,
     static_argnames=(
-        "n_steps", "dt", "method", "record_every", "checkpoint_every", "spike_threshold",
+        "batch", "n_steps", "dt", "method", "record_every", "checkpoint_every", "spike_threshold",
     ),
 )
-def _run(params, stim, grid, state0, *, n_steps, dt, method, record_every, checkpoint_every,
+def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, checkpoint_every,
          spike_threshold):
     model = model_of(params)
     step_fn = get_step(method)
     dtype = _float_dtype()
-    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
+    # Work on one flat batch axis whatever the batch rank: XLA's compile time grows with
+    # the rank of the loop-carried arrays, the run time does not depend on it.
+    size = int(np.prod(batch)) if batch else 0
+
+    def flatten(x):
+        x = jnp.asarray(x, dtype)
+        return jnp.broadcast_to(x, batch).reshape(size) if (batch and x.ndim) else x
+
+    params = jax.tree_util.tree_map(flatten, params)
+    if y0 is None:
+        state0 = steady_state(params, model.default_voltage(params))
+    elif isinstance(y0, model.state_type):
+        state0 = jax.tree_util.tree_map(flatten, y0)
+    else:
+        state0 = steady_state(params, flatten(y0))
+    state0 = jax.tree_util.tree_map(
+        lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), (size,) if batch else ()), state0)
     scale = model.stimulus_scale(params)
+    if batch and stim is not None:
+        user_stim = stim
+
+        def stim(t):
+            return jnp.broadcast_to(user_stim(t), batch).reshape(size)
     fracs = _stage_fracs(method)
     chunk = checkpoint_every or n_steps
     n_chunks = n_steps // chunk
@@ -208,22 +213,39 @@ def _run(params, stim, grid, state0, *, n_steps, dt, method, record_every, check
 
     xs = None
     if grid is not None:
-        g = jnp.moveaxis(jnp.asarray(grid, dtype)[..., :n_steps], -1, 0)
+        g = jnp.asarray(grid, dtype)[..., :n_steps]
+        if batch:
+            g = jnp.broadcast_to(g, tuple(batch) + (n_steps,)).reshape(size, n_steps)
+        g = jnp.moveaxis(g, -1, 0)
         xs = g.reshape((n_chunks, recs_per_chunk, record_every) + g.shape[1:])
 
-    batch = state0.v.shape
-    carry0 = (state0, jnp.zeros(batch, jnp.int32), jnp.abs(state0.v), jnp.zeros((), jnp.int32))
-    (final, count, vmax, _), recs = jax.lax.scan(one_chunk, carry0, xs, length=n_chunks)
+    flat_batch = state0.v.shape
+    carry0 = (state0, jnp.zeros(flat_batch, jnp.int32), jnp.abs(state0.v), jnp.zeros((), jnp.int32))
+    if record_every == 1 and checkpoint_every is None:
+        # One flat scan: nested loops of length 1 would only slow compilation.
+        def flat(carry, x):
+            carry, _ = one_step(carry, x)
+            return carry, carry[0]
+
+        xs_flat = None if xs is None else xs.reshape((n_steps,) + xs.shape[3:])
+        (final, count, vmax, _), recs = jax.lax.scan(flat, carry0, xs_flat, length=n_steps)
+        recs = jax.tree_util.tree_map(lambda r: r[None], recs)
+    else:
+        (final, count, vmax, _), recs = jax.lax.scan(one_chunk, carry0, xs, length=n_chunks)
+
+    n_rec = n_chunks * recs_per_chunk + 1
 
     def assemble(x0, r):
-        r = r.reshape((n_chunks * recs_per_chunk,) + r.shape[2:])
-        return jnp.moveaxis(jnp.concatenate([x0[None], r], axis=0), 0, -1)
+        r = r.reshape((n_rec - 1,) + r.shape[2:])
+        out = jnp.moveaxis(jnp.concatenate([x0[None], r], axis=0), 0, -1)
+        return out.reshape(tuple(batch) + (n_rec,))
 
     states = jax.tree_util.tree_map(assemble, state0, recs)
-    finite = jnp.ones(batch, bool)
+    finite = jnp.ones(flat_batch, bool)
     for leaf in jax.tree_util.tree_leaves(final):
         finite = finite & jnp.isfinite(leaf)
-    diverged = ~finite | ~(vmax <= 1000.0)
+    diverged = (~finite | ~(vmax <= 1000.0)).reshape(batch)
+    count = count.reshape(batch)
     t = jnp.arange(n_chunks * recs_per_chunk + 1, dtype=dtype) * (dt * record_every)
     return Trace(t=t, state=states, spike_count=count, diverged=diverged)
 
@@ -284,10 +306,14 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
         stim = None
     else:
         stim = as_stimulus(stimulus)
+    if y0 is not None and not isinstance(y0, model.state_type):
+        if hasattr(y0, "__dataclass_fields__") or not isinstance(y0, (int, float, np.ndarray, jax.Array, np.generic)):
+            raise TypeError(
+                f"y0: expected None, a voltage in mV or a {model.state_type.__name__}, got "
+                f"{type(y0).__name__}")
     batch = _batch_shape(params, stim, y0 if not isinstance(y0, (int, float)) else None, grid)
-    state0 = _initial_state(model, params, y0, batch)
     trace = _run(
-        params, stim, grid, state0, n_steps=n_steps, dt=float(dt), method=method,
+        params, stim, grid, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt), method=method,
         record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold),
     )

@@ -60,7 +60,9 @@ def _one_minus_exp_over(x):
     """``(1 - exp(-x)) / x``, equal to 1 at ``x = 0`` (finite gradient there too)."""
     small = jnp.abs(x) < 1e-4
     x_safe = jnp.where(small, 1.0, x)
-    return jnp.where(small, 1.0 - 0.5 * x, -jnp.expm1(-x_safe) / x_safe)
+    # Series 1 - x/2 + x^2/6 (error < x^3/24 ~ 4e-14 at the cutoff); with only 1 - x/2 the
+    # x^2/6 ~ 1.7e-9 relative error was visible in float64.
+    return jnp.where(small, 1.0 - x * (0.5 - x / 6.0), -jnp.expm1(-x_safe) / x_safe)
 
 
 def _relax(x, x_inf, rate, dt):

@@ -1,0 +1,348 @@
+"""``fit``: estimate model parameters from voltage traces, with uncertainty."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from functools import partial
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import presets as _presets
+from .direct import direct_estimate_batch, estimable
+from .losses import get_loss
+from .models import model_of
+from .optimize import lm_blank, lm_step, optax_init, optax_step, residuals_and_jacobian
+from .simulate import simulate
+from .transforms import dtheta_dz, from_unconstrained, resolve_bounds, sample_in_bounds, to_unconstrained
+from .uncertainty import correlated_pairs, correlation, covariance_from_jacobian
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` found. With a batch of targets every array has the batch axes first.
+
+    Attributes:
+        params: best parameters (a params pytree; trainable leaves carry the batch shape).
+        loss: best loss per target (mean squared error in mV² for ``loss="mse"``).
+        start_params: ``{name: array(batch + (n_starts,))}`` final value of every start.
+        start_losses: final loss of every start, ``batch + (n_starts,)``.
+        history: loss per iteration and start, ``(n_iter + 1,) + batch + (n_starts,)``.
+        stderr: ``{name: standard error}`` (Laplace approximation; same units as the param).
+        covariance, correlation: ``batch + (P, P)`` in the order of ``trainable``.
+        correlated: pairs with |correlation| > 0.9 (a list, or a list per target).
+        converged: ``batch + (n_starts,)`` booleans; ``reasons``: why each start stopped.
+        wall_time: seconds, compilation included. direct: the direct estimate, if used.
+    """
+
+    params: object
+    loss: np.ndarray
+    start_params: dict
+    start_losses: np.ndarray
+    history: np.ndarray
+    stderr: dict
+    covariance: np.ndarray
+    correlation: np.ndarray
+    correlated: list
+    converged: np.ndarray
+    reasons: list
+    wall_time: float
+    trainable: tuple
+    direct: object = None
+    settings: dict = dataclasses.field(default_factory=dict)
+
+
+def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable):
+    target = np.asarray(target_v, dtype=float)
+    if target.ndim < 1 or target.shape[-1] < 3:
+        raise ValueError(f"target_v: expected samples on the last axis, got shape {target.shape}")
+    if not np.all(np.isfinite(target)):
+        raise ValueError("target_v: contains NaN or inf (drop or interpolate bad samples first)")
+    n_samples = target.shape[-1]
+    n_steps = (n_samples - 1) * record_every
+    if duration is None:
+        duration = n_steps * dt
+    if abs(duration / (dt * record_every) - (n_samples - 1)) > 1e-6 * n_samples:
+        raise ValueError(
+            f"target_v: {n_samples} samples do not match duration={duration} ms at dt={dt} ms "
+            f"and record_every={record_every} ({duration / (dt * record_every) + 1:g} expected): "
+            f"target and stimulus have different lengths or sample rates")
+    if not callable(stimulus) and np.ndim(stimulus) >= 1:
+        n_stim = np.shape(stimulus)[-1]
+        if n_stim not in (n_steps, n_steps + 1):
+            raise ValueError(
+                f"stimulus: {n_stim} samples but the target implies {n_steps} steps of dt={dt} ms: "
+                f"target and stimulus have different lengths or sample rates")
+        if not np.all(np.isfinite(np.asarray(stimulus))):
+            raise ValueError("stimulus: contains NaN or inf")
+    names = [f.name for f in dataclasses.fields(base)]
+    bad = [n for n in trainable if n not in names]
+    if bad:
+        raise ValueError(f"trainable: {bad} are not parameters of {type(base).__name__} ({names})")
+    if len(set(trainable)) != len(trainable) or not trainable:
+        raise ValueError(f"trainable: expected distinct parameter names, got {list(trainable)}")
+    return target, float(duration), n_steps
+
+
+def _progress_bar(progress, total, desc):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", "g_k", "g_l"),
+        bounds=None, loss="mse", optimizer=None, steps=None, n_starts=4, key=None,
+        method="exp_euler", progress=None, preset="neuron", starts=None, record_every=1,
+        checkpoint_every=None, direct=None, tol=1e-6):
+    """Fit model parameters to voltage trace(s).
+
+    Args:
+        target_v: voltage (mV) sampled like :func:`hhjax.simulate`'s output (t = 0, k·dt, ...
+            with ``k = record_every``); leading axes are independent targets, fitted together.
+        stimulus: the injected current (µA/cm², or pA for area models): number, array on the
+            step grid (with the targets' batch axes, or shared), or a callable ``I(t)``.
+        init: params with the starting values and the fixed values of non-trainable
+            parameters; default: ``preset`` with trainables from the direct estimate.
+        dt: simulation step (ms). duration: total time (ms), default from ``target_v``.
+        trainable: names of the parameters to fit.
+        bounds: ``{name: (low, high)}``; every parameter has physiological defaults.
+        loss: ``"mse"`` (solved by Levenberg–Marquardt), ``"spikes"``, ``"mse+spikes"`` or a
+            callable ``loss(v_sim, v_target)`` (solved with ``optimizer``, default Adam).
+        steps: iterations (default 40 for LM, 500 for optax). n_starts: starting points per
+            target, run together under one ``vmap``; ``key`` draws them (default PRNGKey(0)).
+        method: integration method for the simulations.
+        progress: show a progress bar (default: when stderr is a terminal).
+        starts: ``{name: array(n_starts,)}`` explicit starting points (overrides drawing).
+        checkpoint_every: steps per ``jax.checkpoint`` chunk (bounds reverse-mode memory).
+        direct: use the direct least-squares estimate as the first start (default: when
+            ``init`` is None).
+
+    Returns:
+        A :class:`FitResult`.
+
+    Example:
+        >>> import dataclasses, hhjax
+        >>> true = dataclasses.replace(hhjax.presets.NEURON, g_na=100.0, g_k=30.0)
+        >>> stim = hhjax.stimulus.step(10.0, 5.0, 45.0)
+        >>> v = hhjax.simulate(true, stim, duration=50.0, dt=0.025).v
+        >>> res = hhjax.fit(v, stim, dt=0.025, trainable=("g_na", "g_k"), n_starts=2, progress=False)
+        >>> round(float(res.params.g_na)), round(float(res.params.g_k))
+        (100, 30)
+    """
+    t_start = time.perf_counter()
+    base = init if init is not None else (_presets.get_preset(preset) if isinstance(preset, str) else preset)
+    model_of(base)
+    trainable = tuple(trainable)
+    target, duration, n_steps = _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable)
+    specs = resolve_bounds(trainable, {n: getattr(base, n) for n in trainable}, bounds)
+    batch = target.shape[:-1]
+    dtype = jnp.zeros(()).dtype
+    targets = jnp.asarray(target.reshape((-1, target.shape[-1])), dtype)
+    n_targets, n_res = targets.shape[0], targets.shape[1] - 1
+    stim_batched = not callable(stimulus) and np.ndim(stimulus) >= 2
+    if stim_batched and int(np.prod(np.shape(stimulus)[:-1])) != n_targets:
+        raise ValueError(f"stimulus: batch shape {np.shape(stimulus)[:-1]} does not match target_v's {batch}")
+    stims = jnp.asarray(stimulus, dtype).reshape((n_targets, -1)) if stim_batched else stimulus
+    key = jax.random.PRNGKey(0) if key is None else key
+    z0, direct_result = _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
+                                         n_starts, key, starts, direct, dt, record_every)
+    z0 = jnp.asarray(z0, dtype)
+
+    n_s = z0.shape[1]
+    rows_t = jnp.repeat(targets, n_s, axis=0)
+    rows_s = jnp.repeat(stims, n_s, axis=0) if stim_batched else stims
+    use_lm = loss == "mse" and optimizer is None
+    steps = steps if steps is not None else (40 if use_lm else 500)
+    problem = _Problem(trainable, tuple(specs[n] for n in trainable), float(duration), float(dt),
+                       method, int(record_every), checkpoint_every,
+                       None if use_lm else get_loss(loss, dt=dt * record_every))
+    z_rows = jnp.asarray(z0.reshape((-1, len(trainable))), dtype)
+    if use_lm:
+        state = _lm_iteration(problem, base, lm_blank(z_rows, n_res), rows_t, rows_s, 0)
+        to_loss = lambda s: np.asarray(s.loss).reshape(n_targets, n_s) / n_res  # noqa: E731
+    else:
+        optimizer = optimizer if optimizer is not None else _default_adam()
+        state = optax_init(optimizer, z_rows)
+        to_loss = lambda s: np.asarray(s.best_loss).reshape(n_targets, n_s)  # noqa: E731
+    history = [np.asarray(to_loss(state))]
+    stall = np.zeros((n_targets, n_s), int)
+    bar = _progress_bar(progress, steps, "fit")
+    it = 0
+    for it in range(1, steps + 1):
+        if use_lm:
+            state = _lm_iteration(problem, base, state, rows_t, rows_s, it)
+        else:
+            state = _optax_iteration(problem, optimizer, base, state, rows_t, rows_s, it)
+        losses = to_loss(state)
+        if use_lm:
+            stall = np.where(np.asarray(state.improvement).reshape(n_targets, n_s) < tol, stall + 1, 0)
+            done = (stall >= 2) | (losses > 10.0 * np.min(losses, axis=-1, keepdims=True)) & (it >= 5)
+        else:
+            stall = np.where(np.abs(history[-1] - losses) <= tol * np.abs(losses), stall + 1, 0)
+            done = (stall >= 3) | (np.asarray(state.nan_at).reshape(n_targets, n_s) >= 0)
+        history.append(losses)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.min(losses):.4g}")
+        if np.all(done):
+            break
+    if bar is not None:
+        bar.close()
+
+    z_final = np.asarray(state.z if use_lm else state.best_z).reshape(n_targets, n_s, -1)
+    final_losses = to_loss(state)
+    best = np.argmin(np.where(np.isfinite(final_losses), final_losses, np.inf), axis=-1)
+    rows = np.arange(n_targets)
+    z_best = z_final[rows, best]
+    theta_best = np.stack([np.asarray(from_unconstrained(z_best[:, i], specs[n])) for i, n in enumerate(trainable)], -1)
+    if use_lm:
+        pick = rows * n_s + best
+        jac_z, resid = np.asarray(state.jac)[pick], np.asarray(state.r)[pick]
+    else:
+        jac_z, resid = _jacobian(problem, base, jnp.asarray(z_best, dtype), targets, stims)
+    cov = np.zeros((n_targets, len(trainable), len(trainable)))
+    for b in range(n_targets):
+        scale = np.array([dtheta_dz(z_best[b, i], specs[n]) for i, n in enumerate(trainable)])
+        cov[b], _ = covariance_from_jacobian(jac_z[b] / scale, resid[b])
+    corr = np.asarray(correlation(cov))
+    sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
+
+    converged = stall >= 2
+    nan_at = np.asarray(state.nan_at).reshape(n_targets, n_s)
+    reasons = [[_reason(use_lm, nan_at[b, s], converged[b, s], steps, final_losses[b, s], final_losses[b, best[b]])
+                for s in range(z0.shape[1])] for b in range(n_targets)]
+    shape = lambda x: np.asarray(x).reshape(batch + np.shape(x)[1:])  # noqa: E731
+    values = {n: jnp.asarray(shape(theta_best[:, i]).astype(np.float32 if dtype == jnp.float32 else float))
+              for i, n in enumerate(trainable)}
+    params = dataclasses.replace(base, **values)
+    start_params = {n: shape(np.asarray(from_unconstrained(z_final[..., i], specs[n]))) for i, n in enumerate(trainable)}
+    pairs = [correlated_pairs(c, trainable) for c in corr]
+    return FitResult(
+        params=params, loss=shape(final_losses[rows, best]),
+        start_params=start_params, start_losses=shape(final_losses),
+        history=np.stack([h.reshape(batch + h.shape[1:]) for h in history]),
+        stderr={n: shape(sd[:, i]) for i, n in enumerate(trainable)},
+        covariance=cov.reshape(batch + cov.shape[1:]), correlation=corr.reshape(batch + corr.shape[1:]),
+        correlated=pairs if batch else pairs[0], converged=shape(converged),
+        reasons=reasons if batch else reasons[0], wall_time=time.perf_counter() - t_start,
+        trainable=trainable, direct=direct_result,
+        settings=dict(dt=dt, duration=duration, method=method, loss=loss if isinstance(loss, str) else "custom",
+                      steps=steps, iterations=it, n_starts=int(z0.shape[1]), record_every=record_every,
+                      optimizer="levenberg-marquardt" if use_lm else "optax",
+                      bounds={n: specs[n][:2] for n in trainable}))
+
+
+def _reason(use_lm, nan_at, converged, steps, loss, best_loss):
+    if not use_lm and nan_at >= 0:
+        return f"stopped: loss or gradient became non-finite at step {nan_at}"
+    if converged:
+        return "converged: relative loss change below tol"
+    if use_lm and loss > 10.0 * best_loss:
+        return "abandoned: loss over 10x the best start's (a distant local minimum)"
+    return f"not converged: reached steps={steps}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """Static (hashable) description of a fitting problem: the compiled iteration is cached
+    on it, so a second fit of the same shape does not recompile."""
+
+    trainable: tuple
+    specs: tuple
+    duration: float
+    dt: float
+    method: str
+    record_every: int
+    checkpoint_every: object
+    loss_fn: object
+
+
+def _simulate_rows(problem, base, z, stims, v0):
+    values = {n: from_unconstrained(z[..., i], spec)
+              for i, (n, spec) in enumerate(zip(problem.trainable, problem.specs))}
+    params = dataclasses.replace(base, **values)
+    return simulate(params, stims, duration=problem.duration, dt=problem.dt, method=problem.method,
+                    y0=v0, record_every=problem.record_every,
+                    checkpoint_every=problem.checkpoint_every).v
+
+
+def _residual_fn(problem, base, targets, stims):
+    return lambda z: _simulate_rows(problem, base, z, stims, targets[:, 0])[..., 1:] - targets[:, 1:]
+
+
+@partial(jax.jit, static_argnames=("problem",))
+def _lm_iteration(problem, base, state, targets, stims, it):
+    return lm_step(_residual_fn(problem, base, targets, stims), state, it)
+
+
+@partial(jax.jit, static_argnames=("problem", "optimizer"))
+def _optax_iteration(problem, optimizer, base, state, targets, stims, it):
+    def loss(z):
+        return problem.loss_fn(_simulate_rows(problem, base, z, stims, targets[:, 0]), targets)
+
+    return optax_step(optimizer, loss, state, it)
+
+
+@partial(jax.jit, static_argnames=("problem",))
+def _jacobian_jit(problem, base, z, targets, stims):
+    return residuals_and_jacobian(_residual_fn(problem, base, targets, stims), z)
+
+
+def _jacobian(problem, base, z, targets, stims):
+    r, jac = _jacobian_jit(problem, base, z, targets, stims)
+    return np.asarray(jac), np.asarray(r)
+
+
+@functools.lru_cache(maxsize=None)
+def _default_adam():
+    import optax
+
+    return optax.adam(0.05)
+
+
+def _starting_points(targets, stims, stim_batched, base, init, trainable, specs, n_starts, key,
+                     starts, direct, dt, record_every):
+    """Unconstrained starting points (NumPy), shape ``(n_targets, n_starts, P)``."""
+    n_targets = targets.shape[0]
+    if starts is not None:
+        missing = [n for n in trainable if n not in starts]
+        if missing:
+            raise ValueError(f"starts: missing values for {missing}")
+        z = np.stack([to_unconstrained(n, starts[n], specs[n]) for n in trainable], -1)
+        return np.broadcast_to(z, (n_targets,) + z.shape[-2:]), None
+    draws = sample_in_bounds(key, specs, (n_targets, n_starts))
+    z = np.stack([to_unconstrained(n, draws[n], specs[n]) for n in trainable], -1)
+    first = {n: np.broadcast_to(np.asarray(getattr(base, n), float), (n_targets,)) for n in trainable}
+    if init is not None:
+        for n in trainable:
+            to_unconstrained(n, first[n], specs[n])
+    use_direct = (init is None) if direct is None else direct
+    direct_result = None
+    names = estimable(base, trainable) if use_direct and record_every == 1 else ()
+    if names:
+        est = direct_estimate_batch(targets, stims, base, dt=dt, trainable=trainable,
+                                    stimulus_batched=stim_batched)
+        direct_result = jax.tree_util.tree_map(lambda x: x[0], est) if n_targets == 1 else est
+        if n_targets == 1 and float(est.condition[0]) > 1e6:
+            warnings.warn(f"fit: the direct estimate is ill-conditioned (condition number "
+                          f"{float(est.condition[0]):.3g}); relying on the other starts",
+                          RuntimeWarning, stacklevel=3)
+        for n in names:
+            lo, hi, _ = specs[n]
+            vals = np.asarray(getattr(est.params, n), float)
+            margin = 1e-3 * (hi - lo)
+            vals = np.where(np.isfinite(vals), vals, first[n])
+            first[n] = np.clip(vals, lo + margin, hi - margin)
+    z_first = np.stack([to_unconstrained(n, first[n], specs[n]) for n in trainable], -1)
+    z = np.array(z)
+    z[:, 0] = z_first
+    return z, direct_result

@@ -1,0 +1,74 @@
+"""Laplace-approximation uncertainty for least-squares fits.
+
+Near the optimum of ``L(θ) = sum_t (V_θ(t) - V_obs(t))² / (2 σ²)`` the posterior is
+approximately Gaussian with covariance ``H⁻¹``, where ``H`` is the Hessian of ``L``. We use
+its Gauss–Newton form ``H = JᵀJ / σ²`` (``J = ∂V/∂θ``), which is the expected Hessian of the
+Gaussian likelihood and always positive semi-definite, and estimate the noise variance
+from the residuals, ``σ² = sum r² / (N - P)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def laplace_covariance(residual_fn, theta):
+    """Covariance (P×P) of the parameters ``theta`` (natural units) and ``σ²`` (mV²).
+
+    ``residual_fn(theta) -> r`` must return the unscaled residuals ``V_sim - V_obs``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> x = jnp.linspace(0, 1, 50)
+        >>> y = 2 * x + 1 + 0.01 * jnp.sin(37 * x)
+        >>> cov, s2 = laplace_covariance(lambda th: th[0] * x + th[1] - y, jnp.array([2.0, 1.0]))
+        >>> bool(cov[0, 0] > 0)
+        True
+    """
+    r = residual_fn(theta)
+    jac = jax.jacfwd(residual_fn)(theta)
+    n, p = jac.shape
+    sigma2 = jnp.sum(r * r) / max(n - p, 1)
+    h = jac.T @ jac
+    # Symmetric scaling before inversion keeps float32 usable for badly scaled parameters.
+    d = jnp.sqrt(jnp.maximum(jnp.diag(h), 1e-30))
+    hn = h / d[:, None] / d[None, :]
+    cov = sigma2 * jnp.linalg.pinv(hn, hermitian=True) / d[:, None] / d[None, :]
+    return cov, sigma2
+
+
+def covariance_from_jacobian(jac, residuals):
+    """Laplace covariance (float64 NumPy) from ``J = ∂r/∂θ`` (n×P) and residuals ``r`` (n,).
+
+    ``cov = σ² (JᵀJ)⁻¹`` with ``σ² = sum r² / (n - P)``; pseudo-inverse for rank-deficient
+    ``J`` (an unidentifiable direction then gets zero variance along it, so check
+    ``correlation`` and the condition number too).
+    """
+    jac = np.asarray(jac, dtype=float)
+    r = np.asarray(residuals, dtype=float)
+    n, p = jac.shape
+    sigma2 = float(np.sum(r * r)) / max(n - p, 1)
+    h = jac.T @ jac
+    d = np.sqrt(np.maximum(np.diag(h), 1e-300))
+    cov = sigma2 * np.linalg.pinv(h / np.outer(d, d), hermitian=True) / np.outer(d, d)
+    return cov, sigma2
+
+
+def correlation(cov):
+    """Correlation matrix from a covariance matrix."""
+    sd = jnp.sqrt(jnp.maximum(jnp.diagonal(cov, axis1=-2, axis2=-1), 0.0))
+    return cov / (sd[..., :, None] * sd[..., None, :] + 1e-300)
+
+
+def correlated_pairs(corr, names, threshold=0.9):
+    """Pairs of parameter names whose |correlation| exceeds ``threshold``, e.g. the
+    g_na/g_k ridge: ``[("g_na", "g_k", 0.97)]``."""
+    corr = np.asarray(corr)
+    out = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            if abs(corr[i, j]) > threshold:
+                out.append((names[i], names[j], float(corr[i, j])))
+    return out
