@@ -102,7 +102,7 @@ def _progress_bar(progress, total, desc):
 def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", "g_k", "g_l"),
         bounds=None, loss="mse", optimizer=None, steps=None, n_starts=4, key=None,
         method="exp_euler", progress=None, preset="neuron", starts=None, record_every=1,
-        checkpoint_every=None, direct=None, tol=1e-6):
+        checkpoint_every=None, direct=None, tol=1e-6, fit_v0=True):
     """Fit model parameters to voltage trace(s).
 
     Args:
@@ -125,6 +125,8 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         checkpoint_every: steps per ``jax.checkpoint`` chunk (bounds reverse-mode memory).
         direct: use the direct least-squares estimate as the first start (default: when
             ``init`` is None).
+        fit_v0: also fit the initial voltage (within ±5 mV of the first sample), gates at
+            steady state there. Without it a noisy first sample biases every parameter.
 
     Returns:
         A :class:`FitResult`.
@@ -164,8 +166,11 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     steps = steps if steps is not None else (40 if use_lm else 500)
     problem = _Problem(trainable, tuple(specs[n] for n in trainable), float(duration), float(dt),
                        method, int(record_every), checkpoint_every,
-                       None if use_lm else get_loss(loss, dt=dt * record_every))
-    z_rows = jnp.asarray(z0.reshape((-1, len(trainable))), dtype)
+                       None if use_lm else get_loss(loss, dt=dt * record_every), bool(fit_v0))
+    if fit_v0:
+        z0 = np.concatenate([z0, np.zeros(z0.shape[:-1] + (1,))], axis=-1)
+    n_z = z0.shape[-1]
+    z_rows = jnp.asarray(z0.reshape((-1, n_z)), dtype)
     if use_lm:
         state = _lm_iteration(problem, base, lm_blank(z_rows, n_res), rows_t, rows_s, 0)
         to_loss = lambda s: np.asarray(s.loss).reshape(n_targets, n_s) / n_res  # noqa: E731
@@ -179,12 +184,19 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     it = 0
     for it in range(1, steps + 1):
         if use_lm:
+            lam_before = np.asarray(state.lam)
             state = _lm_iteration(problem, base, state, rows_t, rows_s, it)
+            lam_after = np.asarray(state.lam)
         else:
             state = _optax_iteration(problem, optimizer, base, state, rows_t, rows_s, it)
         losses = to_loss(state)
         if use_lm:
-            stall = np.where(np.asarray(state.improvement).reshape(n_targets, n_s) < tol, stall + 1, 0)
+            # Rejected trial steps (damping went up) say nothing about convergence; only
+            # accepted steps that barely help, or damping at its ceiling, count as a stall.
+            accepted = (lam_after < lam_before).reshape(n_targets, n_s)
+            small = np.asarray(state.improvement).reshape(n_targets, n_s) < tol
+            stuck = (lam_after >= 1e8).reshape(n_targets, n_s)
+            stall = np.where(stuck, 2, np.where(accepted, np.where(small, stall + 1, 0), stall))
             done = (stall >= 2) | (losses > 10.0 * np.min(losses, axis=-1, keepdims=True)) & (it >= 5)
         else:
             stall = np.where(np.abs(history[-1] - losses) <= tol * np.abs(losses), stall + 1, 0)
@@ -203,16 +215,17 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     best = np.argmin(np.where(np.isfinite(final_losses), final_losses, np.inf), axis=-1)
     rows = np.arange(n_targets)
     z_best = z_final[rows, best]
-    theta_best = np.stack([np.asarray(from_unconstrained(z_best[:, i], specs[n])) for i, n in enumerate(trainable)], -1)
+    all_specs = [specs[n] for n in trainable] + ([_V0_SPEC] if fit_v0 else [])
+    theta_best = np.stack([np.asarray(from_unconstrained(z_best[:, i], sp)) for i, sp in enumerate(all_specs)], -1)
     if use_lm:
         pick = rows * n_s + best
         jac_z, resid = np.asarray(state.jac)[pick], np.asarray(state.r)[pick]
     else:
         jac_z, resid = _jacobian(problem, base, jnp.asarray(z_best, dtype), targets, stims)
-    cov = np.zeros((n_targets, len(trainable), len(trainable)))
+    cov = np.zeros((n_targets, len(trainable), len(trainable)))  # v0 marginalised out
     for b in range(n_targets):
-        scale = np.array([dtheta_dz(z_best[b, i], specs[n]) for i, n in enumerate(trainable)])
-        cov[b], _ = covariance_from_jacobian(jac_z[b] / scale, resid[b])
+        scale = np.array([dtheta_dz(z_best[b, i], sp) for i, sp in enumerate(all_specs)])
+        cov[b] = covariance_from_jacobian(jac_z[b] / scale, resid[b])[0][:len(trainable), :len(trainable)]
     corr = np.asarray(correlation(cov))
     sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
 
@@ -237,6 +250,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         trainable=trainable, direct=direct_result,
         settings=dict(dt=dt, duration=duration, method=method, loss=loss if isinstance(loss, str) else "custom",
                       steps=steps, iterations=it, n_starts=int(z0.shape[1]), record_every=record_every,
+                      v0=float(np.mean(targets[:, 0]) + np.mean(theta_best[:, -1])) if fit_v0 else float(np.mean(targets[:, 0])),
                       optimizer="levenberg-marquardt" if use_lm else "optax",
                       bounds={n: specs[n][:2] for n in trainable}))
 
@@ -264,12 +278,19 @@ class _Problem:
     record_every: int
     checkpoint_every: object
     loss_fn: object
+    fit_v0: bool = True
+
+
+_V0_SPEC = (-5.0, 5.0, False)  # the initial voltage may differ from the first sample by ±5 mV
 
 
 def _simulate_rows(problem, base, z, stims, v0):
     values = {n: from_unconstrained(z[..., i], spec)
               for i, (n, spec) in enumerate(zip(problem.trainable, problem.specs))}
     params = dataclasses.replace(base, **values)
+    if problem.fit_v0:
+        # The first sample is noisy; an initial-state error would bias every parameter.
+        v0 = v0 + from_unconstrained(z[..., len(problem.trainable)], _V0_SPEC)
     return simulate(params, stims, duration=problem.duration, dt=problem.dt, method=problem.method,
                     y0=v0, record_every=problem.record_every,
                     checkpoint_every=problem.checkpoint_every).v

@@ -132,6 +132,23 @@ def plot_fi(amplitudes, rates, *, ax=None, label=None, units="µA/cm²", **kwarg
     return ax.figure
 
 
+def plot_fit(t, target, fitted, *, ax=None, title="fit"):
+    """Target and fitted voltage overlaid (mV), with the residual underneath."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(2, 1, sharex=True, figsize=(8, 4.5), gridspec_kw={"height_ratios": [3, 1]})
+    t = np.asarray(t)
+    a1.plot(t, np.asarray(target), color="0.6", lw=1, label="target")
+    a1.plot(t, np.asarray(fitted), color="tab:red", lw=1, label="fit")
+    a1.set_ylabel("V (mV)")
+    a1.legend(loc="upper right", fontsize=8)
+    a1.set_title(title)
+    a2.plot(t, np.asarray(fitted) - np.asarray(target), color="k", lw=0.7)
+    a2.set_ylabel("residual (mV)")
+    a2.set_xlabel("time (ms)")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path, dpi=110):
     """Save a figure atomically (write a temporary file, then rename) and close it."""
     import os

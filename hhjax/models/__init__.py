@@ -3,9 +3,11 @@
 from .base import Model, model_by_name, model_of, register
 from .hh import HH, HHParams, HHState, hh_rates
 from .reduced import REDUCED, ReducedParams, ReducedState
+from .pospischil import POSPISCHIL, PospischilParams, PospischilState, pospischil_rates
 
 __all__ = [
     "Model", "model_by_name", "model_of", "register",
     "HH", "HHParams", "HHState", "hh_rates",
     "REDUCED", "ReducedParams", "ReducedState",
+    "POSPISCHIL", "PospischilParams", "PospischilState", "pospischil_rates",
 ]

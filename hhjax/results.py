@@ -1,0 +1,92 @@
+"""Saving and loading fitted models (``fit.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+
+from .io_utils import write_json_atomic
+from .models import model_by_name, model_of
+
+UNITS = {
+    "g_": "mS/cm²", "e_": "mV", "v_": "mV", "c_m": "µF/cm²", "celsius": "°C", "area": "cm²",
+    "tau": "ms", "k_": "mV",
+}
+
+
+def unit_of(name: str) -> str:
+    """Units of a parameter, from its name (``g_*`` mS/cm², ``e_*`` mV, ...)."""
+    for prefix, unit in UNITS.items():
+        if name.startswith(prefix):
+            return unit
+    return "1"
+
+
+def _scalar(x):
+    a = np.asarray(x)
+    return a.item() if a.size == 1 else a.tolist()
+
+
+def fit_to_dict(result, **extra) -> dict:
+    """A JSON-ready summary of a :class:`hhjax.FitResult` (single target)."""
+    params = result.params
+    model = model_of(params)
+    names = [f.name for f in dataclasses.fields(params)]
+    return {
+        "model": model.name,
+        "params": {n: _scalar(getattr(params, n)) for n in names},
+        "trainable": list(result.trainable),
+        "stderr": {n: _scalar(v) for n, v in result.stderr.items()},
+        "loss": _scalar(result.loss),
+        "units": {n: unit_of(n) for n in names} | {"loss": "mV²", "stimulus": model.stimulus_units},
+        "correlated_pairs": [list(p) for p in result.correlated] if result.correlated and not isinstance(result.correlated[0], list) else result.correlated,
+        "converged": np.asarray(result.converged).tolist(),
+        "reasons": result.reasons,
+        "wall_time_s": result.wall_time,
+        "settings": result.settings,
+        **extra,
+    }
+
+
+def save_fit(path, result, **extra) -> str:
+    """Write a fit's parameters, standard errors, loss, units and settings to JSON, atomically.
+
+    Example:
+        >>> # hhjax.results.save_fit("fit.json", hhjax.fit(...))
+    """
+    return write_json_atomic(path, fit_to_dict(result, **extra))
+
+
+def save_params(path, params, **extra) -> str:
+    """Write any params pytree to JSON (``{"model": ..., "params": {...}}``), atomically."""
+    names = [f.name for f in dataclasses.fields(params)]
+    return write_json_atomic(path, {
+        "model": model_of(params).name,
+        "params": {n: _scalar(getattr(params, n)) for n in names},
+        "units": {n: unit_of(n) for n in names}, **extra})
+
+
+def load_params(path):
+    """Read the params written by :func:`save_fit` or :func:`save_params`.
+
+    Raises ``ValueError`` naming the file for malformed content.
+    """
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        model = model_by_name(data.get("model", "hh"))
+        values = data["params"]
+        fields = {f.name for f in dataclasses.fields(model.params_type)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown} for model {model.name!r}")
+        return model.params_type(**{k: float(v) for k, v in values.items()})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not an hhjax fit file ({exc})") from None
