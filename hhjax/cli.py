@@ -67,7 +67,7 @@ def build_init(params, init):
 
 def write_trace(trace, path):
     """Write a single-neuron trace to CSV (``t_ms,v_mV,<gates>``) or NPZ, atomically."""
-    from .io_utils import write_atomic
+    from .io.recording import write_atomic
 
     fields = {f.name: np.asarray(getattr(trace.state, f.name)) for f in dataclasses.fields(trace.state)}
     t = np.asarray(trace.t)

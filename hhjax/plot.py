@@ -150,20 +150,11 @@ def plot_fit(t, target, fitted, *, ax=None, title="fit"):
 
 
 def save(fig, path, dpi=110):
-    """Save a figure atomically (write a temporary file, then rename) and close it."""
-    import os
-    import tempfile
+    """Save a figure atomically (temporary file, then rename) and close it."""
+    from .io.recording import write_atomic
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         _plt().close(fig)
     return path

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from .io_utils import write_json_atomic
+from .io.recording import save_json_atomic as write_json_atomic
 from .models import model_by_name, model_of
 
 UNITS = {

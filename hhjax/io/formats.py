@@ -1,0 +1,361 @@
+"""Readers for current-clamp files: ABF (pyabf), NWB (pynwb), CSV/TSV/text, NPZ.
+
+Every reader returns a :class:`Recording` in ms / mV / pA, and every failure is
+a one-line FileNotFoundError or ValueError whose message starts with the path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Optional, Union
+
+import numpy as np
+
+from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
+
+SUPPORTED = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz")
+
+
+def load_recording(path: Union[str, os.PathLike], *, sweeps: Optional[Iterable[int]] = None,
+                   channel: int = 0, v_units: Optional[str] = None,
+                   i_units: Optional[str] = None) -> Recording:
+    """Load a current-clamp recording, choosing the reader by file extension.
+
+    Formats:
+        ``.abf``: Axon ABF via pyabf. Voltage is ``sweepY`` of input ``channel``,
+            the injected current is the command waveform ``sweepC`` of that channel.
+        ``.nwb``: NWB via pynwb. ``CurrentClampSeries`` in /acquisition paired with
+            the ``CurrentClampStimulusSeries`` in /stimulus of the same sweep number
+            (or, lacking sweep numbers, the same position in name order);
+            ``channel`` picks the intracellular electrode (sorted by name).
+            Values are ``data * conversion + offset`` in volts/amperes.
+            IZeroClampSeries (no stimulus) are ignored.
+        ``.csv``/``.tsv``/``.txt``: one sweep per file, a header naming the columns
+            with their units, e.g. ``t_ms,v_mV,i_pA`` (``t_s``, ``v_V``, ``i_nA``,
+            ``time (s)`` also work). A file with *no header* and exactly 3 columns
+            is read as eFEL's test-data format: time (s), current (pA), voltage (mV),
+            whitespace separated.
+        ``.npz``: arrays ``t`` (ms), ``v`` (mV), ``i`` (pA), optional ``sweeps``,
+            as written by :meth:`Recording.to_npz`.
+
+    Args:
+        path: the file.
+        sweeps: original sweep numbers to load (default all).
+        channel: ABF input channel / NWB electrode index; other formats only 0.
+        v_units, i_units: what the voltage/current really are, overriding the
+            file's labels ('mV' or 'V'; 'pA', 'nA' or 'A').
+
+    Returns:
+        A Recording with t in ms (from 0 at each sweep start for ABF/NWB),
+        v in mV and i in pA.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unsupported, truncated or corrupted file, no current channel,
+            sweeps or channel out of range, or units that are not voltage/current.
+
+    Example:
+        >>> rec = load_recording("../shared/data/recordings/18711001.abf", sweeps=[10, 20])
+        >>> rec.v.shape, rec.dt        # doctest: +SKIP
+        ((2, 30000), 0.05)
+    """
+    p = Path(path)
+    if not p.exists():
+        raise fail(path, "file not found", FileNotFoundError)
+    if not p.is_file():
+        raise fail(path, "is not a regular file")
+    ext = p.suffix.lower()
+    readers = {".abf": _load_abf, ".nwb": _load_nwb, ".csv": _load_text, ".tsv": _load_text,
+               ".txt": _load_text, ".npz": _load_npz}
+    if ext not in readers:
+        raise fail(path, f"unsupported file type {ext or '(none)'!r}; expected one of "
+                         f"{', '.join(SUPPORTED)}")
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
+        raise fail(path, f"channel={channel!r} must be a non-negative integer")
+    rec = readers[ext](path, p, sweeps, int(channel), v_units, i_units)
+    bad_v, bad_i = (int(np.count_nonzero(~np.isfinite(a))) for a in (rec.v, rec.i))
+    if bad_v or bad_i:
+        raise fail(path, f"{bad_v} voltage and {bad_i} current samples are NaN or infinite")
+    return rec
+
+
+def _single_channel(path: Any, channel: int) -> None:
+    if channel != 0:
+        raise fail(path, f"channel {channel} out of range; this file has one channel (0)")
+
+
+def _rate_from_times(path: Any, t_ms: np.ndarray) -> float:
+    # Tolerate jitter from printed decimals but not gaps or reordering.
+    if t_ms.size < 2:
+        raise fail(path, "needs at least 2 samples to know the sampling rate")
+    d = np.diff(t_ms)
+    dt = (t_ms[-1] - t_ms[0]) / (t_ms.size - 1)
+    if not dt > 0 or np.max(np.abs(d - dt)) > 0.01 * dt:
+        raise fail(path, f"time is not uniformly sampled (steps from {d.min():g} to "
+                         f"{d.max():g} ms); resample it before loading")
+    fs = 1000.0 / dt
+    return float(round(fs)) if abs(fs - round(fs)) < 1e-6 * fs else fs
+
+
+def _metadata(fmt: str, **kw: Any) -> dict:
+    return {"format": fmt, "units": dict(UNITS), **kw}
+
+
+# --------------------------------------------------------------------------- ABF
+
+def _load_abf(path, p, sweeps, channel, v_units, i_units) -> Recording:
+    import pyabf
+
+    try:
+        abf = pyabf.ABF(str(p))
+    except Exception as e:  # pyabf raises struct.error, ValueError, ... on bad files
+        raise fail(path, f"cannot read ABF file (truncated or corrupted?): "
+                         f"{type(e).__name__}: {e}") from None
+    if channel >= abf.channelCount:
+        raise fail(path, f"channel {channel} out of range; this file has "
+                         f"{abf.channelCount} channel(s) (0-{abf.channelCount - 1})")
+    wanted = list(abf.sweepList) if sweeps is None else check_sweeps(path, sweeps, abf.sweepList)
+    vs, cs, n_epochs = [], [], 0
+    try:
+        for k in wanted:
+            abf.setSweep(k, channel=channel)
+            vs.append(np.array(abf.sweepY, dtype=np.float64))
+            cs.append(np.array(abf.sweepC, dtype=np.float64))
+            ep = getattr(abf, "sweepEpochs", None)
+            # pyabf wraps the protocol's epochs in a pre- and a post-epoch.
+            n_epochs = max(n_epochs, len(ep.types) - 2 if ep is not None else 0)
+        units_y, units_c = abf.sweepUnitsY, abf.sweepUnitsC
+    except Exception as e:
+        raise fail(path, f"cannot read ABF sweep data (truncated or corrupted?): "
+                         f"{type(e).__name__}: {e}") from None
+    v, c = np.stack(vs), np.stack(cs)
+    if not np.all(np.isfinite(c)):
+        raise fail(path, "no usable current/command channel: the command waveform "
+                         "(sweepC) is not finite")
+    if not np.any(c) and n_epochs <= 0:
+        raise fail(path, "no current/command channel: the command waveform (sweepC) is all "
+                         "zeros and the protocol has no epochs (gap-free or voltage-only file?)")
+    fv = unit_factor(path, "v", units_y, v_units)
+    fi = unit_factor(path, "i", units_c, i_units)
+    fs = float(abf.sampleRate)
+    t = np.arange(v.shape[1]) * (1000.0 / fs)
+    md = _metadata("abf", protocol=abf.protocol, abf_version=abf.abfVersionString,
+                   channel=channel, channel_name=abf.adcNames[channel],
+                   units_in_file={"v": units_y, "i": units_c},
+                   current_source="command waveform (sweepC)",
+                   n_sweeps_in_file=abf.sweepCount, abf_id=abf.abfID,
+                   recorded=str(getattr(abf, "abfDateTime", "")))
+    return Recording(t, v * fv, c * fi, tuple(wanted), fs, str(p.resolve()), md)
+
+
+# --------------------------------------------------------------------------- NWB
+
+def _natural_key(name: str) -> list:
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name)]
+
+
+def _series_rate(path: Any, s: Any) -> float:
+    if getattr(s, "rate", None):
+        return float(s.rate)
+    ts = getattr(s, "timestamps", None)
+    if ts is None:
+        raise fail(path, f"series {s.name!r} has neither a rate nor timestamps")
+    return _rate_from_times(path, np.asarray(ts[:], dtype=np.float64) * 1e3)
+
+
+def _series_values(s: Any) -> np.ndarray:
+    offset = getattr(s, "offset", 0.0) or 0.0
+    return np.asarray(s.data[:], dtype=np.float64).reshape(-1) * float(s.conversion) + offset
+
+
+def _load_nwb(path, p, sweeps, channel, v_units, i_units) -> Recording:
+    from pynwb import NWBHDF5IO
+    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries
+
+    try:
+        io = NWBHDF5IO(str(p), "r")
+    except Exception as e:  # h5py OSError for non-HDF5, KeyError/ValueError for non-NWB
+        raise fail(path, f"cannot read NWB file (corrupted or not NWB?): "
+                         f"{type(e).__name__}: {e}") from None
+    try:
+        with io:
+            nwb = io.read()
+            cc = [s for s in nwb.acquisition.values()
+                  if isinstance(s, CurrentClampSeries) and not isinstance(s, IZeroClampSeries)]
+            stim = [s for s in nwb.stimulus.values() if isinstance(s, CurrentClampStimulusSeries)]
+            return _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units,
+                                 nwb.session_description)
+    except Exception as e:
+        if str(e).startswith(f"{path}: "):  # already ours, from _assemble_nwb
+            raise
+        raise fail(path, f"cannot read NWB file (corrupted?): {type(e).__name__}: {e}") from None
+
+
+def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, description):
+    if not cc:
+        raise fail(path, "no CurrentClampSeries in /acquisition; not a current-clamp recording")
+    electrodes = sorted({s.electrode.name for s in cc})
+    if channel >= len(electrodes):
+        raise fail(path, f"channel {channel} out of range; electrodes are "
+                         f"{', '.join(f'{k}: {n}' for k, n in enumerate(electrodes))}")
+    el = electrodes[channel]
+    cc = sorted((s for s in cc if s.electrode.name == el), key=lambda s: _natural_key(s.name))
+    stim = sorted((s for s in stim if s.electrode.name == el), key=lambda s: _natural_key(s.name))
+    if not stim:
+        raise fail(path, f"no current stimulus: no CurrentClampStimulusSeries in /stimulus "
+                         f"for electrode {el!r}")
+    numbers = [getattr(s, "sweep_number", None) for s in cc + stim]
+    if all(n is not None for n in numbers):
+        by_number = {int(s.sweep_number): s for s in stim}
+        pairs = {}
+        for s in cc:
+            n = int(s.sweep_number)
+            if n not in by_number:
+                raise fail(path, f"sweep {n} ({s.name}) has no CurrentClampStimulusSeries "
+                                 "with the same sweep number")
+            pairs[n] = (s, by_number[n])
+    else:
+        if len(cc) != len(stim):
+            raise fail(path, f"{len(cc)} voltage series but {len(stim)} stimulus series and no "
+                             "sweep numbers to pair them")
+        pairs = {k: pair for k, pair in enumerate(zip(cc, stim))}
+    wanted = sorted(pairs) if sweeps is None else check_sweeps(path, sweeps, sorted(pairs))
+    vs, cs, rates, starts = [], [], set(), []
+    for k in wanted:
+        sv, si = pairs[k]
+        fv = unit_factor(path, "v", sv.unit, v_units)
+        fi = unit_factor(path, "i", si.unit, i_units)
+        v, c = _series_values(sv) * fv, _series_values(si) * fi
+        if v.size != c.size:
+            raise fail(path, f"sweep {k}: voltage has {v.size} samples, stimulus {c.size}")
+        rates |= {_series_rate(path, sv), _series_rate(path, si)}
+        vs.append(v)
+        cs.append(c)
+        starts.append(float(sv.starting_time or 0.0))
+    if len(rates) != 1:
+        raise fail(path, f"sweeps have different sampling rates {sorted(rates)} Hz")
+    if len({v.size for v in vs}) != 1:
+        raise fail(path, f"sweeps have different lengths {sorted({v.size for v in vs})}; "
+                         "load equal-length sweeps with sweeps=[...]")
+    fs = rates.pop()
+    md = _metadata("nwb", protocol=sv.stimulus_description, electrode=el,
+                   session_description=description,
+                   units_in_file={"v": sv.unit, "i": si.unit},
+                   series={k: [pairs[k][0].name, pairs[k][1].name] for k in wanted},
+                   sweep_start_s=starts, current_source="CurrentClampStimulusSeries")
+    t = np.arange(vs[0].size) * (1000.0 / fs)
+    return Recording(t, np.stack(vs), np.stack(cs), tuple(wanted), fs, str(p.resolve()), md)
+
+
+# ---------------------------------------------------------------------- CSV/text
+
+_KINDS = {"t": "t", "time": "t", "v": "v", "vm": "v", "voltage": "v",
+          "i": "i", "current": "i", "iinj": "i"}
+_HEADER = re.compile(r"^(?P<base>[A-Za-z]+)(?:[_ ]+(?P<u1>[A-Za-zµ]+)"
+                     r"|\s*[(\[](?P<u2>[^)\]]*)[)\]])?$")
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _load_text(path, p, sweeps, channel, v_units, i_units) -> Recording:
+    _single_channel(path, channel)
+    try:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise fail(path, f"cannot read as text: {type(e).__name__}: {e}") from None
+    first = next((n for n, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")),
+                 None)
+    if first is None:
+        raise fail(path, "file is empty")
+    head = lines[first]
+    ext = p.suffix.lower()
+    delim = "," if ext == ".csv" else "\t" if ext == ".tsv" else \
+        ("," if "," in head else "\t" if "\t" in head else None)
+    fields = [f.strip() for f in (head.split(delim) if delim else head.split())]
+    try:
+        data = np.loadtxt(p, delimiter=delim, comments="#", ndmin=2, encoding="utf-8-sig",
+                          skiprows=first + (0 if all(map(_is_number, fields)) else 1))
+    except Exception as e:
+        raise fail(path, f"cannot parse numbers: {type(e).__name__}: {e}") from None
+    if all(map(_is_number, fields)):
+        # eFEL test data (e.g. tests/testdata/basic/current.txt): no header,
+        # time in s, current in pA, voltage in mV.
+        if data.shape[1] != 3:
+            raise fail(path, f"headerless file has {data.shape[1]} columns; expected eFEL's "
+                             "3 columns (time s, current pA, voltage mV) or a header such "
+                             "as 't_ms,v_mV,i_pA'")
+        cols, units, fmt = {"t": 0, "i": 1, "v": 2}, {"t": "s", "i": "pA", "v": "mV"}, "efel-txt"
+    else:
+        cols, units, fmt = {}, {}, "csv"
+        for n, name in enumerate(fields):
+            m = _HEADER.match(name)
+            kind = _KINDS.get(m.group("base").lower()) if m else None
+            if kind is None:
+                continue  # extra columns (e.g. sweep notes) are ignored
+            if kind in cols:
+                raise fail(path, f"two {kind!r} columns in the header {head.strip()!r}")
+            cols[kind], units[kind] = n, (m.group("u1") or m.group("u2") or "")
+        if "t" not in cols or "v" not in cols:
+            raise fail(path, f"header {head.strip()!r} needs time and voltage columns, "
+                             "e.g. 't_ms,v_mV,i_pA'")
+        if "i" not in cols:
+            raise fail(path, f"no current column in header {head.strip()!r}; "
+                             "expected e.g. 'i_pA'")
+        if data.shape[1] < len(fields):
+            raise fail(path, f"rows have {data.shape[1]} values but the header has {len(fields)}")
+    if not units["t"]:
+        raise fail(path, "time column has no unit; name it t_ms or t_s")
+    t = data[:, cols["t"]] * unit_factor(path, "t", units["t"], None)
+    v = data[:, cols["v"]] * unit_factor(path, "v", units["v"], v_units)
+    i = data[:, cols["i"]] * unit_factor(path, "i", units["i"], i_units)
+    fs = _rate_from_times(path, t)
+    if sweeps is not None:
+        check_sweeps(path, sweeps, [0])
+    t_grid = t[0] + np.arange(t.size) * (1000.0 / fs)
+    md = _metadata(fmt, protocol=None, units_in_file=units,
+                   current_source="measured current" if fmt == "efel-txt" else "file column")
+    return Recording(t_grid, v[None], i[None], (0,), fs, str(p.resolve()), md)
+
+
+# --------------------------------------------------------------------------- NPZ
+
+def _load_npz(path, p, sweeps, channel, v_units, i_units) -> Recording:
+    _single_channel(path, channel)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise fail(path, f"cannot read NPZ file (truncated or corrupted?): "
+                         f"{type(e).__name__}: {e}") from None
+    for key in ("t", "v", "i"):
+        if key not in arrays:
+            what = "no current array 'i'" if key == "i" else f"no array {key!r}"
+            raise fail(path, f"{what}; expected arrays t (ms), v (mV), i (pA)")
+
+    def unit(key: str, default: str) -> str:
+        return str(arrays[key]) if key in arrays else default
+
+    t = np.asarray(arrays["t"], dtype=np.float64).reshape(-1) * \
+        unit_factor(path, "t", unit("t_units", "ms"), None)
+    v = np.atleast_2d(arrays["v"]) * unit_factor(path, "v", unit("v_units", "mV"), v_units)
+    i = np.atleast_2d(arrays["i"]) * unit_factor(path, "i", unit("i_units", "pA"), i_units)
+    if v.shape != i.shape or v.shape[1] != t.size:
+        raise fail(path, f"inconsistent shapes: t {t.shape}, v {v.shape}, i {i.shape}")
+    numbers = tuple(int(k) for k in arrays.get("sweeps", np.arange(v.shape[0])))
+    fs = float(arrays["sampling_rate_hz"]) if "sampling_rate_hz" in arrays else \
+        _rate_from_times(path, t)
+    md = json.loads(str(arrays["metadata_json"])) if "metadata_json" in arrays else {}
+    md = {**md, "original_format": md.get("format"), "format": "npz", "units": dict(UNITS)}
+    if "source" in arrays and str(arrays["source"]):
+        md.setdefault("original_source", str(arrays["source"]))
+    rec = Recording(t, v, i, numbers, fs, str(p.resolve()), md)
+    return rec if sweeps is None else rec.select(check_sweeps(path, sweeps, numbers))
