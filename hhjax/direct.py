@@ -94,7 +94,8 @@ def direct_estimate(target_v, stimulus, params, *, dt, trainable=("g_na", "g_k",
 
     Returns:
         :class:`DirectEstimate`. Warns when the problem is ill-conditioned (condition
-        number > 1e6), i.e. the trace does not pin down the parameters independently.
+        number of the column-normalised design > 1e3), i.e. the trace does not pin down the
+        parameters independently.
 
     Example:
         >>> import hhjax
@@ -112,7 +113,7 @@ def direct_estimate(target_v, stimulus, params, *, dt, trainable=("g_na", "g_k",
     est = _direct_core(params, v, stimulus, dt=float(dt), trainable=tuple(trainable),
                        window_ms=float(window_ms), ridge=float(ridge))
     cond = est.condition
-    if warn and not isinstance(cond, jax.core.Tracer) and float(cond) > 1e6:
+    if warn and not isinstance(cond, jax.core.Tracer) and float(cond) > 1e3:
         warnings.warn(
             f"direct_estimate: ill-conditioned (condition number {float(cond):.3g}); the trace "
             f"does not constrain {estimable(params, trainable)} independently. Use a richer "

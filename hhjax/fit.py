@@ -199,7 +199,9 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
             stall = np.where(stuck, 2, np.where(accepted, np.where(small, stall + 1, 0), stall))
             done = (stall >= 2) | (losses > 10.0 * np.min(losses, axis=-1, keepdims=True)) & (it >= 5)
         else:
-            stall = np.where(np.abs(history[-1] - losses) <= tol * np.abs(losses), stall + 1, 0)
+            with np.errstate(invalid="ignore"):  # inf - inf before a row's first finite loss
+                flat = np.abs(history[-1] - losses) <= tol * np.abs(losses)
+            stall = np.where(flat, stall + 1, 0)
             done = (stall >= 3) | (np.asarray(state.nan_at).reshape(n_targets, n_s) >= 0)
         history.append(losses)
         if bar is not None:
@@ -353,7 +355,7 @@ def _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
         est = direct_estimate_batch(targets, stims, base, dt=dt, trainable=trainable,
                                     stimulus_batched=stim_batched)
         direct_result = jax.tree_util.tree_map(lambda x: x[0], est) if n_targets == 1 else est
-        if n_targets == 1 and float(est.condition[0]) > 1e6:
+        if n_targets == 1 and float(est.condition[0]) > 1e3:
             warnings.warn(f"fit: the direct estimate is ill-conditioned (condition number "
                           f"{float(est.condition[0]):.3g}); relying on the other starts",
                           RuntimeWarning, stacklevel=3)

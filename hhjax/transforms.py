@@ -102,8 +102,11 @@ def from_unconstrained(z, spec):
     lo, hi, log = spec
     frac = jax.nn.sigmoid(z)
     if log:
-        return jnp.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * frac)
-    return lo + (hi - lo) * frac
+        theta = jnp.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * frac)
+    else:
+        theta = lo + (hi - lo) * frac
+    # Rounding (exp/log in float32) can land one ulp outside; bounds are hard.
+    return jnp.clip(theta, lo, hi)
 
 
 def sample_in_bounds(key, specs: dict, shape=()):
