@@ -301,7 +301,8 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
         if grid.shape[-1] not in (n_steps, n_steps + 1):
             raise ValueError(
                 f"stimulus: a sampled stimulus needs {n_steps} or {n_steps + 1} samples on its "
-                f"last (time) axis for duration={duration} and dt={dt}, got shape {grid.shape}"
+                f"last (time) axis for duration={duration} and dt={dt}, got shape {grid.shape}; "
+                f"for one constant current per neuron use hhjax.stimulus.constant(amplitudes)"
             )
         stim = None
     else:

@@ -151,6 +151,15 @@ def as_stimulus(x):
     return Constant(x)
 
 
+def constant(amplitude):
+    """A constant current; an array gives one current per neuron (a batch).
+
+    >>> constant(jnp.array([2.0, 20.0]))(5.0).tolist()
+    [2.0, 20.0]
+    """
+    return Constant(jnp.asarray(amplitude))
+
+
 def step(amplitude, start=0.0, stop=jnp.inf):
     """A current step: ``amplitude`` (µA/cm² or pA) from ``start`` to ``stop`` (ms).
 
