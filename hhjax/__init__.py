@@ -12,7 +12,7 @@ The public API, in the order data flows through it:
 * edges: ``io`` (recordings), ``results`` (fit.json), ``plot``, ``cli``
 """
 
-from . import losses, models, presets, solvers, stimulus
+from . import features, io, losses, models, plot, presets, solvers, stimulus
 from .analysis import (Spikes, conductances, currents, fi_curve, firing_rate, resting_state,
                        rheobase, spike_times)
 from .direct import direct_estimate
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "HHParams", "HHState", "ReducedParams", "ReducedState", "model_of", "presets", "models",
-    "stimulus", "solvers", "METHODS", "simulate", "Trace", "steady_state", "final_state",
+    "stimulus", "solvers", "features", "io", "plot", "METHODS", "simulate", "Trace", "steady_state", "final_state",
     "resting_state", "Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase",
     "conductances", "currents", "losses", "direct_estimate", "fit", "FitResult",
     "save_fit", "save_params", "load_params",
