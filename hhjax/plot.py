@@ -70,7 +70,7 @@ def plot_trace(trace, params=None, *, panels=("v", "gates", "conductances", "cur
             ax.plot(t, _pick(trace.v, index), "k", lw=1)
             ax.set_ylabel("V (mV)")
         elif panel == "stimulus" and stimulus is not None:
-            values = np.moveaxis(np.asarray(jax.vmap(stimulus)(jnp.asarray(t))), 0, -1)
+            values = np.moveaxis(np.asarray(jax.jit(jax.vmap(stimulus))(jnp.asarray(t))), 0, -1)
             ax.plot(t, _pick(np.broadcast_to(values, values.shape[:-1] + t.shape), index),
                     color="sandybrown")
             ax.set_ylabel("I (µA/cm²)")
