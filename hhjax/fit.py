@@ -341,14 +341,18 @@ def _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
         if missing:
             raise ValueError(f"starts: missing values for {missing}")
         z = np.stack([to_unconstrained(n, starts[n], specs[n]) for n in trainable], -1)
-        return np.broadcast_to(z, (n_targets,) + z.shape[-2:]), None
-    draws = sample_in_bounds(key, specs, (n_targets, n_starts))
-    z = np.stack([to_unconstrained(n, draws[n], specs[n]) for n in trainable], -1)
-    first = {n: np.broadcast_to(np.asarray(getattr(base, n), float), (n_targets,)) for n in trainable}
-    if init is not None:
-        for n in trainable:
-            to_unconstrained(n, first[n], specs[n])
-    use_direct = (init is None) if direct is None else direct
+        z = np.array(np.broadcast_to(z, (n_targets,) + z.shape[-2:]))
+        # Explicit starts are used as given unless the direct estimate is asked for.
+        use_direct = bool(direct)
+        first = {n: np.asarray(from_unconstrained(z[:, 0, i], specs[n]), float) for i, n in enumerate(trainable)}
+    else:
+        draws = sample_in_bounds(key, specs, (n_targets, n_starts))
+        z = np.stack([to_unconstrained(n, draws[n], specs[n]) for n in trainable], -1)
+        first = {n: np.broadcast_to(np.asarray(getattr(base, n), float), (n_targets,)) for n in trainable}
+        if init is not None:
+            for n in trainable:
+                to_unconstrained(n, first[n], specs[n])
+        use_direct = (init is None) if direct is None else direct
     direct_result = None
     names = estimable(base, trainable) if use_direct and record_every == 1 else ()
     if names:
@@ -365,7 +369,7 @@ def _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
             margin = 1e-3 * (hi - lo)
             vals = np.where(np.isfinite(vals), vals, first[n])
             first[n] = np.clip(vals, lo + margin, hi - margin)
-    z_first = np.stack([to_unconstrained(n, first[n], specs[n]) for n in trainable], -1)
-    z = np.array(z)
-    z[:, 0] = z_first
+    if use_direct or starts is None:
+        z = np.array(z)
+        z[:, 0] = np.stack([to_unconstrained(n, first[n], specs[n]) for n in trainable], -1)
     return z, direct_result
