@@ -46,12 +46,12 @@ def spike_times(t, v, *, threshold=0.0, max_spikes=64):
         >>> int(sp.count), round(float(sp.times[0]), 1)
         (6, 11.9)
     """
-    return _spike_times(jnp.asarray(t), jnp.asarray(v), threshold=float(threshold),
+    return _spike_times(jnp.asarray(t), jnp.asarray(v), jnp.asarray(threshold),
                         max_spikes=int(max_spikes))
 
 
-@partial(jax.jit, static_argnames=("threshold", "max_spikes"))
-def _spike_times(t, v, *, threshold, max_spikes):
+@partial(jax.jit, static_argnames=("max_spikes",))
+def _spike_times(t, v, threshold, *, max_spikes):
     below, above = v[..., :-1], v[..., 1:]
     crossed = (below < threshold) & (above >= threshold)
     frac = (threshold - below) / jnp.where(crossed, above - below, 1.0)

@@ -8,14 +8,19 @@ for Na/Kd, ``IM.mod`` for the M current). V in mV, t in ms, ``u = V - VT``::
     I_Na = g_na m^3 h (V - e_na)        I_Kd = g_k n^4 (V - e_k)
     I_M  = g_m p (V - e_k)              I_L  = g_l (V - e_l)
 
-    alpha_m = -0.32 (u - 13) / (exp(-(u - 13)/4) - 1)   beta_m = 0.28 (u - 40) / (exp((u - 40)/5) - 1)
-    alpha_h = 0.128 exp(-(u - 17)/18)                   beta_h = 4 / (1 + exp(-(u - 40)/5))
-    alpha_n = -0.032 (u - 15) / (exp(-(u - 15)/5) - 1)  beta_n = 0.5 exp(-(u - 10)/40)
+    alpha_m = -0.32 (u - 13) / (exp(-(u - 13)/4) - 1)
+    beta_m  =  0.28 (u - 40) / (exp((u - 40)/5) - 1)
+    alpha_h =  0.128 exp(-(u - 17)/18)
+    beta_h  =  4 / (1 + exp(-(u - 40)/5))
+    alpha_n = -0.032 (u - 15) / (exp(-(u - 15)/5) - 1)
+    beta_n  =  0.5 exp(-(u - 10)/40)
     p_inf   = 1 / (1 + exp(-(V + 35)/10))
     tau_p   = tau_max / (3.3 exp((V + 35)/20) + exp(-(V + 35)/20))
 
-No temperature factor (the paper uses none). The cell is a single compartment of membrane
-``area`` (cm²), so stimuli are in pA: ``stimulus_scale = 1e-6 / area`` turns pA into µA/cm².
+No temperature factor: the equations are the paper's, at its 36 °C (ModelDB's mod files
+scale rates by ``q10 ** ((celsius - 36) / 10)``, which is 1 there). The cell is a single
+compartment of membrane ``area`` (cm²), so stimuli are in pA: ``stimulus_scale = 1e-6 / area``
+turns pA into µA/cm².
 
 Presets (registered here): ``"pospischil"`` is the paper's regular-spiking (RS) fit and
 ``"pospischil_fs"`` its fast-spiking (FS) fit; see :data:`RS` and :data:`FS`.
