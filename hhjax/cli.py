@@ -16,6 +16,13 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (no usage block), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _parse_assignments(items, what):
     out = {}
     for item in items or []:
@@ -131,7 +138,7 @@ def cmd_demo(args):
 
 
 def make_parser():
-    p = argparse.ArgumentParser(prog="hhjax", description="Differentiable Hodgkin–Huxley simulation and fitting in JAX.")
+    p = _Parser(prog="hhjax", description="Differentiable Hodgkin–Huxley simulation and fitting in JAX.")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
 
     d = sub.add_parser("demo", help="simulate the classic HH neuron, plot it, and fit it (built-in defaults)")

@@ -1,0 +1,154 @@
+"""The ``hhjax`` command line, called in-process (``hhjax.cli.main``) and once as a program."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hhjax
+from hhjax import stimulus as S
+from hhjax.cli import main
+from hhjax.presets import NEURON
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SIM = ["simulate", "--duration", "20", "--dt", "0.025", "--amplitude", "10", "--start", "2"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _jax_ready():
+    # initialise the backend before capturing stderr, so that no one-off backend notice can
+    # be mistaken for CLI output
+    jnp.zeros(()).block_until_ready()
+
+
+def _direct(params=NEURON, y0=None):
+    return hhjax.simulate(params, S.step(10.0, 2.0, np.inf), duration=20.0, dt=0.025, y0=y0)
+
+
+def _read_csv(path):
+    with open(path) as f:
+        header = f.readline().strip()
+    return header, np.loadtxt(path, delimiter=",", skiprows=1)
+
+
+def test_help_as_a_program():
+    exe = shutil.which("hhjax")
+    cmd = [exe, "--help"] if exe else [sys.executable, "-m", "hhjax.cli", "--help"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for verb in ("demo", "simulate"):
+        assert verb in out.stdout
+
+
+def test_simulate_csv_equals_direct_simulation(tmp_path, capsys):
+    path = tmp_path / "x.csv"
+    assert main(SIM + ["--out", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "spike" in out and str(path) in out
+    header, data = _read_csv(path)
+    assert header == "t_ms,v_mV,m,h,n"
+    tr = _direct()
+    assert data.shape == (tr.t.shape[0], 5)
+    for col, name in enumerate(("t", "v", "m", "h", "n")):
+        np.testing.assert_allclose(data[:, col], np.asarray(getattr(tr, name), np.float64),
+                                   rtol=1e-6, atol=1e-6, err_msg=name)
+    assert data[:, 1].max() > 0  # it spiked
+    # the printed spike count agrees with the trace
+    assert out.startswith(f"{int(tr.spike_count)} spike")
+
+
+def test_simulate_npz(tmp_path, capsys):
+    path = tmp_path / "x.npz"
+    assert main(SIM + ["--out", str(path)]) == 0
+    d = np.load(path)
+    assert set(d.files) == {"t_ms", "v_mV", "m", "h", "n"}
+    tr = _direct()
+    np.testing.assert_allclose(d["t_ms"], np.asarray(tr.t), rtol=1e-6)
+    np.testing.assert_allclose(d["v_mV"], np.asarray(tr.v), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d["n"], np.asarray(tr.n), rtol=1e-6, atol=1e-7)
+
+
+def test_set_changes_the_result(tmp_path, capsys):
+    base, changed = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(SIM + ["--out", str(base)]) == 0
+    assert main(SIM + ["--set", "g_na=100", "--out", str(changed)]) == 0
+    _, a = _read_csv(base)
+    _, b = _read_csv(changed)
+    assert np.max(np.abs(a[:, 1] - b[:, 1])) > 1.0
+    tr = _direct(dataclasses.replace(NEURON, g_na=100.0))
+    np.testing.assert_allclose(b[:, 1], np.asarray(tr.v), rtol=1e-6, atol=1e-5)
+
+
+def test_init_sets_the_initial_state(tmp_path, capsys):
+    path = tmp_path / "i.csv"
+    assert main(SIM + ["--init", "v=-70,m=0.05,h=0.54,n=0.34", "--out", str(path)]) == 0
+    _, data = _read_csv(path)
+    np.testing.assert_allclose(data[0, 1:], [-70.0, 0.05, 0.54, 0.34], rtol=1e-6)
+    tr = _direct(y0=hhjax.HHState(v=-70.0, m=0.05, h=0.54, n=0.34))
+    np.testing.assert_allclose(data[:, 1], np.asarray(tr.v), rtol=1e-6, atol=1e-5)
+    # only v given: gates start at their steady state there
+    path2 = tmp_path / "i2.csv"
+    assert main(SIM + ["--init", "v=-70", "--out", str(path2)]) == 0
+    _, data2 = _read_csv(path2)
+    ss = hhjax.steady_state(NEURON, -70.0)
+    np.testing.assert_allclose(data2[0, 2:], [float(ss.m), float(ss.h), float(ss.n)], rtol=1e-6)
+
+
+def test_plot_writes_png(tmp_path, capsys):
+    path = tmp_path / "p.png"
+    assert main(SIM + ["--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert os.path.getsize(path) > 1000
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["simulate", "--preset", "no_such_cell"], "no_such_cell"),
+        (["simulate", "--set", "g_na=abc"], "g_na"),
+        (["simulate", "--set", "g_na"], "NAME=VALUE"),
+        (["simulate", "--set", "not_a_param=1"], "not_a_param"),
+        (["simulate", "--init", "m=0.1"], "v="),
+        (["simulate", "--duration", "10", "--dt", "0.3"], "dt"),
+        (["simulate", "--method", "rk5", "--duration", "1"], "rk5"),
+        (["simulate", "--duration", "1", "--out", "trace.txt"], "--out"),
+    ],
+)
+def test_bad_input_one_line_on_stderr(argv, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert needle in lines[0]
+    assert not (tmp_path / "trace.txt").exists()
+
+
+def test_demo_no_fit(tmp_path, capsys, radau_step_spikes):
+    path = tmp_path / "demo.png"
+    assert main(["demo", "--no-fit", "--plot", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    # the printed spike times are those of the standard protocol: compare with Radau
+    line = next(ln for ln in out.splitlines() if "spikes at t =" in ln)
+    times = np.array([float(x) for x in line.split("=", 1)[1].replace("ms", "").split(",")])
+    assert int(line.split()[0]) == len(times) == len(radau_step_spikes)
+    np.testing.assert_allclose(times, radau_step_spikes, atol=0.05)
+
+
+def test_argparse_errors_are_one_line_too(capsys):
+    try:
+        code = main(["simulate", "--dt", "abc"])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1, err
