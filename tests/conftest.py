@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+
+# One persistent XLA compilation cache for every pytest worker and every notebook kernel
+# (they inherit the environment): the suite compiles the same programs many times over.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "hhjax-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 import jax
 import numpy as np
