@@ -13,6 +13,7 @@ The public API, in the order data flows through it:
 """
 
 from . import features, io, losses, models, plot, presets, solvers, stimulus
+from .cache import enable_compilation_cache
 from .analysis import (Spikes, conductances, currents, fi_curve, firing_rate, resting_state,
                        rheobase, spike_times)
 from .direct import direct_estimate
@@ -29,5 +30,5 @@ __all__ = [
     "stimulus", "solvers", "features", "io", "plot", "METHODS", "simulate", "Trace", "steady_state", "final_state",
     "resting_state", "Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase",
     "conductances", "currents", "losses", "direct_estimate", "fit", "FitResult",
-    "save_fit", "save_params", "load_params",
+    "save_fit", "save_params", "load_params", "enable_compilation_cache",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 import numpy as np
@@ -175,6 +176,10 @@ def make_parser():
 def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
+    if not os.environ.get("HHJAX_NO_CACHE"):
+        from .cache import enable_compilation_cache
+
+        enable_compilation_cache()
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -102,7 +102,7 @@ def _progress_bar(progress, total, desc):
 def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", "g_k", "g_l"),
         bounds=None, loss="mse", optimizer=None, steps=None, n_starts=4, key=None,
         method="exp_euler", progress=None, preset="neuron", starts=None, record_every=1,
-        checkpoint_every=None, direct=None, tol=1e-6, fit_v0=True):
+        checkpoint_every=None, direct=None, tol=1e-5, fit_v0=True):
     """Fit model parameters to voltage trace(s).
 
     Args:
@@ -125,6 +125,8 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         checkpoint_every: steps per ``jax.checkpoint`` chunk (bounds reverse-mode memory).
         direct: use the direct least-squares estimate as the first start (default: when
             ``init`` is None).
+        tol: a start has converged after two accepted steps that lower its loss by less than
+            this fraction (1e-5 of a sum of squares is far below statistical resolution).
         fit_v0: also fit the initial voltage (within ±5 mV of the first sample), gates at
             steady state there. Without it a noisy first sample biases every parameter.
 

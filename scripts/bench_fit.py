@@ -23,6 +23,8 @@ import numpy as np
 
 NAMES = ("g_na", "g_k", "g_l", "e_l")
 DT, DURATION = 0.025, 100.0
+# Wide enough for truths at ±30 % and starts at ±50 % around them.
+BOUNDS = {"g_na": (20.0, 400.0), "g_k": (5.0, 150.0), "g_l": (0.03, 1.5), "e_l": (-115.0, -10.0)}
 
 
 def _problem(n, seed):
@@ -48,7 +50,8 @@ def recovery(n_trials, n_starts, use_direct, seed=0):
     starts = {k: truth[k][:, None] * (1 + rng.uniform(-0.5, 0.5, (n_trials, n_starts))) for k in NAMES}
     t0 = time.perf_counter()
     # With use_direct, the direct estimate replaces the first of the random starts.
-    res = hhjax.fit(v, stim, dt=DT, trainable=NAMES, starts=starts, direct=use_direct, progress=False)
+    res = hhjax.fit(v, stim, dt=DT, trainable=NAMES, starts=starts, direct=use_direct, progress=False,
+                    bounds=BOUNDS)
     wall = time.perf_counter() - t0
     err = np.stack([np.abs(np.asarray(getattr(res.params, k)) / truth[k] - 1) for k in NAMES], -1)
     ok = np.all(err < 0.01, axis=-1)
@@ -99,10 +102,13 @@ def adam_baseline(n_trials, steps=300, lr=0.02, seed=0):
             "median_fit_s_after_compile": float(np.median(times[1:])) if len(times) > 1 else None}
 
 
-def single_fit_fresh_process():
-    """Wall time of one fit (4 starts together) in a fresh Python process, compilation included."""
+def single_fit_fresh_process(cache_dir=None):
+    """Wall time of one fit (4 starts together) in a fresh Python process, compilation included
+    (with ``cache_dir``: JAX's persistent compilation cache, cold on the first call)."""
     code = (
         "import time; t0=time.perf_counter()\n"
+        + (f"import hhjax; hhjax.enable_compilation_cache({cache_dir!r})\n" if cache_dir else "")
+        + "import time\n"
         "import jax, jax.numpy as jnp; jnp.zeros(1).block_until_ready(); t_jax=time.perf_counter()-t0\n"
         "import sys; sys.path.insert(0, 'scripts'); from bench_fit import _problem\n"
         "import hhjax\n"
@@ -155,6 +161,13 @@ def main():
     results = {"machine": machine(), "command": "python scripts/bench_fit.py" + (" --quick" if args.quick else "")}
     results["single_fit"] = single_fit_fresh_process()
     print("single fit:", results["single_fit"], flush=True)
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="hhjax-bench-cache-")
+    results["single_fit_cache_cold"] = single_fit_fresh_process(cache)
+    results["single_fit_cache_warm"] = single_fit_fresh_process(cache)
+    print("single fit, persistent cache cold/warm:", results["single_fit_cache_cold"],
+          results["single_fit_cache_warm"], flush=True)
     results["recovery_random_starts"] = recovery(n_trials, 4, use_direct=False)
     print("recovery, random starts only:", results["recovery_random_starts"], flush=True)
     results["recovery_with_direct"] = recovery(n_trials, 4, use_direct=True)
