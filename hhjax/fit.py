@@ -182,6 +182,8 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         to_loss = lambda s: np.asarray(s.best_loss).reshape(n_targets, n_s)  # noqa: E731
     history = [np.asarray(to_loss(state))]
     stall = np.zeros((n_targets, n_s), int)
+    best_since = np.full(n_targets, -1)
+    rejects = np.zeros((n_targets, n_s), int)
     bar = _progress_bar(progress, steps, "fit")
     it = 0
     for it in range(1, steps + 1):
@@ -197,9 +199,15 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
             # accepted steps that barely help, or damping at its ceiling, count as a stall.
             accepted = (lam_after < lam_before).reshape(n_targets, n_s)
             small = np.asarray(state.improvement).reshape(n_targets, n_s) < tol
-            stuck = (lam_after >= 1e8).reshape(n_targets, n_s)
+            # Four rejections in a row (damping x256) mean no step in any direction helps.
+            rejects = np.where(accepted, 0, rejects + 1)
+            stuck = (lam_after >= 1e8).reshape(n_targets, n_s) | (rejects >= 4)
             stall = np.where(stuck, 2, np.where(accepted, np.where(small, stall + 1, 0), stall))
             done = (stall >= 2) | (losses > 10.0 * np.min(losses, axis=-1, keepdims=True)) & (it >= 5)
+            # Once a target's best start has converged, the others get 5 more iterations.
+            best_done = done[np.arange(n_targets), np.argmin(losses, axis=-1)]
+            best_since = np.where(best_done & (best_since < 0), it, np.where(best_done, best_since, -1))
+            done = done | ((best_since >= 0) & (it - best_since >= 5))[:, None]
         else:
             with np.errstate(invalid="ignore"):  # inf - inf before a row's first finite loss
                 flat = np.abs(history[-1] - losses) <= tol * np.abs(losses)
