@@ -1,0 +1,146 @@
+"""Fitting one model to several recorded sweeps (hhjax.recording_fit) and scoring it
+(hhjax.recording_eval, ``hhjax evaluate``). Small problems only: the whole file runs in
+well under a minute on a CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hhjax.io import Recording, load_recording
+from hhjax.models.pospischil import RS
+from hhjax.recording_eval import evaluate, model_rest, parse_sweeps, stimulus_epochs
+from hhjax.recording_fit import choose_sweeps, fit_recording
+from hhjax.results import load_params, save_params
+from hhjax.simulate import simulate
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
+DT = 0.1
+TRUE = dataclasses.replace(RS, g_na=70.0, g_k=5.0, g_l=0.03, e_l=-68.0, area=1.0e-4)
+
+
+def _synthetic(params=TRUE, amps=(-60.0, 150.0), duration=300.0, noise=0.0, seed=0):
+    """Sweeps of ``duration`` ms at 10 kHz: step ``amp`` pA from 50 to 250 ms, simulated
+    from the model's rest (as evaluate() does), optionally with voltage noise."""
+    n = int(round(duration / DT))
+    t = np.arange(n + 1) * DT
+    i = np.zeros((len(amps), n + 1))
+    for k, a in enumerate(amps):
+        i[k, (t >= 50.0 - 1e-9) & (t < 250.0 - 1e-9)] = a
+    y0 = float(model_rest(params))
+    v = np.asarray(simulate(params, i[:, :n], duration=n * DT, dt=DT, y0=y0, spike_threshold=None).v)
+    v = v + noise * np.random.default_rng(seed).standard_normal(v.shape)
+    return Recording(t, v, i, tuple(range(len(amps))), 1000.0 / DT, "synthetic")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return _synthetic()
+
+
+def test_parse_sweeps():
+    assert parse_sweeps("4,6,8") == [4, 6, 8]
+    assert parse_sweeps("0-3,7") == [0, 1, 2, 3, 7]
+    assert parse_sweeps(None) is None
+    for bad in ("3-1", "a", "1,,x", ""):
+        with pytest.raises(ValueError, match="--sweeps"):
+            parse_sweeps(bad)
+
+
+def test_stimulus_epochs():
+    t = np.arange(10000) * 0.1
+    i = np.where((t >= 100) & (t < 300), -100.0, 0.0) + np.where((t >= 500) & (t < 800), 40.0, 0.0)
+    hold, epochs = stimulus_epochs(t, i + 5.0)
+    assert hold == 5.0
+    assert [(round(e.start, 6), round(e.stop, 6), e.amp) for e in epochs] == [(100.0, 300.0, -100.0),
+                                                                          (500.0, 800.0, 40.0)]
+
+
+def test_evaluate_true_params_is_exact(synthetic):
+    out = evaluate(TRUE, synthetic, dt=DT)
+    rows = out["sweeps"]
+    assert rows[1]["observed_spikes"] >= 3 and rows[0]["observed_spikes"] == 0
+    for r in rows:
+        assert r["predicted_spikes"] == r["observed_spikes"]
+        assert r["gamma"] == pytest.approx(1.0)
+        assert r["predicted_rest_mV"] == pytest.approx(r["observed_rest_mV"], abs=1e-3)
+        assert r["predicted_rate_hz"] == r["observed_rate_hz"]
+    s = out["summary"]
+    assert s["fraction_within_1_spike"] == 1.0 and s["fi_rms_hz"] == 0.0 and s["rest_error_mV"] < 1e-3
+    # A different cell does not score perfectly.
+    other = evaluate(dataclasses.replace(TRUE, g_na=40.0), synthetic, dt=DT)["sweeps"][1]
+    assert other["gamma"] < 0.9
+
+
+@pytest.mark.xfail(strict=True, reason="multi-sweep recording fit is experimental: it does not yet "
+                   "recover the synthetic cell's parameters within these tolerances")
+def test_synthetic_recovery():
+    """Two sweeps (hyperpolarising + spiking) of a known cell with 0.2 mV noise: the passive
+    parameters and g_na/g_k come back from RS-preset starting values."""
+    rec = _synthetic(noise=0.2)
+    res = fit_recording(rec, sweeps=[0, 1], trainable=("g_na", "g_k", "g_l", "e_l", "area"),
+                        generations=3, population=24, n_starts=2, steps=6, progress=False, key=0)
+    p = res.params
+    assert res.loss < res.settings["start_loss"]
+    assert p.g_l == pytest.approx(TRUE.g_l, rel=0.1)
+    assert p.area == pytest.approx(TRUE.area, rel=0.1)
+    assert p.e_l == pytest.approx(TRUE.e_l, abs=1.5)
+    assert p.g_na == pytest.approx(TRUE.g_na, rel=0.2)
+    assert p.g_k == pytest.approx(TRUE.g_k, rel=0.3)
+    f = res.features["sweeps"]
+    assert [r["predicted_spikes"] for r in f] == [r["observed_spikes"] for r in f]
+    assert set(res.stderr) == {"g_na", "g_k", "g_l", "v_rest", "area"}
+
+
+@pytest.mark.skipif(not (RECORDINGS / "18711001.abf").is_file(), reason="shared recordings absent")
+def test_real_sweep_fit_lowers_loss():
+    rec = load_recording(RECORDINGS / "18711001.abf", sweeps=[12]).time_window(700.0, 1100.0, rezero=True)
+    res = fit_recording(rec, generations=2, population=16, n_starts=2, steps=2, dt=0.2, progress=False)
+    assert res.loss < res.settings["start_loss"]
+    assert res.sweeps == (12,)
+    assert {"observed_spikes", "predicted_spikes", "gamma"} <= set(res.features["sweeps"][0])
+
+
+@pytest.mark.skipif(not (RECORDINGS / "18711001.abf").is_file(), reason="shared recordings absent")
+def test_choose_sweeps_rule():
+    rec = load_recording(RECORDINGS / "18711001.abf")
+    # The largest subthreshold step (it also holds the -100 pA step), then spiking sweeps
+    # from the lowest to the highest current.
+    assert choose_sweeps(rec) == [6, 7, 18, 29]
+
+
+def test_cli_evaluate_round_trip(tmp_path, synthetic, capsys):
+    from hhjax.cli import main
+
+    rec_path = synthetic.to_npz(tmp_path / "cell.npz")
+    fit_path = tmp_path / "fit.json"
+    save_params(fit_path, TRUE, settings={"dt_ms": DT, "method": "exp_euler"})
+    assert load_params(fit_path) == TRUE
+    out, png = tmp_path / "eval.json", tmp_path / "eval.png"
+    assert main(["evaluate", str(fit_path), str(rec_path), "--sweeps", "0-1",
+                 "--out", str(out), "--plot", str(png)]) == 0
+    data = json.loads(out.read_text())
+    keys = {"sweep", "observed_spikes", "predicted_spikes", "observed_rest_mV", "predicted_rest_mV",
+            "observed_rate_hz", "predicted_rate_hz", "gamma"}
+    assert [r["sweep"] for r in data["sweeps"]] == [0, 1]
+    assert all(keys <= set(r) for r in data["sweeps"])
+    assert {"fraction_within_1_spike", "fi_rms_hz", "rest_error_mV"} <= set(data["summary"])
+    assert data["summary"]["fraction_within_1_spike"] == 1.0
+    assert png.stat().st_size > 1000
+    assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files
+    capsys.readouterr()
+
+    # Errors: one line on stderr naming the file, non-zero exit.
+    assert main(["evaluate", str(fit_path), str(rec_path), "--sweeps", "0-5"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cell.npz" in err and "out of range" in err
+    assert main(["evaluate", str(tmp_path / "missing.json"), str(rec_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing.json" in err
+    assert main(["fit", str(rec_path), "--model", "pospischil", "--sweeps", "7"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cell.npz" in err
