@@ -124,7 +124,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         starts: ``{name: array(n_starts,)}`` explicit starting points (overrides drawing).
         checkpoint_every: steps per ``jax.checkpoint`` chunk (bounds reverse-mode memory).
         direct: use the direct least-squares estimate as the first start (default: when
-            ``init`` is None).
+            ``init`` is None); with an ``init`` too, ``init`` is the second start.
         tol: a start has converged after two accepted steps that lower its loss by less than
             this fraction (1e-5 of a sum of squares is far below statistical resolution).
         fit_v0: also fit the initial voltage (within ±5 mV of the first sample), gates at
@@ -182,7 +182,6 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         to_loss = lambda s: np.asarray(s.best_loss).reshape(n_targets, n_s)  # noqa: E731
     history = [np.asarray(to_loss(state))]
     stall = np.zeros((n_targets, n_s), int)
-    best_since = np.full(n_targets, -1)
     rejects = np.zeros((n_targets, n_s), int)
     bar = _progress_bar(progress, steps, "fit")
     it = 0
@@ -199,15 +198,11 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
             # accepted steps that barely help, or damping at its ceiling, count as a stall.
             accepted = (lam_after < lam_before).reshape(n_targets, n_s)
             small = np.asarray(state.improvement).reshape(n_targets, n_s) < tol
-            # Four rejections in a row (damping x256) mean no step in any direction helps.
+            # Six rejections in a row (damping x4096) mean no step in any direction helps.
             rejects = np.where(accepted, 0, rejects + 1)
-            stuck = (lam_after >= 1e8).reshape(n_targets, n_s) | (rejects >= 4)
+            stuck = (lam_after >= 1e8).reshape(n_targets, n_s) | (rejects >= 6)
             stall = np.where(stuck, 2, np.where(accepted, np.where(small, stall + 1, 0), stall))
             done = (stall >= 2) | (losses > 10.0 * np.min(losses, axis=-1, keepdims=True)) & (it >= 5)
-            # Once a target's best start has converged, the others get 5 more iterations.
-            best_done = done[np.arange(n_targets), np.argmin(losses, axis=-1)]
-            best_since = np.where(best_done & (best_since < 0), it, np.where(best_done, best_since, -1))
-            done = done | ((best_since >= 0) & (it - best_since >= 5))[:, None]
         else:
             with np.errstate(invalid="ignore"):  # inf - inf before a row's first finite loss
                 flat = np.abs(history[-1] - losses) <= tol * np.abs(losses)
@@ -381,5 +376,9 @@ def _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
             first[n] = np.clip(vals, lo + margin, hi - margin)
     if use_direct or starts is None:
         z = np.array(z)
+        if names and init is not None and starts is None and z.shape[1] >= 2:
+            # Both informative points are used: the direct estimate and the user's init.
+            z[:, 1] = np.stack([to_unconstrained(n, np.broadcast_to(np.asarray(getattr(init, n), float), (n_targets,)), specs[n])
+                                for n in trainable], -1)
         z[:, 0] = np.stack([to_unconstrained(n, first[n], specs[n]) for n in trainable], -1)
     return z, direct_result
