@@ -30,8 +30,9 @@ squares estimate on the hyperpolarising step (:func:`hhjax.direct_estimate`); th
 parameters at the RS preset. Stage 1, a cross-entropy search on the loss (population as a
 batch axis: one compiled program per generation), explores around that start, which the
 rugged count terms need; stage 2 refines the best ``n_starts`` points together by batched
-Levenberg–Marquardt at dt/2 (forward-mode Jacobian through the simulation; counts enter
-the acceptance test, the smooth terms the step). The returned model is the dt/2 one.
+Levenberg–Marquardt (forward-mode Jacobian through the simulation; counts enter the
+acceptance test, the smooth terms the step). On real recordings the search does most of
+the work: spike times of later spikes are too rugged in the parameters for Gauss–Newton.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def _seed(key):
 
 
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
-                  n_starts=4, steps=4, dt=0.1, refine_dt=None, key=None, progress=None, init=None,
+                  n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
                   generations=12, population=160, method="exp_euler", bounds=None):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
@@ -226,10 +227,11 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         model: ``"pospischil"`` (the model with a membrane area, so currents stay in pA).
         sweeps: sweep numbers to fit; default :func:`choose_sweeps` (4, by rule).
         trainable: parameter names; ``e_l`` is fitted through the resting potential.
-        n_starts: points refined together by Levenberg–Marquardt; steps: its iterations.
-        dt: simulation step of the search (ms); refine_dt: of the refinement and of the
-            returned model (default ``dt / 2``: at 0.1 ms, spike times ripple with their
-            phase on the time grid, which defeats Gauss–Newton steps).
+        n_starts: points refined together by Levenberg–Marquardt; steps: its iterations
+            (0: search only, no standard errors).
+        dt: simulation step (ms); the returned model is meant to be run at it (fit.json
+            records it). At 0.1 ms later spike times ripple with their phase on the time
+            grid, which hampers the Gauss–Newton steps; spike counts do not depend on it.
         key: ``jax.random.PRNGKey`` (or int) for the search.
         generations, population: size of the cross-entropy search.
         init: params with the starting and fixed values (default: the RS preset).
@@ -289,14 +291,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             bar.set_postfix(loss=f"{history[-1]:.3g}")
     t_search = time.perf_counter()
     z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
-    dt_r = float(refine_dt if refine_dt is not None else dt / 2)
-    if dt_r != dt:
-        data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt_r), dt_r)
-        spec = dataclasses.replace(spec, dt=dt_r, every=every, layout=layout)
-        data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
     n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + 2)
-    state = _lm(spec, base, lm_blank(z0, n_res), data, 0)
-    refine_start = float(np.min(np.asarray(state.loss)))
+    state = _lm(spec, base, lm_blank(z0, n_res), data, 0) if steps else None
+    it = 0
     for it in range(1, steps + 1):  # refine: one compiled LM step for all starts
         state = _lm(spec, base, state, data, it)
         history.append(min(float(np.min(np.asarray(state.loss))), history[-1]))
@@ -307,16 +304,16 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             break
     if bar is not None:
         bar.close()
-    losses = np.asarray(state.loss)
+    losses = np.asarray(state.loss) if steps else np.sort(alll)[:n_starts]
     b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
-    z_best = np.asarray(state.z)[b]
+    z_best = np.asarray(state.z if steps else z0)[b]
     params = _params_of(spec, base, jnp.asarray(z_best), jnp.mean(data["hold"]))
     params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
-    stderr = _stderr(spec, z_best, np.asarray(state.jac[b]), np.asarray(state.r[b]), data_np)
+    stderr = _stderr(spec, z_best, np.asarray(state.jac[b]), np.asarray(state.r[b]), data_np) if steps else {}
     t_refine = time.perf_counter()
-    features = evaluate(params, rec, dt=dt_r, method=method)
-    settings = dict(dt_ms=dt_r, search_dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),
-                    n_starts=n_starts, steps=steps, lm_iterations=it if steps else 0,
+    features = evaluate(params, rec, dt=dt, method=method)
+    settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),
+                    n_starts=n_starts, steps=steps, lm_iterations=it,
                     generations=generations, population=population, seed=_seed(key),
                     rows=[list(r) for r in rows], layout=str(layout), start=start, direct=direct,
                     bounds={n: list(specs[n][:2]) for n in names},
@@ -324,7 +321,6 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                                  clip_t_ms=CLIP_T, sigma_rest_mV=SIGMA_REST, mask_ms=list(MASK_MS),
                                  sub_sample_ms=every * dt),
                     start_loss=float(pool_l[0][0]), search_loss=float(np.min(alll)),
-                    refine_start_loss=refine_start,
                     refined_losses=losses.tolist(), ljp_corrected=False,
                     timing_s=dict(search=t_search - t_start, refine=t_refine - t_search,
                                   evaluate=time.perf_counter() - t_refine),
