@@ -57,15 +57,15 @@ def cmd_fit(args):
         return cmd_fit_recording(args)
     t, v, i = load_trace_file(args.trace)
     dt = float(np.round(t[1] - t[0], 9))
-    params = build_params(args.preset, {})
-    trainable = tuple(n.strip() for n in args.trainable.split(",") if n.strip())
+    params = build_params(args.preset or "neuron", {})
+    trainable = tuple(n.strip() for n in (args.trainable or "g_na,g_k,g_l").split(",") if n.strip())
     result = fit(v - 0.0, i[:-1], init=params, dt=dt, trainable=trainable, n_starts=args.starts,
                  steps=args.steps, direct=True, progress=args.progress)
     for name in trainable:
         print(f"{name} = {float(getattr(result.params, name)):.6g} ± {float(result.stderr[name]):.3g}")
     print(f"loss (MSE) = {float(result.loss):.4g} mV², {result.wall_time:.1f} s")
     if args.out:
-        save_fit(args.out, result, source=os.path.abspath(args.trace), preset=args.preset)
+        save_fit(args.out, result, source=os.path.abspath(args.trace), preset=args.preset or "neuron")
         print(f"wrote {args.out}")
     if args.plot:
         fitted = simulate(result.params, i[:-1], duration=dt * (len(t) - 1), dt=dt, y0=float(v[0])).v
@@ -80,9 +80,11 @@ def cmd_fit(args):
 def add_fit_commands(sub):
     f = sub.add_parser("fit", help="fit parameters to a trace (CSV/NPZ) or a recording (ABF/NWB/CSV)")
     f.add_argument("trace", help="CSV t_ms,v_mV,i_uA_cm2 or NPZ; or a recording (.abf, .nwb, .csv t_ms,v_mV,i_pA)")
-    f.add_argument("--preset", default="neuron", help="starting/fixed parameters (default neuron)")
+    f.add_argument("--preset", default=None,
+                   help="starting/fixed parameters (default: neuron for traces, pospischil for recordings)")
     f.add_argument("--model", default=None, help="model for recordings: pospischil")
-    f.add_argument("--trainable", default="g_na,g_k,g_l", help="comma-separated names (default g_na,g_k,g_l)")
+    f.add_argument("--trainable", default=None,
+                   help="comma-separated names (default: g_na,g_k,g_l for traces; the model's active and passive set for recordings)")
     f.add_argument("--starts", type=int, default=4, help="starting points (default 4)")
     f.add_argument("--steps", type=int, default=None, help="maximum iterations")
     f.add_argument("--sweeps", default=None, help="recording sweeps to fit, e.g. 4,6,8 or 0-9")

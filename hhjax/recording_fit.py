@@ -350,9 +350,9 @@ def cmd_fit_recording(args):
         raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
     rec = load_recording(args.trace, sweeps=parse_sweeps(args.sweeps))
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
-    trainable = DEFAULT_TRAINABLE if args.trainable in (None, "g_na,g_k,g_l") else \
+    trainable = DEFAULT_TRAINABLE if args.trainable is None else \
         tuple(n.strip() for n in args.trainable.split(",") if n.strip())
-    init = build_params(args.preset, {}) if args.preset not in (None, "neuron") else None
+    init = build_params(args.preset, {}) if args.preset is not None else None
     res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
                         n_starts=args.starts or 4, steps=4 if args.steps is None else args.steps,
                         progress=args.progress, init=init)

@@ -361,3 +361,21 @@ def test_vmap_and_batch_broadcasting_agree():
     counts = np.asarray(batch.spike_count)
     assert counts[0] >= counts[1] >= counts[2] and counts[0] > counts[2]
     assert not np.any(np.asarray(batch.diverged))
+
+
+def test_direct_estimate_recovers_every_channel_conductance():
+    """The direct estimate solves for g_na, g_k (delayed rectifier) and g_m (M current):
+    each channel ``x`` must map to its parameter ``g_x``. From a noiseless spiking trace
+    and a start 30-50 % off, the estimate lands within the float32 / dt discretisation
+    error (a few per cent) of the truth."""
+    from hhjax.direct import direct_estimate, estimable
+
+    p = get_preset("pospischil")
+    names = ("g_na", "g_k", "g_m", "g_l", "e_l", "area")
+    assert estimable(p, names) == names
+    stim = hhjax.stimulus.step(300.0, 20.0, 480.0)
+    v = hhjax.simulate(p, stim, duration=500.0, dt=0.025).v
+    guess = dataclasses.replace(p, g_na=p.g_na * 1.3, g_k=p.g_k * 0.7, g_m=p.g_m * 1.5)
+    est = direct_estimate(v, stim, guess, dt=0.025, trainable=("g_na", "g_k", "g_m"))
+    for n in ("g_na", "g_k", "g_m"):
+        assert float(getattr(est.params, n)) == pytest.approx(float(getattr(p, n)), rel=0.04), n

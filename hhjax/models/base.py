@@ -6,6 +6,8 @@ A conductance-based point neuron is fully described by
   every gating variable at membrane potential ``v`` (mV), so ``dx/dt = (x_inf - x) * rate``;
 * ``channels(params, state) -> {current: (g, e)}``: conductance (mS/cm²) and reversal
   potential (mV) of every ohmic current, so ``I = g (V - e)`` (µA/cm², outward positive);
+  current ``x`` has its maximal conductance in the parameter ``g_x`` (the direct estimate
+  relies on this naming);
 * ``capacitance(params)`` in µF/cm² and ``stimulus_scale(params)``, the factor that turns the
   user's stimulus units into µA/cm² (1 for density models; ``1e-6 / area`` for pA).
 

@@ -132,10 +132,12 @@ def _kinetics(params: PospischilParams, v):
 
 def _channels(params: PospischilParams, s: PospischilState):
     n2 = s.n * s.n
+    # Keys name the conductance parameter (channel "x" <-> g_x), which the direct estimate
+    # relies on: "k" is the delayed rectifier, "m" the slow M-type K current.
     return {
         "na": (params.g_na * s.m * s.m * s.m * s.h, params.e_na),
-        "kd": (params.g_k * n2 * n2, params.e_k),
-        "km": (params.g_m * s.p, params.e_k),
+        "k": (params.g_k * n2 * n2, params.e_k),
+        "m": (params.g_m * s.p, params.e_k),
         "l": (params.g_l * jnp.ones_like(s.v), params.e_l),
     }
 
