@@ -133,32 +133,83 @@ def direct_estimate_batch(targets, stimuli, params, *, dt, trainable, stimulus_b
                          stimulus_batched=bool(stimulus_batched))
 
 
-@partial(jax.jit, static_argnames=("dt", "trainable", "window_ms", "ridge", "stimulus_batched"))
-def _direct_batch(params, targets, stimuli, *, dt, trainable, window_ms, ridge, stimulus_batched):
-    fn = partial(_direct_impl, dt=dt, trainable=trainable, window_ms=window_ms, ridge=ridge)
+# Runs once per fit, so XLA's backend optimisations (most of the compile time) do not pay.
+@partial(jax.jit, static_argnames=("dt", "trainable", "window_ms", "stimulus_batched"),
+         compiler_options={"xla_backend_optimization_level": 0})
+def _design_batch(params, targets, stimuli, *, dt, trainable, window_ms, stimulus_batched):
+    fn = partial(_design, dt=dt, trainable=trainable, window_ms=window_ms)
     return jax.vmap(fn, in_axes=(None, 0, 0 if stimulus_batched else None))(params, targets, stimuli)
+
+
+def _direct_batch(params, targets, stimuli, *, dt, trainable, window_ms, ridge, stimulus_batched):
+    # Only the gate integration and the design matrix are compiled; the small solves run in
+    # float64 NumPy, which keeps the first call of hhjax.fit short (LAPACK kernels under vmap
+    # take seconds to compile) and is more precise.
+    design = _design_batch(params, targets, stimuli, dt=dt, trainable=trainable,
+                           window_ms=window_ms, stimulus_batched=stimulus_batched)
+    a, b, scale = (np.asarray(x, dtype=float) for x in design)
+    coef, cond, rms = _solve(a, b, ridge, np)
+    labels = _labels(params, trainable)
+    values = {k: np.asarray(getattr(params, k), dtype=float) for k in ("g_l",) if hasattr(params, k)}
+    updates = _updates(labels, coef, scale, trainable, values, np)
+    dtype = targets.dtype
+    updates = {k: jnp.asarray(val, dtype) for k, val in updates.items()}
+    return DirectEstimate(dataclasses.replace(params, **updates), jnp.asarray(cond, dtype),
+                          jnp.asarray(rms, dtype))
 
 
 @partial(jax.jit, static_argnames=("dt", "trainable", "window_ms", "ridge"))
 def _direct_core(params, v, stimulus, *, dt, trainable, window_ms, ridge):
-    return _direct_impl(params, v, stimulus, dt=dt, trainable=trainable, window_ms=window_ms,
-                        ridge=ridge)
+    a, b, scale = _design(params, v, stimulus, dt=dt, trainable=trainable, window_ms=window_ms)
+    coef, cond, rms = _solve(a, b, ridge, jnp)
+    updates = _updates(_labels(params, trainable), coef, scale, trainable,
+                       {"g_l": getattr(params, "g_l", None)}, jnp)
+    updates = {k: jnp.asarray(val, v.dtype) for k, val in updates.items()}
+    return DirectEstimate(dataclasses.replace(params, **updates), cond, rms)
 
 
-def _direct_impl(params, v, stimulus, *, dt, trainable, window_ms, ridge):
+def _flags(params, trainable):
+    names = {f.name for f in dataclasses.fields(params)}
+    fit_e_l = "e_l" in trainable and "g_l" in names
+    fit_c = "c_m" in trainable
+    fit_area = "area" in trainable and not fit_c
+    return names, fit_e_l, fit_c, fit_area
+
+
+def _labels(params, trainable):
+    """Names of the design matrix's columns, in order (static: from names and shapes only)."""
+    names, fit_e_l, fit_c, fit_area = _flags(params, trainable)
+    model = model_of(params)
+    order = []  # channel names in the model's order (a returned dict would come back sorted)
+
+    def channel_names(p):
+        order.extend(model.channels(p, steady_state(p, np.float32(-65.0))))
+        return 0.0
+
+    jax.eval_shape(channel_names, params)  # traces only: nothing is computed or compiled
+    labels = [f"g_{ch}" for ch in order if f"g_{ch}" in trainable and f"g_{ch}" in names]
+    if fit_e_l:
+        labels.append("g_l*e_l")
+    if fit_c:
+        labels.append("1/c")
+    elif fit_area:
+        labels.append("1/area")
+    return tuple(labels)
+
+
+def _design(params, v, stimulus, *, dt, trainable, window_ms):
+    """Window-integrated membrane equation ``a @ coef = b`` (see the module docstring), and
+    the stimulus scale; traceable."""
     model = model_of(params)
     dtype = v.dtype
     n_steps = v.shape[-1] - 1
     i_step = _stimulus_per_step(stimulus, n_steps, dt, dtype)
-    names = {f.name for f in dataclasses.fields(params)}
+    names, fit_e_l, fit_c, fit_area = _flags(params, trainable)
     state = gates_from_voltage(params, v, dt)
     scale = model.stimulus_scale(params)
     c_m = model.capacitance(params)
 
-    fit_e_l = "e_l" in trainable and "g_l" in names
-    fit_c = "c_m" in trainable
-    fit_area = "area" in trainable and not fit_c
-    columns, labels, known = [], [], 0.0
+    columns, known = [], 0.0
     ones = {k: 1.0 for k in names if k.startswith("g_") and k in trainable}
     unit_params = dataclasses.replace(params, **ones)
     channels = model.channels(params, state)
@@ -170,12 +221,10 @@ def _direct_impl(params, v, stimulus, *, dt, trainable, window_ms, ridge):
             f = unit_channels[ch][0]
             e_eff = 0.0 if (ch == "l" and fit_e_l) else e
             columns.append(-f * (v - e_eff))
-            labels.append(pname)
         else:
             i_fixed = i_fixed + g * (v - e)
     if fit_e_l:
         columns.append(jnp.ones_like(v))
-        labels.append("g_l*e_l")
 
     def step_integral(x):
         x = jnp.broadcast_to(x, v.shape)
@@ -186,10 +235,8 @@ def _direct_impl(params, v, stimulus, *, dt, trainable, window_ms, ridge):
     i_int = i_step * dt
     if fit_c:
         cols.append(i_int * scale + drive_fixed)
-        labels.append("1/c")
     elif fit_area:
         cols.append(i_int * scale * params.area)
-        labels.append("1/area")
         known = drive_fixed / c_m
     else:
         known = (i_int * scale + drive_fixed) / c_m
@@ -205,46 +252,44 @@ def _direct_impl(params, v, stimulus, *, dt, trainable, window_ms, ridge):
     if not (fit_c or fit_area):
         a = a / c_m
     b = windows(jnp.diff(v)) - windows(known if not isinstance(known, float) else jnp.zeros(n_steps, dtype))
-    norms = jnp.sqrt(jnp.sum(a * a, axis=0)) + 1e-30
-    an = a / norms
-    normal = an.T @ an
-    reg = ridge * jnp.trace(normal) / normal.shape[0]
-    coef_n = jnp.linalg.solve(normal + reg * jnp.eye(normal.shape[0], dtype=dtype), an.T @ b)
-    coef = coef_n / norms
-    resid = b - a @ coef
-    eig = jnp.linalg.eigvalsh(normal)
-    cond = jnp.sqrt(eig[-1] / jnp.maximum(eig[0], 1e-30 * eig[-1]))
+    return a, b, jnp.asarray(scale, dtype)
 
-    est = dict(zip(labels, coef))
-    if fit_c:
-        c_new = scale / est["1/c"] if "area" not in names else 1.0 / est["1/c"] * scale
-        updates = {"c_m": c_new}
-        g_scale = c_new
-    elif fit_area:
-        updates = {"area": 1.0 / est["1/area"]}
-        g_scale = 1.0
+
+def _solve(a, b, ridge, xp):
+    """Ridge least squares on column-normalised ``a`` (``xp`` is jnp or np; leading batch
+    axes allowed). Returns the coefficients, the condition number and the RMS residual."""
+    norms = xp.sqrt(xp.sum(a * a, axis=-2)) + 1e-30
+    an = a / norms[..., None, :]
+    normal = xp.swapaxes(an, -1, -2) @ an
+    k = normal.shape[-1]
+    reg = ridge * xp.trace(normal, axis1=-2, axis2=-1) / k
+    rhs = xp.swapaxes(an, -1, -2) @ b[..., None]
+    coef = xp.linalg.solve(normal + reg[..., None, None] * xp.eye(k, dtype=normal.dtype), rhs)[..., 0] / norms
+    resid = b - (a @ coef[..., None])[..., 0]
+    eig = xp.linalg.eigvalsh(normal)
+    cond = xp.sqrt(eig[..., -1] / xp.maximum(eig[..., 0], 1e-30 * eig[..., -1]))
+    return coef, cond, xp.sqrt(xp.mean(resid ** 2, axis=-1))
+
+
+def _updates(labels, coef, scale, trainable, values, xp):
+    """Parameter values from the coefficients (last axis of ``coef`` follows ``labels``)."""
+    est = {name: coef[..., j] for j, name in enumerate(labels)}
+    if "1/c" in est:
+        c_new = scale / est["1/c"]
+        updates, g_scale = {"c_m": c_new}, c_new
+    elif "1/area" in est:
+        updates, g_scale = {"area": 1.0 / est["1/area"]}, 1.0
     else:
         updates, g_scale = {}, 1.0
     for name in labels:
         if name.startswith("g_") and "*" not in name:
             updates[name] = est[name] * g_scale
-    if fit_e_l:
-        updates["e_l"] = est["g_l*e_l"] * g_scale / updates.get("g_l", params.g_l)
-    updates = {k: jnp.asarray(val, dtype) for k, val in updates.items()}
-    return DirectEstimate(dataclasses.replace(params, **updates), cond,
-                          jnp.sqrt(jnp.mean(resid ** 2)))
+    if "g_l*e_l" in est:
+        updates["e_l"] = est["g_l*e_l"] * g_scale / updates.get("g_l", values["g_l"])
+    return updates
 
 
 def estimable(params, trainable) -> tuple[str, ...]:
     """The trainable names the direct estimate solves for (the rest are left unchanged)."""
-    model = model_of(params)
-    names = {f.name for f in dataclasses.fields(params)}
-    chans = {f"g_{c}" for c in model.channels(params, steady_state(params, np.float32(-65.0)))}
-    out = [n for n in trainable if n in chans and n in names]
-    if "e_l" in trainable and "g_l" in names:
-        out.append("e_l")
-    if "c_m" in trainable:
-        out.append("c_m")
-    elif "area" in trainable:
-        out.append("area")
-    return tuple(out)
+    rename = {"g_l*e_l": "e_l", "1/c": "c_m", "1/area": "area"}
+    return tuple(rename.get(label, label) for label in _labels(params, tuple(trainable)))

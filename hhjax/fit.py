@@ -17,10 +17,11 @@ from . import presets as _presets
 from .direct import direct_estimate_batch, estimable
 from .losses import get_loss
 from .models import model_of
-from .optimize import lm_blank, lm_step, optax_init, optax_step, residuals_and_jacobian
+from .optimize import gauss_newton_terms, lm_init, lm_propose, lm_update, optax_init, optax_step
 from .simulate import simulate
-from .transforms import dtheta_dz, from_unconstrained, resolve_bounds, sample_in_bounds, to_unconstrained
-from .uncertainty import correlated_pairs, correlation, covariance_from_jacobian
+from .transforms import (dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds,
+                         sample_in_bounds, to_unconstrained)
+from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +163,10 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     z0 = jnp.asarray(z0, dtype)
 
     n_s = z0.shape[1]
-    rows_t = jnp.repeat(targets, n_s, axis=0)
-    rows_s = jnp.repeat(stims, n_s, axis=0) if stim_batched else stims
+    # Host-side repeats: an eager jnp op would compile a kernel of its own.
+    target_np = np.asarray(targets)
+    rows_t = jnp.asarray(np.repeat(target_np, n_s, axis=0))
+    rows_s = jnp.asarray(np.repeat(np.asarray(stims), n_s, axis=0)) if stim_batched else stims
     use_lm = loss == "mse" and optimizer is None
     steps = steps if steps is not None else (40 if use_lm else 500)
     problem = _Problem(trainable, tuple(specs[n] for n in trainable), float(duration), float(dt),
@@ -174,8 +177,8 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     n_z = z0.shape[-1]
     z_rows = jnp.asarray(z0.reshape((-1, n_z)), dtype)
     if use_lm:
-        state = _lm_iteration(problem, base, lm_blank(z_rows, n_res), rows_t, rows_s, 0)
-        to_loss = lambda s: np.asarray(s.loss).reshape(n_targets, n_s) / n_res  # noqa: E731
+        state = lm_init(z_rows, _gn_terms(problem, base, z_rows, rows_t, rows_s))
+        to_loss = lambda s: s.sse.reshape(n_targets, n_s) / n_res  # noqa: E731
     else:
         optimizer = optimizer if optimizer is not None else _default_adam()
         state = optax_init(optimizer, z_rows)
@@ -187,9 +190,11 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     it = 0
     for it in range(1, steps + 1):
         if use_lm:
-            lam_before = np.asarray(state.lam)
-            state = _lm_iteration(problem, base, state, rows_t, rows_s, it)
-            lam_after = np.asarray(state.lam)
+            lam_before = state.lam
+            z_trial = lm_propose(state)
+            terms = _gn_terms(problem, base, jnp.asarray(z_trial, dtype), rows_t, rows_s)
+            state = lm_update(state, z_trial, terms, it)
+            lam_after = state.lam
         else:
             state = _optax_iteration(problem, optimizer, base, state, rows_t, rows_s, it)
         losses = to_loss(state)
@@ -197,7 +202,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
             # Rejected trial steps (damping went up) say nothing about convergence; only
             # accepted steps that barely help, or damping at its ceiling, count as a stall.
             accepted = (lam_after < lam_before).reshape(n_targets, n_s)
-            small = np.asarray(state.improvement).reshape(n_targets, n_s) < tol
+            small = state.improvement.reshape(n_targets, n_s) < tol
             # Six rejections in a row (damping x4096) mean no step in any direction helps.
             rejects = np.where(accepted, 0, rejects + 1)
             stuck = (lam_after >= 1e8).reshape(n_targets, n_s) | (rejects >= 6)
@@ -223,17 +228,19 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     rows = np.arange(n_targets)
     z_best = z_final[rows, best]
     all_specs = [specs[n] for n in trainable] + ([_V0_SPEC] if fit_v0 else [])
-    theta_best = np.stack([np.asarray(from_unconstrained(z_best[:, i], sp)) for i, sp in enumerate(all_specs)], -1)
+    theta_best = np.stack([from_unconstrained_np(z_best[:, i], sp) for i, sp in enumerate(all_specs)], -1)
     if use_lm:
         pick = rows * n_s + best
-        jac_z, resid = np.asarray(state.jac)[pick], np.asarray(state.r)[pick]
+        sse, h = state.sse[pick], state.h[pick]
     else:
-        jac_z, resid = _jacobian(problem, base, jnp.asarray(z_best, dtype), targets, stims)
+        sse, _, h, _ = (np.asarray(x, float) for x in
+                        _gn_terms(problem, base, jnp.asarray(z_best, dtype), targets, stims))
     cov = np.zeros((n_targets, len(trainable), len(trainable)))  # v0 marginalised out
     for b in range(n_targets):
         scale = np.array([dtheta_dz(z_best[b, i], sp) for i, sp in enumerate(all_specs)])
-        cov[b] = covariance_from_jacobian(jac_z[b] / scale, resid[b])[0][:len(trainable), :len(trainable)]
-    corr = np.asarray(correlation(cov))
+        cov[b] = covariance_from_gauss_newton(h[b] / np.outer(scale, scale), sse[b], n_res)[0][
+            :len(trainable), :len(trainable)]
+    corr = correlation(cov)
     sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
 
     converged = stall >= 2
@@ -244,7 +251,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     values = {n: jnp.asarray(shape(theta_best[:, i]).astype(np.float32 if dtype == jnp.float32 else float))
               for i, n in enumerate(trainable)}
     params = dataclasses.replace(base, **values)
-    start_params = {n: shape(np.asarray(from_unconstrained(z_final[..., i], specs[n]))) for i, n in enumerate(trainable)}
+    start_params = {n: shape(from_unconstrained_np(z_final[..., i], specs[n])) for i, n in enumerate(trainable)}
     pairs = [correlated_pairs(c, trainable) for c in corr]
     return FitResult(
         params=params, loss=shape(final_losses[rows, best]),
@@ -257,7 +264,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         trainable=trainable, direct=direct_result,
         settings=dict(dt=dt, duration=duration, method=method, loss=loss if isinstance(loss, str) else "custom",
                       steps=steps, iterations=it, n_starts=int(z0.shape[1]), record_every=record_every,
-                      v0=float(np.mean(targets[:, 0]) + np.mean(theta_best[:, -1])) if fit_v0 else float(np.mean(targets[:, 0])),
+                      v0=float(np.mean(target_np[:, 0]) + (np.mean(theta_best[:, -1]) if fit_v0 else 0.0)),
                       optimizer="levenberg-marquardt" if use_lm else "optax",
                       bounds={n: specs[n][:2] for n in trainable}))
 
@@ -307,9 +314,21 @@ def _residual_fn(problem, base, targets, stims):
     return lambda z: _simulate_rows(problem, base, z, stims, targets[:, 0])[..., 1:] - targets[:, 1:]
 
 
-@partial(jax.jit, static_argnames=("problem",))
-def _lm_iteration(problem, base, state, targets, stims, it):
-    return lm_step(_residual_fn(problem, base, targets, stims), state, it)
+def _gn_terms_impl(problem, base, z, targets, stims):
+    return gauss_newton_terms(_residual_fn(problem, base, targets, stims), z)
+
+
+_gn_terms_optimised = jax.jit(_gn_terms_impl, static_argnames=("problem",))
+# XLA's backend optimisations take most of the compile time and pay off only when the batch
+# is large: a few starts of one trace run 2x slower per iteration but compile ~1 s sooner.
+_gn_terms_quick = jax.jit(_gn_terms_impl, static_argnames=("problem",),
+                          compiler_options={"xla_backend_optimization_level": 0})
+_QUICK_BELOW = 2e5  # rows x samples under which the quick compile wins
+
+
+def _gn_terms(problem, base, z, targets, stims):
+    quick = z.shape[0] * targets.shape[-1] < _QUICK_BELOW
+    return (_gn_terms_quick if quick else _gn_terms_optimised)(problem, base, z, targets, stims)
 
 
 @partial(jax.jit, static_argnames=("problem", "optimizer"))
@@ -318,16 +337,6 @@ def _optax_iteration(problem, optimizer, base, state, targets, stims, it):
         return problem.loss_fn(_simulate_rows(problem, base, z, stims, targets[:, 0]), targets)
 
     return optax_step(optimizer, loss, state, it)
-
-
-@partial(jax.jit, static_argnames=("problem",))
-def _jacobian_jit(problem, base, z, targets, stims):
-    return residuals_and_jacobian(_residual_fn(problem, base, targets, stims), z)
-
-
-def _jacobian(problem, base, z, targets, stims):
-    r, jac = _jacobian_jit(problem, base, z, targets, stims)
-    return np.asarray(jac), np.asarray(r)
 
 
 @functools.lru_cache(maxsize=None)
@@ -349,7 +358,7 @@ def _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
         z = np.array(np.broadcast_to(z, (n_targets,) + z.shape[-2:]))
         # Explicit starts are used as given unless the direct estimate is asked for.
         use_direct = bool(direct)
-        first = {n: np.asarray(from_unconstrained(z[:, 0, i], specs[n]), float) for i, n in enumerate(trainable)}
+        first = {n: from_unconstrained_np(z[:, 0, i], specs[n]) for i, n in enumerate(trainable)}
     else:
         draws = sample_in_bounds(key, specs, (n_targets, n_starts))
         z = np.stack([to_unconstrained(n, draws[n], specs[n]) for n in trainable], -1)
@@ -363,8 +372,10 @@ def _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
     if names:
         est = direct_estimate_batch(targets, stims, base, dt=dt, trainable=trainable,
                                     stimulus_batched=stim_batched)
-        direct_result = jax.tree_util.tree_map(lambda x: x[0], est) if n_targets == 1 else est
-        if n_targets == 1 and float(est.condition[0]) > 1e3:
+        # Indexing on the host: an eager jnp slice would compile a kernel of its own.
+        direct_result = jax.tree_util.tree_map(
+            lambda x: jnp.asarray(np.asarray(x)[0]) if np.ndim(x) else x, est) if n_targets == 1 else est
+        if n_targets == 1 and float(np.asarray(est.condition)[0]) > 1e3:
             warnings.warn(f"fit: the direct estimate is ill-conditioned (condition number "
                           f"{float(est.condition[0]):.3g}); relying on the other starts",
                           RuntimeWarning, stacklevel=3)

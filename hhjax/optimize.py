@@ -2,11 +2,18 @@
 (targets × starts) are ``N`` independent neurons of one broadcast simulation, so no
 ``vmap`` is stacked on the scan (which keeps compilation short).
 
-* :func:`lm_step` — Levenberg–Marquardt on least-squares residuals. The Jacobian comes
-  from ONE forward-mode ``jvp`` of a simulation whose batch holds each row ``P`` times,
-  copy ``p`` carrying the tangent of parameter ``p``. Forward mode keeps no tape: memory
-  does not grow with the number of time steps, so 10 s traces cost no more memory per step
-  than 100 ms ones.
+* Levenberg–Marquardt on least-squares residuals. The Jacobian comes from ONE
+  forward-mode ``jvp`` of a simulation whose batch holds each row ``P`` times, copy ``p``
+  carrying the tangent of parameter ``p``. Forward mode keeps no tape: memory does not
+  grow with the number of time steps, so 10 s traces cost no more memory per step than
+  100 ms ones. Two forms:
+
+  - :func:`gauss_newton_terms` (compiled: the simulation and its Jacobian, reduced to
+    ``Jᵀr`` and ``JᵀJ``) with :func:`lm_init` / :func:`lm_update` (host-side NumPy,
+    float64: the P×P solves and the accept/reject logic). Only the simulation is compiled,
+    which is most of what a cold :func:`hhjax.fit` waits for.
+  - :func:`lm_step`, the same step entirely under ``jit`` (for residuals whose rows are
+    weighted or masked afterwards, as in the recording fit).
 * :func:`optax_step` — any optax optimiser on any scalar loss (reverse mode; use
   ``checkpoint_every`` to bound its memory on long traces).
 
@@ -16,8 +23,11 @@ the step at which it happened is recorded, so NaN never propagates into results.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._pytree import pytree_dataclass
 
@@ -59,6 +69,76 @@ def residuals_and_jacobian(residual_fn, z):
     tangent = jnp.broadcast_to(jnp.eye(p, dtype=z.dtype)[:, None, :], (p, n, p))
     r_rep, dr = jax.jvp(residual_fn, (z_rep,), (tangent,))
     return r_rep[0], jnp.moveaxis(dr, 0, -1)
+
+
+def gauss_newton_terms(residual_fn, z):
+    """Per row: sum of squares ``(N,)``, gradient ``Jᵀr`` ``(N, P)``, Gauss–Newton matrix
+    ``JᵀJ`` ``(N, P, P)`` and whether all of them are finite ``(N,)``."""
+    r, jac = residuals_and_jacobian(residual_fn, z)
+    sse = jnp.sum(r * r, axis=-1)
+    g = jnp.einsum("bnp,bn->bp", jac, r)
+    h = jnp.einsum("bnp,bnq->bpq", jac, jac)
+    finite = jnp.isfinite(sse) & jnp.all(jnp.isfinite(h), axis=(-2, -1)) & jnp.all(jnp.isfinite(g), axis=-1)
+    return sse, g, h, finite
+
+
+@dataclasses.dataclass(frozen=True)
+class LMHostState:
+    """Host-side (NumPy float64) Levenberg–Marquardt state for ``N`` rows: ``z`` (N, P),
+    sum of squares ``sse``, ``g = Jᵀr``, ``h = JᵀJ``, damping ``lam``, last relative
+    improvement, and the last iteration whose trial step was non-finite (-1 if never)."""
+
+    z: np.ndarray
+    sse: np.ndarray
+    g: np.ndarray
+    h: np.ndarray
+    lam: np.ndarray
+    improvement: np.ndarray
+    nan_at: np.ndarray
+
+
+def lm_init(z, terms):
+    """State at ``z`` from ``terms = gauss_newton_terms(...)`` evaluated there (non-finite
+    rows get an infinite loss, so any finite trial step is accepted)."""
+    sse, g, h, finite = (np.asarray(t, dtype=float) for t in terms)
+    finite = finite.astype(bool)
+    n = sse.shape[0]
+    return LMHostState(
+        z=np.asarray(z, dtype=float), sse=np.where(finite, sse, np.inf),
+        g=np.where(finite[:, None], g, 0.0), h=np.where(finite[:, None, None], h, 0.0),
+        lam=np.full(n, 3e-3), improvement=np.full(n, np.inf),
+        nan_at=np.where(finite, -1, 0).astype(int))
+
+
+def lm_propose(s: LMHostState):
+    """The damped Gauss–Newton trial point for every row (Marquardt's diagonal scaling)."""
+    diag = np.diagonal(s.h, axis1=-2, axis2=-1)
+    floor = 1e-12 * np.max(diag, axis=-1, keepdims=True) + 1e-30
+    damped = s.h + (s.lam[:, None] * (diag + floor))[..., None] * np.eye(s.h.shape[-1])
+    with np.errstate(all="ignore"):
+        try:
+            delta = -np.linalg.solve(damped, s.g[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            delta = -np.einsum("bpq,bq->bp", np.linalg.pinv(damped), s.g)
+    delta = np.where(np.isfinite(delta), delta, 0.0)
+    # A step of more than 2 in sigmoid space jumps across most of the bounds: cap it.
+    delta = delta * np.minimum(1.0, 2.0 / (np.max(np.abs(delta), axis=-1, keepdims=True) + 1e-30))
+    return s.z + delta
+
+
+def lm_update(s: LMHostState, z_new, terms, iteration):
+    """Accept each row's trial point if its loss is finite and lower; adapt the damping."""
+    sse, g, h, finite = (np.asarray(t, dtype=float) for t in terms)
+    finite = finite.astype(bool)
+    accept = finite & (sse < s.sse)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        improvement = np.where(accept & np.isfinite(s.sse), (s.sse - sse) / np.maximum(s.sse, 1e-30),
+                               np.where(accept, np.inf, 0.0))
+    return LMHostState(
+        z=np.where(accept[:, None], z_new, s.z), sse=np.where(accept, sse, s.sse),
+        g=np.where(accept[:, None], g, s.g), h=np.where(accept[:, None, None], h, s.h),
+        lam=np.clip(np.where(accept, s.lam / 3.0, s.lam * 4.0), 1e-9, 1e9),
+        improvement=improvement, nan_at=np.where(finite, s.nan_at, iteration))
 
 
 def lm_step(residual_fn, s: LMState, iteration):

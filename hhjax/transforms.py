@@ -109,9 +109,32 @@ def from_unconstrained(z, spec):
     return jnp.clip(theta, lo, hi)
 
 
+def from_unconstrained_np(z, spec):
+    """:func:`from_unconstrained` on the host (NumPy float64), for results and reports:
+    calling the ``jnp`` version eagerly compiles each operation once, which a cold
+    :func:`hhjax.fit` would wait for."""
+    lo, hi, log = spec
+    frac = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+    theta = np.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * frac) if log else lo + (hi - lo) * frac
+    return np.clip(theta, lo, hi)
+
+
+def _numpy_rng(key):
+    """A NumPy generator seeded from a JAX PRNG key (raw or typed) or an int."""
+    if isinstance(key, (int, np.integer)):
+        return np.random.default_rng(int(key))
+    if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.random.default_rng(np.asarray(key, dtype=np.uint32).ravel().tolist())
+
+
 def sample_in_bounds(key, specs: dict, shape=()):
-    """Random starting values (NumPy), uniform in each parameter's (log-)range."""
-    u_all = np.asarray(jax.random.uniform(key, (len(specs),) + tuple(shape), minval=0.02, maxval=0.98))
+    """Random starting values (NumPy), uniform in each parameter's (log-)range.
+
+    ``key`` is a JAX PRNG key or an int. The draws are made on the host with NumPy: a
+    ``jax.random`` call outside ``jit`` would compile a kernel just for them.
+    """
+    u_all = _numpy_rng(key).uniform(0.02, 0.98, (len(specs),) + tuple(shape))
     out = {}
     for u, (name, (lo, hi, log)) in zip(u_all, specs.items()):
         out[name] = np.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if log else lo + u * (hi - lo)

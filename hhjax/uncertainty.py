@@ -48,17 +48,25 @@ def covariance_from_jacobian(jac, residuals):
     """
     jac = np.asarray(jac, dtype=float)
     r = np.asarray(residuals, dtype=float)
-    n, p = jac.shape
-    sigma2 = float(np.sum(r * r)) / max(n - p, 1)
-    h = jac.T @ jac
+    return covariance_from_gauss_newton(jac.T @ jac, float(np.sum(r * r)), jac.shape[0])
+
+
+def covariance_from_gauss_newton(h, sse, n_residuals):
+    """As :func:`covariance_from_jacobian`, from ``JᵀJ`` (P×P), the sum of squared
+    residuals ``sse`` (mV²) and their number. Returns ``(cov, σ²)``."""
+    h = np.asarray(h, dtype=float)
+    p = h.shape[-1]
+    sigma2 = float(sse) / max(n_residuals - p, 1)
+    # Symmetric scaling before inversion keeps badly scaled parameters usable.
     d = np.sqrt(np.maximum(np.diag(h), 1e-300))
     cov = sigma2 * np.linalg.pinv(h / np.outer(d, d), hermitian=True) / np.outer(d, d)
     return cov, sigma2
 
 
 def correlation(cov):
-    """Correlation matrix from a covariance matrix."""
-    sd = jnp.sqrt(jnp.maximum(jnp.diagonal(cov, axis1=-2, axis2=-1), 0.0))
+    """Correlation matrix (NumPy) from a covariance matrix (``(..., P, P)``)."""
+    cov = np.asarray(cov, dtype=float)
+    sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
     return cov / (sd[..., :, None] * sd[..., None, :] + 1e-300)
 
 
