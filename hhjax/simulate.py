@@ -313,7 +313,14 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
                 f"y0: expected None, a voltage in mV or a {model.state_type.__name__}, got "
                 f"{type(y0).__name__}")
     batch = _batch_shape(params, stim, y0 if not isinstance(y0, (int, float)) else None, grid)
-    trace = _run(
+    from . import pallas_hh  # noqa: PLC0415 (it imports this module)
+
+    # GPU only: the fused Pallas kernel (hhjax/pallas_hh.py) when it applies, else None.
+    trace = None
+    if pallas_hh.applies(params, stim, method=method, checkpoint_every=checkpoint_every, y0=y0):
+        trace = pallas_hh.try_simulate(params, stim, duration=duration, dt=dt, y0=y0,
+                                       record_every=record_every, spike_threshold=spike_threshold)
+    trace = trace if trace is not None else _run(
         params, stim, grid, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt), method=method,
         record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold),
