@@ -158,7 +158,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "bench_fit.json"))
     args = ap.parse_args()
     n_trials = 10 if args.quick else 100
-    results = {"machine": machine(), "command": "python scripts/bench_fit.py" + (" --quick" if args.quick else "")}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    results = {"machine": machine(), "command": "python scripts/bench_fit.py" + (" --quick" if args.quick else ""),
+               "commit": commit, "loadavg_start": os.getloadavg()}
     results["single_fit"] = single_fit_fresh_process()
     print("single fit:", results["single_fit"], flush=True)
     import tempfile
@@ -179,6 +181,7 @@ def main():
     print("batch:", batch, flush=True)
     results["long_trace"] = long_trace_memory(1.0 if args.quick else 10.0)
     print("long trace:", results["long_trace"], flush=True)
+    results["loadavg_end"] = os.getloadavg()
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.out}")
