@@ -50,7 +50,7 @@ from .direct import direct_estimate
 from .optimize import lm_blank, lm_step
 from .recording_eval import (add_evaluate_command, choose_sweeps, cmd_evaluate, evaluate,  # noqa: F401
                              fit_rows, model_rest, net_current, parse_sweeps)
-from .recording_eval import MASK_MS, SPIKE_THRESHOLD
+from .recording_eval import MASK_MS, SPIKE_THRESHOLD, stimulus_epochs, sweep_features
 from .simulate import simulate
 from .transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from .uncertainty import covariance_from_jacobian
@@ -340,6 +340,25 @@ def _stderr(spec, z, jac, r, data_np):
     return {n: float(np.sqrt(max(cov[j, j], 0.0))) for j, n in enumerate(spec.names)}
 
 
+def coverage_warning(recording, sweeps):
+    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
+    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
+    info = []
+    for k in range(recording.n_sweeps):
+        _, epochs = stimulus_epochs(recording.t, recording.i[k])
+        f = sweep_features(recording.t, recording.v[k], epochs)
+        info.append((recording.sweeps[k], f["current_pA"], f["spikes"] > 0))
+    chosen = [x for x in info if x[0] in set(sweeps)]
+    top = max(c for _, c, _ in info)
+    n_spiking = sum(s for _, _, s in chosen)
+    hi = max(c for _, c, _ in chosen)
+    if any(s for _, _, s in info) and (n_spiking < 2 or hi < 0.75 * top):
+        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
+                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
+                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
+    return ""
+
+
 def cmd_fit_recording(args):
     """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
     from .cli import CLIError, build_params
@@ -359,6 +378,10 @@ def cmd_fit_recording(args):
                         progress=args.progress, init=init)
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
+    if args.sweeps is not None:
+        warning = coverage_warning(load_recording(args.trace), list(rec.sweeps))
+        if warning:
+            print(f"hhjax fit: warning: {warning}", file=sys.stderr)
     for n in trainable:
         se = None if n == "e_l" else res.stderr.get(n)
         print(f"{n} = {getattr(res.params, n):.6g}" + (f" ± {se:.3g}" if se is not None else ""))

@@ -147,3 +147,14 @@ def test_cli_evaluate_round_trip(tmp_path, synthetic, capsys):
     assert main(["fit", str(rec_path), "--model", "pospischil", "--sweeps", "7"]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cell.npz" in err
+
+
+def test_coverage_warning_flags_sweeps_that_miss_the_fi_range():
+    """18711001 steps 10 pA per sweep up to 290 pA and spikes from ~70 pA: sweeps 4, 6, 8
+    (40-80 pA, one spiking) cannot pin down its f–I curve; the rule's own choice can."""
+    from hhjax.recording_fit import coverage_warning
+
+    rec = load_recording(RECORDINGS / "18711001.abf")
+    warning = coverage_warning(rec, [4, 6, 8])
+    assert "80 pA" in warning and "290 pA" in warning and "1 spiking" in warning
+    assert coverage_warning(rec, choose_sweeps(rec)) == ""
