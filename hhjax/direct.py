@@ -151,7 +151,7 @@ def _direct_batch(params, targets, stimuli, *, dt, trainable, window_ms, ridge, 
     coef, cond, rms = _solve(a, b, ridge, np)
     labels = _labels(params, trainable)
     values = {k: np.asarray(getattr(params, k), dtype=float) for k in ("g_l",) if hasattr(params, k)}
-    updates = _updates(labels, coef, scale, trainable, values, np)
+    updates = _updates(labels, coef, scale, values)
     dtype = targets.dtype
     updates = {k: jnp.asarray(val, dtype) for k, val in updates.items()}
     return DirectEstimate(dataclasses.replace(params, **updates), jnp.asarray(cond, dtype),
@@ -162,8 +162,7 @@ def _direct_batch(params, targets, stimuli, *, dt, trainable, window_ms, ridge, 
 def _direct_core(params, v, stimulus, *, dt, trainable, window_ms, ridge):
     a, b, scale = _design(params, v, stimulus, dt=dt, trainable=trainable, window_ms=window_ms)
     coef, cond, rms = _solve(a, b, ridge, jnp)
-    updates = _updates(_labels(params, trainable), coef, scale, trainable,
-                       {"g_l": getattr(params, "g_l", None)}, jnp)
+    updates = _updates(_labels(params, trainable), coef, scale, {"g_l": getattr(params, "g_l", None)})
     updates = {k: jnp.asarray(val, v.dtype) for k, val in updates.items()}
     return DirectEstimate(dataclasses.replace(params, **updates), cond, rms)
 
@@ -271,7 +270,7 @@ def _solve(a, b, ridge, xp):
     return coef, cond, xp.sqrt(xp.mean(resid ** 2, axis=-1))
 
 
-def _updates(labels, coef, scale, trainable, values, xp):
+def _updates(labels, coef, scale, values):
     """Parameter values from the coefficients (last axis of ``coef`` follows ``labels``)."""
     est = {name: coef[..., j] for j, name in enumerate(labels)}
     if "1/c" in est:

@@ -375,9 +375,10 @@ def _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
         # Indexing on the host: an eager jnp slice would compile a kernel of its own.
         direct_result = jax.tree_util.tree_map(
             lambda x: jnp.asarray(np.asarray(x)[0]) if np.ndim(x) else x, est) if n_targets == 1 else est
-        if n_targets == 1 and float(np.asarray(est.condition)[0]) > 1e3:
+        condition = float(np.asarray(est.condition)[0])
+        if n_targets == 1 and condition > 1e3:
             warnings.warn(f"fit: the direct estimate is ill-conditioned (condition number "
-                          f"{float(est.condition[0]):.3g}); relying on the other starts",
+                          f"{condition:.3g}); relying on the other starts",
                           RuntimeWarning, stacklevel=3)
         for n in names:
             lo, hi, _ = specs[n]

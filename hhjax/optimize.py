@@ -110,63 +110,65 @@ def lm_init(z, terms):
         nan_at=np.where(finite, -1, 0).astype(int))
 
 
-def lm_propose(s: LMHostState):
-    """The damped Gauss–Newton trial point for every row (Marquardt's diagonal scaling)."""
-    diag = np.diagonal(s.h, axis1=-2, axis2=-1)
-    floor = 1e-12 * np.max(diag, axis=-1, keepdims=True) + 1e-30
-    damped = s.h + (s.lam[:, None] * (diag + floor))[..., None] * np.eye(s.h.shape[-1])
-    with np.errstate(all="ignore"):
-        try:
-            delta = -np.linalg.solve(damped, s.g[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            delta = -np.einsum("bpq,bq->bp", np.linalg.pinv(damped), s.g)
-    delta = np.where(np.isfinite(delta), delta, 0.0)
+def _lm_delta(h, g, lam, xp, solve):
+    """Damped Gauss–Newton step per row (Marquardt's diagonal scaling), capped; ``xp`` is
+    ``jnp`` or ``np`` and ``solve(a, b)`` solves the batched P×P systems."""
+    diag = xp.diagonal(h, axis1=-2, axis2=-1)
+    floor = 1e-12 * xp.max(diag, axis=-1, keepdims=True) + 1e-30
+    damped = h + (lam[:, None] * (diag + floor))[..., None] * xp.eye(h.shape[-1], dtype=h.dtype)
+    delta = -solve(damped, g)
+    delta = xp.where(xp.isfinite(delta), delta, 0.0)
     # A step of more than 2 in sigmoid space jumps across most of the bounds: cap it.
-    delta = delta * np.minimum(1.0, 2.0 / (np.max(np.abs(delta), axis=-1, keepdims=True) + 1e-30))
-    return s.z + delta
+    return delta * xp.minimum(1.0, 2.0 / (xp.max(xp.abs(delta), axis=-1, keepdims=True) + 1e-30))
+
+
+def _lm_decide(loss, loss_new, finite, lam, xp):
+    """Per row: accept the trial point (finite and lower loss)?, its relative improvement,
+    and the new damping."""
+    accept = finite & (loss_new < loss)
+    improvement = xp.where(accept & xp.isfinite(loss), (loss - loss_new) / xp.maximum(loss, 1e-30),
+                           xp.where(accept, xp.inf, 0.0))
+    return accept, improvement, xp.clip(xp.where(accept, lam / 3.0, lam * 4.0), 1e-9, 1e9)
+
+
+def _host_solve(a, b):
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.einsum("bpq,bq->bp", np.linalg.pinv(a), b)
+
+
+def lm_propose(s: LMHostState):
+    """The damped Gauss–Newton trial point for every row."""
+    with np.errstate(all="ignore"):
+        return s.z + _lm_delta(s.h, s.g, s.lam, np, _host_solve)
 
 
 def lm_update(s: LMHostState, z_new, terms, iteration):
     """Accept each row's trial point if its loss is finite and lower; adapt the damping."""
     sse, g, h, finite = (np.asarray(t, dtype=float) for t in terms)
     finite = finite.astype(bool)
-    accept = finite & (sse < s.sse)
     with np.errstate(invalid="ignore", divide="ignore"):
-        improvement = np.where(accept & np.isfinite(s.sse), (s.sse - sse) / np.maximum(s.sse, 1e-30),
-                               np.where(accept, np.inf, 0.0))
+        accept, improvement, lam = _lm_decide(s.sse, sse, finite, s.lam, np)
     return LMHostState(
         z=np.where(accept[:, None], z_new, s.z), sse=np.where(accept, sse, s.sse),
         g=np.where(accept[:, None], g, s.g), h=np.where(accept[:, None, None], h, s.h),
-        lam=np.clip(np.where(accept, s.lam / 3.0, s.lam * 4.0), 1e-9, 1e9),
-        improvement=improvement, nan_at=np.where(finite, s.nan_at, iteration))
+        lam=lam, improvement=improvement, nan_at=np.where(finite, s.nan_at, iteration))
 
 
 def lm_step(residual_fn, s: LMState, iteration):
     """One damped Gauss–Newton step per row; accepted only if that row's loss decreases."""
     g = jnp.einsum("bnp,bn->bp", s.jac, s.r)
     h = jnp.einsum("bnp,bnq->bpq", s.jac, s.jac)
-    diag = jnp.diagonal(h, axis1=-2, axis2=-1)
-    floor = 1e-12 * jnp.max(diag, axis=-1, keepdims=True) + 1e-30
-    damped = h + (s.lam[:, None] * (diag + floor))[..., None] * jnp.eye(h.shape[-1], dtype=h.dtype)
-    delta = -jnp.linalg.solve(damped, g[..., None])[..., 0]
-    delta = jnp.where(jnp.isfinite(delta), delta, 0.0)
-    # A step of more than 2 in sigmoid space jumps across most of the bounds: cap it.
-    delta = delta * jnp.minimum(1.0, 2.0 / (jnp.max(jnp.abs(delta), axis=-1, keepdims=True) + 1e-30))
-    z_new = s.z + delta
+    z_new = s.z + _lm_delta(h, g, s.lam, jnp, lambda a, b: jnp.linalg.solve(a, b[..., None])[..., 0])
     r_new, jac_new = residuals_and_jacobian(residual_fn, z_new)
     loss_new = jnp.sum(r_new * r_new, axis=-1)
     finite = jnp.isfinite(loss_new) & jnp.all(jnp.isfinite(jac_new), axis=(-2, -1))
-    accept = finite & (loss_new < s.loss)
-    a1, a2, a3 = accept[:, None], accept[:, None], accept[:, None, None]
-    improvement = jnp.where(accept & jnp.isfinite(s.loss),
-                            (s.loss - loss_new) / jnp.maximum(s.loss, 1e-30),
-                            jnp.where(accept, jnp.inf, 0.0))
+    accept, improvement, lam = _lm_decide(s.loss, loss_new, finite, s.lam, jnp)
     return LMState(
-        z=jnp.where(a1, z_new, s.z), r=jnp.where(a2, r_new, s.r), jac=jnp.where(a3, jac_new, s.jac),
-        loss=jnp.where(accept, loss_new, s.loss),
-        lam=jnp.clip(jnp.where(accept, s.lam / 3.0, s.lam * 4.0), 1e-9, 1e9),
-        improvement=improvement,
-        nan_at=jnp.where(finite, s.nan_at, iteration),
+        z=jnp.where(accept[:, None], z_new, s.z), r=jnp.where(accept[:, None], r_new, s.r),
+        jac=jnp.where(accept[:, None, None], jac_new, s.jac), loss=jnp.where(accept, loss_new, s.loss),
+        lam=lam, improvement=improvement, nan_at=jnp.where(finite, s.nan_at, iteration),
     )
 
 

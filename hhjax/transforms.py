@@ -97,26 +97,24 @@ def dtheta_dz(z, spec):
     return (hi - lo) * dfrac
 
 
+def _natural(frac, spec, xp):
+    """``frac`` in (0, 1) to the (log-)interval of ``spec``; ``xp`` is jnp or np."""
+    lo, hi, log = spec
+    theta = xp.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * frac) if log else lo + (hi - lo) * frac
+    # Rounding (exp/log in float32) can land one ulp outside; bounds are hard.
+    return xp.clip(theta, lo, hi)
+
+
 def from_unconstrained(z, spec):
     """Map an unconstrained ``z`` into ``(low, high)``."""
-    lo, hi, log = spec
-    frac = jax.nn.sigmoid(z)
-    if log:
-        theta = jnp.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * frac)
-    else:
-        theta = lo + (hi - lo) * frac
-    # Rounding (exp/log in float32) can land one ulp outside; bounds are hard.
-    return jnp.clip(theta, lo, hi)
+    return _natural(jax.nn.sigmoid(z), spec, jnp)
 
 
 def from_unconstrained_np(z, spec):
     """:func:`from_unconstrained` on the host (NumPy float64), for results and reports:
     calling the ``jnp`` version eagerly compiles each operation once, which a cold
     :func:`hhjax.fit` would wait for."""
-    lo, hi, log = spec
-    frac = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
-    theta = np.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * frac) if log else lo + (hi - lo) * frac
-    return np.clip(theta, lo, hi)
+    return _natural(1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float))), spec, np)
 
 
 def _numpy_rng(key):
