@@ -118,15 +118,22 @@ def sweep_features(t, v, epochs):
             "rate_hz": 1000.0 * n_in / dur if dur > 0 else 0.0, "current_pA": float(current)}
 
 
-def choose_sweeps(recording, n=4):
-    """Up to ``n`` sweeps, by rule: the subthreshold sweep with the largest step (preferring
-    one that also holds a hyperpolarising step), then spiking sweeps spread evenly over the
-    f–I range, the lowest and the highest included."""
+def sweep_table(recording):
+    """Per sweep: ``(sweep, current_pA, spikes during its depolarising steps?, has a
+    hyperpolarising step?)``."""
     info = []
     for k, sweep in enumerate(recording.sweeps):
         _, epochs = stimulus_epochs(recording.t, recording.i[k])
         f = sweep_features(recording.t, recording.v[k], epochs)
         info.append((sweep, f["current_pA"], f["rate_hz"] > 0, any(e.amp < 0 for e in epochs)))
+    return info
+
+
+def choose_sweeps(recording, n=4):
+    """Up to ``n`` sweeps, by rule: the subthreshold sweep with the largest step (preferring
+    one that also holds a hyperpolarising step), then spiking sweeps spread evenly over the
+    f–I range, the lowest and the highest included."""
+    info = sweep_table(recording)
     quiet = [x for x in info if not x[2]]
     spiking = sorted((x for x in info if x[2]), key=lambda x: x[1])
     pick = []

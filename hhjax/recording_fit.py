@@ -50,7 +50,7 @@ from .direct import direct_estimate
 from .optimize import lm_blank, lm_step
 from .recording_eval import (add_evaluate_command, choose_sweeps, cmd_evaluate, evaluate,  # noqa: F401
                              fit_rows, model_rest, net_current, parse_sweeps)
-from .recording_eval import MASK_MS, SPIKE_THRESHOLD, stimulus_epochs, sweep_features
+from .recording_eval import MASK_MS, SPIKE_THRESHOLD, sweep_table
 from .simulate import simulate
 from .transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from .uncertainty import covariance_from_jacobian
@@ -343,16 +343,12 @@ def _stderr(spec, z, jac, r, data_np):
 def coverage_warning(recording, sweeps):
     """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
     other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
-    info = []
-    for k in range(recording.n_sweeps):
-        _, epochs = stimulus_epochs(recording.t, recording.i[k])
-        f = sweep_features(recording.t, recording.v[k], epochs)
-        info.append((recording.sweeps[k], f["current_pA"], f["spikes"] > 0))
+    info = sweep_table(recording)
     chosen = [x for x in info if x[0] in set(sweeps)]
-    top = max(c for _, c, _ in info)
-    n_spiking = sum(s for _, _, s in chosen)
-    hi = max(c for _, c, _ in chosen)
-    if any(s for _, _, s in info) and (n_spiking < 2 or hi < 0.75 * top):
+    top = max(x[1] for x in info)
+    n_spiking = sum(x[2] for x in chosen)
+    hi = max(x[1] for x in chosen)
+    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
         return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
                 f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
                 f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
