@@ -110,6 +110,12 @@ def adam_baseline(n_trials, steps=300, lr=0.02, seed=0):
             "median_fit_s_after_compile": float(np.median(times[1:])) if len(times) > 1 else None}
 
 
+def _run_fresh(code):
+    """Run ``code`` in a fresh Python process; it prints one JSON object last."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def single_fit_fresh_process(cache_dir=None):
     """Wall time of one fit (4 starts together) in a fresh Python process, compilation included
     (with ``cache_dir``: JAX's persistent compilation cache, cold on the first call)."""
@@ -128,8 +134,7 @@ def single_fit_fresh_process(cache_dir=None):
         "print(json.dumps({'jax_init_s': t_jax, 'fit_s_incl_compile': time.perf_counter()-t1, 'max_rel_err': err,"
         " 'iterations': res.settings['iterations']}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _run_fresh(code)
 
 
 def long_trace_memory(seconds):
@@ -148,8 +153,7 @@ def long_trace_memory(seconds):
         " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
         " 'g_na': float(res.params.g_na), 'g_k': float(res.params.g_k), 'g_l': float(res.params.g_l)}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _run_fresh(code)
 
 
 def machine():

@@ -13,7 +13,7 @@ Workloads (classic HH, NEURON preset, exp_euler, float32, dt = 0.025 ms):
   reference path; the kernel has no gradient).
 
 Each case: one call (compile + run), then the median of ``--repeats`` calls with
-``block_until_ready``; neuron-steps/s = N x steps / median. Spike counts of the kernel are
+``block_until_ready`` (``timed`` from ``scripts/bench.py``); neuron-steps/s = N x steps / median. Spike counts of the kernel are
 compared with the reference path's (``HHJAX_PALLAS=0``) on the same inputs. Writes
 ``scripts/bench_gpu.json``; nothing is written by hand.
 """
@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -35,21 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import hhjax
+from bench import _on_event, timed  # scripts/bench.py: one timing helper for every benchmark
 from hhjax import pallas_hh
 
 DT = 0.025
-
-
-def timed(fn, repeats):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    walls = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        walls.append(time.perf_counter() - t0)
-    return out, {"first_s": first, "run_s": statistics.median(walls), "run_s_all": walls}
 
 
 def w2(n, duration, record_every, repeats):
@@ -111,6 +99,7 @@ def main():
     sizes = [256] if args.quick else [1_000_000, 10_000_000]
     duration = 5.0 if args.quick else 100.0
     repeats = 2 if args.quick else args.repeats
+    jax.monitoring.register_event_duration_secs_listener(_on_event)  # fills timed()'s compile_s
     dev = jax.devices()[0]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     res = {"command": "python " + " ".join(["scripts/bench_gpu.py"] + sys.argv[1:]), "commit": commit,

@@ -164,6 +164,12 @@ def skipped(system, note, args=None):
     sys.exit(0)
 
 
+def skip_w3(system, version, args, name):
+    """W3 (a gradient) on simulator ``name``, which has no autodiff: emit the skip record."""
+    emit({"system": system, "version": version, "workload": "W3", "n": args.n,
+          "skipped": True, "note": f"{name} has no autodiff; W3 is Jaxley-only"})
+
+
 def emit(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()

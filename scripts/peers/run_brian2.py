@@ -89,8 +89,7 @@ def main():
 
     version = b2.__version__
     if args.workload == "W3":
-        C.emit({"system": system, "version": version, "workload": "W3", "n": args.n,
-                "skipped": True, "note": "Brian2 has no autodiff; W3 is Jaxley-only"})
+        C.skip_w3(system, version, args, "Brian2")
         return
 
     single = args.workload == "W1" or (args.workload == "W4" and args.n == 1)

@@ -74,14 +74,18 @@ def main():
     na_per_uacm2 = AREA_UM2 * 1e-5  # nA per (uA/cm^2) for a 100 um^2 membrane
     rec = C.W2_RECORD_EVERY
 
+    def configure(module):
+        # One cylinder of AREA_UM2 (radius 1 um), NEURON's hh channel, V at rest.
+        module.insert(HH())
+        module.set("radius", 1.0)
+        module.set("length", AREA_UM2 / (2.0 * math.pi * 1.0))
+        module.set("capacitance", C.CM)
+        module.set("v", C.V_INIT)
+        module.init_states(delta_t=C.DT)
+        return module
+
     def make_comp():
-        comp = jx.Compartment()
-        comp.insert(HH())
-        comp.set("radius", 1.0)
-        comp.set("length", AREA_UM2 / (2.0 * math.pi * 1.0))
-        comp.set("capacitance", C.CM)
-        comp.set("v", C.V_INIT)
-        comp.init_states(delta_t=C.DT)
+        comp = configure(jx.Compartment())
         area = float(comp.nodes["area"].iloc[0])
         assert abs(area - AREA_UM2) < 1e-9 * AREA_UM2, area
         # 1 nA on 100 um^2: 1e-9 A / 1e-6 cm^2 = 1e-3 A/cm^2 = 1000 uA/cm^2
@@ -183,13 +187,7 @@ def main():
         sim = jax.jit(jax.vmap(one))
     else:
         cell = jx.Cell(jx.Branch(jx.Compartment(), ncomp=1), parents=[-1])
-        net = jx.Network([cell] * n)
-        net.insert(HH())
-        net.set("radius", 1.0)
-        net.set("length", AREA_UM2 / (2.0 * math.pi * 1.0))
-        net.set("capacitance", C.CM)
-        net.set("v", C.V_INIT)
-        net.init_states(delta_t=C.DT)
+        net = configure(jx.Network([cell] * n))
         assert np.allclose(net.nodes["area"].to_numpy(), AREA_UM2)
         net.cell("all").record("v", verbose=False)
 

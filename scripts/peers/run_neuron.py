@@ -57,8 +57,7 @@ def main():
 
     version = neuron.__version__
     if args.workload == "W3":
-        C.emit({"system": SYSTEM, "version": version, "workload": "W3", "n": args.n,
-                "skipped": True, "note": "NEURON has no autodiff; W3 is Jaxley-only"})
+        C.skip_w3(SYSTEM, version, args, "NEURON")
         return
 
     t0 = time.perf_counter()
