@@ -9,11 +9,13 @@ The public API, in the order data flows through it:
 * analysis: :func:`spike_times`, :func:`fi_curve`, :func:`rheobase`, :func:`conductances`,
   :func:`currents`; electrophysiology features in ``features``
 * fitting: ``losses``, :func:`direct_estimate`, :func:`fit` -> :class:`FitResult`
-* edges: ``io`` (recordings), ``results`` (fit.json), ``plot``, ``cli``
+* edges: ``io`` (recordings), ``results`` (fit.json), ``plot``, ``cli``;
+  :func:`use_all_cores` and :func:`enable_compilation_cache` configure JAX
 """
 
 from . import features, io, losses, models, plot, presets, solvers, stimulus
 from .cache import enable_compilation_cache
+from .devices import use_all_cores
 from .analysis import (Spikes, conductances, currents, fi_curve, firing_rate, resting_state,
                        rheobase, spike_times)
 from .direct import direct_estimate
@@ -31,4 +33,5 @@ __all__ = [
     "resting_state", "Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase",
     "conductances", "currents", "losses", "direct_estimate", "fit", "FitResult",
     "save_fit", "save_params", "load_params", "enable_compilation_cache",
+    "use_all_cores",
 ]

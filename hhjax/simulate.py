@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._pytree import as_dict, pytree_dataclass
+from .devices import batch_layout
 from .models import model_of
 from .solvers import get_step
 from .stimulus import as_stimulus
@@ -151,20 +152,35 @@ def _stage_fracs(method):
     jax.jit,
     static_argnames=(
         "batch", "n_steps", "dt", "method", "record_every", "checkpoint_every", "spike_threshold",
+        "layout",
     ),
 )
 def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, checkpoint_every,
-         spike_threshold):
+         spike_threshold, layout=(1, None)):
     model = model_of(params)
     step_fn = get_step(method)
     dtype = _float_dtype()
     # Work on one flat batch axis whatever the batch rank: XLA's compile time grows with
     # the rank of the loop-carried arrays, the run time does not depend on it.
     size = int(np.prod(batch)) if batch else 0
+    # Padded to a size XLA vectorises and splits well (an odd size ran 3x slower): the
+    # extra neurons copy the last one and are cut off the results.
+    n_shards, padded = layout
+    padded = padded or size
+
+    def pad(x, axis=0):
+        if padded == size:
+            return x
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (0, padded - size)
+        return jnp.pad(x, widths, mode="edge")
+
+    def unpad(x):  # the flat neuron axis leads
+        return x if padded == size else x[:size]
 
     def flatten(x):
         x = jnp.asarray(x, dtype)
-        return jnp.broadcast_to(x, batch).reshape(size) if (batch and x.ndim) else x
+        return pad(jnp.broadcast_to(x, batch).reshape(size)) if (batch and x.ndim) else x
 
     params = jax.tree_util.tree_map(flatten, params)
     if y0 is None:
@@ -174,13 +190,19 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
     else:
         state0 = steady_state(params, flatten(y0))
     state0 = jax.tree_util.tree_map(
-        lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), (size,) if batch else ()), state0)
+        lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), (padded,) if batch else ()), state0)
+    shard = _batch_sharder(n_shards)
+    params = jax.tree_util.tree_map(lambda x: shard(x) if jnp.ndim(x) else x, params)
+    state0 = jax.tree_util.tree_map(shard, state0)
     scale = model.stimulus_scale(params)
     if batch and stim is not None:
         user_stim = stim
 
         def stim(t):
-            return jnp.broadcast_to(user_stim(t), batch).reshape(size)
+            # Zeros, not copies, for the padding neurons: an edge copy would make each device
+            # fetch the last neuron's current from the one that holds it, every step.
+            i_ext = jnp.broadcast_to(user_stim(t), batch).reshape(size)
+            return jnp.concatenate([i_ext, jnp.zeros(padded - size, i_ext.dtype)])
     fracs = _stage_fracs(method)
     chunk = checkpoint_every or n_steps
     n_chunks = n_steps // chunk
@@ -215,8 +237,10 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
     if grid is not None:
         g = jnp.asarray(grid, dtype)[..., :n_steps]
         if batch:
-            g = jnp.broadcast_to(g, tuple(batch) + (n_steps,)).reshape(size, n_steps)
+            g = pad(jnp.broadcast_to(g, tuple(batch) + (n_steps,)).reshape(size, n_steps))
         g = jnp.moveaxis(g, -1, 0)
+        if batch:
+            g = shard(g, axis=1)
         xs = g.reshape((n_chunks, recs_per_chunk, record_every) + g.shape[1:])
 
     flat_batch = state0.v.shape
@@ -238,16 +262,33 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
     def assemble(x0, r):
         r = r.reshape((n_rec - 1,) + r.shape[2:])
         out = jnp.moveaxis(jnp.concatenate([x0[None], r], axis=0), 0, -1)
-        return out.reshape(tuple(batch) + (n_rec,))
+        return unpad(out).reshape(tuple(batch) + (n_rec,))
 
     states = jax.tree_util.tree_map(assemble, state0, recs)
     finite = jnp.ones(flat_batch, bool)
     for leaf in jax.tree_util.tree_leaves(final):
         finite = finite & jnp.isfinite(leaf)
-    diverged = (~finite | ~(vmax <= 1000.0)).reshape(batch)
-    count = count.reshape(batch)
+    diverged = unpad(~finite | ~(vmax <= 1000.0)).reshape(batch)
+    count = unpad(count).reshape(batch)
     t = jnp.arange(n_chunks * recs_per_chunk + 1, dtype=dtype) * (dt * record_every)
     return Trace(t=t, state=states, spike_count=count, diverged=diverged)
+
+
+def _batch_sharder(n_shards):
+    """``shard(x, axis=0)``: ask XLA to split ``x``'s flat neuron axis over ``n_shards``
+    devices (see :mod:`hhjax.devices`); the identity for one."""
+    if n_shards == 1:
+        return lambda x, axis=0: x
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(jax.devices()[:n_shards]), ("neurons",))
+
+    def shard(x, axis=0):
+        spec = [None] * x.ndim
+        spec[axis] = "neurons"
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(*spec)))
+
+    return shard
 
 
 def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
@@ -324,6 +365,7 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
         params, stim, grid, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt), method=method,
         record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold),
+        layout=batch_layout(int(np.prod(batch))) if batch else (1, None),
     )
     _warn_if_diverged(trace, method, dt)
     return trace

@@ -133,6 +133,35 @@ def w2(sizes, repeats):
     return out, counts
 
 
+W2_ALL_CORES_CODE = textwrap.dedent("""
+    import json, os, sys
+    import hhjax
+    devices = hhjax.use_all_cores()
+    import jax, numpy as np
+    sys.path.insert(0, os.path.join(os.getcwd(), "scripts"))
+    import bench
+    jax.monitoring.register_event_duration_secs_listener(bench._on_event)
+    out, counts = bench.w2(json.loads(sys.argv[1]), int(sys.argv[2]))
+    np.savez(sys.argv[3], **{str(n): c for n, c in counts.items()})
+    print(json.dumps(dict(out, devices=devices)))
+""")
+
+
+def w2_all_cores(sizes, repeats, counts):
+    """W2 again in a fresh process after ``hhjax.use_all_cores()`` (one JAX CPU device per
+    core, the batch split across them); spike counts compared with the one-device run."""
+    import numpy as np
+    log("hhjax W2 with use_all_cores (fresh process)")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "counts.npz")
+        out = subproc_json(["-c", W2_ALL_CORES_CODE, json.dumps(sizes), str(repeats), path])
+        if "error" not in out:
+            with np.load(path) as got:
+                for n in sizes:
+                    out[str(n)]["neurons_count_differs_from_one_device"] = int(np.sum(got[str(n)] != counts[n]))
+    return out
+
+
 def w3(batch, repeats):
     import dataclasses, jax, jax.numpy as jnp, numpy as np
     import hhjax
@@ -374,14 +403,19 @@ def markdown(res):
          "| system | " + " | ".join(f"N={en(n)}" for n in sizes) + " | hhjax ÷ system | spikes (largest N) | 1-min load |",
          "|---|" + "---|" * (len(sizes) + 3)]
     ceil = res.get("ceiling", {})
-    rows = [("hhjax", {n: w2r[str(n)] for n in sizes})]
+    allc = res.get("W2_all_cores", {})
+    rows = [("hhjax (one device, the library default)", {n: w2r[str(n)] for n in sizes})]
+    if "error" not in allc and allc:
+        rows.append((f"hhjax, `use_all_cores()` ({allc['devices']} devices, opt-in)",
+                     {n: allc.get(str(n)) for n in sizes}))
     rows += [(s, {n: P(s, "W2", n) for n in sizes}) for s in systems[1:] if any(P(s, "W2", n) for n in sizes)]
     if not ceil.get("skipped"):
         rows.append(("C ceiling (cpu_ceiling.c)", {n: ceil.get(str(n)) for n in sizes}))
     for name, d in rows:
         rate = {n: (r or {}).get("neuron_steps_per_s") for n, r in d.items()}
-        ratios = [f"{w2r[str(n)]['neuron_steps_per_s'] / rate[n]:.2g}× @{en(n)}" for n in sizes
-                  if rate[n] and name != "hhjax"]
+        ratios = [f"{w2r[str(n)]['neuron_steps_per_s'] / rate[n]:.2g}×"
+                  + (f" ({allc[str(n)]['neuron_steps_per_s'] / rate[n]:.2g}× all cores)" if str(n) in allc else "")
+                  + f" @{en(n)}" for n in sizes if rate[n] and not name.startswith("hhjax")]
         big = max((n for n in sizes if d.get(n)), default=None)
         r = d.get(big) or {}
         spk = r.get("spikes_total") or (r.get("spike_counts_summary") or {}).get("total")
@@ -393,6 +427,9 @@ def markdown(res):
         f"N={en(n)}: {w2r[str(n)]['neuron_steps_per_cpu_s']:.3g}" for n in sizes) + "; compile: " + ", ".join(
         f"N={en(n)}: {w2r[str(n)]['compile_s']:.2f} s" for n in sizes) + " (trace + lower + XLA compile, "
         "from JAX's monitoring events); W1: " + f"{res['W1']['compile_s']:.2f} s."]
+    if "error" not in allc and allc:
+        L += ["`use_all_cores()`, fresh process: neurons whose spike count differs from the one-device run: "
+              + ", ".join(f"{allc[str(n)]['neurons_count_differs_from_one_device']} @{en(n)}" for n in sizes) + "."]
     if not ceil.get("skipped") and ceil:
         L += ["C ceiling (`" + ceil["compile_command"] + "`, 2 OpenMP threads, blocks of 512 neurons "
               "in cache for all steps): spike total − hhjax's = " + ", ".join(
@@ -452,12 +489,18 @@ def targets(res):
     def add(name, measured, met):
         out.append({"target": name, "measured": measured, "met": met})
     if "10000" in w2r:
-        r = w2r["10000"]["neuron_steps_per_s"]
-        add("W2 N=1e4 float32 ≥ 4e8 neuron-steps/s", f"{r:.3g} (C ceiling {g((res.get('ceiling', {}).get('10000') or {}).get('neuron_steps_per_s'))})", r >= 4e8)
+        # Judged on hhjax's fastest configuration, use_all_cores (one documented call); the
+        # one-device default is shown beside it.
+        r1 = w2r["10000"]["neuron_steps_per_s"]
+        r = (res.get("W2_all_cores", {}).get("10000") or {}).get("neuron_steps_per_s") or r1
+        ceil = g((res.get('ceiling', {}).get('10000') or {}).get('neuron_steps_per_s'))
+        add("W2 N=1e4 float32 ≥ 4e8 neuron-steps/s",
+            f"{r:.3g} all cores, {r1:.3g} one device (C ceiling {ceil})", r >= 4e8)
         for label, k in (("Jaxley f32", 5), ("NEURON", 30)):
             key = "jaxley-f32:W2:10000" if k == 5 else "neuron:W2:10000"
             pr_rate = rate(key)
-            add(f"W2 N=1e4 ≥ {k}× {label}", f"{r / pr_rate:.3g}×" if pr_rate else "peer not run",
+            add(f"W2 N=1e4 ≥ {k}× {label}",
+                f"{r / pr_rate:.3g}× all cores, {r1 / pr_rate:.3g}× one device" if pr_rate else "peer not run",
                 (r / pr_rate >= k) if pr_rate else None)
     if res.get("W3") and pr.get("jaxley-f32:W3:1"):
         for lab in ("f32", "f64"):
@@ -499,6 +542,7 @@ def main():
     jax.monitoring.register_event_duration_secs_listener(_on_event)
     res["W1"] = w1(repeats)
     res["W2"], counts = w2(sizes, repeats)
+    res["W2_all_cores"] = w2_all_cores(sizes, repeats, counts)
     res["ceiling"] = ceiling(sizes, repeats, counts, res["machine"]["cores"])
     res["memory"] = memory(10_000)
     res["W3"] = w3(100 if args.quick else 1000, repeats)
