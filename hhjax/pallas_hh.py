@@ -65,7 +65,8 @@ from jax import lax
 
 from .models.hh import HHParams, HHState
 from .rates import q10_factor
-from .simulate import Trace, _batch_shape, _check_finite, _check_time, steady_state
+from ._inputs import _batch_shape, _check_finite, _check_time
+from .simulate import Trace, steady_state
 from .stimulus import Constant
 
 __all__ = ["simulate_pallas", "applies", "enabled", "DEFAULT_BLOCK", "DIVERGENCE_BOUND"]

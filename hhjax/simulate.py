@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from functools import partial
 
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._pytree import as_dict, pytree_dataclass
+from ._inputs import _batch_shape, _check_finite, _check_time, _float_dtype
 from .devices import batch_layout
 from .models import model_of
 from .solvers import get_step
@@ -50,80 +50,6 @@ class Trace:
     def dt(self) -> float:
         """Sampling interval of the recorded trace (ms)."""
         return float(self.t[1] - self.t[0])
-
-
-def _float_dtype():
-    return jnp.zeros(()).dtype
-
-
-def _check_time(duration, dt, record_every, checkpoint_every):
-    for name, value in (("duration", duration), ("dt", dt)):
-        if isinstance(value, jax.core.Tracer):
-            raise TypeError(f"{name}: must be a static Python number (it sets the array sizes)")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name}: expected a number in ms, got {type(value).__name__}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name}: must be positive and finite (ms), got {value}")
-    ratio = float(duration) / float(dt)
-    n_steps = int(round(ratio))
-    # Raise rather than round: silently changing the duration would misalign stimuli.
-    if n_steps < 1 or abs(ratio - n_steps) > 1e-6 * max(1.0, ratio):
-        raise ValueError(
-            f"dt: dt={dt} ms does not divide duration={duration} ms into a whole number of "
-            f"steps ({ratio:.6g}); choose a dt that does"
-        )
-    if not isinstance(record_every, (int, np.integer)) or record_every < 1:
-        raise ValueError(f"record_every: expected a positive integer, got {record_every!r}")
-    if n_steps % record_every:
-        raise ValueError(
-            f"record_every: {record_every} does not divide the number of steps ({n_steps})"
-        )
-    if checkpoint_every is not None:
-        if (
-            not isinstance(checkpoint_every, (int, np.integer))
-            or checkpoint_every < 1
-            or checkpoint_every % record_every
-            or n_steps % checkpoint_every
-        ):
-            raise ValueError(
-                f"checkpoint_every: expected a multiple of record_every={record_every} that "
-                f"divides the number of steps ({n_steps}), got {checkpoint_every!r}"
-            )
-    return n_steps
-
-
-def _check_finite(tree, argname, allow_inf=("stop",)):
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    for path, leaf in leaves:
-        if isinstance(leaf, jax.core.Tracer) or leaf is None:
-            continue
-        arr = np.asarray(leaf)
-        if not np.issubdtype(arr.dtype, np.number):
-            continue
-        name = jax.tree_util.keystr(path) or ""
-        label = f"{argname}{name}"
-        if np.isnan(arr).any():
-            raise ValueError(f"{label}: contains NaN")
-        if np.isinf(arr).any() and not any(name.endswith(f".{a}") for a in allow_inf):
-            raise ValueError(f"{label}: contains inf")
-
-
-def _batch_shape(params, stim, y0, grid):
-    shapes = {}
-    for argname, tree in (("params", params), ("y0", y0)):
-        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-            shapes[f"{argname}{jax.tree_util.keystr(path)}"] = jnp.shape(leaf)
-    if grid is not None:
-        shapes["stimulus"] = grid.shape[:-1]
-    else:
-        shapes["stimulus"] = jax.eval_shape(stim, jnp.zeros((), _float_dtype())).shape
-    try:
-        return jnp.broadcast_shapes(*shapes.values()) if shapes else ()
-    except ValueError:
-        desc = ", ".join(f"{k} {v}" for k, v in shapes.items() if v != ())
-        raise ValueError(f"shapes: batch shapes do not broadcast: {desc}") from None
 
 
 def steady_state(params, v):
@@ -301,8 +227,9 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
         stimulus: injected current, in µA/cm² for density models (pA for models with a
             membrane area): a number, an array sampled on the simulation grid (time on the
             last axis, ``n_steps`` or ``n_steps + 1`` long: sample ``k`` drives the step
-            from ``k*dt`` to ``(k+1)*dt``), or a callable ``I(t)`` such as those in
-            :mod:`hhjax.stimulus`.
+            from ``k*dt`` to ``(k+1)*dt``), or a callable ``I(t)``: one of
+            :mod:`hhjax.stimulus`, or any function of ``t`` (ms), which is traced once per
+            function object (see :class:`hhjax.stimulus.Function`).
         duration: simulated time (ms); ``dt``: time step (ms). ``dt`` must divide
             ``duration`` (this raises rather than rounds).
         method: ``"exp_euler"`` (default), ``"euler"``, ``"rk4"`` or ``"neuron"``; see
@@ -336,7 +263,7 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
 
     grid = None
     if callable(stimulus):
-        stim = stimulus
+        stim = as_stimulus(stimulus)
     elif jnp.ndim(stimulus) >= 1:
         grid = jnp.asarray(stimulus)
         if grid.shape[-1] not in (n_steps, n_steps + 1):

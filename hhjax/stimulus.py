@@ -144,10 +144,33 @@ class Sum(Stimulus):
         return total
 
 
+@pytree_dataclass(static=("fn",))
+class Function(Stimulus):
+    """Any function ``fn(t)`` of time (ms) as a stimulus; :func:`as_stimulus` wraps plain
+    functions in it.
+
+    ``fn`` is part of the compiled program, as with ``jax.jit``: values it reads from
+    outside (globals, closures) are frozen when a function object is first simulated. To
+    vary a current between calls, or differentiate with respect to it, use the stimuli of
+    this module, whose amplitudes and times are pytree leaves.
+
+    >>> Function(lambda t: 2.0 * (t > 5.0))(10.0).item()
+    2.0
+    """
+
+    fn: object
+
+    def __call__(self, t):
+        return jnp.asarray(self.fn(t))
+
+
 def as_stimulus(x):
-    """Turn a number into :class:`Constant`; pass stimuli and other callables through."""
-    if callable(x):
+    """Turn a number into :class:`Constant` and a plain function of time into
+    :class:`Function`; pass stimuli through."""
+    if isinstance(x, Stimulus):
         return x
+    if callable(x):
+        return Function(x)
     return Constant(x)
 
 

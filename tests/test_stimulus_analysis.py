@@ -142,6 +142,26 @@ def test_sampled_grid_equals_callable():
     assert np.max(np.abs(np.asarray(flat.v) - np.asarray(ref.v))) > 1.0
 
 
+def test_batch_shape_follows_the_stimulus_each_call():
+    # simulate remembers the output shape of hhjax's own stimuli by their leaves' shapes.
+    run = lambda stim: hhjax.simulate(NEURON, stim, duration=1.0, dt=0.025).v.shape  # noqa: E731
+    assert run(S.step(jnp.ones(3), 0.5, 1.0)) == (3, 41)
+    assert run(S.step(jnp.ones(5), 0.5, 1.0)) == (5, 41)
+    assert run(S.step(2.0, 0.5, 1.0) + S.sine(jnp.ones((2, 1)), 0.1)) == (2, 1, 41)
+    assert run(lambda t: jnp.ones(2) * 5.0 * (t > 0.5)) == (2, 41)
+    assert run(lambda t: jnp.ones(4) * 5.0 * (t > 0.5)) == (4, 41)
+
+
+def test_plain_function_stimulus_equals_the_stimulus_object():
+    def fn(t):
+        return jnp.where((t >= 10.0) & (t < 90.0), 10.0, 0.0)
+
+    a = hhjax.simulate(NEURON, fn, duration=100.0, dt=0.025)
+    b = hhjax.simulate(NEURON, S.step(10.0, 10.0, 90.0), duration=100.0, dt=0.025)
+    np.testing.assert_array_equal(a.v, b.v)
+    assert int(a.spike_count) == 6
+
+
 def test_ou_noise_statistics():
     dt, tau, sigma, mean = 0.1, 5.0, 2.0, 1.5
     noise = S.ou_noise(jax.random.PRNGKey(42), duration=50.0, dt=dt, mean=mean, sigma=sigma,

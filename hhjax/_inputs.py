@@ -1,0 +1,105 @@
+"""Checks and shapes of :func:`hhjax.simulate`'s inputs, done in Python before anything runs."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .stimulus import Function, Stimulus
+
+
+def _float_dtype():
+    # Not jnp.zeros(()).dtype: that runs an eager op, and simulate calls this every time.
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def _check_time(duration, dt, record_every, checkpoint_every):
+    for name, value in (("duration", duration), ("dt", dt)):
+        if isinstance(value, jax.core.Tracer):
+            raise TypeError(f"{name}: must be a static Python number (it sets the array sizes)")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: expected a number in ms, got {type(value).__name__}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name}: must be positive and finite (ms), got {value}")
+    ratio = float(duration) / float(dt)
+    n_steps = int(round(ratio))
+    # Raise rather than round: silently changing the duration would misalign stimuli.
+    if n_steps < 1 or abs(ratio - n_steps) > 1e-6 * max(1.0, ratio):
+        raise ValueError(
+            f"dt: dt={dt} ms does not divide duration={duration} ms into a whole number of "
+            f"steps ({ratio:.6g}); choose a dt that does"
+        )
+    if not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise ValueError(f"record_every: expected a positive integer, got {record_every!r}")
+    if n_steps % record_every:
+        raise ValueError(
+            f"record_every: {record_every} does not divide the number of steps ({n_steps})"
+        )
+    if checkpoint_every is not None:
+        if (
+            not isinstance(checkpoint_every, (int, np.integer))
+            or checkpoint_every < 1
+            or checkpoint_every % record_every
+            or n_steps % checkpoint_every
+        ):
+            raise ValueError(
+                f"checkpoint_every: expected a multiple of record_every={record_every} that "
+                f"divides the number of steps ({n_steps}), got {checkpoint_every!r}"
+            )
+    return n_steps
+
+
+def _check_finite(tree, argname, allow_inf=("stop",)):
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    for path, leaf in leaves:
+        if isinstance(leaf, jax.core.Tracer) or leaf is None:
+            continue
+        arr = np.asarray(leaf)
+        if not np.issubdtype(arr.dtype, np.number):
+            continue
+        name = jax.tree_util.keystr(path) or ""
+        label = f"{argname}{name}"
+        if np.isnan(arr).any():
+            raise ValueError(f"{label}: contains NaN")
+        if np.isinf(arr).any() and not any(name.endswith(f".{a}") for a in allow_inf):
+            raise ValueError(f"{label}: contains inf")
+
+
+_STIMULUS_SHAPES = {}
+
+
+def _stimulus_shape(stim):
+    """The shape of ``stim(t)`` for a scalar time. Tracing the stimulus costs about a
+    millisecond, as much as simulating one neuron for 100 ms, so for hhjax's own stimuli
+    (whose shape follows from their leaves' shapes alone) it is remembered."""
+    t = jax.ShapeDtypeStruct((), _float_dtype())
+    if isinstance(stim, Function) or not isinstance(stim, Stimulus):  # may read globals
+        return jax.eval_shape(stim, t).shape
+    leaves, treedef = jax.tree_util.tree_flatten(stim)
+    key = (treedef, t.dtype, tuple((np.shape(x), jnp.result_type(x)) for x in leaves))
+    if key not in _STIMULUS_SHAPES:
+        if len(_STIMULUS_SHAPES) > 256:
+            _STIMULUS_SHAPES.clear()
+        _STIMULUS_SHAPES[key] = jax.eval_shape(stim, t).shape
+    return _STIMULUS_SHAPES[key]
+
+
+def _batch_shape(params, stim, y0, grid):
+    shapes = {}
+    for argname, tree in (("params", params), ("y0", y0)):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            shapes[f"{argname}{jax.tree_util.keystr(path)}"] = jnp.shape(leaf)
+    if grid is not None:
+        shapes["stimulus"] = grid.shape[:-1]
+    else:
+        shapes["stimulus"] = _stimulus_shape(stim)
+    try:
+        return jnp.broadcast_shapes(*shapes.values()) if shapes else ()
+    except ValueError:
+        desc = ", ".join(f"{k} {v}" for k, v in shapes.items() if v != ())
+        raise ValueError(f"shapes: batch shapes do not broadcast: {desc}") from None
