@@ -8,7 +8,8 @@ The public API, in the order data flows through it:
 * simulation: :func:`simulate` -> :class:`Trace`, :func:`steady_state`, :func:`resting_state`
 * analysis: :func:`spike_times`, :func:`fi_curve`, :func:`rheobase`, :func:`conductances`,
   :func:`currents`; electrophysiology features in ``features``
-* fitting: ``losses``, :func:`direct_estimate`, :func:`fit` -> :class:`FitResult`
+* fitting: ``losses``, :func:`direct_estimate`, :func:`fit` -> :class:`FitResult`;
+  :func:`value_and_grad_forward` for the gradient of a few parameters
 * edges: ``io`` (recordings), ``results`` (fit.json), ``plot``, ``cli``;
   :func:`use_all_cores` and :func:`enable_compilation_cache` configure JAX
 """
@@ -20,6 +21,7 @@ from .analysis import (Spikes, conductances, currents, fi_curve, firing_rate, re
                        rheobase, spike_times)
 from .direct import direct_estimate
 from .fit import FitResult, fit
+from .forward import value_and_grad_forward
 from .models import HHParams, HHState, ReducedParams, ReducedState, model_of
 from .results import load_params, save_fit, save_params
 from .simulate import Trace, final_state, simulate, steady_state
@@ -32,6 +34,6 @@ __all__ = [
     "stimulus", "solvers", "features", "io", "plot", "METHODS", "simulate", "Trace", "steady_state", "final_state",
     "resting_state", "Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase",
     "conductances", "currents", "losses", "direct_estimate", "fit", "FitResult",
-    "save_fit", "save_params", "load_params", "enable_compilation_cache",
+    "save_fit", "save_params", "load_params", "enable_compilation_cache", "value_and_grad_forward",
     "use_all_cores",
 ]

@@ -14,8 +14,10 @@ hhjax runs its one path: ``hhjax.simulate`` with the default ``exp_euler``, floa
   counted; neuron-steps/s = N x 4000 / median wall time after compilation.
 * W3 jit(value_and_grad) of mean((V - V_target)^2) (W1 protocol, target at the defaults) w.r.t.
   (g_na, g_k, g_l) at 1.1 x the defaults: one neuron, and a batch of parameter sets; for one
-  neuron also in forward mode (three jvp tangents batched into one simulation).
-* W4 fresh process: import, first simulate (W1), first gradient; JAX's persistent
+  neuron also in forward mode, with hhjax.value_and_grad_forward (one unbatched jvp per
+  parameter) and with jax.jacfwd (the three tangents batched).
+* W4 fresh process: import, first simulate (W1), first gradient (jax.value_and_grad, and
+  hhjax.value_and_grad_forward in another process); JAX's persistent
   compilation cache off (cold), and warm (``hhjax.enable_compilation_cache``).
 * Peak memory of W2 (N = 1e4): VmHWM increase of one call in a fresh process, vs the output size.
 * C ceiling: scripts/cpu_ceiling.c (hand-vectorised loop of the same scheme) if gcc exists.
@@ -171,16 +173,13 @@ def w3(batch, repeats):
 
     g1 = 1.1 * jnp.array([p0.g_na, p0.g_k, p0.g_l], jnp.float32)
     gb = g1 * jax.random.uniform(jax.random.PRNGKey(0), (batch, 3), minval=0.8, maxval=1.2)
-    def value_and_grad_forward(g):
-        # Forward mode: one jvp pass per parameter, batched as one simulation. With three
-        # parameters this beats reverse mode (no per-step tape to write and read back).
-        jvp = lambda t: jax.jvp(loss, (g,), (t,))  # noqa: E731
-        val, dots = jax.vmap(jvp, out_axes=(None, 0))(jnp.eye(3, dtype=g.dtype))
-        return val, dots
+    def jacfwd(g):  # batched forward mode: the three tangents as one vmapped simulation
+        return loss(g), jax.jacfwd(loss)(g)
 
     out = {}
-    for label, g, fn in (("single", g1, jax.value_and_grad(loss)), ("single_forward", g1, value_and_grad_forward),
-                         (f"batch{batch}", gb, jax.value_and_grad(loss))):
+    for label, g, fn in (("single", g1, jax.value_and_grad(loss)),
+                         ("single_forward", g1, hhjax.value_and_grad_forward(loss)),
+                         ("single_jacfwd", g1, jacfwd), (f"batch{batch}", gb, jax.value_and_grad(loss))):
         log(f"hhjax W3 {label}")
         f = jax.jit(fn)
         (val, grad), t = timed(lambda: f(g), repeats)
@@ -208,7 +207,8 @@ W4_CODE = textwrap.dedent("""
     def loss(g):
         return jnp.mean((sim(dataclasses.replace(p0, g_na=g[0], g_k=g[1], g_l=g[2])) - target) ** 2)
     g0 = 1.1 * jnp.array([120.0, 36.0, 0.3])
-    t5 = time.perf_counter(); jax.block_until_ready(jax.jit(jax.value_and_grad(loss))(g0))
+    grad = hhjax.value_and_grad_forward if sys.argv[3] == "forward" else jax.value_and_grad
+    t5 = time.perf_counter(); jax.block_until_ready(jax.jit(grad(loss))(g0))
     t6 = time.perf_counter()
     print(json.dumps(dict(import_jax_s=t1 - t0, import_hhjax_s=t2 - t1, first_simulate_s=t4 - t3,
                           first_grad_s=t6 - t5)))
@@ -227,13 +227,15 @@ def subproc_json(args, env=None, timeout=900):
 def w4(runs):
     out = {}
     with tempfile.TemporaryDirectory() as cache:
-        subproc_json(["-c", W4_CODE, "warm", cache])  # populate the cache (not reported)
-        for mode in ("cold", "warm"):
-            log(f"hhjax W4 {mode} x{runs}")
-            rs = [subproc_json(["-c", W4_CODE, mode, cache]) for _ in range(runs)]
-            ok = [r for r in rs if "error" not in r]
-            out[mode] = {k: statistics.median(r[k] for r in ok) for k in ok[0]} if ok else rs[0]
-            out[mode]["runs"] = rs
+        for grad in ("grad", "forward"):  # jax.value_and_grad, hhjax.value_and_grad_forward
+            subproc_json(["-c", W4_CODE, "warm", cache, grad])  # populate the cache (not reported)
+            for mode in ("cold", "warm"):
+                log(f"hhjax W4 {mode} {grad} x{runs}")
+                rs = [subproc_json(["-c", W4_CODE, mode, cache, grad]) for _ in range(runs)]
+                ok = [r for r in rs if "error" not in r]
+                key = mode if grad == "grad" else f"{mode}_forward"
+                out[key] = {k: statistics.median(r[k] for r in ok) for k in ok[0]} if ok else rs[0]
+                out[key]["runs"] = rs
     return out
 
 

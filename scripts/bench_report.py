@@ -107,13 +107,16 @@ def markdown(res):
     b = next((k for k in w3 if k.startswith("batch")), None)
     cold, warm = w4.get("cold", {}), w4.get("warm", {})
     batch_cell = f"{1e3 * w3[b]['run_s']:.3g} ({w3[b]['sets']} sets)" if b else "–"
-    fwd = w3.get("single_forward")
-    fwd_cell = f" (forward mode: {g(1e3 * fwd['run_s'])})" if fwd else ""
+    fwd, jf = w3.get("single_forward"), w3.get("single_jacfwd")
+    fwd_cell = (f" (`value_and_grad_forward`: {g(1e3 * fwd['run_s'])}" if fwd else "") + (
+        f", `jax.jacfwd`: {g(1e3 * jf['run_s'])}" if jf else "") + (")" if fwd else "")
     L.append(f"| hhjax | {1e3 * w1['run_s']:.3g} | {len(w1['spike_times_ms'])} | {g(w1['spike_error_ms'])} "
              f"(float64: {g(w1['float64_spike_error_ms'])}) | {g(1e3 * w3['single']['run_s']) if w3 else '–'}{fwd_cell} | "
              f"{batch_cell} | "
              f"{g(cold.get('first_simulate_s'))} cold, {g(warm.get('first_simulate_s'))} cached | "
-             f"{g(cold.get('first_grad_s'))} cold, {g(warm.get('first_grad_s'))} cached |")
+             f"{g(cold.get('first_grad_s'))} cold, {g(warm.get('first_grad_s'))} cached"
+             + (f"; forward: {g(w4['cold_forward'].get('first_grad_s'))} cold, "
+                f"{g(w4['warm_forward'].get('first_grad_s'))} cached" if "cold_forward" in w4 else "") + " |")
     for s in systems[1:]:
         p1, p3, p4 = P(s, "W1"), P(s, "W3"), P(s, "W4")
         if not (p1 or p3 or p4):
@@ -165,14 +168,19 @@ def targets(res):
         for lab in ("f32", "f64"):
             j = (pr.get(f"jaxley-{lab}:W3:1") or {}).get("run_s_median")
             if j:
-                for mode, key in (("jax.grad", "single"), ("forward mode", "single_forward")):
+                for mode, key in (("jax.grad", "single"), ("hhjax.value_and_grad_forward", "single_forward"),
+                                  ("jax.jacfwd", "single_jacfwd")):
                     if key in res["W3"]:
                         x = j / res["W3"][key]["run_s"]
                         add(f"W3 single-neuron grad ({mode}) ≥ 4× faster than Jaxley {lab}", f"{x:.3g}×", x >= 4)
     c = res.get("W4", {}).get("cold", {})
     if "first_simulate_s" in c:
         add("W4 first simulate < 1 s (cold)", f"{c['first_simulate_s']:.2f} s", c["first_simulate_s"] < 1)
-        add("W4 first gradient < 1 s (cold)", f"{c['first_grad_s']:.2f} s", c["first_grad_s"] < 1)
+        add("W4 first gradient < 1 s (cold, jax.value_and_grad)", f"{c['first_grad_s']:.2f} s", c["first_grad_s"] < 1)
+        cf = res["W4"].get("cold_forward", {})
+        if "first_grad_s" in cf:
+            add("W4 first gradient < 1 s (cold, hhjax.value_and_grad_forward)", f"{cf['first_grad_s']:.2f} s",
+                cf["first_grad_s"] < 1)
     mem = res.get("memory", {})
     if "ratio_to_v" in mem:
         add("W2 peak memory ≤ 2× recorded output", f"{mem['ratio_to_v']:.2f}× V only, "
