@@ -246,6 +246,10 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
 
+    Large batches on a multi-core CPU run faster after :func:`hhjax.use_all_cores`; the
+    gradient with respect to a few parameters of a small run is fastest with
+    :func:`hhjax.value_and_grad_forward`.
+
     Example:
         >>> import hhjax
         >>> tr = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.step(10.0, 10.0, 90.0),
