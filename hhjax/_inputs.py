@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .stimulus import Function, Stimulus
+from .stimulus import Function
 
 
 def _float_dtype():
@@ -70,6 +70,18 @@ def _check_finite(tree, argname, allow_inf=("stop",)):
             raise ValueError(f"{label}: contains inf")
 
 
+def _check_y0(y0, state_type):
+    """``y0`` must be None, a voltage (mV, number or array) or a ``state_type``, and finite."""
+    if y0 is None:
+        return
+    _check_finite(y0, "y0")
+    if not isinstance(y0, state_type) and (
+            hasattr(y0, "__dataclass_fields__")
+            or not isinstance(y0, (int, float, np.ndarray, jax.Array, np.generic))):
+        raise TypeError(f"y0: expected None, a voltage in mV or a {state_type.__name__}, got "
+                        f"{type(y0).__name__}")
+
+
 _STIMULUS_SHAPES = {}
 
 
@@ -78,7 +90,7 @@ def _stimulus_shape(stim):
     millisecond, as much as simulating one neuron for 100 ms, so for hhjax's own stimuli
     (whose shape follows from their leaves' shapes alone) it is remembered."""
     t = jax.ShapeDtypeStruct((), _float_dtype())
-    if isinstance(stim, Function) or not isinstance(stim, Stimulus):  # may read globals
+    if isinstance(stim, Function):  # it may read globals or closures that change
         return jax.eval_shape(stim, t).shape
     leaves, treedef = jax.tree_util.tree_flatten(stim)
     key = (treedef, t.dtype, tuple((np.shape(x), jnp.result_type(x)) for x in leaves))

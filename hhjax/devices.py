@@ -83,7 +83,7 @@ def batch_layout(size: int):
 
     n = 1
     if size >= 2 * MIN_NEURONS_PER_DEVICE and jax.default_backend() == "cpu":
-        n = max(1, min(jax.device_count(), size // MIN_NEURONS_PER_DEVICE))
+        n = min(jax.device_count(), size // MIN_NEURONS_PER_DEVICE)
     if n == 1 and size < PAD_FROM:
         return 1, size
     # An even share per device is enough; padding costs a little every step, so pad no more.

@@ -97,11 +97,16 @@ class LMHostState:
     nan_at: np.ndarray
 
 
+def _host_terms(terms):
+    """``gauss_newton_terms`` output as float64 NumPy arrays, ``finite`` as bool."""
+    sse, g, h, finite = (np.asarray(t, dtype=float) for t in terms)
+    return sse, g, h, finite.astype(bool)
+
+
 def lm_init(z, terms):
     """State at ``z`` from ``terms = gauss_newton_terms(...)`` evaluated there (non-finite
     rows get an infinite loss, so any finite trial step is accepted)."""
-    sse, g, h, finite = (np.asarray(t, dtype=float) for t in terms)
-    finite = finite.astype(bool)
+    sse, g, h, finite = _host_terms(terms)
     n = sse.shape[0]
     return LMHostState(
         z=np.asarray(z, dtype=float), sse=np.where(finite, sse, np.inf),
@@ -146,8 +151,7 @@ def lm_propose(s: LMHostState):
 
 def lm_update(s: LMHostState, z_new, terms, iteration):
     """Accept each row's trial point if its loss is finite and lower; adapt the damping."""
-    sse, g, h, finite = (np.asarray(t, dtype=float) for t in terms)
-    finite = finite.astype(bool)
+    sse, g, h, finite = _host_terms(terms)
     with np.errstate(invalid="ignore", divide="ignore"):
         accept, improvement, lam = _lm_decide(s.sse, sse, finite, s.lam, np)
     return LMHostState(

@@ -65,7 +65,7 @@ from jax import lax
 
 from .models.hh import HHParams, HHState
 from .rates import q10_factor
-from ._inputs import _batch_shape, _check_finite, _check_time
+from ._inputs import _batch_shape, _check_finite, _check_time, _check_y0, _float_dtype
 from .simulate import Trace, steady_state
 from .stimulus import Constant
 
@@ -365,13 +365,7 @@ def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_eve
             raise ValueError(f"spike_threshold: must be finite (mV), got {spike_threshold}")
     _check_finite(params, "params")
     _check_finite(amplitudes, "amplitudes")
-    if y0 is not None:
-        if not isinstance(y0, HHState) and (
-                hasattr(y0, "__dataclass_fields__")
-                or not isinstance(y0, (int, float, np.ndarray, jax.Array, np.generic))):
-            raise TypeError(
-                f"y0: expected None, a voltage in mV or an HHState, got {type(y0).__name__}")
-        _check_finite(y0, "y0")
+    _check_y0(y0, HHState)
     batch = _batch_shape(params, Constant(amplitudes), y0, None)
     if interpret is None:
         interpret = jax.default_backend() == "cpu"
@@ -406,7 +400,7 @@ def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
         and type(stim) is Constant
         and method == "exp_euler"
         and checkpoint_every is None
-        and jnp.zeros(()).dtype == jnp.float32
+        and _float_dtype() == jnp.float32
         and _concrete((params, stim, y0))
     )
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._pytree import as_dict, pytree_dataclass
-from ._inputs import _batch_shape, _check_finite, _check_time, _float_dtype
+from ._inputs import _batch_shape, _check_finite, _check_time, _check_y0, _float_dtype
 from .devices import batch_layout
 from .models import model_of
 from .solvers import get_step
@@ -262,13 +262,10 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     get_step(method)
     _check_finite(params, "params")
     _check_finite(stimulus, "stimulus")
-    if y0 is not None:
-        _check_finite(y0, "y0")
+    _check_y0(y0, model.state_type)
 
-    grid = None
-    if callable(stimulus):
-        stim = as_stimulus(stimulus)
-    elif jnp.ndim(stimulus) >= 1:
+    grid, stim = None, None
+    if not callable(stimulus) and jnp.ndim(stimulus) >= 1:
         grid = jnp.asarray(stimulus)
         if grid.shape[-1] not in (n_steps, n_steps + 1):
             raise ValueError(
@@ -276,14 +273,8 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
                 f"last (time) axis for duration={duration} and dt={dt}, got shape {grid.shape}; "
                 f"for one constant current per neuron use hhjax.stimulus.constant(amplitudes)"
             )
-        stim = None
     else:
         stim = as_stimulus(stimulus)
-    if y0 is not None and not isinstance(y0, model.state_type):
-        if hasattr(y0, "__dataclass_fields__") or not isinstance(y0, (int, float, np.ndarray, jax.Array, np.generic)):
-            raise TypeError(
-                f"y0: expected None, a voltage in mV or a {model.state_type.__name__}, got "
-                f"{type(y0).__name__}")
     batch = _batch_shape(params, stim, y0 if not isinstance(y0, (int, float)) else None, grid)
     from . import pallas_hh  # noqa: PLC0415 (it imports this module)
 

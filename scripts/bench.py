@@ -49,6 +49,7 @@ def loadavg():
 
 def machine():
     import jax, jaxlib
+    from hhjax.devices import cpu_cores
     info = {}
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -56,7 +57,7 @@ def machine():
             info.setdefault(key.strip(), val.strip())
     flags = f" {info.get('flags', '')} "
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {"cpu": info.get("model name"), "cores": len(os.sched_getaffinity(0)),
+    return {"cpu": info.get("model name"), "cores": cpu_cores(),
             "isa": [x for x in ("avx512f", "avx2", "fma") if f" {x} " in flags],
             "ram_gb": round(mem / 2**30, 1), "python": platform.python_version(),
             "jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": jax.default_backend(),
