@@ -369,15 +369,18 @@ def cmd_fit_recording(args):
     trainable = DEFAULT_TRAINABLE if args.trainable is None else \
         tuple(n.strip() for n in args.trainable.split(",") if n.strip())
     init = build_params(args.preset, {}) if args.preset is not None else None
+    if args.sweeps is not None:  # before the fit, so the user can stop a fit they would not want
+        try:
+            warning = coverage_warning(load_recording(args.trace), list(rec.sweeps))
+        except ValueError:  # the whole file does not load as one (e.g. NWB sweeps of unequal length)
+            warning = ""
+        if warning:
+            print(f"hhjax fit: warning: {warning}", file=sys.stderr)
     res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
                         n_starts=args.starts or 4, steps=4 if args.steps is None else args.steps,
                         progress=args.progress, init=init)
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
-    if args.sweeps is not None:
-        warning = coverage_warning(load_recording(args.trace), list(rec.sweeps))
-        if warning:
-            print(f"hhjax fit: warning: {warning}", file=sys.stderr)
     for n in trainable:
         se = None if n == "e_l" else res.stderr.get(n)
         print(f"{n} = {getattr(res.params, n):.6g}" + (f" ± {se:.3g}" if se is not None else ""))
