@@ -249,3 +249,23 @@ def test_checkpointing_gives_identical_gradients():
         # recomputation may reorder float32 operations: equal to a few ulp
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
     assert abs(float(g_plain[0].g_na)) > 1e-3
+
+
+@pytest.mark.parametrize("batch", [(), (3,)])
+def test_reverse_mode_keeps_only_the_state_of_each_step(batch):
+    # Residuals of jax.vjp through simulate: each step may keep its carry (v, m, h, n, spike
+    # count, running max |V|, step index ~ 7 numbers per neuron), not the ~30 intermediates
+    # of the rate computations, which would make jax.grad memory-bound.
+    n_steps = 400
+    g_na = jnp.full(batch, NEURON.g_na, jnp.float32)
+
+    def trace(g):
+        p = dataclasses.replace(NEURON, g_na=g)
+        return hhjax.simulate(p, STIM, duration=n_steps * 0.025, dt=0.025).v
+
+    _, vjp = jax.vjp(trace, g_na)
+    kept = sum(leaf.size for leaf in jax.tree_util.tree_leaves(vjp))
+    per_neuron_step = kept / (n_steps * max(1, int(np.prod(batch))))
+    assert per_neuron_step <= 8, per_neuron_step
+    (ct,) = vjp(jnp.ones((*batch, n_steps + 1), jnp.float32))
+    assert np.all(np.isfinite(np.asarray(ct))) and np.all(np.asarray(ct) != 0)
