@@ -1,12 +1,13 @@
 """Forward-mode gradients for losses of a handful of scalars: one unbatched ``jvp`` each.
 
 For one neuron and a few parameters this is the fastest gradient hhjax has on a CPU. A
-reverse-mode ``jax.grad`` stores the trajectory and runs the time loop backwards; a batched
-forward mode (``jax.jacfwd``) turns every scalar of the time step into a small vector, and
-XLA's CPU kernels on small vectors cost several times more than on scalars. Separate
-``jvp`` passes keep every kernel scalar. On the README's W3 workload (one neuron, 100 ms,
-three conductances) this took about 2 ms, against about 20 ms for ``jax.jacfwd`` and 40 ms
-for ``jax.grad`` on the same machine (see the README's benchmark table).
+reverse-mode ``jax.grad`` stores the trajectory and runs the time loop backwards,
+recomputing each step; a batched forward mode (``jax.jacfwd``) turns every scalar of the
+time step into a small vector, and XLA's CPU kernels on small vectors cost several times
+more than on scalars. Separate ``jvp`` passes keep every kernel scalar. On the README's W3
+workload (one neuron, 100 ms, three conductances) this took about 2 ms, against about 20 ms
+for ``jax.grad`` and 20-37 ms for ``jax.jacfwd`` on the same machine (see the README's
+benchmark table).
 """
 
 from __future__ import annotations

@@ -246,8 +246,10 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
             for NEURON's ``hh``), a voltage in mV (gates at steady state there), or a full
             state such as ``hhjax.HHState(v=..., m=..., h=..., n=...)``.
         record_every: keep every k-th sample; the others are never stored.
-        checkpoint_every: if given, gradients recompute each chunk of this many steps
-            instead of storing it, so reverse-mode memory does not grow with the step count.
+        checkpoint_every: reverse mode (``jax.grad``) always keeps just the state of each
+            step (about 7 numbers per neuron) and recomputes the rest; with this set it
+            keeps one state per chunk of this many steps and recomputes the chunk, so its
+            memory no longer grows with the step count.
         spike_threshold: voltage (mV) whose upward crossings are counted at every step into
             ``trace.spike_count``; ``None`` disables counting.
 
