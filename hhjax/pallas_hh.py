@@ -9,7 +9,7 @@ the final state at the end. A loop with one XLA kernel per step instead reads an
 the whole state from memory at every step.
 
 :func:`hhjax.simulate` takes this path by itself when it applies (see
-:func:`applies`): GPU backend, ``HHParams``, ``method="exp_euler"``, float32, a
+:func:`hhjax.pallas_dispatch.applies`): GPU backend, ``HHParams``, ``method="exp_euler"``, float32, a
 :class:`~hhjax.stimulus.Constant` stimulus, no ``checkpoint_every``, concrete (not traced)
 inputs, and the environment variable ``HHJAX_PALLAS`` not ``"0"``. On CPU nothing changes;
 there the kernel runs only when asked for, in Pallas' interpreter (slow; for tests).
@@ -54,8 +54,6 @@ transpose needs one more variable's worth at the peak (``gates=False`` records V
 from __future__ import annotations
 
 import math
-import os
-import warnings
 from functools import partial
 
 import jax
@@ -65,11 +63,11 @@ from jax import lax
 
 from .models.hh import HHParams, HHState
 from .rates import q10_factor
-from ._inputs import _batch_shape, _check_finite, _check_time, _check_y0, _float_dtype
+from ._inputs import _batch_shape, _check_finite, _check_time, _check_y0
 from .simulate import Trace, steady_state
 from .stimulus import Constant
 
-__all__ = ["simulate_pallas", "applies", "enabled", "DEFAULT_BLOCK", "DIVERGENCE_BOUND"]
+__all__ = ["simulate_pallas", "DEFAULT_BLOCK", "DIVERGENCE_BOUND"]
 
 DEFAULT_BLOCK = 128
 """Neurons per program: one per thread with the default ``num_warps = block // 32``."""
@@ -89,11 +87,6 @@ _M20, _M18, _M80 = (_F(-_LOG2E / k) for k in (20.0, 18.0, 80.0))
 
 # Rows of the per-neuron constant array fed to the kernel.
 _ROWS = ("v_offset", "dtq2", "k", "k2", "g_na", "ge_na", "g_k", "ge_k", "g_l", "ie")
-
-
-def enabled() -> bool:
-    """Whether ``HHJAX_PALLAS`` allows :func:`hhjax.simulate` to use the kernel (not "0")."""
-    return os.environ.get("HHJAX_PALLAS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,54 +366,3 @@ def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_eve
                 record_every=int(record_every), spike_threshold=spike_threshold,
                 block=int(block), gates=bool(gates), interpret=bool(interpret),
                 num_warps=int(num_warps))
-
-
-# ---------------------------------------------------------------------------------------
-# The hook used by hhjax.simulate
-# ---------------------------------------------------------------------------------------
-
-_FAILED: list[str] = []  # set once lowering/compiling failed on this process's GPU
-
-
-def _backend() -> str:
-    return jax.default_backend()
-
-
-def _concrete(tree) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
-
-
-def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
-    """Whether :func:`hhjax.simulate` may run this call on the kernel (see module doc)."""
-    return (
-        not _FAILED
-        and enabled()
-        and _backend() == "gpu"
-        and type(params) is HHParams
-        and type(stim) is Constant
-        and method == "exp_euler"
-        and checkpoint_every is None
-        and _float_dtype() == jnp.float32
-        and _concrete((params, stim, y0))
-    )
-
-
-def try_simulate(params, stim, *, duration, dt, y0, record_every, spike_threshold):
-    """The kernel's trace for :func:`hhjax.simulate`, or ``None`` if the kernel failed to
-    lower, compile or run here: then warn once and leave this and every later call to the
-    reference path. Out-of-memory errors are raised (the reference needs at least as much)."""
-    try:
-        # simulate reads trace.diverged right after (to warn), so waiting here costs nothing.
-        return jax.block_until_ready(simulate_pallas(
-            params, stim.amplitude, duration=duration, dt=dt, y0=y0, record_every=record_every,
-            spike_threshold=spike_threshold))
-    except Exception as exc:  # noqa: BLE001 (any lowering/compile failure -> reference)
-        if "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
-            raise
-        _FAILED.append(f"{type(exc).__name__}: {exc}")
-        warnings.warn(
-            "hhjax.simulate: the Pallas HH kernel failed on this GPU "
-            f"({type(exc).__name__}: {str(exc)[:300]}); using the reference path from now on "
-            "(set HHJAX_PALLAS=0 to skip the attempt).",
-            RuntimeWarning, stacklevel=3)
-        return None

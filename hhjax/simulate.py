@@ -286,13 +286,15 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     else:
         stim = as_stimulus(stimulus)
     batch = _batch_shape(params, stim, y0 if not isinstance(y0, (int, float)) else None, grid)
-    from . import pallas_hh  # noqa: PLC0415 (it imports this module)
+    from . import pallas_dispatch  # noqa: PLC0415 (the kernel imports this module)
 
     # GPU only: the fused Pallas kernel (hhjax/pallas_hh.py) when it applies, else None.
     trace = None
-    if pallas_hh.applies(params, stim, method=method, checkpoint_every=checkpoint_every, y0=y0):
-        trace = pallas_hh.try_simulate(params, stim, duration=duration, dt=dt, y0=y0,
-                                       record_every=record_every, spike_threshold=spike_threshold)
+    if pallas_dispatch.applies(params, stim, method=method, checkpoint_every=checkpoint_every,
+                               y0=y0):
+        trace = pallas_dispatch.try_simulate(params, stim, duration=duration, dt=dt, y0=y0,
+                                             record_every=record_every,
+                                             spike_threshold=spike_threshold)
     trace = trace if trace is not None else _run(
         params, stim, grid, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt), method=method,
         record_every=int(record_every), checkpoint_every=checkpoint_every,
@@ -318,7 +320,14 @@ def _warn_if_diverged(trace, method, dt):
 
 
 def final_state(trace: Trace):
-    """The last recorded state of a trace (for chaining simulations)."""
+    """The last recorded state of a trace (for chaining simulations).
+
+    Example:
+        >>> import hhjax
+        >>> rest = final_state(hhjax.simulate(hhjax.presets.NEURON, 0.0, duration=5.0, dt=0.025))
+        >>> round(float(rest.v), 1)   # mV; continue with hhjax.simulate(..., y0=rest)
+        -65.0
+    """
     return jax.tree_util.tree_map(lambda x: x[..., -1], trace.state)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 import hhjax
 from bench import _on_event, timed  # scripts/bench.py: one timing helper for every benchmark
-from hhjax import pallas_hh
+from hhjax import pallas_dispatch, pallas_hh
 
 DT = 0.025
 
@@ -50,8 +50,8 @@ def w2(n, duration, record_every, repeats):
     for path in ("pallas", "reference"):
         os.environ["HHJAX_PALLAS"] = "1" if path == "pallas" else "0"
         run = partial(hhjax.simulate, hhjax.presets.NEURON, stim)
-        if path == "pallas" and not pallas_hh.applies(hhjax.presets.NEURON, stim, method="exp_euler",
-                                                      checkpoint_every=None):
+        if path == "pallas" and not pallas_dispatch.applies(
+                hhjax.presets.NEURON, stim, method="exp_euler", checkpoint_every=None):
             # Not a GPU: simulate would not take the kernel, so call it directly (interpreted).
             row["pallas_called_directly"] = True
             run = partial(pallas_hh.simulate_pallas, hhjax.presets.NEURON, amps)

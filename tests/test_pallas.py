@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax import pallas_hh
+from hhjax import pallas_dispatch, pallas_hh
 from hhjax import stimulus as S
 from hhjax.pallas_hh import simulate_pallas
 from hhjax.presets import NEURON
@@ -196,30 +196,30 @@ def test_bad_inputs_raise_clear_errors(call, exc, match):
 @pytest.fixture
 def as_if_gpu(monkeypatch):
     """Make the hook believe the backend is a GPU (the kernel then runs interpreted)."""
-    monkeypatch.setattr(pallas_hh, "_backend", lambda: "gpu")
-    monkeypatch.setattr(pallas_hh, "_FAILED", [])
+    monkeypatch.setattr(pallas_dispatch, "_backend", lambda: "gpu")
+    monkeypatch.setattr(pallas_dispatch, "_FAILED", [])
     monkeypatch.delenv("HHJAX_PALLAS", raising=False)
 
 
 def test_hook_applies_only_to_plain_float32_hh_exp_euler_constant_calls(as_if_gpu, monkeypatch):
     stim = S.constant(AMPS)
     kw = dict(method="exp_euler", checkpoint_every=None)
-    assert pallas_hh.applies(NEURON, stim, **kw)
-    assert not pallas_hh.applies(NEURON, stim, method="rk4", checkpoint_every=None)
-    assert not pallas_hh.applies(NEURON, stim, method="exp_euler", checkpoint_every=40)
-    assert not pallas_hh.applies(NEURON, S.step(1.0, 1.0, 2.0), **kw)
-    assert not pallas_hh.applies(hhjax.ReducedParams(), stim, **kw)
+    assert pallas_dispatch.applies(NEURON, stim, **kw)
+    assert not pallas_dispatch.applies(NEURON, stim, method="rk4", checkpoint_every=None)
+    assert not pallas_dispatch.applies(NEURON, stim, method="exp_euler", checkpoint_every=40)
+    assert not pallas_dispatch.applies(NEURON, S.step(1.0, 1.0, 2.0), **kw)
+    assert not pallas_dispatch.applies(hhjax.ReducedParams(), stim, **kw)
     seen = []
-    jax.jit(lambda g: seen.append(pallas_hh.applies(dataclasses.replace(NEURON, g_na=g), stim,
-                                                    **kw)) or g)(120.0)
+    jax.jit(lambda g: seen.append(pallas_dispatch.applies(dataclasses.replace(NEURON, g_na=g),
+                                                          stim, **kw)) or g)(120.0)
     assert seen == [False]  # traced (jit / grad / vmap): reference path
     with jax.enable_x64(True):
-        assert not pallas_hh.applies(NEURON, stim, **kw)
+        assert not pallas_dispatch.applies(NEURON, stim, **kw)
     monkeypatch.setenv("HHJAX_PALLAS", "0")
-    assert not pallas_hh.applies(NEURON, stim, **kw)
-    monkeypatch.setattr(pallas_hh, "_backend", lambda: "cpu")
+    assert not pallas_dispatch.applies(NEURON, stim, **kw)
+    monkeypatch.setattr(pallas_dispatch, "_backend", lambda: "cpu")
     monkeypatch.delenv("HHJAX_PALLAS")
-    assert not pallas_hh.applies(NEURON, stim, **kw)
+    assert not pallas_dispatch.applies(NEURON, stim, **kw)
 
 
 def test_simulate_uses_the_kernel_when_it_applies(as_if_gpu, monkeypatch):
