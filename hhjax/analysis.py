@@ -72,6 +72,13 @@ def firing_rate(spikes: Spikes, start, stop):
     """Mean firing rate (Hz) of spikes with ``start <= time < stop`` (ms).
 
     Counts only the stored (first ``max_spikes``) times.
+
+    Example:
+        >>> import hhjax
+        >>> tr = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.step(10., 10., 90.),
+        ...                     duration=100.0, dt=0.025)
+        >>> float(firing_rate(spike_times(tr.t, tr.v), 10.0, 90.0))   # 6 spikes in 80 ms
+        75.0
     """
     inside = (spikes.times >= start) & (spikes.times < stop)
     return 1000.0 * jnp.sum(inside, axis=-1) / (stop - start)
@@ -161,6 +168,12 @@ def currents(params, trace_or_state):
     """Ionic currents (µA/cm², outward positive as in NEURON): ``I = g (V - E)``.
 
     Seed 000 plots inward-positive currents, ``g (E - V)``; that is ``-currents(...)``.
+
+    Example:
+        >>> import hhjax
+        >>> rest = hhjax.steady_state(hhjax.presets.NEURON, -65.0)
+        >>> {k: round(float(i), 2) for k, i in currents(hhjax.presets.NEURON, rest).items()}
+        {'na': -1.22, 'k': 4.4, 'l': -3.21}
     """
     state = getattr(trace_or_state, "state", trace_or_state)
     model = model_of(params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def fit_to_dict(result, **extra) -> dict:
     }
 
 
-def save_fit(path, result, **extra) -> str:
+def save_fit(path, result, **extra) -> Path:
     """Write a fit's parameters, standard errors, loss, units and settings to JSON, atomically.
 
     Example:
@@ -59,8 +60,16 @@ def save_fit(path, result, **extra) -> str:
     return write_json_atomic(path, fit_to_dict(result, **extra))
 
 
-def save_params(path, params, **extra) -> str:
-    """Write any params pytree to JSON (``{"model": ..., "params": {...}}``), atomically."""
+def save_params(path, params, **extra) -> Path:
+    """Write any params pytree to JSON (``{"model": ..., "params": {...}}``), atomically;
+    returns the path. Values are in the units of :func:`hhjax.unit_of` (mV, mS/cm², ...).
+
+    Example:
+        >>> import dataclasses, hhjax
+        >>> path = save_params("cell.json", dataclasses.replace(hhjax.presets.NEURON, g_na=100.0))
+        >>> load_params(path).g_na   # mS/cm²
+        100.0
+    """
     names = [f.name for f in dataclasses.fields(params)]
     return write_json_atomic(path, {
         "model": model_of(params).name,
@@ -72,6 +81,11 @@ def load_params(path):
     """Read the params written by :func:`save_fit` or :func:`save_params`.
 
     Raises ``ValueError`` naming the file for malformed content.
+
+    Example:
+        >>> import hhjax
+        >>> load_params(save_params("cell.json", hhjax.presets.NEURON)).e_k   # mV
+        -77.0
     """
     try:
         with open(path) as f:

@@ -30,8 +30,8 @@ def default_bounds(name: str, value: float):
 
     >>> default_bounds("g_na", 120.0)
     (1.0, 1000.0)
-    >>> default_bounds("e_l", -54.3)
-    (-84.3, -24.3)
+    >>> [round(b, 6) for b in default_bounds("e_l", -54.3)]   # the start ± 30 mV
+    [-84.3, -24.3]
     """
     if name in _POSITIVE:
         return _POSITIVE[name]

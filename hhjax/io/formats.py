@@ -58,8 +58,9 @@ def load_recording(path: Union[str, os.PathLike], *, sweeps: Optional[Iterable[i
             sweeps or channel out of range, or units that are not voltage/current.
 
     Example:
-        >>> rec = load_recording("../shared/data/recordings/18711001.abf", sweeps=[10, 20])
-        >>> rec.v.shape, rec.dt        # doctest: +SKIP
+        >>> from hhjax.io import default_recordings_dir    # ../shared/data/recordings
+        >>> rec = load_recording(default_recordings_dir() / "18711001.abf", sweeps=[10, 20])
+        >>> rec.v.shape, rec.dt
         ((2, 30000), 0.05)
     """
     p = Path(path)

@@ -1,0 +1,51 @@
+"""Every example in hhjax's docstrings runs and prints what the docstring says (doctest).
+
+A module's own docstring runs first; its names (e.g. the traces of :mod:`hhjax.features`)
+are then visible to the examples of the module's functions, as a reader would assume.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import io
+import pkgutil
+
+import pytest
+
+import hhjax
+from hhjax.io import default_recordings_dir
+
+MODULES = sorted(m.name for m in pkgutil.walk_packages(hhjax.__path__, "hhjax."))
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    module = importlib.import_module(name)
+    if name == "hhjax.io.formats" and not default_recordings_dir().is_dir():
+        pytest.skip("its example reads ../shared/data/recordings, which is missing here")
+    tests = doctest.DocTestFinder(exclude_empty=True).find(module, name)
+    # Only examples written in this module (not ones imported into it).
+    tests = [t for t in tests if t.examples and (t.filename or "").endswith(
+        module.__file__.rsplit("/", 1)[-1])]
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    out = io.StringIO()
+    shared = {}
+    for test in sorted(tests, key=lambda t: t.name != name):  # the module's docstring first
+        test.globs.update(shared)
+        runner.run(test, out=out.write, clear_globs=False)
+        if test.name == name:
+            shared = {k: v for k, v in test.globs.items() if k not in vars(module)}
+    assert runner.failures == 0, out.getvalue()
+
+
+def test_every_public_function_has_an_example():
+    missing = []
+    for name in hhjax.__all__:
+        obj = getattr(hhjax, name)
+        if callable(obj) and not isinstance(obj, type) and ">>>" not in (obj.__doc__ or ""):
+            missing.append(name)
+    assert not missing, f"public functions without an example: {missing}"
