@@ -24,13 +24,14 @@ hhjax runs its one path: ``hhjax.simulate`` with the default ``exp_euler``, floa
 
 Peers run in their own venvs via scripts/peers/run_*.py (default /tmp/venv-<peer>/bin/python,
 override with PEERS_VENV_<PEER>); a missing one is skipped with a note. Writes
-scripts/bench_results.json and scripts/bench_results.md.
+scripts/bench_results.json, scripts/bench_results.md and docs/figures/bench.png.
 """
 
 from __future__ import annotations
 
 import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, textwrap, time
 
+from bench_figure import figure  # scripts/bench_figure.py
 from bench_report import markdown, spike_error, targets  # scripts/bench_report.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -394,6 +395,8 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(md)
     print(md)
+    if args.out == ap.get_default("out"):  # the README's figure only from the README's run
+        print(figure(res, os.path.join(ROOT, "docs", "figures", "bench.png")))
 
 
 if __name__ == "__main__":
