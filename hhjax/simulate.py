@@ -150,10 +150,10 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
         return (new, count, vmax, k + 1), None
 
     # Reverse mode keeps only the carry of each step and recomputes the step's insides on
-    # the way back: the stacked residuals (about 30 per step) cost more memory traffic than
-    # the recomputation, so jax.grad runs about 2x faster (one neuron and 1000 alike) and
-    # compiles faster. It is free without reverse mode. prevent_cse=False: scan already
-    # keeps XLA from merging the recomputation with the forward pass.
+    # the way back: the stacked residuals (58 per neuron-step for HH) cost more memory
+    # traffic than the recomputation, so jax.grad runs about 2x faster (one neuron and
+    # 1000 alike) and compiles faster. It is free without reverse mode. prevent_cse=False:
+    # scan already keeps XLA from merging the recomputation with the forward pass.
     one_step = jax.checkpoint(one_step, prevent_cse=False,
                               policy=jax.checkpoint_policies.nothing_saveable)
 

@@ -16,7 +16,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# (label, colour, line style) per system key of the JSON's "peers" (and hhjax's own rows).
+# label -> (colour, line style); labels are the JSON's peer systems and hhjax's own rows.
 STYLE = {
     "hhjax, use_all_cores()": ("C0", "-"),
     "hhjax, one device": ("C0", "--"),
