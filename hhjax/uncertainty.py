@@ -10,12 +10,12 @@ from the residuals, ``σ² = sum r² / (N - P)``.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
 def laplace_covariance(residual_fn, theta):
-    """Covariance (P×P) of the parameters ``theta`` (natural units) and ``σ²`` (mV²).
+    """Covariance (P×P, float64 NumPy) of the parameters ``theta`` (natural units) and ``σ²``
+    (mV²), from the forward-mode Jacobian of ``residual_fn`` at ``theta``.
 
     ``residual_fn(theta) -> r`` must return the unscaled residuals ``V_sim - V_obs``.
 
@@ -27,16 +27,7 @@ def laplace_covariance(residual_fn, theta):
         >>> bool(cov[0, 0] > 0)
         True
     """
-    r = residual_fn(theta)
-    jac = jax.jacfwd(residual_fn)(theta)
-    n, p = jac.shape
-    sigma2 = jnp.sum(r * r) / max(n - p, 1)
-    h = jac.T @ jac
-    # Symmetric scaling before inversion keeps float32 usable for badly scaled parameters.
-    d = jnp.sqrt(jnp.maximum(jnp.diag(h), 1e-30))
-    hn = h / d[:, None] / d[None, :]
-    cov = sigma2 * jnp.linalg.pinv(hn, hermitian=True) / d[:, None] / d[None, :]
-    return cov, sigma2
+    return covariance_from_jacobian(jax.jacfwd(residual_fn)(theta), residual_fn(theta))
 
 
 def covariance_from_jacobian(jac, residuals):
