@@ -73,30 +73,42 @@ def build_init(params, init):
     return dataclasses.replace(state, **values)
 
 
-def write_trace(trace, path):
-    """Write a single-neuron trace to CSV (``t_ms,v_mV,<gates>``) or NPZ, atomically."""
+def write_trace(trace, path, current=None, units="µA/cm²", dt=None):
+    """Write a single-neuron trace to CSV (``t_ms,v_mV,<gates>[,i_uA_cm2]``) or NPZ, atomically.
+
+    ``current`` (``units``: µA/cm², or pA for models with a membrane area), sampled like
+    ``trace.t``, becomes the column ``i_uA_cm2`` (``i_pA``), so that ``hhjax fit`` reads
+    the file back as it is. ``dt`` (ms), the spacing of ``trace.t``, writes the time column
+    as exact multiples of it instead of ``trace.t``'s float32 values.
+    """
     from .io.recording import write_atomic
 
-    fields = {f.name: np.asarray(getattr(trace.state, f.name)) for f in dataclasses.fields(trace.state)}
     t = np.asarray(trace.t)
+    if dt is not None:
+        t = np.arange(t.size) * float(dt)
+    fields = {("v_mV" if f.name == "v" else f.name): np.reshape(np.asarray(getattr(trace.state, f.name)),
+                                                                (-1, t.size))[0]
+              for f in dataclasses.fields(trace.state)}
+    if current is not None:
+        fields["i_pA" if units == "pA" else "i_uA_cm2"] = np.broadcast_to(np.asarray(current, float), t.shape)
     if path.endswith(".npz"):
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, t_ms=t, **{("v_mV" if k == "v" else k): v for k, v in fields.items()})
+        np.savez(buf, t_ms=t, **fields)
         write_atomic(path, buf.getvalue())
         return
     if not path.endswith(".csv"):
         raise CLIError(f"--out: {path}: expected a .csv or .npz file name")
-    header = ["t_ms"] + [("v_mV" if k == "v" else k) for k in fields]
-    cols = np.column_stack([t] + [np.reshape(v, (-1, t.size))[0] for v in fields.values()])
-    lines = [",".join(header)] + [",".join(f"{x:.9g}" for x in row) for row in cols]
+    cols = np.column_stack([t, *fields.values()])
+    lines = [",".join(["t_ms", *fields])] + [",".join(f"{x:.9g}" for x in row) for row in cols]
     write_atomic(path, ("\n".join(lines) + "\n").encode())
 
 
 def cmd_simulate(args):
     from . import plot, simulate, stimulus
     from .analysis import spike_times
+    from .models import model_of
 
     params = build_params(args.preset, _parse_assignments(args.set, "--set"))
     y0 = build_init(params, args.init)
@@ -107,7 +119,10 @@ def cmd_simulate(args):
     times = np.asarray(spikes.times)[: int(spikes.count)]
     print(f"{int(spikes.count)} spike(s) at t = " + ", ".join(f"{x:.3f}" for x in times) + " ms")
     if args.out:
-        write_trace(trace, args.out)
+        # The current that drives the step starting at each sample (simulate evaluates
+        # stimuli mid-step), i.e. what `hhjax fit` feeds back in for that step.
+        current = stim(np.asarray(trace.t) + 0.5 * args.dt)
+        write_trace(trace, args.out, current, model_of(params).stimulus_units, args.dt * args.record_every)
         print(f"wrote {args.out}")
     if args.plot:
         fig = plot.plot_trace(trace, params, title=f"{args.preset}, {args.amplitude} step")
@@ -160,7 +175,8 @@ def make_parser():
     s.add_argument("--method", default="exp_euler", help="exp_euler, euler, rk4, neuron")
     s.add_argument("--record-every", type=int, default=1, help="keep every k-th sample")
     s.add_argument("--threshold", type=float, default=0.0, help="spike threshold (mV)")
-    s.add_argument("--out", help="write the trace to .csv (t_ms,v_mV,m,h,n) or .npz")
+    s.add_argument("--out", help="write the trace to .csv (t_ms,v_mV,<gates>,i_uA_cm2; i_pA for "
+                   "models with an area) or .npz; `hhjax fit` reads it back")
     s.add_argument("--plot", help="write a PNG of V, gates, conductances and currents")
     s.set_defaults(func=cmd_simulate)
 

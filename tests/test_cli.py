@@ -53,9 +53,11 @@ def test_simulate_csv_equals_direct_simulation(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "spike" in out and str(path) in out
     header, data = _read_csv(path)
-    assert header == "t_ms,v_mV,m,h,n"
+    assert header == "t_ms,v_mV,m,h,n,i_uA_cm2"
     tr = _direct()
-    assert data.shape == (tr.t.shape[0], 5)
+    assert data.shape == (tr.t.shape[0], 6)
+    # the current column is the step that drives each sample's step: 0 before 2 ms, then 10
+    np.testing.assert_array_equal(data[:, 5], np.where(np.arange(tr.t.shape[0]) * 0.025 < 2.0, 0.0, 10.0))
     for col, name in enumerate(("t", "v", "m", "h", "n")):
         np.testing.assert_allclose(data[:, col], np.asarray(getattr(tr, name), np.float64),
                                    rtol=1e-6, atol=1e-6, err_msg=name)
@@ -68,11 +70,24 @@ def test_simulate_npz(tmp_path, capsys):
     path = tmp_path / "x.npz"
     assert main(SIM + ["--out", str(path)]) == 0
     d = np.load(path)
-    assert set(d.files) == {"t_ms", "v_mV", "m", "h", "n"}
+    assert set(d.files) == {"t_ms", "v_mV", "m", "h", "n", "i_uA_cm2"}
     tr = _direct()
     np.testing.assert_allclose(d["t_ms"], np.asarray(tr.t), rtol=1e-6)
     np.testing.assert_allclose(d["v_mV"], np.asarray(tr.v), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(d["n"], np.asarray(tr.n), rtol=1e-6, atol=1e-7)
+
+
+def test_simulate_output_is_what_fit_reads(tmp_path, capsys):
+    """The README's two lines: `hhjax simulate --out trace.csv` then `hhjax fit trace.csv`."""
+    trace, out = tmp_path / "trace.csv", tmp_path / "fit.json"
+    assert main(["simulate", "--set", "g_na=100", "--amplitude", "10", "--start", "10", "--stop", "90",
+                 "--duration", "100", "--dt", "0.025", "--out", str(trace)]) == 0
+    assert main(["fit", str(trace), "--trainable", "g_na,g_k,g_l", "--starts", "2", "--out", str(out)]) == 0
+    fitted = hhjax.load_params(out)
+    # noise-free trace of the same method: the fit lands on the parameters that made it
+    assert float(fitted.g_na) == pytest.approx(100.0, rel=1e-3)
+    assert float(fitted.g_k) == pytest.approx(36.0, rel=1e-3)
+    assert float(fitted.g_l) == pytest.approx(0.3, rel=1e-3)
 
 
 def test_set_changes_the_result(tmp_path, capsys):
@@ -90,7 +105,7 @@ def test_init_sets_the_initial_state(tmp_path, capsys):
     path = tmp_path / "i.csv"
     assert main(SIM + ["--init", "v=-70,m=0.05,h=0.54,n=0.34", "--out", str(path)]) == 0
     _, data = _read_csv(path)
-    np.testing.assert_allclose(data[0, 1:], [-70.0, 0.05, 0.54, 0.34], rtol=1e-6)
+    np.testing.assert_allclose(data[0, 1:5], [-70.0, 0.05, 0.54, 0.34], rtol=1e-6)
     tr = _direct(y0=hhjax.HHState(v=-70.0, m=0.05, h=0.54, n=0.34))
     np.testing.assert_allclose(data[:, 1], np.asarray(tr.v), rtol=1e-6, atol=1e-5)
     # only v given: gates start at their steady state there
@@ -98,7 +113,7 @@ def test_init_sets_the_initial_state(tmp_path, capsys):
     assert main(SIM + ["--init", "v=-70", "--out", str(path2)]) == 0
     _, data2 = _read_csv(path2)
     ss = hhjax.steady_state(NEURON, -70.0)
-    np.testing.assert_allclose(data2[0, 2:], [float(ss.m), float(ss.h), float(ss.n)], rtol=1e-6)
+    np.testing.assert_allclose(data2[0, 2:5], [float(ss.m), float(ss.h), float(ss.n)], rtol=1e-6)
 
 
 def test_plot_writes_png(tmp_path, capsys):
