@@ -48,9 +48,8 @@ import numpy as np
 
 from .direct import direct_estimate
 from .optimize import lm_blank, lm_step
-from .recording_eval import (add_evaluate_command, choose_sweeps, cmd_evaluate, evaluate,  # noqa: F401
-                             fit_rows, model_rest, net_current, parse_sweeps)
-from .recording_eval import MASK_MS, SPIKE_THRESHOLD, sweep_table
+from .recording_eval import (MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows,  # noqa: F401
+                             model_rest, net_current, parse_sweeps, sweep_table)
 from .simulate import simulate
 from .transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from .uncertainty import covariance_from_jacobian
