@@ -11,6 +11,7 @@ import importlib
 import io
 import pkgutil
 
+import numpy as np
 import pytest
 
 import hhjax
@@ -32,11 +33,13 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     out = io.StringIO()
     shared = {}
-    for test in sorted(tests, key=lambda t: t.name != name):  # the module's docstring first
-        test.globs.update(shared)
-        runner.run(test, out=out.write, clear_globs=False)
-        if test.name == name:
-            shared = {k: v for k, v in test.globs.items() if k not in vars(module)}
+    # NumPy's default print options, whatever another test's imports have set.
+    with np.printoptions(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False):
+        for test in sorted(tests, key=lambda t: t.name != name):  # the module's docstring first
+            test.globs.update(shared)
+            runner.run(test, out=out.write, clear_globs=False)
+            if test.name == name:
+                shared = {k: v for k, v in test.globs.items() if k not in vars(module)}
     assert runner.failures == 0, out.getvalue()
 
 

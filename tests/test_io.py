@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -428,3 +430,15 @@ def test_recording_validates_shapes():
         Recording(np.arange(5.0), np.zeros((2, 4)), np.zeros((2, 4)), (0, 1), 1000.0)
     rec = Recording(np.arange(5.0), np.zeros(5), np.zeros(5), (0,), 1000.0)
     assert rec.v.shape == (1, 5) and rec.dt == 1.0
+
+
+@needs_data
+def test_loading_an_abf_leaves_numpy_print_options_alone():
+    """pyabf sets numpy's print options process-wide when first imported (a fresh
+    process, so that no earlier test has imported it already)."""
+    pytest.importorskip("pyabf")
+    code = ("import numpy as np, hhjax.io as io; before = np.get_printoptions(); "
+            f"io.load_recording({str(DATA / 'File_axon_5.abf')!r}); "
+            "assert np.get_printoptions() == before, np.get_printoptions()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr

@@ -108,7 +108,10 @@ def _metadata(fmt: str, **kw: Any) -> dict:
 # --------------------------------------------------------------------------- ABF
 
 def _load_abf(path, p, sweeps, channel, v_units, i_units) -> Recording:
-    import pyabf
+    # pyabf's first import calls np.set_printoptions(threshold=5, ...) for the whole
+    # process; loading a file should not change how the user's arrays print.
+    with np.printoptions():
+        import pyabf
 
     try:
         abf = pyabf.ABF(str(p))
