@@ -127,7 +127,9 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         direct: use the direct least-squares estimate as the first start (default: when
             ``init`` is None); with an ``init`` too, ``init`` is the second start.
         tol: a start has converged after two accepted steps that lower its loss by less than
-            this fraction (1e-5 of a sum of squares is far below statistical resolution).
+            this fraction (1e-5 of a sum of squares is far below statistical resolution);
+            with an optax loss, after 20 iterations whose best loss is not this fraction
+            lower.
         fit_v0: also fit the initial voltage (within ±5 mV of the first sample), gates at
             steady state there. Without it a noisy first sample biases every parameter.
 
@@ -184,6 +186,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         state = optax_init(optimizer, z_rows)
         to_loss = lambda s: np.asarray(s.best_loss).reshape(n_targets, n_s)  # noqa: E731
     history = [np.asarray(to_loss(state))]
+    ref = history[0]
     stall = np.zeros((n_targets, n_s), int)
     rejects = np.zeros((n_targets, n_s), int)
     bar = _progress_bar(progress, steps, "fit")
@@ -209,10 +212,14 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
             stall = np.where(stuck, 2, np.where(accepted, np.where(small, stall + 1, 0), stall))
             done = (stall >= 2) | (losses > 10.0 * np.min(losses, axis=-1, keepdims=True)) & (it >= 5)
         else:
+            # Gradient steps rarely set a new best every iteration (Adam oscillates), so a
+            # start stops only after _PATIENCE iterations without a best lower by tol.
             with np.errstate(invalid="ignore"):  # inf - inf before a row's first finite loss
-                flat = np.abs(history[-1] - losses) <= tol * np.abs(losses)
-            stall = np.where(flat, stall + 1, 0)
-            done = (stall >= 3) | (np.asarray(state.nan_at).reshape(n_targets, n_s) >= 0)
+                goal = np.where(np.isfinite(ref), ref - tol * np.abs(ref), np.inf)
+            improved = losses < goal
+            ref = np.where(improved, losses, ref)
+            stall = np.where(improved, 0, stall + 1)
+            done = (stall >= _PATIENCE) | (np.asarray(state.nan_at).reshape(n_targets, n_s) >= 0)
         history.append(losses)
         if bar is not None:
             bar.update(1)
@@ -243,7 +250,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     corr = correlation(cov)
     sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
 
-    converged = stall >= 2
+    converged = stall >= (2 if use_lm else _PATIENCE)
     nan_at = np.asarray(state.nan_at).reshape(n_targets, n_s)
     reasons = [[_reason(use_lm, nan_at[b, s], converged[b, s], steps, final_losses[b, s], final_losses[b, best[b]])
                 for s in range(z0.shape[1])] for b in range(n_targets)]
@@ -273,7 +280,8 @@ def _reason(use_lm, nan_at, converged, steps, loss, best_loss):
     if not use_lm and nan_at >= 0:
         return f"stopped: loss or gradient became non-finite at step {nan_at}"
     if converged:
-        return "converged: relative loss change below tol"
+        return ("converged: relative loss change below tol" if use_lm else
+                f"converged: best loss not lower by tol in {_PATIENCE} iterations")
     if use_lm and loss > 10.0 * best_loss:
         return "abandoned: loss over 10x the best start's (a distant local minimum)"
     return f"not converged: reached steps={steps}"
@@ -295,6 +303,7 @@ class _Problem:
     fit_v0: bool = True
 
 
+_PATIENCE = 20  # optax iterations without a new best (by tol) before a start stops
 _V0_SPEC = (-5.0, 5.0, False)  # the initial voltage may differ from the first sample by ±5 mV
 
 
