@@ -13,8 +13,8 @@ import jax.numpy as jnp
 
 from ._pytree import pytree_dataclass
 from .models import model_of
-from .simulate import simulate, steady_state
-from .stimulus import step
+from .simulate import final_state, simulate, steady_state
+from .stimulus import constant
 
 
 @pytree_dataclass
@@ -91,8 +91,11 @@ def fi_curve(params, amplitudes, *, start=10.0, stop=510.0, duration=None, dt=0.
     Args:
         params: model parameters (may be batched; broadcast against ``amplitudes``).
         amplitudes: step currents (µA/cm², or pA for area-based models), any shape.
-        start, stop: step window (ms); the rate is spikes in the window / its length.
-        duration: simulated time (ms), default ``stop``. dt: time step (ms).
+        start, stop: step window (ms), multiples of ``dt``; the rate is the number of spikes
+            inside ``[start, stop)`` over its length (rebound spikes after the step and
+            spontaneous ones before it do not count).
+        duration: unused (the simulation ends at ``stop``); kept for old calls.
+        dt: time step (ms).
 
     Returns:
         Rates in Hz, shape ``broadcast(params, amplitudes)``.
@@ -103,12 +106,26 @@ def fi_curve(params, amplitudes, *, start=10.0, stop=510.0, duration=None, dt=0.
         >>> rates.tolist()[0], rates.tolist()[1] > 50
         (0.0, True)
     """
-    duration = stop if duration is None else duration
-    amplitudes = jnp.asarray(amplitudes)
-    n_steps = int(round(duration / dt))
-    trace = simulate(params, step(amplitudes, start, stop), duration=duration, dt=dt,
-                     method=method, record_every=n_steps, spike_threshold=threshold)
+    del duration
+    if not 0.0 <= start < stop:
+        raise ValueError(f"fi_curve: need 0 <= start < stop (ms), got start={start}, stop={stop}")
+    n_before, n_window = (_steps_in(x, dt, name) for x, name in ((start, "start"), (stop - start, "stop - start")))
+    # Run up to the step once (it does not depend on the amplitude), then count spikes over
+    # the window only, starting from that state.
+    y0 = None
+    if n_before:
+        y0 = final_state(simulate(params, 0.0, duration=start, dt=dt, method=method,
+                                  record_every=n_before, spike_threshold=None))
+    trace = simulate(params, constant(amplitudes), duration=stop - start, dt=dt, method=method,
+                     y0=y0, record_every=n_window, spike_threshold=threshold)
     return 1000.0 * trace.spike_count / (stop - start)
+
+
+def _steps_in(interval, dt, name):
+    n = round(interval / dt)
+    if abs(interval - n * dt) > 1e-6 * max(dt, abs(interval)):
+        raise ValueError(f"fi_curve: {name} = {interval} ms is not a multiple of dt = {dt} ms")
+    return n
 
 
 def rheobase(params, *, lo=0.0, hi=50.0, start=10.0, stop=210.0, dt=0.025, n_iter=6,
@@ -125,20 +142,20 @@ def rheobase(params, *, lo=0.0, hi=50.0, start=10.0, stop=210.0, dt=0.025, n_ite
         2.2
     """
 
-    def spikes_at(amps):
+    def spikes_at(params, amps):
         return fi_curve(params, amps, start=start, stop=stop, dt=dt, method=method,
                         threshold=threshold) > 0
 
     batch = jnp.broadcast_shapes(*[jnp.shape(x) for x in jax.tree_util.tree_leaves(params)])
     lo = jnp.broadcast_to(jnp.asarray(lo, jnp.zeros(()).dtype), batch)
     hi = jnp.broadcast_to(jnp.asarray(hi, jnp.zeros(()).dtype), batch)
-    ok = spikes_at(hi[..., None])[..., 0]
+    # A trailing axis on every leaf lines each neuron's parameters up with its own currents.
+    params_b = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[..., None], params)
+    ok = spikes_at(params_b, hi[..., None])[..., 0]
     frac = jnp.arange(1, points + 1) / (points + 1)
     for _ in range(n_iter):
         amps = lo[..., None] + (hi - lo)[..., None] * frac
-        params_b = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[..., None], params)
-        fired = fi_curve(params_b, amps, start=start, stop=stop, dt=dt, method=method,
-                         threshold=threshold) > 0
+        fired = spikes_at(params_b, amps)
         # First firing point: bracket becomes (previous point, that point].
         first = jnp.argmax(fired, axis=-1)
         any_fired = jnp.any(fired, axis=-1)

@@ -299,6 +299,29 @@ def test_fi_curve_monotone_and_zero_below_rheobase(rheo):
     assert rates[15] == pytest.approx(1000.0 * int(tr.spike_count) / 100.0)
 
 
+def test_fi_curve_counts_only_spikes_inside_the_window():
+    """A neuron that fires before the step (a depolarised leak) and after it (rebound):
+    only the crossings in [start, stop) count, as read off the full trace."""
+    p = dataclasses.replace(NEURON, e_l=jnp.array([-54.3, -40.0]))
+    amps = jnp.array([[-10.0], [4.0]])  # hyperpolarising (rebound after) and depolarising
+    rates = np.asarray(fi_curve(p, amps, start=20.0, stop=60.0))
+    tr = hhjax.simulate(p, S.step(amps, 20.0, 60.0), duration=100.0, dt=0.025)
+    t, v = np.asarray(tr.t), np.asarray(tr.v)
+    up = (v[..., :-1] < 0.0) & (v[..., 1:] >= 0.0)
+    t_up = np.broadcast_to(t[1:], up.shape)
+    assert np.sum(up & (t_up < 20.0)) > 0 and np.sum(up & (t_up >= 60.0)) > 0  # spikes outside exist
+    inside = np.sum(up & (t_up >= 20.0) & (t_up < 60.0), axis=-1)
+    np.testing.assert_array_equal(rates, 1000.0 * inside / 40.0)
+
+
+def test_rheobase_of_a_batch_equals_each_alone():
+    g_na = [10.0, 120.0, 90.0]
+    batch = np.asarray(rheobase(dataclasses.replace(NEURON, g_na=jnp.array(g_na)), hi=20.0, n_iter=3, **FI_KW))
+    alone = [float(rheobase(dataclasses.replace(NEURON, g_na=g), hi=20.0, n_iter=3, **FI_KW)) for g in g_na]
+    np.testing.assert_array_equal(batch, np.array(alone, np.float32))
+    assert np.isnan(batch[0]) and np.all(np.isfinite(batch[1:]))
+
+
 def test_conductances_and_currents_by_hand():
     p = dataclasses.replace(NEURON, g_na=jnp.array([110.0, 130.0]))
     tr = hhjax.simulate(p, S.step(10.0, 2.0, 18.0), duration=20.0, dt=0.025)
