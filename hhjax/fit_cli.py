@@ -48,21 +48,47 @@ def load_trace_file(path):
     return t, v, i
 
 
+def simulation_step(spacing, dt=None, finest=0.025):
+    """``(dt, record_every)`` for a trace sampled every ``spacing`` ms: ``dt`` as given (it
+    must divide the spacing), else the spacing split into steps of at most ``finest`` ms
+    (coarser steps bias the fit: the trace's own sampling is rarely a good ODE step)."""
+    from .cli import CLIError
+
+    if dt is None:
+        k = max(1, int(np.ceil(spacing / finest - 1e-9)))
+        return spacing / k, k
+    k = int(round(spacing / dt))
+    if not dt > 0 or k < 1 or abs(k * dt - spacing) > 1e-6 * spacing:
+        raise CLIError(f"--dt: {dt} ms does not divide the trace's sample spacing {spacing:g} ms")
+    return spacing / k, k
+
+
 def cmd_fit(args):
     from . import fit, plot, simulate
     from .cli import CLIError, build_params
+    from .models import model_of
     from .results import save_fit
 
     if args.trace.lower().endswith((".abf", ".nwb", ".txt", ".tsv")) or args.model == "pospischil":
         from .recording_fit import cmd_fit_recording
 
         return cmd_fit_recording(args)
+    if args.model is not None:
+        raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model pospischil)")
+    if args.sweeps is not None:
+        raise CLIError("--sweeps: a trace file has one sweep (sweeps apply to recordings)")
     t, v, i = load_trace_file(args.trace)
-    dt = float(np.round((t[-1] - t[0]) / (t.size - 1), 9))
+    spacing = float(np.round((t[-1] - t[0]) / (t.size - 1), 9))
+    dt, record_every = simulation_step(spacing, args.dt)
     params = build_params(args.preset or "neuron", {})
+    if model_of(params).stimulus_units != "µA/cm²":
+        raise CLIError(f"--preset {args.preset}: its stimulus is in {model_of(params).stimulus_units}; a trace "
+                       f"file's current is in µA/cm² (fit a recording with --model pospischil instead)")
     trainable = tuple(n.strip() for n in (args.trainable or "g_na,g_k,g_l").split(",") if n.strip())
-    result = fit(v - 0.0, i[:-1], init=params, dt=dt, trainable=trainable, n_starts=args.starts,
-                 steps=args.steps, direct=True, progress=args.progress)
+    # The current of each sample drives every simulation step until the next sample.
+    result = fit(v, np.repeat(i[:-1], record_every), init=params, dt=dt, record_every=record_every,
+                 trainable=trainable, n_starts=args.starts, steps=args.steps, direct=True,
+                 method=args.method, progress=args.progress)
     for name in trainable:
         print(f"{name} = {float(getattr(result.params, name)):.6g} ± {float(result.stderr[name]):.3g}")
     print(f"loss (MSE) = {float(result.loss):.4g} mV², {result.wall_time:.1f} s")
@@ -70,13 +96,26 @@ def cmd_fit(args):
         save_fit(args.out, result, source=os.path.abspath(args.trace), preset=args.preset or "neuron")
         print(f"wrote {args.out}")
     if args.plot:
-        fitted = simulate(result.params, i[:-1], duration=dt * (len(t) - 1), dt=dt, y0=float(v[0])).v
+        fitted = simulate(result.params, np.repeat(i[:-1], record_every), duration=spacing * (len(t) - 1),
+                          dt=dt, method=args.method, y0=float(v[0]), record_every=record_every).v
         fig = plot.plot_fit(t, v, np.asarray(fitted))
         plot.save(fig, args.plot)
         print(f"wrote {args.plot}")
     if not np.all(np.isfinite(np.asarray(result.loss))):
         raise CLIError("fit: no start reached a finite loss")
     return 0
+
+
+def _positive_int(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def add_fit_commands(sub):
@@ -87,8 +126,13 @@ def add_fit_commands(sub):
     f.add_argument("--model", default=None, help="model for recordings: pospischil")
     f.add_argument("--trainable", default=None,
                    help="comma-separated names (default: g_na,g_k,g_l for traces; the model's active and passive set for recordings)")
-    f.add_argument("--starts", type=int, default=4, help="starting points (default 4)")
-    f.add_argument("--steps", type=int, default=None, help="maximum iterations")
+    f.add_argument("--starts", type=_positive_int, default=4, help="starting points (default 4)")
+    f.add_argument("--steps", type=_positive_int, default=None, help="maximum iterations")
+    f.add_argument("--dt", type=float, default=None,
+                   help="simulation step, ms (traces: default the sample spacing split into steps of at most "
+                        "0.025; recordings: default 0.1)")
+    f.add_argument("--method", default="exp_euler", choices=("exp_euler", "euler", "rk4", "neuron"),
+                   help="integration method (default exp_euler); fit with the one that made a simulated trace")
     f.add_argument("--sweeps", default=None, help="recording sweeps to fit, e.g. 4,6,8 or 0-9")
     f.add_argument("--out", default=None, help="write fit.json")
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
@@ -104,10 +148,17 @@ def cmd_evaluate(args):
     from .recording_eval import evaluate, parse_sweeps, plot_evaluation
     from .results import load_params
 
+    from .cli import CLIError
+    from .models import model_of
+
     params = load_params(args.fit)
+    if model_of(params).stimulus_units != "pA":
+        raise CLIError(f"{args.fit}: a {model_of(params).name} model takes currents in "
+                       f"{model_of(params).stimulus_units}, a recording's are in pA (fit a recording "
+                       "with --model pospischil to evaluate it)")
     with open(args.fit) as f:
         settings = json.load(f).get("settings", {})
-    dt = float(args.dt if args.dt is not None else settings.get("dt_ms", 0.1))
+    dt = float(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)))
     method = settings.get("method", "exp_euler")
     rec = load_recording(args.recording, sweeps=parse_sweeps(args.sweeps))
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)

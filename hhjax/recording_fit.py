@@ -376,8 +376,9 @@ def cmd_fit_recording(args):
         if warning:
             print(f"hhjax fit: warning: {warning}", file=sys.stderr)
     res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
-                        n_starts=args.starts or 4, steps=4 if args.steps is None else args.steps,
-                        progress=args.progress, init=init)
+                        n_starts=args.starts, steps=4 if args.steps is None else args.steps,
+                        progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt,
+                        method=args.method)
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
     for n in trainable:

@@ -90,6 +90,38 @@ def test_simulate_output_is_what_fit_reads(tmp_path, capsys):
     assert float(fitted.g_l) == pytest.approx(0.3, rel=1e-3)
 
 
+def test_fit_of_a_subsampled_trace_integrates_finer_than_its_samples(tmp_path, capsys):
+    """A trace kept every 10th step (0.25 ms samples) is fitted at 0.025 ms, not at its own
+    sampling (which gave g_na 134 of 120); --method must match the one that made it."""
+    for extra, method in ((["--record-every", "10"], []), (["--method", "neuron"], ["--method", "neuron"])):
+        trace, out = tmp_path / "t.csv", tmp_path / "f.json"
+        assert main(["simulate", "--amplitude", "10", "--start", "10", "--stop", "90", "--duration", "100",
+                     "--out", str(trace), *extra]) == 0
+        assert main(["fit", str(trace), "--starts", "2", "--out", str(out), *method]) == 0
+        fitted = hhjax.load_params(out)
+        for name, truth in (("g_na", 120.0), ("g_k", 36.0), ("g_l", 0.3)):
+            assert float(getattr(fitted, name)) == pytest.approx(truth, rel=1e-3), (extra, name)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--starts", "0"], "--starts"),
+    (["--dt", "0.03"], "--dt"),
+    (["--preset", "pospischil"], "pA"),
+    (["--sweeps", "1"], "--sweeps"),
+])
+def test_fit_rejects_options_that_cannot_apply(argv, needle, tmp_path, capsys):
+    trace = tmp_path / "t.csv"
+    assert main(SIM + ["--record-every", "10", "--out", str(trace)]) == 0
+    capsys.readouterr()
+    try:
+        rc = main(["fit", str(trace), *argv])
+    except SystemExit as exc:  # argparse's own errors exit
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err
+
+
 def test_set_changes_the_result(tmp_path, capsys):
     base, changed = tmp_path / "a.csv", tmp_path / "b.csv"
     assert main(SIM + ["--out", str(base)]) == 0

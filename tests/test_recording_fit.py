@@ -13,6 +13,7 @@ import pytest
 
 from hhjax.io import Recording, load_recording
 from hhjax.models.pospischil import RS
+from hhjax.presets import NEURON
 from hhjax.recording_eval import evaluate, model_rest, parse_sweeps, stimulus_epochs
 from hhjax.recording_fit import choose_sweeps, fit_recording
 from hhjax.results import load_params, save_params
@@ -147,6 +148,12 @@ def test_cli_evaluate_round_trip(tmp_path, synthetic, capsys):
     assert main(["fit", str(rec_path), "--model", "pospischil", "--sweeps", "7"]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cell.npz" in err
+    # A classic-HH fit (µA/cm²) cannot score a recording in pA; it used to, silently.
+    hh_fit = tmp_path / "hh.json"
+    save_params(hh_fit, NEURON)
+    assert main(["evaluate", str(hh_fit), str(rec_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pA" in err
 
 
 def test_coverage_warning_flags_sweeps_that_miss_the_fi_range():
