@@ -70,6 +70,23 @@ def _check_finite(tree, argname, allow_inf=("stop",)):
             raise ValueError(f"{label}: contains inf")
 
 
+def _check_physical(params, y0=None):
+    """Concrete values only (traced ones pass): capacitance and area > 0, conductances >= 0
+    and gates of a given state in [0, 1]. Anything else has no physical meaning and gives
+    NaN or runaway traces that would otherwise be blamed on the time step."""
+    checks = [(params, "params", lambda n: n in ("c_m", "area"), "> 0", lambda a: a > 0),
+              (params, "params", lambda n: n.startswith("g_"), ">= 0", lambda a: a >= 0)]
+    if y0 is not None and hasattr(y0, "__dataclass_fields__"):
+        checks.append((y0, "y0", lambda n: n != "v", "in [0, 1]", lambda a: (a >= 0) & (a <= 1)))
+    for tree, argname, applies, rule, ok in checks:
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            name = jax.tree_util.keystr(path).lstrip(".")
+            if isinstance(leaf, jax.core.Tracer) or leaf is None or not applies(name):
+                continue
+            if not np.all(ok(np.asarray(leaf))):
+                raise ValueError(f"{argname}.{name}: must be {rule}, got {np.asarray(leaf)}")
+
+
 def _check_y0(y0, state_type):
     """``y0`` must be None, a voltage (mV, number or array) or a ``state_type``, and finite."""
     if y0 is None:

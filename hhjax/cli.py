@@ -115,9 +115,12 @@ def cmd_simulate(args):
     stim = stimulus.step(args.amplitude, args.start, args.stop if args.stop is not None else np.inf)
     trace = simulate(params, stim, duration=args.duration, dt=args.dt, method=args.method,
                      y0=y0, record_every=args.record_every)
-    spikes = spike_times(trace.t, trace.v, threshold=args.threshold)
+    # 0 mV in NEURON's convention; the 1952 convention (rest at 0 mV) shifts it by 65 mV.
+    threshold = args.threshold if args.threshold is not None else float(getattr(params, "v_offset", -65.0)) + 65.0
+    spikes = spike_times(trace.t, trace.v, threshold=threshold)
     times = np.asarray(spikes.times)[: int(spikes.count)]
-    print(f"{int(spikes.count)} spike(s) at t = " + ", ".join(f"{x:.3f}" for x in times) + " ms")
+    print(f"{int(spikes.count)} spike(s) at t = " + ", ".join(f"{x:.3f}" for x in times) + " ms"
+          if len(times) else "0 spikes")
     if args.out:
         # The current that drives the step starting at each sample (simulate evaluates
         # stimuli mid-step), i.e. what `hhjax fit` feeds back in for that step.
@@ -174,7 +177,8 @@ def make_parser():
     s.add_argument("--dt", type=float, default=0.025, help="time step (ms)")
     s.add_argument("--method", default="exp_euler", help="exp_euler, euler, rk4, neuron")
     s.add_argument("--record-every", type=int, default=1, help="keep every k-th sample")
-    s.add_argument("--threshold", type=float, default=0.0, help="spike threshold (mV)")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="spike threshold (mV; default 0, or 65 for rates written around rest at 0 mV: hh1952)")
     s.add_argument("--out", help="write the trace to .csv (t_ms,v_mV,<gates>,i_uA_cm2; i_pA for "
                    "models with an area) or .npz; `hhjax fit` reads it back")
     s.add_argument("--plot", help="write a PNG of V, gates, conductances and currents")

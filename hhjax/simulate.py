@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._pytree import as_dict, pytree_dataclass
-from ._inputs import _batch_shape, _check_finite, _check_time, _check_y0, _float_dtype
+from ._inputs import _batch_shape, _check_finite, _check_physical, _check_time, _check_y0, _float_dtype
 from .devices import batch_layout
 from .models import model_of
 from .solvers import get_step
@@ -273,6 +273,7 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     _check_finite(params, "params")
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type)
+    _check_physical(params, y0)
 
     grid, stim = None, None
     if not callable(stimulus) and jnp.ndim(stimulus) >= 1:
@@ -310,9 +311,10 @@ def _warn_if_diverged(trace, method, dt):
         return
     n_bad = int(np.sum(np.asarray(trace.diverged)))
     if n_bad:
+        advice = "reduce dt" + ("" if method == "exp_euler" else " or use 'exp_euler'")
         warnings.warn(
             f"simulate: {n_bad} neuron(s) diverged (non-finite or |V| > 1000 mV) with "
-            f"method={method!r}, dt={dt} ms; reduce dt or use 'exp_euler'. "
+            f"method={method!r}, dt={dt} ms; {advice}, or check the parameters. "
             f"See trace.diverged.",
             RuntimeWarning,
             stacklevel=3,

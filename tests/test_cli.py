@@ -122,6 +122,19 @@ def test_fit_rejects_options_that_cannot_apply(argv, needle, tmp_path, capsys):
     assert needle in err and "\n" not in err
 
 
+def test_spike_threshold_follows_the_rate_convention(capsys):
+    # HH1952 rests at 0 mV: a 0 mV threshold missed the spike (peak ~105 mV near 7 ms) and
+    # counted the recovery from the afterhyperpolarisation at 15.8 ms instead.
+    # The 1952 model is NEURON's shifted by 65 mV (E_L differs by 0.09 mV): same spike times.
+    times = {}
+    for preset in ("hh1952", "neuron"):
+        assert main(["simulate", "--preset", preset, "--amplitude", "10", "--duration", "20", "--start", "5"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("1 spike(s) at t = "), out
+        times[preset] = float(out.split("t = ")[1].split()[0])
+    assert times["hh1952"] == pytest.approx(times["neuron"], abs=0.05)
+
+
 def test_set_changes_the_result(tmp_path, capsys):
     base, changed = tmp_path / "a.csv", tmp_path / "b.csv"
     assert main(SIM + ["--out", str(base)]) == 0

@@ -294,6 +294,25 @@ def test_non_finite_params(no_compile, field, value):
         hhjax.simulate(p, 10.0, duration=10.0, dt=0.025)
 
 
+@pytest.mark.parametrize("params, y0, match", [
+    (dict(c_m=0.0), None, r"^params.c_m: must be > 0"),
+    (dict(c_m=jnp.array([1.0, -1.0])), None, r"^params.c_m: must be > 0"),
+    (dict(g_na=-120.0), None, r"^params.g_na: must be >= 0"),
+    ({}, hhjax.HHState(v=-60.0, m=2.0, h=0.5, n=0.3), r"^y0.m: must be in \[0, 1\]"),
+])
+def test_unphysical_values_are_rejected(no_compile, params, y0, match):
+    # They used to run: c_m = 0 gave NaN blamed on dt, negative g_na ran silently.
+    with pytest.raises(ValueError, match=match):
+        hhjax.simulate(dataclasses.replace(NEURON, **params), 10.0, duration=10.0, dt=0.025, y0=y0)
+
+
+def test_unphysical_check_lets_traced_values_through():
+    # Under grad the values are unknown; the check must not get in the way.
+    grad = jax.grad(lambda c: hhjax.simulate(dataclasses.replace(NEURON, c_m=c), 10.0, duration=2.0,
+                                             dt=0.025).v[-1])(1.0)
+    assert np.isfinite(float(grad))
+
+
 @pytest.mark.parametrize(
     "stim",
     [S.step(math.nan, 1.0, 5.0), S.sine(1.0, math.nan), math.nan, np.array([0.0, np.nan] * 200)],
