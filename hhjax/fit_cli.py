@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -48,6 +49,56 @@ def load_trace_file(path):
     return t, v, i
 
 
+def cmd_fit_recording(args):
+    """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
+    from .cli import CLIError, build_params
+    from .io import load_recording
+    from .recording_eval import evaluate, parse_sweeps, plot_evaluation
+    from .recording_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
+    from .results import save_params
+
+    if args.model not in (None, "pospischil"):
+        raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
+    rec = load_recording(args.trace, sweeps=parse_sweeps(args.sweeps))
+    # fit_cli's --trainable default is meant for HH traces: take the recording default then.
+    trainable = DEFAULT_TRAINABLE if args.trainable is None else \
+        tuple(n.strip() for n in args.trainable.split(",") if n.strip())
+    init = build_params(args.preset, {}) if args.preset is not None else None
+    if args.sweeps is not None:  # before the fit, so the user can stop a fit they would not want
+        try:
+            warning = coverage_warning(load_recording(args.trace), list(rec.sweeps))
+        except ValueError:  # the whole file does not load as one (e.g. NWB sweeps of unequal length)
+            warning = ""
+        if warning:
+            print(f"hhjax fit: warning: {warning}", file=sys.stderr)
+    res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
+                        n_starts=args.starts, steps=4 if args.steps is None else args.steps,
+                        progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt,
+                        method=args.method)
+    if not np.isfinite(res.loss):
+        raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
+    for n in trainable:
+        se = None if n == "e_l" else res.stderr.get(n)
+        print(f"{n} = {getattr(res.params, n):.6g}" + ("" if se is None else f" ± {se:.3g}"))
+    if any(not np.isfinite(se) for se in res.stderr.values()):
+        print("(no standard errors: a spike appears or vanishes under tiny parameter changes here, "
+              "so the Laplace approximation does not hold)")
+    s = res.features["summary"]
+    print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
+          f"f–I RMS {s['fi_rms_hz']:.2f} Hz, rest error {s['rest_error_mV']:.2f} mV; {res.wall_time:.0f} s")
+    if args.out:
+        save_params(args.out, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
+                    features=res.features, settings=res.settings, wall_time_s=res.wall_time,
+                    stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
+                                "for e_l; lower bounds (residuals are autocorrelated)")
+        print(f"wrote {args.out}")
+    if args.plot:
+        out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
+        plot_evaluation(out, rec, t, v, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def simulation_step(spacing, dt=None, finest=0.025):
     """``(dt, record_every)`` for a trace sampled every ``spacing`` ms: ``dt`` as given (it
     must divide the spacing), else the spacing split into steps of at most ``finest`` ms
@@ -70,8 +121,6 @@ def cmd_fit(args):
     from .results import save_fit
 
     if args.trace.lower().endswith((".abf", ".nwb", ".txt", ".tsv")) or args.model == "pospischil":
-        from .recording_fit import cmd_fit_recording
-
         return cmd_fit_recording(args)
     if args.model is not None:
         raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model pospischil)")

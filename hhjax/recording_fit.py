@@ -48,8 +48,8 @@ import numpy as np
 
 from .direct import direct_estimate
 from .optimize import lm_blank, lm_step
-from .recording_eval import (MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows,  # noqa: F401
-                             model_rest, net_current, parse_sweeps, sweep_table)
+from .recording_eval import (MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows, model_rest,
+                             net_current, sweep_table)
 from .simulate import simulate
 from .transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from .uncertainty import covariance_from_jacobian
@@ -71,8 +71,8 @@ class RecordingFit:
         features: :func:`hhjax.recording_eval.evaluate` on the fitted sweeps (whole sweeps,
             observed vs simulated).
         stderr: Laplace standard errors (Gauss–Newton on the subthreshold residuals, natural
-            units; ``v_rest`` stands for ``e_l``). Residuals are autocorrelated, so these
-            are lower bounds.
+            units; ``v_rest`` stands for ``e_l``); lower bounds, as residuals are
+            autocorrelated; NaN where a spike appears or vanishes under a tiny change.
         start_losses: final loss of each refined start. history: best loss per search
             generation, then per LM iteration.
         wall_time: seconds, compilation included. settings: everything needed to redo it.
@@ -334,8 +334,13 @@ def _stderr(spec, z, jac, r, data_np):
     """Laplace standard errors from the subthreshold rows of the LM Jacobian (natural units)."""
     sub = data_np["sub"]
     keep = np.concatenate([sub, np.zeros((sub.shape[0], data_np["t_obs"].shape[1] + 2), bool)], -1).reshape(-1)
+    jac = jac.astype(float)[keep]
+    # Residuals are clipped (|r| < 4) and z spans the bounds in a few units: a slope over 1e4
+    # is a spike appearing, where no Laplace error means anything (current.txt: 1e17).
+    if not np.all(np.isfinite(jac)) or np.max(np.abs(jac), initial=0.0) > 1e4:
+        return {n: float("nan") for n in spec.names}
     scale = np.array([dtheta_dz(z[j], b) for j, b in enumerate(spec.bounds)])
-    cov, _ = covariance_from_jacobian(jac.astype(float)[keep] / scale, r.astype(float)[keep])
+    cov, _ = covariance_from_jacobian(jac / scale, r.astype(float)[keep])
     return {n: float(np.sqrt(max(cov[j, j], 0.0))) for j, n in enumerate(spec.names)}
 
 
@@ -352,49 +357,3 @@ def coverage_warning(recording, sweeps):
                 f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
                 f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
     return ""
-
-
-def cmd_fit_recording(args):
-    """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
-    from .cli import CLIError, build_params
-    from .io import load_recording
-    from .recording_eval import plot_evaluation
-    from .results import save_params
-
-    if args.model not in (None, "pospischil"):
-        raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
-    rec = load_recording(args.trace, sweeps=parse_sweeps(args.sweeps))
-    # fit_cli's --trainable default is meant for HH traces: take the recording default then.
-    trainable = DEFAULT_TRAINABLE if args.trainable is None else \
-        tuple(n.strip() for n in args.trainable.split(",") if n.strip())
-    init = build_params(args.preset, {}) if args.preset is not None else None
-    if args.sweeps is not None:  # before the fit, so the user can stop a fit they would not want
-        try:
-            warning = coverage_warning(load_recording(args.trace), list(rec.sweeps))
-        except ValueError:  # the whole file does not load as one (e.g. NWB sweeps of unequal length)
-            warning = ""
-        if warning:
-            print(f"hhjax fit: warning: {warning}", file=sys.stderr)
-    res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
-                        n_starts=args.starts, steps=4 if args.steps is None else args.steps,
-                        progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt,
-                        method=args.method)
-    if not np.isfinite(res.loss):
-        raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
-    for n in trainable:
-        se = None if n == "e_l" else res.stderr.get(n)
-        print(f"{n} = {getattr(res.params, n):.6g}" + (f" ± {se:.3g}" if se is not None else ""))
-    s = res.features["summary"]
-    print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
-          f"f–I RMS {s['fi_rms_hz']:.2f} Hz, rest error {s['rest_error_mV']:.2f} mV; {res.wall_time:.0f} s")
-    if args.out:
-        save_params(args.out, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
-                    features=res.features, settings=res.settings, wall_time_s=res.wall_time,
-                    stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
-                                "for e_l; lower bounds (residuals are autocorrelated)")
-        print(f"wrote {args.out}")
-    if args.plot:
-        out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
-        plot_evaluation(out, rec, t, v, args.plot)
-        print(f"wrote {args.plot}")
-    return 0

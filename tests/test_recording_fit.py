@@ -165,3 +165,27 @@ def test_coverage_warning_flags_sweeps_that_miss_the_fi_range():
     warning = coverage_warning(rec, [4, 6, 8])
     assert "80 pA" in warning and "290 pA" in warning and "1 spiking" in warning
     assert coverage_warning(rec, choose_sweeps(rec)) == ""
+
+
+def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
+    """current.txt's fit had subthreshold slopes of 1e17 (a spike appearing): the Laplace
+    errors came out as ±1e-13. They must say 'unknown' instead; smooth slopes still give
+    the ordinary least-squares error."""
+    from types import SimpleNamespace
+
+    from hhjax.recording_fit import _stderr
+
+    rng = np.random.default_rng(0)
+    n = 200
+    spec = SimpleNamespace(names=("a", "b"), bounds=((0.0, 2.0, False), (0.0, 2.0, False)))
+    data = {"sub": np.ones((1, n), bool), "t_obs": np.zeros((1, 3))}
+    jac = np.zeros((n + 5, 2))
+    jac[:n] = rng.normal(size=(n, 2))
+    r = np.zeros(n + 5)
+    r[:n] = 0.1 * rng.normal(size=n)
+    se = _stderr(spec, np.zeros(2), jac, r, data)
+    # ordinary least squares, mapped to natural units by dtheta/dz = 0.5 at z = 0
+    cov = np.sum(r[:n] ** 2) / (n - 2) * np.linalg.inv(jac[:n].T @ jac[:n]) * 0.5 ** 2
+    np.testing.assert_allclose([se["a"], se["b"]], np.sqrt(np.diag(cov)), rtol=1e-9)
+    jac[7, 1] = 1e17
+    assert all(np.isnan(v) for v in _stderr(spec, np.zeros(2), jac, r, data).values())
