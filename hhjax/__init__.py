@@ -2,7 +2,8 @@
 
 The public API, in the order data flows through it:
 
-* parameters and models: :class:`HHParams`, :class:`ReducedParams`, ``presets``, ``models``
+* parameters and models: :class:`HHParams`, :class:`ReducedParams`, :class:`PospischilParams`,
+  ``presets``, ``models``
 * stimuli: ``stimulus`` (step, pulses, ramp, sine, sampled, ou_noise, sums)
 * solver steps: ``solvers`` (euler, exp_euler, rk4, neuron)
 * simulation: :func:`simulate` -> :class:`Trace`, :func:`steady_state`, :func:`resting_state`
@@ -22,7 +23,8 @@ from .analysis import (Spikes, conductances, currents, fi_curve, firing_rate, re
 from .direct import direct_estimate
 from .fit import FitResult, fit
 from .forward import value_and_grad_forward
-from .models import HHParams, HHState, ReducedParams, ReducedState, model_of
+from .models import (HHParams, HHState, PospischilParams, PospischilState, ReducedParams, ReducedState,
+                     model_of)
 from .results import load_params, save_fit, save_params
 from .simulate import Trace, final_state, simulate, steady_state
 from .solvers import METHODS
@@ -30,7 +32,7 @@ from .solvers import METHODS
 __version__ = "0.1.0"
 
 __all__ = [
-    "HHParams", "HHState", "ReducedParams", "ReducedState", "model_of", "presets", "models",
+    "HHParams", "HHState", "ReducedParams", "ReducedState", "PospischilParams", "PospischilState", "model_of", "presets", "models",
     "stimulus", "solvers", "features", "io", "plot", "METHODS", "simulate", "Trace", "steady_state", "final_state",
     "resting_state", "Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase",
     "conductances", "currents", "losses", "direct_estimate", "fit", "FitResult",

@@ -5,6 +5,7 @@ feature over the sweeps of a 2-D ``v``."""
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
@@ -14,16 +15,39 @@ THR, STEP = EFEL_THRESHOLD, EFEL_INTERP_STEP
 
 
 def _per_sweep(fn):
-    """Let ``fn(t, v, ...)`` accept 2-D ``v`` (n_sweeps, n_samples) by mapping over rows."""
+    """Let ``fn(t, v, ...)`` accept 2-D ``v`` (n_sweeps, n_samples) by mapping over rows.
+
+    A step current ``i_pA`` (the third positional argument or a keyword) may then hold one
+    value per sweep."""
 
     @functools.wraps(fn)
     def wrapper(t, v, *args, **kwargs):
         t, v = np.asarray(t, dtype=float), np.asarray(v, dtype=float)
+        if t.shape[-1:] != v.shape[-1:]:
+            raise ValueError(f"t and v: {t.shape[-1:]} times for {v.shape[-1:]} samples (shapes {t.shape}, "
+                             f"{v.shape}); they must match on the last axis")
         if v.ndim == 1:
             return fn(t, v, *args, **kwargs)
         if v.ndim != 2:
             raise ValueError(f"v must be 1-D or 2-D, got shape {v.shape}")
-        out = [fn(t if t.ndim == 1 else t[k], v[k], *args, **kwargs) for k in range(len(v))]
+
+        def per(k, x):
+            x = np.asarray(x, dtype=float)
+            if x.ndim == 0:
+                return float(x)
+            if x.shape != (len(v),):
+                raise ValueError(f"i_pA: one value or one per sweep ({len(v)}), got shape {x.shape}")
+            return float(x[k])
+
+        bound = inspect.signature(fn).bind(t, v, *args, **kwargs).arguments
+
+        def sweep(k):
+            kw = dict(bound, t=t if t.ndim == 1 else t[k], v=v[k])
+            if kw.get("i_pA") is not None:
+                kw["i_pA"] = per(k, kw["i_pA"])
+            return fn(**kw)
+
+        out = [sweep(k) for k in range(len(v))]
         return out if out and isinstance(out[0], (np.ndarray, dict)) else np.asarray(out)
 
     return wrapper

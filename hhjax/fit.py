@@ -60,8 +60,10 @@ class FitResult:
 
 def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable):
     target = np.asarray(target_v, dtype=float)
-    if target.ndim < 1 or target.shape[-1] < 3:
-        raise ValueError(f"target_v: expected samples on the last axis, got shape {target.shape}")
+    if target.ndim < 1:
+        raise ValueError("target_v: expected samples on the last axis, got a scalar")
+    if target.shape[-1] < 3:
+        raise ValueError(f"target_v: needs at least 3 samples on its last (time) axis, got shape {target.shape}")
     if not np.all(np.isfinite(target)):
         raise ValueError("target_v: contains NaN or inf (drop or interpolate bad samples first)")
     n_samples = target.shape[-1]
@@ -148,7 +150,10 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     t_start = time.perf_counter()
     base = init if init is not None else (_presets.get_preset(preset) if isinstance(preset, str) else preset)
     model_of(base)
-    trainable = tuple(trainable)
+    # A single name is one parameter, not its letters.
+    trainable = (trainable,) if isinstance(trainable, str) else tuple(trainable)
+    if int(n_starts) < 1:
+        raise ValueError(f"n_starts: need at least 1 starting point, got {n_starts}")
     target, duration, n_steps = _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable)
     specs = resolve_bounds(trainable, {n: getattr(base, n) for n in trainable}, bounds)
     batch = target.shape[:-1]

@@ -9,6 +9,8 @@
 * :data:`SEED000` — the Case Studies in Neural Data Analysis notebook (seed 000): NEURON's
   convention with E_L = 10.6 - 65 = -54.4 mV.
 * :data:`REDUCED` — the reduced two-variable model of seed 001 with its default sliders.
+* :data:`POSPISCHIL` and :data:`POSPISCHIL_FS` — Pospischil et al. (2008) regular- and
+  fast-spiking cells (pA stimuli; defined in :mod:`hhjax.models.pospischil`).
 
 >>> from hhjax.presets import get_preset
 >>> get_preset("hh1952").e_na
@@ -46,3 +48,7 @@ def get_preset(name: str):
 def register_preset(name: str, params) -> None:
     """Add a preset (used by model files that define their own, e.g. Pospischil)."""
     PRESETS[name.lower()] = params
+
+
+# Last: the Pospischil module registers its presets through register_preset on import.
+from .models.pospischil import FS as POSPISCHIL_FS, RS as POSPISCHIL  # noqa: E402

@@ -100,6 +100,22 @@ def test_passive_analytic(interp_step):
     assert feats["membrane_time_constant"] == pytest.approx(TAU, rel=1e-6)
 
 
+def test_one_step_current_per_sweep():
+    """2-D v with one i_pA per sweep (what rec.i's steps give); it raised 'truth value of an
+    array is ambiguous' before. Two passive sweeps, same response, currents -50 and -25 pA."""
+    t, v = passive_trace()
+    both = np.stack([v, v])
+    kw = dict(stim_start=PSTIM[0], stim_end=PSTIM[1])
+    r = F.input_resistance(t, both, np.array([-50.0, -25.0]), **kw)
+    np.testing.assert_allclose(r, [DV / 0.05, DV / 0.025], rtol=1e-5)
+    feats = F.extract_features(t, both, i_pA=[-50.0, -25.0], **kw)
+    assert [f["input_resistance"] for f in feats] == pytest.approx([200.0, 400.0], rel=1e-5)
+    with pytest.raises(ValueError, match="one per sweep"):
+        F.extract_features(t, both, i_pA=[-50.0, -25.0, 0.0], **kw)
+    with pytest.raises(ValueError, match="must match"):
+        F.spike_count(t[:100], v)
+
+
 def test_sag_ratio_analytic():
     # drop -70 -> -90 in 10 ms, recover linearly to -85 by 200 ms, hold to 400 ms
     t = np.arange(0.0, 500.0, 0.05)

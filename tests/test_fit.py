@@ -149,6 +149,8 @@ def test_a_start_that_turns_nan_is_stopped_and_others_continue():
         (dict(bounds={"g_na": (200.0, 100.0)}), "low >= high"),
         (dict(init=dataclasses.replace(presets.NEURON, g_na=5000.0)), "outside its bounds"),
         (dict(duration=30.0), "different lengths or sample rates"),
+        (dict(n_starts=0), "n_starts"),
+        (dict(trainable="nope"), r"\['nope'\] are not parameters"),  # not ['n', 'o', 'p', 'e']
     ],
 )
 def test_bad_inputs(kwargs, match):
@@ -158,6 +160,8 @@ def test_bad_inputs(kwargs, match):
 
 def test_bad_trace_and_stimulus():
     v = np.asarray(target())
+    with pytest.raises(ValueError, match="at least 3 samples"):
+        hhjax.fit(v[:2], STIM, dt=DT, progress=False)
     with pytest.raises(ValueError, match="NaN"):
         hhjax.fit(np.where(np.arange(v.size) == 5, np.nan, v), STIM, dt=DT, progress=False)
     with pytest.raises(ValueError, match="different lengths or sample rates"):
