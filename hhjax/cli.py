@@ -91,14 +91,14 @@ def write_trace(trace, path, current=None, units="µA/cm²", dt=None):
               for f in dataclasses.fields(trace.state)}
     if current is not None:
         fields["i_pA" if units == "pA" else "i_uA_cm2"] = np.broadcast_to(np.asarray(current, float), t.shape)
-    if path.endswith(".npz"):
+    if path.lower().endswith(".npz"):
         import io
 
         buf = io.BytesIO()
         np.savez(buf, t_ms=t, **fields)
         write_atomic(path, buf.getvalue())
         return
-    if not path.endswith(".csv"):
+    if not path.lower().endswith(".csv"):
         raise CLIError(f"--out: {path}: expected a .csv or .npz file name")
     cols = np.column_stack([t, *fields.values()])
     lines = [",".join(["t_ms", *fields])] + [",".join(f"{x:.9g}" for x in row) for row in cols]
@@ -193,6 +193,18 @@ def make_parser():
     return p
 
 
+_OUT_SUFFIXES = {"simulate": (".csv", ".npz"), "fit": (".json",), "evaluate": (".json",)}
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _check_output_names(args):
+    """Before any work: a mistyped --out or --plot should not cost a whole run first."""
+    for flag, path, allowed in (("--out", getattr(args, "out", None), _OUT_SUFFIXES.get(args.verb, ())),
+                                ("--plot", getattr(args, "plot", None), _PLOT_SUFFIXES)):
+        if path and allowed and not str(path).lower().endswith(allowed):
+            raise CLIError(f"{flag}: {path}: expected a file name ending in {' or '.join(allowed)}")
+
+
 def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -204,6 +216,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
+        _check_output_names(args)
         return args.func(args)
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:
         message = " ".join(str(exc).split())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -30,7 +31,11 @@ def load_trace_file(path):
             need = ["t_ms", "v_mV", "i_uA_cm2"]
             if any(h not in header for h in need):
                 raise CLIError(f"{path}: expected CSV columns {','.join(need)}, got {','.join(header)}")
-            data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            with warnings.catch_warnings():  # an empty body is reported below, in one line
+                warnings.simplefilter("ignore", UserWarning)
+                data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            if data.shape[0] < 3:
+                raise CLIError(f"{path}: needs at least 3 samples, found {data.shape[0]}")
             t, v, i = (data[:, header.index(h)] for h in need)
     except CLIError:
         raise

@@ -179,6 +179,10 @@ def test_plot_writes_png(tmp_path, capsys):
         (["simulate", "--duration", "10", "--dt", "0.3"], "dt"),
         (["simulate", "--method", "rk5", "--duration", "1"], "rk5"),
         (["simulate", "--duration", "1", "--out", "trace.txt"], "--out"),
+        (["simulate", "--duration", "1", "--plot", "figure"], "--plot"),  # said "Format 'tmp'"
+        (["simulate", "--set", "c_m=0", "--duration", "1"], "c_m"),
+        (["fit", "missing.csv", "--out", "fit.txt"], "--out"),  # checked before the file is read
+        (["evaluate", "fit.json", "cell.abf", "--plot", "e.bmp"], "--plot"),
     ],
 )
 def test_bad_input_one_line_on_stderr(argv, needle, tmp_path, capsys, monkeypatch):

@@ -194,4 +194,10 @@ def test_cli_fit_errors_are_one_line(tmp_path, capsys):
     assert cli_main(["fit", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert "bad.csv" in err and "\n" not in err
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("t_ms,v_mV,i_uA_cm2\n")
+    capsys.readouterr()
+    assert cli_main(["fit", str(header_only)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "at least 3 samples" in err and "\n" not in err  # no numpy warning lines before it
     assert cli_main(["fit", str(tmp_path / "missing.csv")]) == 2
