@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .analysis import conductances, currents
+from .models import model_of
 
 _COLORS = {"m": "tab:red", "h": "tab:blue", "n": "tab:green", "p": "tab:purple",
            "na": "tab:pink", "k": "tab:green", "l": "k", "m_current": "tab:purple"}
@@ -40,15 +41,20 @@ def _pick(x, index):
     return x[index] if index is not None else x.reshape((-1, x.shape[-1]))[0]
 
 
-def plot_trace(trace, params=None, *, panels=("v", "gates", "conductances", "currents"),
+_PANELS = ("v", "stimulus", "gates", "conductances", "currents")
+
+
+def plot_trace(trace, params=None, *, panels=None,
                index=None, xlim=None, stimulus=None, title=None, axes=None):
     """Multi-panel figure of a trace with linked time axes.
 
     Args:
         trace: a :class:`hhjax.Trace`; for a batch, ``index`` picks the neuron (default first).
         params: needed for the conductance and current panels.
-        panels: any of ``"v"`` (mV), ``"stimulus"``, ``"gates"``, ``"conductances"``
-            (mS/cm²), ``"currents"`` (µA/cm², outward positive).
+        panels: any of ``"v"`` (mV), ``"stimulus"`` (needs ``stimulus``), ``"gates"``,
+            ``"conductances"`` (mS/cm²) and ``"currents"`` (µA/cm², outward positive; both
+            need ``params``). Default: V and gates, plus conductances and currents with
+            ``params``. Unknown names raise ``ValueError``.
         xlim: time window (ms), e.g. ``(42, 56)`` to zoom on one spike.
         stimulus: a callable ``I(t)`` for the ``"stimulus"`` panel.
 
@@ -58,7 +64,16 @@ def plot_trace(trace, params=None, *, panels=("v", "gates", "conductances", "cur
         >>> fig = plot_trace(tr, hhjax.presets.NEURON)
     """
     plt = _plt()
-    panels = [p for p in panels if params is not None or p not in ("conductances", "currents")]
+    if panels is None:
+        panels = ("v", "gates") + (("conductances", "currents") if params is not None else ())
+    unknown = [p for p in panels if p not in _PANELS]
+    if unknown:
+        raise ValueError(f"panels: unknown {unknown}; choose from {list(_PANELS)}")
+    if params is None and any(p in ("conductances", "currents") for p in panels):
+        raise ValueError("panels: 'conductances' and 'currents' need params (plot_trace(trace, params))")
+    if "stimulus" in panels and stimulus is None:
+        raise ValueError("panels: 'stimulus' needs stimulus=, the callable I(t) that drove the trace")
+    units = model_of(params).stimulus_units if params is not None else "µA/cm²"
     if axes is None:
         fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(8, 2.0 * len(panels) + 0.6),
                                  squeeze=False)
@@ -69,11 +84,11 @@ def plot_trace(trace, params=None, *, panels=("v", "gates", "conductances", "cur
         if panel == "v":
             ax.plot(t, _pick(trace.v, index), "k", lw=1)
             ax.set_ylabel("V (mV)")
-        elif panel == "stimulus" and stimulus is not None:
+        elif panel == "stimulus":
             values = np.moveaxis(np.asarray(jax.jit(jax.vmap(stimulus))(jnp.asarray(t))), 0, -1)
             ax.plot(t, _pick(np.broadcast_to(values, values.shape[:-1] + t.shape), index),
                     color="sandybrown")
-            ax.set_ylabel("I (µA/cm²)")
+            ax.set_ylabel(f"I ({units})")
         elif panel == "gates":
             for name, x in vars_of(trace.state).items():
                 if name != "v":

@@ -2,7 +2,10 @@
 
 For the density models (classic HH, reduced) amplitudes are µA/cm²; for models with a
 membrane area (Pospischil) they are pA. Every amplitude, time and rate is a pytree leaf,
-so it can be an array (a batch of neurons) and it can be differentiated.
+so it can be an array (a batch of neurons) and it can be differentiated. Smooth stimuli
+(sine, ramp, OU noise) have useful gradients in all of them; the hard edges of ``step`` and
+``pulses`` have a zero derivative with respect to their times (the current is sampled once
+per step, so moving an edge by less than ``dt`` changes nothing).
 
 Stimuli add: ``step(10, 10, 90) + sine(2, 50)`` is a :class:`Sum`.
 

@@ -380,3 +380,23 @@ def test_steady_state_gates_match_reference():
     warm = hhjax.steady_state(dataclasses.replace(NEURON, celsius=20.0), jnp.float32(-50.0))
     cold = hhjax.steady_state(NEURON, jnp.float32(-50.0))
     assert float(warm.m) == pytest.approx(float(cold.m), rel=1e-5)
+
+
+def test_plot_trace_panels():
+    from hhjax.plot import plot_trace
+
+    tr = hhjax.simulate(NEURON, 10.0, duration=5.0, dt=0.025)
+    assert len(plot_trace(tr).axes) == 2  # V and gates without params
+    assert len(plot_trace(tr, NEURON).axes) == 4
+    for kwargs, match in ((dict(panels=("v", "voltage")), "unknown"),
+                          (dict(panels=("currents",)), "need params"),
+                          (dict(panels=("stimulus",)), "needs stimulus")):
+        with pytest.raises(ValueError, match=match):  # these drew empty or no panels silently
+            plot_trace(tr, **kwargs)
+    pos = hhjax.presets.POSPISCHIL
+    fig = plot_trace(hhjax.simulate(pos, 50.0, duration=5.0, dt=0.025), pos, panels=("stimulus",),
+                     stimulus=S.constant(50.0))
+    assert fig.axes[0].get_ylabel() == "I (pA)"
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
