@@ -101,6 +101,8 @@ def load_params(path):
         unknown = sorted(set(values) - fields)
         if unknown:
             raise ValueError(f"unknown parameters {unknown} for model {model.name!r}")
-        return model.params_type(**{k: float(v) for k, v in values.items()})
+        # Lists are batched params (save_params writes arrays as lists): back to arrays.
+        return model.params_type(**{k: np.asarray(v, dtype=float) if isinstance(v, list) else float(v)
+                                    for k, v in values.items()})
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: not an hhjax fit file ({exc})") from None

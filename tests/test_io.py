@@ -442,3 +442,14 @@ def test_loading_an_abf_leaves_numpy_print_options_alone():
             "assert np.get_printoptions() == before, np.get_printoptions()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
+
+
+def test_batched_params_round_trip_through_json(tmp_path):
+    import dataclasses
+
+    import hhjax
+
+    params = dataclasses.replace(hhjax.presets.NEURON, g_na=np.array([100.0, 120.0]))
+    back = hhjax.load_params(hhjax.save_params(tmp_path / "batch.json", params))  # failed to load before
+    np.testing.assert_array_equal(back.g_na, [100.0, 120.0])
+    assert back.g_k == 36.0
