@@ -16,6 +16,13 @@ def _float_dtype():
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
+def whole_steps(interval, dt):
+    """``interval / dt`` as an int when it is whole to 1e-6 (relative), else None."""
+    ratio = float(interval) / float(dt)
+    n = int(round(ratio))
+    return n if abs(ratio - n) <= 1e-6 * max(1.0, ratio) else None
+
+
 def _check_time(duration, dt, record_every, checkpoint_every):
     for name, value in (("duration", duration), ("dt", dt)):
         if isinstance(value, jax.core.Tracer):
@@ -26,13 +33,12 @@ def _check_time(duration, dt, record_every, checkpoint_every):
             raise TypeError(f"{name}: expected a number in ms, got {type(value).__name__}") from None
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name}: must be positive and finite (ms), got {value}")
-    ratio = float(duration) / float(dt)
-    n_steps = int(round(ratio))
+    n_steps = whole_steps(duration, dt)
     # Raise rather than round: silently changing the duration would misalign stimuli.
-    if n_steps < 1 or abs(ratio - n_steps) > 1e-6 * max(1.0, ratio):
+    if n_steps is None or n_steps < 1:
         raise ValueError(
             f"dt: dt={dt} ms does not divide duration={duration} ms into a whole number of "
-            f"steps ({ratio:.6g}); choose a dt that does"
+            f"steps ({float(duration) / float(dt):.6g}); choose a dt that does"
         )
     if not isinstance(record_every, (int, np.integer)) or record_every < 1:
         raise ValueError(f"record_every: expected a positive integer, got {record_every!r}")
@@ -54,7 +60,9 @@ def _check_time(duration, dt, record_every, checkpoint_every):
     return n_steps
 
 
-def _check_finite(tree, argname, allow_inf=("stop",)):
+def _check_finite(tree, argname, allow_inf=("stop",), rules=()):
+    """Concrete leaves only (traced ones pass): no NaN, no inf outside ``allow_inf``, and
+    each ``(applies(name), rule, ok(array))`` of ``rules`` holds where it applies."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     for path, leaf in leaves:
         if isinstance(leaf, jax.core.Tracer) or leaf is None:
@@ -68,33 +76,27 @@ def _check_finite(tree, argname, allow_inf=("stop",)):
             raise ValueError(f"{label}: contains NaN")
         if np.isinf(arr).any() and not any(name.endswith(f".{a}") for a in allow_inf):
             raise ValueError(f"{label}: contains inf")
+        for applies, rule, ok in rules:
+            if applies(name.lstrip(".")) and not np.all(ok(arr)):
+                raise ValueError(f"{label}: must be {rule}, got {arr}")
 
 
-def _check_physical(params, y0=None):
-    """Concrete values only (traced ones pass): capacitance and area > 0, conductances >= 0
-    and gates of a given state in [0, 1]. Anything else has no physical meaning and gives
-    NaN or runaway traces that would otherwise be blamed on the time step."""
-    checks = [(params, "params", lambda n: n in ("c_m", "area"), "> 0", lambda a: a > 0),
-              (params, "params", lambda n: n.startswith("g_"), ">= 0", lambda a: a >= 0)]
-    if y0 is not None and hasattr(y0, "__dataclass_fields__"):
-        checks.append((y0, "y0", lambda n: n != "v", "in [0, 1]", lambda a: (a >= 0) & (a <= 1)))
-    for tree, argname, applies, rule, ok in checks:
-        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-            name = jax.tree_util.keystr(path).lstrip(".")
-            if isinstance(leaf, jax.core.Tracer) or leaf is None or not applies(name):
-                continue
-            if not np.all(ok(np.asarray(leaf))):
-                raise ValueError(f"{argname}.{name}: must be {rule}, got {np.asarray(leaf)}")
+# Values with no physical meaning give NaN or runaway traces that would otherwise be
+# blamed on the time step.
+PARAM_RULES = ((lambda n: n in ("c_m", "area"), "> 0", lambda a: a > 0),
+               (lambda n: n.startswith("g_"), ">= 0", lambda a: a >= 0))
+GATE_RULES = ((lambda n: n != "v", "in [0, 1]", lambda a: (a >= 0) & (a <= 1)),)
 
 
-def _check_y0(y0, state_type):
-    """``y0`` must be None, a voltage (mV, number or array) or a ``state_type``, and finite."""
+def _check_y0(y0, state_type, rules=()):
+    """``y0`` must be None, a voltage (mV, number or array) or a ``state_type``, and finite;
+    ``rules`` (see :func:`_check_finite`) apply to a full state's fields."""
     if y0 is None:
         return
-    _check_finite(y0, "y0")
+    is_state = hasattr(y0, "__dataclass_fields__")
+    _check_finite(y0, "y0", rules=rules if is_state else ())
     if not isinstance(y0, state_type) and (
-            hasattr(y0, "__dataclass_fields__")
-            or not isinstance(y0, (int, float, np.ndarray, jax.Array, np.generic))):
+            is_state or not isinstance(y0, (int, float, np.ndarray, jax.Array, np.generic))):
         raise TypeError(f"y0: expected None, a voltage in mV or a {state_type.__name__}, got "
                         f"{type(y0).__name__}")
 

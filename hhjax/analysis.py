@@ -11,6 +11,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from ._inputs import whole_steps
 from ._pytree import pytree_dataclass
 from .models import model_of
 from .simulate import final_state, simulate, steady_state
@@ -122,8 +123,8 @@ def fi_curve(params, amplitudes, *, start=10.0, stop=510.0, duration=None, dt=0.
 
 
 def _steps_in(interval, dt, name):
-    n = round(interval / dt)
-    if abs(interval - n * dt) > 1e-6 * max(dt, abs(interval)):
+    n = whole_steps(interval, dt)
+    if n is None:
         raise ValueError(f"fi_curve: {name} = {interval} ms is not a multiple of dt = {dt} ms")
     return n
 

@@ -140,7 +140,8 @@ def cmd_fit(args):
                        f"file's current is in µA/cm² (fit a recording with --model pospischil instead)")
     trainable = tuple(n.strip() for n in (args.trainable or "g_na,g_k,g_l").split(",") if n.strip())
     # The current of each sample drives every simulation step until the next sample.
-    result = fit(v, np.repeat(i[:-1], record_every), init=params, dt=dt, record_every=record_every,
+    current = np.repeat(i[:-1], record_every)
+    result = fit(v, current, init=params, dt=dt, record_every=record_every,
                  trainable=trainable, n_starts=args.starts, steps=args.steps, direct=True,
                  method=args.method, progress=args.progress)
     for name in trainable:
@@ -150,7 +151,7 @@ def cmd_fit(args):
         save_fit(args.out, result, source=os.path.abspath(args.trace), preset=args.preset or "neuron")
         print(f"wrote {args.out}")
     if args.plot:
-        fitted = simulate(result.params, np.repeat(i[:-1], record_every), duration=spacing * (len(t) - 1),
+        fitted = simulate(result.params, current, duration=spacing * (len(t) - 1),
                           dt=dt, method=args.method, y0=float(v[0]), record_every=record_every).v
         fig = plot.plot_fit(t, v, np.asarray(fitted))
         plot.save(fig, args.plot)
@@ -198,12 +199,11 @@ def add_fit_commands(sub):
 def cmd_evaluate(args):
     import json
 
+    from .cli import CLIError
     from .io import load_recording, save_json_atomic
+    from .models import model_of
     from .recording_eval import evaluate, parse_sweeps, plot_evaluation
     from .results import load_params
-
-    from .cli import CLIError
-    from .models import model_of
 
     params = load_params(args.fit)
     if model_of(params).stimulus_units != "pA":

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._pytree import as_dict, pytree_dataclass
-from ._inputs import _batch_shape, _check_finite, _check_physical, _check_time, _check_y0, _float_dtype
+from ._inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0, _float_dtype
 from .devices import batch_layout
 from .models import model_of
 from .solvers import get_step
@@ -270,10 +270,9 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     model = model_of(params)
     n_steps = _check_time(duration, dt, record_every, checkpoint_every)
     get_step(method)
-    _check_finite(params, "params")
+    _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
-    _check_y0(y0, model.state_type)
-    _check_physical(params, y0)
+    _check_y0(y0, model.state_type, GATE_RULES)
 
     grid, stim = None, None
     if not callable(stimulus) and jnp.ndim(stimulus) >= 1:
