@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from . import pallas_hh
-from ._inputs import _float_dtype
+from ._inputs import _check_time, _float_dtype
 from .models.hh import HHParams
 from .stimulus import Constant
 
@@ -54,9 +54,12 @@ def try_simulate(params, stim, *, duration, dt, y0, record_every, spike_threshol
     reference path. Out-of-memory errors are raised (the reference needs at least as much)."""
     try:
         # simulate reads trace.diverged right after (to warn), so waiting here costs nothing.
-        return jax.block_until_ready(pallas_hh.simulate_pallas(
-            params, stim.amplitude, duration=duration, dt=dt, y0=y0, record_every=record_every,
-            spike_threshold=spike_threshold))
+        # simulate has checked the inputs; simulate_pallas would check them again.
+        return jax.block_until_ready(pallas_hh._launch(
+            params, jnp.asarray(stim.amplitude), y0,
+            n_steps=_check_time(duration, dt, record_every, None), dt=dt,
+            record_every=record_every,
+            spike_threshold=None if spike_threshold is None else float(spike_threshold)))
     except Exception as exc:  # noqa: BLE001 (any lowering/compile failure -> reference)
         if "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
             raise

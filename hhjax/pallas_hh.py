@@ -350,8 +350,6 @@ def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_eve
     n_steps = _check_time(duration, dt, record_every, None)
     if not isinstance(block, (int, np.integer)) or block < 32 or block & (block - 1):
         raise ValueError(f"block: expected a power of two >= 32, got {block!r}")
-    if num_warps is None:
-        num_warps = max(1, min(8, int(block) // 32))
     if spike_threshold is not None:
         spike_threshold = float(spike_threshold)
         if not math.isfinite(spike_threshold):
@@ -359,7 +357,18 @@ def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_eve
     _check_finite(params, "params")
     _check_finite(amplitudes, "amplitudes")
     _check_y0(y0, HHState)
+    return _launch(params, amplitudes, y0, n_steps=n_steps, dt=dt, record_every=record_every,
+                   spike_threshold=spike_threshold, gates=gates, block=block,
+                   num_warps=num_warps, interpret=interpret)
+
+
+def _launch(params, amplitudes, y0, *, n_steps, dt, record_every, spike_threshold, gates=True,
+            block=DEFAULT_BLOCK, num_warps=None, interpret=None):
+    """:func:`simulate_pallas` after its checks (:func:`hhjax.simulate` has made the same
+    ones, so :mod:`hhjax.pallas_dispatch` starts here rather than check twice)."""
     batch = _batch_shape(params, Constant(amplitudes), y0, None)
+    if num_warps is None:
+        num_warps = max(1, min(8, int(block) // 32))
     if interpret is None:
         interpret = jax.default_backend() == "cpu"
     return _run(params, amplitudes, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),

@@ -322,6 +322,30 @@ def test_nan_in_stimulus(no_compile, stim):
         hhjax.simulate(NEURON, stim, duration=10.0, dt=0.025)
 
 
+@pytest.mark.parametrize("where, bad, match", [
+    ("stimulus", math.nan, r"^stimulus.amplitude: contains NaN"),
+    ("stimulus", math.inf, r"^stimulus.amplitude: contains inf"),
+    ("g_na", -1.0, r"^params.g_na: must be >= 0"),
+])
+def test_large_device_arrays_are_checked_on_the_device(monkeypatch, where, bad, match):
+    # On a GPU, batches of >= 65536 values are checked by a jitted reduction instead of
+    # NumPy; here on CPU, make every large array take that branch.
+    from hhjax import _inputs
+    monkeypatch.setattr(_inputs, "_check_on_device",
+                        lambda leaf: isinstance(leaf, jax.Array) and leaf.size >= 1 << 16)
+    good = jnp.full(1 << 16, 10.0)
+    hhjax.simulate(dataclasses.replace(NEURON, g_na=good * 12), S.constant(good), duration=0.05,
+                   dt=0.025)  # valid: passes
+    amps, g_na = good, good * 12
+    if where == "stimulus":
+        amps = amps.at[123].set(bad)
+    else:
+        g_na = g_na.at[123].set(bad)
+    with pytest.raises(ValueError, match=match):
+        hhjax.simulate(dataclasses.replace(NEURON, g_na=g_na), S.constant(amps), duration=0.05,
+                       dt=0.025)
+
+
 def test_sampled_stimulus_of_wrong_length(no_compile):
     with pytest.raises(ValueError, match=r"^stimulus.*399"):
         hhjax.simulate(NEURON, np.zeros(399), duration=10.0, dt=0.025)

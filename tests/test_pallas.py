@@ -224,8 +224,8 @@ def test_hook_applies_only_to_plain_float32_hh_exp_euler_constant_calls(as_if_gp
 
 def test_simulate_uses_the_kernel_when_it_applies(as_if_gpu, monkeypatch):
     calls = []
-    real = pallas_hh.simulate_pallas
-    monkeypatch.setattr(pallas_hh, "simulate_pallas",
+    real = pallas_hh._launch
+    monkeypatch.setattr(pallas_hh, "_launch",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     got = hhjax.simulate(NEURON, S.constant(AMPS), duration=30.0, dt=DT)
     assert calls == [1]
@@ -239,7 +239,7 @@ def test_simulate_falls_back_with_one_warning_when_the_kernel_fails(as_if_gpu, m
     def broken(*args, **kwargs):
         raise NotImplementedError("lowering failed")
 
-    monkeypatch.setattr(pallas_hh, "simulate_pallas", broken)
+    monkeypatch.setattr(pallas_hh, "_launch", broken)
     with pytest.warns(RuntimeWarning, match="Pallas HH kernel failed"):
         got = hhjax.simulate(NEURON, S.constant(AMPS[:3]), duration=5.0, dt=DT)
     with warnings.catch_warnings():
@@ -253,6 +253,6 @@ def test_simulate_falls_back_with_one_warning_when_the_kernel_fails(as_if_gpu, m
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the CPU behaviour")
 def test_cpu_backend_never_calls_the_kernel(monkeypatch):
-    monkeypatch.setattr(pallas_hh, "simulate_pallas", lambda *a, **k: pytest.fail("kernel used"))
+    monkeypatch.setattr(pallas_hh, "_launch", lambda *a, **k: pytest.fail("kernel used"))
     tr = hhjax.simulate(NEURON, S.constant(AMPS[:3]), duration=5.0, dt=DT)
     assert tr.v.shape == (3, 201)
