@@ -26,11 +26,22 @@ _FAILED: list[str] = []  # set once lowering/compiling failed on this process's 
 
 
 def _backend() -> str:
-    return jax.default_backend()
+    """The platform a call would run on: ``jax.default_device`` if set, else the default backend."""
+    device = jax.config.jax_default_device
+    if device is None:
+        return jax.default_backend()
+    return device if isinstance(device, str) else device.platform
 
 
 def _concrete(tree) -> bool:
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _not_committed_elsewhere(tree) -> bool:
+    """No input is pinned to a non-GPU device (``jax.device_put(x, cpu)`` runs the call there)."""
+    return not any(isinstance(x, jax.Array) and x.committed
+                   and any(d.platform != "gpu" for d in x.devices())
+                   for x in jax.tree_util.tree_leaves(tree))
 
 
 def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
@@ -45,6 +56,7 @@ def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
         and checkpoint_every is None
         and _float_dtype() == jnp.float32
         and _concrete((params, stim, y0))
+        and _not_committed_elsewhere((params, stim, y0))
     )
 
 

@@ -46,14 +46,16 @@ difference: for V below about -930 mV the shared exponentials overflow and the k
 state turns NaN where the reference may stay finite (such a run is flagged diverged).
 
 Memory: records are written time-major inside the kernel (coalesced stores), one array per
-variable, and transposed to the :class:`~hhjax.Trace` layout (time last) afterwards; the
-trace takes ``4 bytes * N * (n_steps / record_every + 1)`` per recorded variable and the
-transpose needs one more variable's worth at the peak (``gates=False`` records V only).
+variable, and transposed to the :class:`~hhjax.Trace` layout (time last) afterwards, one
+variable at a time with the time-major copy freed after each; the trace takes
+``4 bytes * N * (n_steps / record_every + 1)`` per recorded variable and the transpose needs
+one more variable's worth at the peak (``gates=False`` records V only).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from functools import partial
 
 import jax
@@ -219,11 +221,10 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
     padded = -(-size // block) * block
     n_rec = n_steps // record_every + 1
     t = jnp.arange(n_rec, dtype=jnp.float32) * jnp.float32(dt * record_every)
+    n_vars = 4 if gates else 1
     if size == 0:  # an empty batch: empty results, as simulate's reference path gives
-        empty = jnp.zeros(tuple(batch) + (n_rec,), jnp.float32)
-        return Trace(t=t, state=HHState(v=empty, m=empty if gates else None,
-                                        h=empty if gates else None, n=empty if gates else None),
-                     spike_count=jnp.zeros(batch, jnp.int32), diverged=jnp.zeros(batch, bool))
+        return (t, [jnp.zeros((n_rec, 0), jnp.float32)] * n_vars,
+                jnp.zeros(batch, jnp.int32), jnp.zeros(batch, bool))
 
     def per_neuron(x):
         # (batch) -> (padded,), padding with the last neuron's values (finite, harmless).
@@ -241,7 +242,6 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
     consts = _constants(params, amplitude, dt)
     c_arr = jnp.stack([per_neuron(consts[name]) for name in _ROWS])
 
-    n_vars = 4 if gates else 1
     kernel = _make_kernel(n_rec=n_rec, record_every=record_every,
                           spike_threshold=spike_threshold, n_vars=n_vars)
     compiler_params = None
@@ -265,21 +265,17 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
         compiler_params=compiler_params,
         name="hh_exp_euler",
     )
-    # One output per recorded variable: XLA can free each after its transpose below, so
-    # the peak is ~1.25x the trace's size rather than 2x.
     final, ints, *rec = call(c_arr, y0_arr)
-
-    def unflat(x):  # (..., padded) -> batch + (...)
-        x = x[..., :size]
-        return jnp.moveaxis(x, -1, 0).reshape(tuple(batch) + x.shape[:-1])
-
-    records = [unflat(r) for r in rec]
-    v = records[0]
-    m, h, n = records[1:] if gates else (None, None, None)
     finite = jnp.all(jnp.isfinite(final), axis=0)
-    diverged = unflat((ints[1] != 0) | ~finite)
-    count = unflat(ints[0])
-    return Trace(t=t, state=HHState(v=v, m=m, h=h, n=n), spike_count=count, diverged=diverged)
+    unflat = partial(_batch_major, size=size, batch=tuple(batch))
+    return t, rec, unflat(ints[0]), unflat((ints[1] != 0) | ~finite)
+
+
+@partial(jax.jit, static_argnames=("size", "batch"))
+def _batch_major(x, *, size, batch):
+    """``(..., padded)`` kernel output -> ``batch + (...)`` (the :class:`~hhjax.Trace` layout)."""
+    x = x[..., :size]
+    return jnp.moveaxis(x, -1, 0).reshape(tuple(batch) + x.shape[:-1])
 
 
 # ---------------------------------------------------------------------------------------
@@ -371,7 +367,24 @@ def _launch(params, amplitudes, y0, *, n_steps, dt, record_every, spike_threshol
         num_warps = max(1, min(8, int(block) // 32))
     if interpret is None:
         interpret = jax.default_backend() == "cpu"
-    return _run(params, amplitudes, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
-                record_every=int(record_every), spike_threshold=spike_threshold,
-                block=int(block), gates=bool(gates), interpret=bool(interpret),
-                num_warps=int(num_warps))
+    with warnings.catch_warnings():
+        # JAX >= 0.11 deprecates Pallas' Triton backend; nothing a user of hhjax can act
+        # on, and under -W error it turned into a failure that disabled the kernel.
+        warnings.filterwarnings("ignore", "The Pallas Triton backend is deprecated",
+                                DeprecationWarning)
+        t, rec, count, diverged = _run(
+            params, amplitudes, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
+            record_every=int(record_every), spike_threshold=spike_threshold, block=int(block),
+            gates=bool(gates), interpret=bool(interpret), num_warps=int(num_warps))
+    # The kernel writes time-major records (coalesced stores); each is turned to the Trace
+    # layout and its time-major copy freed before the next, so that the peak is ~1.25x
+    # the trace rather than the 2x of one jitted function holding all of them (H100: 2.0x).
+    size = int(np.prod(batch)) if batch else 1
+    records = []
+    for i in range(len(rec)):
+        records.append(_batch_major(rec[i], size=size, batch=tuple(batch)))
+        if size and not isinstance(rec[i], jax.core.Tracer):
+            rec[i].delete()
+    v = records[0]
+    m, h, n = records[1:] if gates else (None, None, None)
+    return Trace(t=t, state=HHState(v=v, m=m, h=h, n=n), spike_count=count, diverged=diverged)

@@ -155,6 +155,7 @@ def main():
     ap.add_argument("--blocks", default="64:2,128:4,256:4,256:8,512:8",
                     help="block:num_warps pairs for the kernel-only variants at the largest N")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_gpu.json"))
+    ap.add_argument("--commit", help="the commit measured (where the copy has no git history)")
     ap.add_argument("--counts-out", help="save the per-neuron spike counts of W2 (npz)")
     ap.add_argument("--memory-probe", nargs=2, metavar=("PATH", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -169,7 +170,8 @@ def main():
     repeats = 2 if args.quick else args.repeats
     jax.monitoring.register_event_duration_secs_listener(_on_event)  # fills timed()'s compile_s
     dev = jax.devices()[0]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                           capture_output=True, text=True).stdout.strip()
     res = {"command": "python " + " ".join(["scripts/bench_gpu.py"] + sys.argv[1:]), "commit": commit,
            "device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "w2_counts": [], "w2_recorded": []}

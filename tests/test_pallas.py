@@ -222,6 +222,18 @@ def test_hook_applies_only_to_plain_float32_hh_exp_euler_constant_calls(as_if_gp
     assert not pallas_dispatch.applies(NEURON, stim, **kw)
 
 
+def test_hook_follows_default_device_and_pinned_inputs(monkeypatch):
+    # On a GPU machine, jax.default_device(cpu) or inputs put on the CPU run the call on the
+    # CPU, where the compiled kernel cannot run: the hook must see that.
+    monkeypatch.setattr(pallas_dispatch.jax, "default_backend", lambda: "gpu")
+    assert pallas_dispatch._backend() == "gpu"
+    with jax.default_device(jax.devices("cpu")[0]):
+        assert pallas_dispatch._backend() == "cpu"
+    pinned = jax.device_put(AMPS, jax.devices("cpu")[0])
+    assert not pallas_dispatch._not_committed_elsewhere((NEURON, S.constant(pinned), None))
+    assert pallas_dispatch._not_committed_elsewhere((NEURON, S.constant(AMPS), None))
+
+
 def test_simulate_uses_the_kernel_when_it_applies(as_if_gpu, monkeypatch):
     calls = []
     real = pallas_hh._launch
@@ -249,6 +261,23 @@ def test_simulate_falls_back_with_one_warning_when_the_kernel_fails(as_if_gpu, m
     ref = hhjax.simulate(NEURON, S.constant(AMPS[:3]), duration=5.0, dt=DT)
     _assert_matches(got, ref, v_tol=0.0)
     _assert_matches(again, ref, v_tol=0.0)
+
+
+def test_jax_deprecation_of_the_triton_backend_does_not_disable_the_kernel(as_if_gpu, monkeypatch):
+    # JAX 0.11 warns at lowering; under -W error that became an exception, and the
+    # dispatcher then left the whole process on the reference path.
+    real = pallas_hh._run
+
+    def warns_then_runs(*a, **k):
+        warnings.warn("The Pallas Triton backend is deprecated and will be removed",
+                      DeprecationWarning, stacklevel=1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(pallas_hh, "_run", warns_then_runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hhjax.simulate(NEURON, S.constant(AMPS[:3]), duration=5.0, dt=DT)
+    assert pallas_dispatch._FAILED == []
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the CPU behaviour")
