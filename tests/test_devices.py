@@ -39,7 +39,8 @@ def test_layout_pads_only_large_odd_batches_on_one_device():
 
 
 @pytest.mark.parametrize("kind", ["callable", "grid"])
-def test_padded_batch_matches_plain_layout(kind):
+def test_padded_batch_matches_plain_layout(kind, monkeypatch):
+    monkeypatch.setenv("HHJAX_PALLAS", "0")  # on a GPU: the padded reference path, not the kernel
     n = 301  # odd and >= PAD_FROM, so simulate pads it to 302
     assert batch_layout(n)[1] == 302
     amps = jnp.linspace(2.0, 20.0, n)
