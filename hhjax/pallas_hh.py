@@ -34,10 +34,11 @@ reference path, with the arithmetic rearranged for a GPU (``u = V - v_offset``):
 * Parameter-only work (``q10`` factor, ``dt q``, ``dt / C``, ``g e`` products,
   ``I + g_l e_l``) is done once, outside the kernel.
 
-Compiled for sm_90 (Triton, offline from the lowered module, no GPU) the inner loop is
-134 SASS instructions per neuron-step (11 MUFU: 7 ex2 + 4 rcp), 40 registers, no spills.
-An issue-bound H100 (132 SMs x 4 schedulers, ~1.8 GHz) would then do ~2e11 neuron-steps/s;
-this has not been measured on a GPU.
+Compiled for sm_90 the inner loop is 134 SASS instructions per neuron-step (11 MUFU: 7 ex2
++ 4 rcp), 40 registers, no spills: ~2e11 neuron-steps/s if an H100 were issue-bound.
+Measured on an H100 (``scripts/bench_gpu.py``, README): 1.8e11 for the kernel alone at
+N = 1e7, about 3x the reference loop. Its spike counts differ from float64's on about twice
+as many neurons (2e-5 of them) as the float32 reference loop's: ``ex2.approx`` rounding.
 
 Spike counting and divergence are those of :func:`hhjax.simulate`: upward crossings of
 ``spike_threshold`` between consecutive steps, and ``diverged`` where V was ever NaN or
@@ -45,11 +46,11 @@ Spike counting and divergence are those of :func:`hhjax.simulate`: upward crossi
 difference: for V below about -930 mV the shared exponentials overflow and the kernel's
 state turns NaN where the reference may stay finite (such a run is flagged diverged).
 
-Memory: records are written time-major inside the kernel (coalesced stores), one array per
-variable, and transposed to the :class:`~hhjax.Trace` layout (time last) afterwards, one
-variable at a time with the time-major copy freed after each; the trace takes
-``4 bytes * N * (n_steps / record_every + 1)`` per recorded variable and the transpose needs
-one more variable's worth at the peak (``gates=False`` records V only).
+Memory: records are written time-major (coalesced stores; neuron-major stores made the
+recorded run 3x slower on an H100), one array per variable, then transposed to the
+:class:`~hhjax.Trace` layout one variable at a time, each time-major copy freed after its
+transpose: the peak is one variable's worth above the trace, ``4 bytes * N *
+(n_steps / record_every + 1)`` per recorded variable (``gates=False`` records V only).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def _step(c, v, m, h, n):
 # ---------------------------------------------------------------------------------------
 
 
-def _make_kernel(*, n_rec, record_every, spike_threshold, n_vars):
+def _make_kernel(*, n_rec, record_every, spike_threshold):
     count_spikes = spike_threshold is not None
     thr = _F(spike_threshold if count_spikes else 0.0)
     bound = _F(DIVERGENCE_BOUND)
@@ -243,7 +244,7 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
     c_arr = jnp.stack([per_neuron(consts[name]) for name in _ROWS])
 
     kernel = _make_kernel(n_rec=n_rec, record_every=record_every,
-                          spike_threshold=spike_threshold, n_vars=n_vars)
+                          spike_threshold=spike_threshold)
     compiler_params = None
     if not interpret:
         from jax.experimental.pallas import triton as plgpu  # noqa: PLC0415
@@ -269,6 +270,23 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
     finite = jnp.all(jnp.isfinite(final), axis=0)
     unflat = partial(_batch_major, size=size, batch=tuple(batch))
     return t, rec, unflat(ints[0]), unflat((ints[1] != 0) | ~finite)
+
+
+_TRANSPOSES: dict = {}
+
+
+def _compiled_transpose(shape, size, batch):
+    """:func:`_batch_major` compiled for ``shape`` before the kernel runs: XLA's GPU
+    autotuner allocates scratch copies of its operands while compiling (two records' worth),
+    which on a first call made after the kernel's outputs exist put the peak at 1.76x the
+    trace instead of 1.25x (H100, N = 1e6)."""
+    key = (shape, size, batch)
+    if key not in _TRANSPOSES:
+        if len(_TRANSPOSES) >= 64:
+            _TRANSPOSES.clear()
+        _TRANSPOSES[key] = _batch_major.lower(jax.ShapeDtypeStruct(shape, jnp.float32),
+                                              size=size, batch=batch).compile()
+    return _TRANSPOSES[key]
 
 
 @partial(jax.jit, static_argnames=("size", "batch"))
@@ -367,6 +385,15 @@ def _launch(params, amplitudes, y0, *, n_steps, dt, record_every, spike_threshol
         num_warps = max(1, min(8, int(block) // 32))
     if interpret is None:
         interpret = jax.default_backend() == "cpu"
+    size = int(np.prod(batch)) if batch else 1
+    traced = any(isinstance(x, jax.core.Tracer)
+                 for x in jax.tree_util.tree_leaves((params, amplitudes, y0)))
+    if size and not traced:
+        padded = -(-size // int(block)) * int(block)
+        to_trace_layout = _compiled_transpose((n_steps // int(record_every) + 1, padded), size,
+                                              tuple(batch))
+    else:
+        to_trace_layout = partial(_batch_major, size=size, batch=tuple(batch))
     with warnings.catch_warnings():
         # JAX >= 0.11 deprecates Pallas' Triton backend; nothing a user of hhjax can act
         # on, and under -W error it turned into a failure that disabled the kernel.
@@ -378,13 +405,11 @@ def _launch(params, amplitudes, y0, *, n_steps, dt, record_every, spike_threshol
             gates=bool(gates), interpret=bool(interpret), num_warps=int(num_warps))
     # The kernel writes time-major records (coalesced stores); each is turned to the Trace
     # layout and its time-major copy freed before the next starts, so that the peak is
-    # ~1.25x the trace. One jitted function holding all of them peaked at 2.0x on an H100,
-    # and without the wait, queued transposes still overlapped (1.75x).
-    size = int(np.prod(batch)) if batch else 1
+    # ~1.25x the trace (H100: one jitted function holding all of them peaked at 2.0x).
     records = []
     for i in range(len(rec)):
-        records.append(_batch_major(rec[i], size=size, batch=tuple(batch)))
-        if size and not isinstance(rec[i], jax.core.Tracer):
+        records.append(to_trace_layout(rec[i]))
+        if size and not traced:
             records[-1].block_until_ready()
             rec[i].delete()
     v = records[0]
