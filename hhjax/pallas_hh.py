@@ -36,7 +36,7 @@ reference path, with the arithmetic rearranged for a GPU (``u = V - v_offset``):
 
 Compiled for sm_90 the inner loop is 134 SASS instructions per neuron-step (11 MUFU: 7 ex2
 + 4 rcp), 40 registers, no spills: ~2e11 neuron-steps/s if an H100 were issue-bound.
-Measured on an H100 (``scripts/bench_gpu.py``, README): 1.8e11 for the kernel alone at
+Measured on an H100 (``scripts/bench_gpu.py``, README): 1.9e11 for the kernel alone at
 N = 1e7, about 3x the reference loop. Its spike counts differ from float64's on about twice
 as many neurons (2e-5 of them) as the float32 reference loop's: ``ex2.approx`` rounding.
 

@@ -97,7 +97,7 @@ def markdown(res):
         lines.append(f"- **Kernel alone** at N = {_e(variants[0]['n'])} (V not recorded, no input checks), "
                      f"{len(variants)} block sizes / warp counts "
                      f"({', '.join('%d/%d' % (v['block'], v['num_warps']) for v in variants)}): "
-                     f"{_e(lo)}–{_e(hi)} neuron-steps/s.")
+                     f"{_e(lo) if _e(lo) == _e(hi) else _e(lo) + '–' + _e(hi)} neuron-steps/s.")
     acc = [f"kernel and loop disagree on {r['count_mismatches']} of {_e(r['n'])} neurons"
            for r in res["w2_counts"]]
     lines.append(f"- **Spike counts**: {'; '.join(acc)}.")
