@@ -280,7 +280,7 @@ def _compiled_transpose(shape, size, batch):
     autotuner allocates scratch copies of its operands while compiling (two records' worth),
     which on a first call made after the kernel's outputs exist put the peak at 1.76x the
     trace instead of 1.25x (H100, N = 1e6)."""
-    key = (shape, size, batch)
+    key = (shape, size, batch, str(jax.config.jax_default_device))  # compiled for one device
     if key not in _TRANSPOSES:
         if len(_TRANSPOSES) >= 64:
             _TRANSPOSES.clear()
