@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from . import pallas_hh
-from ._inputs import _check_time, _float_dtype
+from ._inputs import _float_dtype
 from .models.hh import HHParams
 from .stimulus import Constant
 
@@ -60,16 +60,16 @@ def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
     )
 
 
-def try_simulate(params, stim, *, duration, dt, y0, record_every, spike_threshold):
+def try_simulate(params, stim, *, batch, n_steps, dt, y0, record_every, spike_threshold):
     """The kernel's trace for :func:`hhjax.simulate`, or ``None`` if the kernel failed to
     lower, compile or run here: then warn once and leave this and every later call to the
     reference path. Out-of-memory errors are raised (the reference needs at least as much)."""
     try:
         # simulate reads trace.diverged right after (to warn), so waiting here costs nothing.
-        # simulate has checked the inputs; simulate_pallas would check them again.
+        # simulate has checked the inputs and found batch and n_steps; simulate_pallas
+        # would do it again.
         return jax.block_until_ready(pallas_hh._launch(
-            params, jnp.asarray(stim.amplitude), y0,
-            n_steps=_check_time(duration, dt, record_every, None), dt=dt,
+            params, jnp.asarray(stim.amplitude), y0, batch=batch, n_steps=n_steps, dt=dt,
             record_every=record_every,
             spike_threshold=None if spike_threshold is None else float(spike_threshold)))
     except Exception as exc:  # noqa: BLE001 (any lowering/compile failure -> reference)

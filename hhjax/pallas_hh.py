@@ -219,7 +219,7 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
     from jax.experimental import pallas as pl  # noqa: PLC0415 (optional, heavy import)
 
     size = int(np.prod(batch)) if batch else 1
-    padded = -(-size // block) * block
+    padded = _padded_size(size, block)
     n_rec = n_steps // record_every + 1
     t = jnp.arange(n_rec, dtype=jnp.float32) * jnp.float32(dt * record_every)
     n_vars = 4 if gates else 1
@@ -270,6 +270,11 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
     finite = jnp.all(jnp.isfinite(final), axis=0)
     unflat = partial(_batch_major, size=size, batch=tuple(batch))
     return t, rec, unflat(ints[0]), unflat((ints[1] != 0) | ~finite)
+
+
+def _padded_size(size, block):
+    """The batch rounded up to whole programs of ``block`` neurons (the kernel's outputs)."""
+    return -(-size // block) * block
 
 
 _TRANSPOSES: dict = {}
@@ -371,16 +376,16 @@ def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_eve
     _check_finite(params, "params")
     _check_finite(amplitudes, "amplitudes")
     _check_y0(y0, HHState)
-    return _launch(params, amplitudes, y0, n_steps=n_steps, dt=dt, record_every=record_every,
+    return _launch(params, amplitudes, y0, batch=_batch_shape(params, Constant(amplitudes), y0, None),
+                   n_steps=n_steps, dt=dt, record_every=record_every,
                    spike_threshold=spike_threshold, gates=gates, block=block,
                    num_warps=num_warps, interpret=interpret)
 
 
-def _launch(params, amplitudes, y0, *, n_steps, dt, record_every, spike_threshold, gates=True,
-            block=DEFAULT_BLOCK, num_warps=None, interpret=None):
-    """:func:`simulate_pallas` after its checks (:func:`hhjax.simulate` has made the same
-    ones, so :mod:`hhjax.pallas_dispatch` starts here rather than check twice)."""
-    batch = _batch_shape(params, Constant(amplitudes), y0, None)
+def _launch(params, amplitudes, y0, *, batch, n_steps, dt, record_every, spike_threshold,
+            gates=True, block=DEFAULT_BLOCK, num_warps=None, interpret=None):
+    """:func:`simulate_pallas` after its checks and shapes (:func:`hhjax.simulate` has made
+    the same ones, so :mod:`hhjax.pallas_dispatch` starts here rather than redo them)."""
     if num_warps is None:
         num_warps = max(1, min(8, int(block) // 32))
     if interpret is None:
@@ -389,9 +394,8 @@ def _launch(params, amplitudes, y0, *, n_steps, dt, record_every, spike_threshol
     traced = any(isinstance(x, jax.core.Tracer)
                  for x in jax.tree_util.tree_leaves((params, amplitudes, y0)))
     if size and not traced:
-        padded = -(-size // int(block)) * int(block)
-        to_trace_layout = _compiled_transpose((n_steps // int(record_every) + 1, padded), size,
-                                              tuple(batch))
+        to_trace_layout = _compiled_transpose(
+            (n_steps // int(record_every) + 1, _padded_size(size, int(block))), size, tuple(batch))
     else:
         to_trace_layout = partial(_batch_major, size=size, batch=tuple(batch))
     with warnings.catch_warnings():

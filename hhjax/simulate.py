@@ -292,8 +292,8 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     trace = None
     if pallas_dispatch.applies(params, stim, method=method, checkpoint_every=checkpoint_every,
                                y0=y0):
-        trace = pallas_dispatch.try_simulate(params, stim, duration=duration, dt=dt, y0=y0,
-                                             record_every=record_every,
+        trace = pallas_dispatch.try_simulate(params, stim, batch=tuple(batch), n_steps=n_steps,
+                                             dt=dt, y0=y0, record_every=record_every,
                                              spike_threshold=spike_threshold)
     trace = trace if trace is not None else _run(
         params, stim, grid, y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt), method=method,

@@ -50,7 +50,8 @@ def _peak_bytes():
     return stats.get("peak_bytes_in_use")
 
 
-def w2(n, duration, record_every, repeats):
+def w2(n, duration, record_every, repeats, counts_out=None):
+    """One W2 case on both paths; ``counts_out`` (a dict) collects per-neuron counts (N <= 1e6)."""
     steps = int(round(duration / DT))
     amps = jnp.linspace(2.0, 20.0, n, dtype=jnp.float32)
     stim = hhjax.stimulus.constant(amps)
@@ -85,13 +86,10 @@ def w2(n, duration, record_every, repeats):
         diff = jnp.max(jnp.abs(traces["pallas"] - traces["reference"]), axis=-1)
         row["v_max_abs_diff_mV"] = float(jnp.max(diff))
         row["neurons_v_diff_over_1mV"] = int(jnp.sum(diff > 1.0))
-        if COUNTS_OUT is not None and record_every is None and n <= 1_000_000:  # files stay small
-            COUNTS_OUT[f"n{n}_amps"] = np.asarray(amps)
-            COUNTS_OUT.update({f"n{n}_{k}": c.astype(np.int16) for k, c in counts.items()})
+        if counts_out is not None and record_every is None and n <= 1_000_000:  # files stay small
+            counts_out[f"n{n}_amps"] = np.asarray(amps)
+            counts_out.update({f"n{n}_{k}": c.astype(np.int16) for k, c in counts.items()})
     return row
-
-
-COUNTS_OUT = None  # dict of per-neuron spike counts to save (--counts-out)
 
 
 def memory_probe(path, n, duration):
@@ -164,8 +162,7 @@ def main():
         print(json.dumps(memory_probe(args.memory_probe[0], int(args.memory_probe[1]),
                                       5.0 if args.quick else 100.0)))
         return
-    global COUNTS_OUT
-    COUNTS_OUT = {} if args.counts_out else None
+    counts_out = {} if args.counts_out else None
     sizes = [256] if args.quick else [1_000_000, 10_000_000]
     duration = 5.0 if args.quick else 100.0
     repeats = 2 if args.quick else args.repeats
@@ -177,7 +174,7 @@ def main():
            "device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "w2_counts": [], "w2_recorded": []}
     for n in sizes:
-        res["w2_counts"].append(w2(n, duration, None, repeats))
+        res["w2_counts"].append(w2(n, duration, None, repeats, counts_out))
         print(json.dumps(res["w2_counts"][-1])[:400], flush=True)
     for n in sizes[:1]:
         res["w2_recorded"].append(w2(n, duration, 10, repeats))
@@ -195,8 +192,8 @@ def main():
         except (IndexError, json.JSONDecodeError):
             res["memory"].append({"path": path, "error": out.stderr[-300:]})
         print(json.dumps(res["memory"][-1]), flush=True)
-    if COUNTS_OUT:
-        np.savez_compressed(args.counts_out, **COUNTS_OUT)
+    if counts_out:
+        np.savez_compressed(args.counts_out, **counts_out)
     with open(args.out, "w") as f:
         json.dump(res, f, indent=2)
     print(f"wrote {args.out}")
