@@ -6,10 +6,10 @@ from __future__ import annotations
 import warnings
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
 from .backends import SimulationCall, run_call
+from .sharding import count_true
 from .trace import DIVERGENCE_BOUND
 from ..models import model_of
 from ..solvers import get_step
@@ -17,7 +17,7 @@ from ..stimulus import as_stimulus
 
 
 def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
-             record_every=1, checkpoint_every=None, spike_threshold=0.0):
+             record_every=1, checkpoint_every=None, spike_threshold=0.0, shard=None):
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -43,6 +43,10 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
             memory no longer grows with the step count.
         spike_threshold: voltage (mV) whose upward crossings are counted at every step into
             ``trace.spike_count``; ``None`` disables counting.
+        shard: split a batch over all devices of the default backend (CPU devices, GPUs,
+            every process's devices under ``jax.distributed``); results stay sharded.
+            ``None`` (default): yes unless the environment variable ``HHJAX_SHARD=0``;
+            ``False``: one device. See :mod:`hhjax.simulation.sharding`.
 
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
@@ -80,7 +84,8 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     call = SimulationCall(
         params=params, stim=stim, grid=grid, y0=y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
-        spike_threshold=None if spike_threshold is None else float(spike_threshold))
+        spike_threshold=None if spike_threshold is None else float(spike_threshold),
+        shard=shard)
     trace = run_call(call)
     _warn_if_diverged(trace, method, dt)
     return trace
@@ -89,7 +94,7 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
 def _warn_if_diverged(trace, method, dt):
     if isinstance(trace.diverged, jax.core.Tracer):
         return
-    n_bad = int(np.sum(np.asarray(trace.diverged)))
+    n_bad = count_true(trace.diverged)  # on the devices: diverged may span processes
     if n_bad:
         advice = "reduce dt" + ("" if method == "exp_euler" else " or use 'exp_euler'")
         warnings.warn(

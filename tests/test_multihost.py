@@ -1,0 +1,86 @@
+"""Several hosts on one machine: 2 processes joined by ``jax.distributed`` (2 CPU devices
+each, gloo collectives) simulate 1e5 neurons over all 4 devices. The reference is the same
+population run by one process on one device (tests/multihost_child.py)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CHILD = os.path.join(HERE, "multihost_child.py")
+N = 100_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _start(mode, pid, nproc, port, out):
+    return subprocess.Popen([sys.executable, CHILD, mode, str(pid), str(nproc), str(port), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                            start_new_session=True)
+
+
+def _finish(procs, timeout):
+    """Wait for all; kill (by process group) whatever is left at the timeout."""
+    deadline = time.monotonic() + timeout
+    outs = []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, _ = p.communicate()
+            out += "\n<killed at the timeout>"
+        outs.append(out)
+    return outs
+
+
+def test_two_processes_give_the_single_process_spike_counts(tmp_path):
+    (tmp_path / "single").mkdir()
+    port = _free_port()
+    procs = [_start("multi", i, 2, port, tmp_path) for i in range(2)]
+    procs.append(_start("single", 0, 1, 0, tmp_path / "single"))
+    outs = _finish(procs, timeout=240)
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    ref = np.load(tmp_path / "single" / "counts_0.npz")["total"]
+    assert ref.shape == (N,) and len(np.unique(ref)) >= 3  # a population with varied counts
+    assembled = np.full(N, -1)
+    for pid in range(2):
+        got = np.load(tmp_path / f"counts_{pid}.npz")
+        assert int(got["processes"]) == 2 and int(got["devices"]) == 4
+        assert bool(got["v_spans_processes"])  # results stayed sharded, not gathered
+        np.testing.assert_array_equal(got["total"], ref)  # gather() on each process
+        for key in got.files:
+            if key.isdigit():  # this process's own pieces
+                start = int(key)
+                assembled[start:start + len(got[key])] = got[key]
+    np.testing.assert_array_equal(assembled, ref)  # the two processes' pieces cover all
+
+
+def test_a_dying_process_makes_the_other_fail_not_hang(tmp_path):
+    port = _free_port()
+    start = time.monotonic()
+    procs = [_start("die", i, 2, port, tmp_path) for i in range(2)]
+    outs = _finish(procs, timeout=90)
+    took = time.monotonic() - start
+    assert procs[1].returncode == 3
+    assert "<killed at the timeout>" not in outs[0], "the surviving process hung"
+    assert procs[0].returncode != 0 and took < 90
+    assert "stopped sending heartbeats" in outs[0] or "another task died" in outs[0], outs[0][-2000:]
