@@ -27,6 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from . import pallas as pallas_hh
+from ..models.hh import HHState
+from .trace import Trace
+
 AXIS = "neurons"
 """The mesh axis the neuron batch is split along."""
 
@@ -98,9 +102,6 @@ def _flat_padded(x, batch, size, padded, dtype=jnp.float32):
                                    "interpret", "num_warps"))
 def _kernel_on_shards(params, amplitude, y0, *, batch, padded, n_shards, n_steps, dt,
                       record_every, spike_threshold, block, gates, interpret, num_warps):
-    from . import pallas as pallas_hh  # noqa: PLC0415 (pallas imports this module's users)
-    from ..models.hh import HHState  # noqa: PLC0415
-
     size = int(np.prod(batch)) if batch else 1
     flat = partial(_flat_padded, batch=batch, size=size, padded=padded)
     params = jax.tree_util.tree_map(flat, params)
@@ -143,10 +144,6 @@ def run_pallas_sharded(params, amplitude, y0, *, batch, n_steps, dt, record_ever
     from :func:`hhjax.simulation.batch_layout`). Same arguments and
     :class:`~hhjax.Trace` as the kernel's single-device path; ``interpret`` defaults to
     ``True`` on CPU devices (Pallas' interpreter, for tests)."""
-    from . import pallas as pallas_hh  # noqa: PLC0415 (pallas is only needed on this path)
-    from ..models.hh import HHState  # noqa: PLC0415
-    from .trace import Trace  # noqa: PLC0415
-
     if padded % n_shards:
         raise ValueError(f"padded: {padded} neurons do not split over {n_shards} devices")
     block = pallas_hh.DEFAULT_BLOCK if block is None else int(block)
