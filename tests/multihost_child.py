@@ -32,7 +32,21 @@ pop = population(N, current=Linspace(0.0, 15.0), g_na=Uniform(100.0, 140.0), key
 tr = hhjax.simulate(pop.params(hhjax.presets.NEURON), hhjax.stimulus.constant(pop["current"]),
                     duration=20.0, dt=0.025, record_every=40)
 parts = local_parts(tr.spike_count, pop.size)
+kernel_counts = np.zeros(0)
+if mode == "multi":
+    # The GPU path (one Pallas kernel per device under shard_map), here in Pallas'
+    # interpreter on a smaller population, against the reference loop on the same devices.
+    from hhjax.simulation.devices import batch_layout
+    from hhjax.simulation.sharding import run_pallas_sharded
+    small = population(4096, current=Linspace(0.0, 15.0))
+    n_shards, padded = batch_layout(small.size)
+    tk = run_pallas_sharded(hhjax.presets.NEURON, small["current"], None, batch=(small.padded,), n_steps=400,
+                            dt=0.025, record_every=400, spike_threshold=0.0, n_shards=n_shards, padded=padded)
+    ts = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.constant(small["current"]), duration=10.0,
+                        dt=0.025, record_every=400)
+    kernel_counts = np.stack([gather(tk.spike_count, small.size), gather(ts.spike_count, small.size)])
 np.savez(os.path.join(out, f"counts_{pid}.npz"), **{str(s): a for s, a in parts},
          total=gather(tr.spike_count, pop.size), devices=len(tr.spike_count.sharding.device_set),
-         processes=jax.process_count(), v_spans_processes=not tr.v.is_fully_addressable)
+         processes=jax.process_count(), v_spans_processes=not tr.v.is_fully_addressable,
+         kernel_counts=kernel_counts)
 print("done", flush=True)

@@ -67,6 +67,9 @@ def test_two_processes_give_the_single_process_spike_counts(tmp_path):
         assert int(got["processes"]) == 2 and int(got["devices"]) == 4
         assert bool(got["v_spans_processes"])  # results stayed sharded, not gathered
         np.testing.assert_array_equal(got["total"], ref)  # gather() on each process
+        kernel, loop = got["kernel_counts"]  # the shard_map'd kernel against the loop, 4096 neurons
+        assert loop.sum() > 0
+        np.testing.assert_array_equal(kernel, loop)
         for key in got.files:
             if key.isdigit():  # this process's own pieces
                 start = int(key)

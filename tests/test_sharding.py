@@ -1,6 +1,7 @@
 """Populations on every device (issue 17): the batch split over 2 CPU devices in a
 subprocess (JAX fixes its device count when it starts). References: the reference loop
-on one device without padding (scan._run with the plain layout), computed here."""
+on one device without padding (scan._run with the plain layout), and a batch fit on one
+device, computed here."""
 
 import dataclasses
 import json
@@ -21,7 +22,17 @@ from hhjax.simulation.sharding import count_true, shard_enabled
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 300
 
-CHILD = textwrap.dedent("""
+FIT_PROBLEM = textwrap.dedent("""
+    def fit_problem():
+        import dataclasses, jax.numpy as jnp, numpy as np, hhjax
+        g = jnp.linspace(100.0, 140.0, 8)
+        tr = hhjax.simulate(dataclasses.replace(hhjax.presets.NEURON, g_na=g), hhjax.stimulus.constant(10.0),
+                            duration=20.0, dt=0.025, record_every=4, shard=False)
+        return np.asarray(tr.v), np.full(800, 10.0)
+""")
+exec(FIT_PROBLEM)
+
+CHILD = FIT_PROBLEM + textwrap.dedent("""
     import dataclasses, json, os
     import numpy as np
     import hhjax, jax, jax.numpy as jnp
@@ -53,6 +64,18 @@ CHILD = textwrap.dedent("""
         warnings.simplefilter("always")
         tb = hhjax.simulate(bad, hhjax.stimulus.constant(amps), method="euler", shard=True, **kw)
     out["diverged"] = [count_true(tb.diverged), [str(x.message) for x in w]]
+    os.environ["HHJAX_SHARD"] = "1"
+    # A batch fit: its simulations (targets x starts as one batch) run on both devices.
+    from hhjax.fitting import fitter
+    seen, gn = [], fitter._gn_terms
+    def spy(*a):
+        out_ = gn(*a)
+        seen.append(len(jax.tree_util.tree_leaves(out_)[0].sharding.device_set))
+        return out_
+    fitter._gn_terms = spy
+    target, cur = fit_problem()
+    res = hhjax.fit(target, cur, dt=0.025, record_every=4, trainable=("g_na",), n_starts=8, steps=3, direct=False)
+    out["fit"] = dict(devices=max(seen), g_na=np.asarray(res.params.g_na).tolist())
     print(json.dumps(out))
 """)
 
@@ -82,6 +105,13 @@ def test_batch_on_two_devices_scan_and_kernel_match_one_device():
     assert child["off"] == 1 and child["env_off"] == 1
     n_bad, messages = child["diverged"]
     assert n_bad >= 1 and any(f"{n_bad} neuron(s) diverged" in m for m in messages)
+    # The batch fit (8 targets x 8 starts) ran over both devices and agrees with one device.
+    assert child["fit"]["devices"] == 2
+    with jax.default_device(jax.devices("cpu")[0]):
+        target, cur = fit_problem()  # noqa: F821 (defined by exec above)
+        one = hhjax.fit(target, cur, dt=0.025, record_every=4, trainable=("g_na",), n_starts=8, steps=3,
+                        direct=False)
+    np.testing.assert_allclose(child["fit"]["g_na"], np.asarray(one.params.g_na), rtol=1e-4)
 
 
 def test_layout_switch_and_device_side_count():
