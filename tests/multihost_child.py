@@ -45,7 +45,11 @@ if mode == "multi":
     ts = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.constant(small["current"]), duration=10.0,
                         dt=0.025, record_every=400)
     kernel_counts = np.stack([gather(tk.spike_count, small.size), gather(ts.spike_count, small.size)])
-np.savez(os.path.join(out, f"counts_{pid}.npz"), **{str(s): a for s, a in parts},
+# A batch that does not divide over the devices (1001 neurons, plain NumPy currents): padded,
+# not refused.
+odd = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.constant(np.linspace(0.0, 15.0, 1001)),
+                     duration=10.0, dt=0.025, record_every=400)
+np.savez(os.path.join(out, f"counts_{pid}.npz"), odd=gather(odd.spike_count), **{str(s): a for s, a in parts},
          total=gather(tr.spike_count, pop.size), devices=len(tr.spike_count.sharding.device_set),
          processes=jax.process_count(), v_spans_processes=not tr.v.is_fully_addressable,
          kernel_counts=kernel_counts)

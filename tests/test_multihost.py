@@ -59,7 +59,8 @@ def test_two_processes_give_the_single_process_spike_counts(tmp_path):
     outs = _finish(procs, timeout=240)
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]
-    ref = np.load(tmp_path / "single" / "counts_0.npz")["total"]
+    single = np.load(tmp_path / "single" / "counts_0.npz")
+    ref = single["total"]
     assert ref.shape == (N,) and len(np.unique(ref)) >= 3  # a population with varied counts
     assembled = np.full(N, -1)
     for pid in range(2):
@@ -67,6 +68,8 @@ def test_two_processes_give_the_single_process_spike_counts(tmp_path):
         assert int(got["processes"]) == 2 and int(got["devices"]) == 4
         assert bool(got["v_spans_processes"])  # results stayed sharded, not gathered
         np.testing.assert_array_equal(got["total"], ref)  # gather() on each process
+        np.testing.assert_array_equal(got["odd"], single["odd"])  # 1001 neurons over 4 devices
+        assert got["odd"].shape == (1001,) and got["odd"].sum() > 0
         kernel, loop = got["kernel_counts"]  # the shard_map'd kernel against the loop, 4096 neurons
         assert loop.sum() > 0
         np.testing.assert_array_equal(kernel, loop)
@@ -87,3 +90,37 @@ def test_a_dying_process_makes_the_other_fail_not_hang(tmp_path):
     assert "<killed at the timeout>" not in outs[0], "the surviving process hung"
     assert procs[0].returncode != 0 and took < 90
     assert "stopped sending heartbeats" in outs[0] or "another task died" in outs[0], outs[0][-2000:]
+
+
+def test_population_refuses_to_run_alone_when_started_as_one_of_several(monkeypatch):
+    from hhjax.distributed import population
+
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.delenv("HHJAX_SINGLE_PROCESS", raising=False)
+    with pytest.raises(RuntimeError, match=r"SLURM_NTASKS=4 .*jax.distributed.initialize\(\)"):
+        population(10, current=1.0)
+    monkeypatch.setenv("HHJAX_SINGLE_PROCESS", "1")
+    assert population(10, current=1.0).size == 10
+
+
+def test_population_describes_ranges_grids_and_draws():
+    import itertools
+
+    import jax
+
+    from hhjax.distributed import Grid, Linspace, Normal, Uniform, population
+
+    pop = population(current=Grid([1.0, 2.0, 3.0]), g_na=Grid([100.0, 120.0]), g_k=36.0)
+    combos = list(itertools.product([1.0, 2.0, 3.0], [100.0, 120.0]))  # first named varies slowest
+    got = list(zip(np.asarray(pop["current"])[:pop.size].tolist(), np.asarray(pop["g_na"])[:pop.size].tolist()))
+    assert pop.size == 6 and got == combos and pop["g_k"] == 36.0
+    lin = population(101, current=Linspace(-5.0, 5.0))
+    np.testing.assert_allclose(np.asarray(lin["current"])[:101], np.linspace(-5.0, 5.0, 101), atol=1e-6)
+    draws = population(20_000, g_na=Uniform(100.0, 140.0), g_k=Normal(36.0, 2.0), key=jax.random.key(3))
+    u, z = np.asarray(draws["g_na"])[:20_000], np.asarray(draws["g_k"])[:20_000]
+    assert 100.0 <= u.min() and u.max() < 140.0 and abs(u.mean() - 120.0) < 0.5
+    assert abs(z.mean() - 36.0) < 0.1 and abs(z.std() - 2.0) < 0.1
+    with pytest.raises(ValueError, match="key"):
+        population(10, g_na=Uniform(1.0, 2.0))
+    with pytest.raises(ValueError, match="Grid"):
+        population(7, current=Grid([1.0, 2.0]))
