@@ -55,6 +55,8 @@ CHILD = FIT_PROBLEM + textwrap.dedent("""
                          v=np.asarray(tk.v).tolist(), diverged=count_true(tk.diverged))
     off = hhjax.simulate(p, hhjax.stimulus.constant(amps), shard=False, **kw)
     out["off"] = len(off.v.sharding.device_set)
+    pinned = hhjax.simulate(p, hhjax.stimulus.constant(jax.device_put(amps, jax.devices()[1])), **kw)
+    out["pinned"] = [d.id for d in pinned.v.sharding.device_set]  # an explicit device_put is obeyed
     os.environ["HHJAX_SHARD"] = "0"
     out["env_off"] = len(hhjax.simulate(p, hhjax.stimulus.constant(amps), **kw).v.sharding.device_set)
     # A diverging neuron is counted on the devices for simulate's warning.
@@ -102,7 +104,7 @@ def test_batch_on_two_devices_scan_and_kernel_match_one_device():
         # The kernel rearranges the arithmetic (exp2, shared exponentials): float32 rounding.
         np.testing.assert_allclose(got["v"], ref.v, rtol=0, atol=1e-5 if path == "scan" else 0.05)
     assert child["kernel"]["diverged"] == 0
-    assert child["off"] == 1 and child["env_off"] == 1
+    assert child["off"] == 1 and child["env_off"] == 1 and child["pinned"] == [1]
     n_bad, messages = child["diverged"]
     assert n_bad >= 1 and any(f"{n_bad} neuron(s) diverged" in m for m in messages)
     # The batch fit (8 targets x 8 starts) ran over both devices and agrees with one device.

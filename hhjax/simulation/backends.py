@@ -58,6 +58,13 @@ def _not_committed_elsewhere(tree) -> bool:
                    for x in jax.tree_util.tree_leaves(tree))
 
 
+def _on_one_device(tree) -> bool:
+    """Some input is committed to a single device (an explicit ``jax.device_put``)."""
+    return any(isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and x.committed
+               and len(x.sharding.device_set) == 1 and jax.device_count() > 1
+               for x in jax.tree_util.tree_leaves(tree))
+
+
 def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
     """Whether :func:`hhjax.simulate` may run this call on the kernel (the conditions are listed in :mod:`hhjax.simulation.pallas`)."""
     return (
@@ -129,13 +136,17 @@ class SimulationCall:
 
     @property
     def layout(self) -> tuple:
-        """``(n_shards, padded)`` of the flat batch (:func:`batch_layout`)."""
+        """``(n_shards, padded)`` of the flat batch (:func:`batch_layout`); one device when
+        an input was placed on one device explicitly (``jax.device_put(x, device)``) or a
+        default device is set (``jax.default_device``): the call runs there."""
         if not self.batch:
             return (1, None)
         size = 1
         for d in self.batch:
             size *= int(d)
-        return batch_layout(size, self.shard)
+        pinned = jax.config.jax_default_device is not None or _on_one_device(
+            (self.params, self.stim, self.grid, self.y0))
+        return batch_layout(size, False if pinned else self.shard)
 
 
 class Backend(Protocol):
