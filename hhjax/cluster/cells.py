@@ -159,10 +159,12 @@ def worker_env(cache_dir=None) -> dict:
     return env
 
 
-def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str) -> dict:
+def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=None) -> dict:
     """Fit one cell and write its results (the task each worker runs). Never raises for a
-    bad recording or a failed fit: the row then has ``status="failed"`` and the error."""
-    enable_compilation_cache(os.environ.get("HHJAX_CACHE_DIR"))
+    bad recording or a failed fit: the row then has ``status="failed"`` and the error.
+    ``cache_dir``: the persistent compilation cache shared by all workers (default
+    ``HHJAX_CACHE_DIR``, else hhjax's default)."""
+    enable_compilation_cache(cache_dir or os.environ.get("HHJAX_CACHE_DIR"))
     folder = Path(out_dir) / cell.name
     t0 = time.perf_counter()
     row = {"cell": cell.name, "input": cell.path, "input_hash": digest, "status": "failed",

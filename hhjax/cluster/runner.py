@@ -108,6 +108,7 @@ def fit_many(inputs, out_dir, *, settings: FitSettings = FitSettings(), schedule
         from dask.distributed import as_completed  # noqa: PLC0415 (optional: hhjax[cluster])
 
         futures = {client.submit(fit_cell, cell, os.fspath(out_dir.resolve()), settings, digest,
+                                 os.fspath(cache_dir.resolve()),
                                  key=f"fit-{cell.name}-{digest[:12]}", pure=False): cell
                    for cell, digest in todo}
         for future in as_completed(futures):
