@@ -9,14 +9,14 @@ device (jax.distributed on localhost, gloo collectives): each in fresh processes
 call (compilation) timed apart, then the median of ``--repeats`` calls, each ended by
 block_until_ready. Spike counts of the three are compared in full.
 Dask: ``--cells`` copies of one shared recording fitted with small settings by ``hhjax
-fit-many`` on 2 workers against the same fits one after another in one process.
+fit-many`` on 2 workers against the same fits one after another in one process, both with a
+compilation cache warmed by one untimed fit (its time is recorded apart).
 The machine (cores, load average) is recorded in the JSON; the README table is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's hhjax, not an installed one
 H100_RATE = 1.7e11  # neuron-steps/s per H100 with spikes counted (README, bench_gpu.json)
 
 W2_CHILD = r"""
@@ -128,21 +129,29 @@ def dask_fits(n_cells, workdir):
     paths = []
     for k in range(n_cells):
         paths.append(str(rec.to_npz(cells / f"copy{k}.npz")))
-    settings = FitSettings(n_starts=1, steps=1, generations=2, population=16, plot=False)
-    flags = ["--starts", "1", "--steps", "1", "--generations", "2", "--population", "16", "--no-plot"]
-    seq_cache, dask_cache = workdir / "cache-seq", workdir / "cache-dask"
-    t = time.perf_counter()
-    seq = subprocess.run([sys.executable, "-c", SEQUENTIAL_FITS, json.dumps(settings.__dict__), *paths],
-                         capture_output=True, text=True, env=_env(worker_env(seq_cache)), timeout=3600)
-    seq_wall = time.perf_counter() - t
-    if seq.returncode:
-        raise RuntimeError(seq.stderr[-2000:])
-    seq_out = json.loads(seq.stdout.strip().splitlines()[-1])
+    settings = FitSettings(n_starts=2, steps=2, generations=8, population=80, plot=False)
+    flags = ["--starts", "2", "--steps", "2", "--generations", "8", "--population", "80", "--no-plot"]
+    # Both runs use one persistent compilation cache, warmed by an untimed fit first: the
+    # steady state of a lab fitting cell after cell (compilation is timed apart, as
+    # first_fit_s). The cells are identical in shape, so no later fit compiles.
+    cache = workdir / "cache"
+    env = _env(worker_env(cache))
+
+    def sequential(paths_):
+        t_ = time.perf_counter()
+        r_ = subprocess.run([sys.executable, "-c", SEQUENTIAL_FITS, json.dumps(settings.__dict__), *paths_],
+                            capture_output=True, text=True, env=env, timeout=3600)
+        if r_.returncode:
+            raise RuntimeError(r_.stderr[-2000:])
+        return time.perf_counter() - t_, json.loads(r_.stdout.strip().splitlines()[-1])
+
+    first_fit_s, _ = sequential(paths[:1])
+    seq_wall, seq_out = sequential(paths)
     t = time.perf_counter()
     run = subprocess.run([sys.executable, "-c", "import sys, hhjax.cli as c; sys.exit(c.main())",
                           "fit-many", str(cells), "--out", str(workdir / "out"), "--workers", "2",
-                          "--cache-dir", str(dask_cache), *flags],
-                         capture_output=True, text=True, env=_env(worker_env(dask_cache)), timeout=3600)
+                          "--cache-dir", str(cache), *flags],
+                         capture_output=True, text=True, env=env, timeout=3600)
     dask_wall = time.perf_counter() - t
     if run.returncode:
         raise RuntimeError(run.stderr[-2000:])
@@ -150,11 +159,11 @@ def dask_fits(n_cells, workdir):
     same = all(abs(r[k] - seq_out["params"][r["input"]][k]) <= 1e-5 * abs(seq_out["params"][r["input"]][k])
                for r in table for k in ("g_na", "g_k", "g_m", "v_t", "g_l", "area"))
     return {"cells": n_cells, "workers": 2, "settings": settings.__dict__,
-            "sequential_wall_s": seq_wall, "dask_wall_s": dask_wall,
+            "first_fit_with_compilation_s": first_fit_s, "sequential_wall_s": seq_wall, "dask_wall_s": dask_wall,
             "ratio": dask_wall / seq_wall, "identical_parameters": same}
 
 
-def on_paper(per_core_rate, cores_per_host=64):
+def on_paper(host_rate, cores_here=2, cores_per_host=64):
     """1e9 neurons x 1 s (dt 0.025, 40,000 steps), spikes counted, start and end state kept."""
     n, steps = 1e9, 1000.0 / 0.025
     work = n * steps
@@ -162,11 +171,12 @@ def on_paper(per_core_rate, cores_per_host=64):
     # broadcasting), kernel constants (10 rows) and state in/out (4 + 4), counts and flags
     # (2), start and end records of V, m, h, n (8), plus 25 % for the record transpose.
     per_neuron = 4 * (9 + 10 + 4 + 4 + 2 + 8 * 1.25)
+    per_core = host_rate / cores_here
     rows = []
-    for name, devices, rate in (("8 × H100 (Pallas kernel)", 8, H100_RATE),
-                                ("64 CPU hosts × 2 cores (as measured here)", 64, 2 * per_core_rate),
+    for name, devices, rate in (("8 × H100 (Pallas kernel, README's measured rate)", 8, H100_RATE),
+                                (f"64 CPU hosts × {cores_here} cores (this machine's best rate)", 64, host_rate),
                                 (f"64 CPU hosts × {cores_per_host} cores (per-core rate × cores)",
-                                 64, cores_per_host * per_core_rate)):
+                                 64, cores_per_host * per_core)):
         rows.append({"setup": name, "devices": devices, "rate_per_device": rate,
                      "seconds": work / (devices * rate), "neurons_per_device": n / devices,
                      "gb_per_device": n / devices * per_neuron / 1e9})
@@ -201,7 +211,8 @@ def main(argv=None):
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print("dask", json.dumps(res.get("dask")), flush=True)
-    res["on_paper"] = on_paper(res["w2"]["1 process × 1 device"]["rate"])
+    best = max(res["w2"]["1 process × 2 devices"]["rate"], res["w2"]["2 processes × 1 device"]["rate"])
+    res["on_paper"] = on_paper(best, cores_here=os.cpu_count() or 2)
     res["machine"]["load_after"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(report(res))
@@ -218,7 +229,8 @@ def report(res) -> str:
     d = res.get("dask")
     if d and "ratio" in d:
         lines += [f"Dask: {d['cells']} copies on {d['workers']} workers {d['dask_wall_s']:.0f} s, sequential "
-                  f"{d['sequential_wall_s']:.0f} s (ratio {d['ratio']:.2f}); identical parameters: "
+                  f"{d['sequential_wall_s']:.0f} s (ratio {d['ratio']:.2f}; warm compilation cache, the first "
+                  f"fit with compilation {d['first_fit_with_compilation_s']:.0f} s); identical parameters: "
                   f"{d['identical_parameters']}.", ""]
     p = res["on_paper"]
     lines += ["| 1e9 neurons × 1 s | rate per device | time | neurons per device | memory per device |",
