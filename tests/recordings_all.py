@@ -1,0 +1,59 @@
+"""Every sweep of every recording in ``../shared/data/recordings`` (or a copy in the repo),
+read with the file formats' own libraries (pyabf, igor2, NumPy) rather than hhjax.io, so
+the reference spike-count table is checked against data hhjax did not touch.
+
+``sweeps()`` yields ``(recording, sweep, t_ms, v_mV)``; ``data_dir()`` is None when no
+copy is available (tests then skip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CANDIDATES = [HERE.parent.parent / "shared" / "data" / "recordings",
+              Path("/work/shared/data/recordings"),
+              HERE / "data" / "recordings", HERE.parent / "data" / "recordings"]
+
+
+def data_dir() -> Path | None:
+    for d in CANDIDATES:
+        if (d / "current.txt").exists() or any(d.glob("*.abf")):
+            return d
+    return None
+
+
+def _abf(path):
+    import pyabf  # optional: only for the reference data
+
+    abf = pyabf.ABF(str(path))
+    for k in abf.sweepList:
+        abf.setSweep(k)
+        yield k, 1000.0 * np.asarray(abf.sweepX, float), np.asarray(abf.sweepY, float)
+
+
+def _ibw(path):
+    import igor2.binarywave as bw  # optional: only for the reference data
+
+    w = bw.load(str(path))["wave"]
+    y = np.asarray(w["wData"], float)
+    dx = float(w["wave_header"]["sfA"][0])
+    unit = "".join(c.decode() if isinstance(c, bytes) else str(c) for c in w["wave_header"]["dimUnits"][0]).strip("\x00")
+    dt_ms = dx * 1000.0 if unit.strip() in ("s", "") and dx < 0.01 else dx
+    return np.arange(y.size) * dt_ms, y
+
+
+def sweeps(d: Path | None = None):
+    d = d or data_dir()
+    if d is None:
+        return
+    for p in sorted(d.glob("*.abf")):
+        yield from ((p.name, k, t, v) for k, t, v in _abf(p))
+    if (d / "current.txt").exists():
+        a = np.loadtxt(d / "current.txt")
+        yield "current.txt", 0, 1000.0 * a[:, 0], a[:, 2]
+    ibw = sorted(d.glob("B6/*Ch3*.ibw")) or sorted(d.glob("*Ch3*.ibw"))
+    for k, p in enumerate(ibw):
+        t, v = _ibw(p)
+        yield "B6", k, t, v
