@@ -160,10 +160,10 @@ def _detect(t, v, rule, *, max_spikes):
     def step(c, x):
         v_i, t_i, v_p, t_p, i = x
         trough = jnp.minimum(v_i, c["trough"] + rate * (t_i - t_p))
-        # last upward crossing of the timing level since the previous spike ended
+        # the upward crossing of the timing level that V has stayed above since (else nan)
         up = (v_p < level) & (v_i >= level)
         t_up = t_p + (level - v_p) / jnp.where(up, v_i - v_p, 1.0) * (t_i - t_p)
-        cross = jnp.where(up, t_up, c["cross"])
+        cross = jnp.where(up, t_up, jnp.where(v_i < level, nan, c["cross"]))
         risen = v_i - trough >= amp
         trigger = ~c["on"] & risen
         on = c["on"] | trigger
@@ -176,19 +176,21 @@ def _detect(t, v, rule, *, max_spikes):
         wide = on & ~fell & (t_i - pt > width)
         emit = fell & (pt - c["last"] >= gap)
         slot = jnp.where(emit & (c["count"] < max_spikes), c["count"], max_spikes)
-        out = c["out"].at[rows, slot].set(jnp.where(jnp.isnan(pc), pt, pc), mode="drop")
-        idx = c["idx"].at[rows, slot].set(pi, mode="drop")
+        # one flat scatter per step (out-of-range slots are dropped)
+        flat = jnp.where(slot < max_spikes, rows * max_spikes + slot, n_b * max_spikes)
+        out = c["out"].at[flat].set(jnp.where(jnp.isnan(pc), pt, pc), mode="drop")
+        idx = c["idx"].at[flat].set(pi, mode="drop")
         end = fell | wide
         return {"trough": jnp.where(end, v_i, trough), "on": on & ~end, "pv": pv, "pt": pt, "pi": pi, "pc": pc,
-                "cross": jnp.where(end, nan, cross), "last": jnp.where(emit, pt, c["last"]),
+                "cross": cross, "last": jnp.where(emit, pt, c["last"]),
                 "count": c["count"] + emit, "out": out, "idx": idx}, None
 
     zeros = jnp.zeros(n_b, v.dtype)
     init = {"trough": vs[0], "on": jnp.zeros(n_b, bool), "pv": zeros, "pt": zeros,
             "pi": jnp.zeros(n_b, jnp.int32), "pc": zeros + nan, "cross": zeros + nan,
             "last": zeros - inf, "count": jnp.zeros(n_b, jnp.int32),
-            "out": jnp.full((n_b, max_spikes), inf, v.dtype),
-            "idx": jnp.full((n_b, max_spikes), -1, jnp.int32)}
+            "out": jnp.full((n_b * max_spikes,), inf, v.dtype),
+            "idx": jnp.full((n_b * max_spikes,), -1, jnp.int32)}
     steps = jnp.arange(1, n, dtype=jnp.int32)
     c, _ = jax.lax.scan(step, init, (vs[1:], ts[1:], vs[:-1], ts[:-1], steps))
     idx = c["idx"].reshape(batch + (max_spikes,))
