@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 
 from ..simulation.inputs import whole_steps
-from .spikes import Spikes, spike_times
+from .spikes import MAX_WIDTH, MIN_INTERVAL, TIME_LEVEL, Spikes, spike_times
 from ..models import model_of
 from ..simulation.trace import final_state
 from ..simulation.entry import simulate
@@ -33,17 +34,23 @@ def firing_rate(spikes: Spikes, start, stop):
 
 
 def fi_curve(params, amplitudes, *, start=10.0, stop=510.0, duration=None, dt=0.025,
-             method="exp_euler", threshold=0.0):
+             method="exp_euler", threshold=TIME_LEVEL):
     """Firing rate (Hz) for each step amplitude, all simulated in one batched call.
+
+    Spikes are found by :func:`hhjax.spike_times` (the package's one rule) on V recorded at
+    0.1 ms (or every step for ``dt > 0.1``); the run continues ``MAX_WIDTH`` (10 ms) past
+    ``stop`` under the same current so that a spike begun before ``stop`` is complete.
 
     Args:
         params: model parameters (may be batched; broadcast against ``amplitudes``).
         amplitudes: step currents (µA/cm², or pA for area-based models), any shape.
         start, stop: step window (ms), multiples of ``dt``; the rate is the number of spikes
-            inside ``[start, stop)`` over its length (rebound spikes after the step and
+            timed inside ``[start, stop)`` over its length (rebound spikes after the step and
             spontaneous ones before it do not count).
         duration: unused (the simulation ends at ``stop``); kept for old calls.
         dt: time step (ms).
+        threshold: the level (mV) that times a spike (see :func:`hhjax.spike_times`); it
+            does not decide what is a spike.
 
     Returns:
         Rates in Hz, shape ``broadcast(params, amplitudes)``.
@@ -58,15 +65,20 @@ def fi_curve(params, amplitudes, *, start=10.0, stop=510.0, duration=None, dt=0.
     if not 0.0 <= start < stop:
         raise ValueError(f"fi_curve: need 0 <= start < stop (ms), got start={start}, stop={stop}")
     n_before, n_window = (_steps_in(x, dt, name) for x, name in ((start, "start"), (stop - start, "stop - start")))
-    # Run up to the step once (it does not depend on the amplitude), then count spikes over
-    # the window only, starting from that state.
+    # Run up to the step once (it does not depend on the amplitude), then detect spikes
+    # over the window only, starting from that state.
     y0 = None
     if n_before:
         y0 = final_state(simulate(params, 0.0, duration=start, dt=dt, method=method,
                                   record_every=n_before, spike_threshold=None))
-    trace = simulate(params, constant(amplitudes), duration=stop - start, dt=dt, method=method,
-                     y0=y0, record_every=n_window, spike_threshold=threshold)
-    return 1000.0 * trace.spike_count / (stop - start)
+    every = max(1, int(0.1 / dt + 1e-9))
+    n_steps = -(-(n_window + int(math.ceil(MAX_WIDTH / dt))) // every) * every
+    trace = simulate(params, constant(amplitudes), duration=n_steps * dt, dt=dt, method=method,
+                     y0=y0, record_every=every, spike_threshold=None)
+    window = stop - start
+    spikes = spike_times(trace.t, trace.v, threshold=threshold,
+                         max_spikes=int(window / MIN_INTERVAL) + 2)
+    return firing_rate(spikes, 0.0, window)
 
 
 def _steps_in(interval, dt, name):
@@ -77,7 +89,7 @@ def _steps_in(interval, dt, name):
 
 
 def rheobase(params, *, lo=0.0, hi=50.0, start=10.0, stop=210.0, dt=0.025, n_iter=6,
-             points=8, method="exp_euler", threshold=0.0):
+             points=8, method="exp_euler", threshold=TIME_LEVEL):
     """Smallest step current (µA/cm² or pA) that elicits a spike, by vectorised k-section.
 
     Each iteration simulates ``points`` currents inside every bracket in one batched call

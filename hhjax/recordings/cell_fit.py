@@ -48,7 +48,8 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
+from .evaluation import MASK_MS, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
+from ..analysis.spikes import spike_times
 from ..simulation.entry import simulate
 from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from ..fitting.uncertainty import covariance_from_jacobian
@@ -141,14 +142,12 @@ def _simulate(spec, base, z, data):
 
 
 def _crossings(v, valid, dt, k_max):
-    """Spike count and the interpolated (differentiable) times, ms, of the first ``k_max``
-    upward crossings of the spike threshold (meaningless beyond the count)."""
-    up = (v[..., :-1] <= SPIKE_THRESHOLD) & (v[..., 1:] > SPIKE_THRESHOLD) & valid[..., 1:]
-    m = up.shape[-1]
-    pos = jnp.where(up, jnp.arange(m), m - 1)
-    idx = jnp.sort(-jax.lax.top_k(-pos, k_max)[0], -1)
-    v0, v1 = jnp.take_along_axis(v, idx, -1), jnp.take_along_axis(v, idx + 1, -1)
-    return jnp.sum(up, -1), (idx + (SPIKE_THRESHOLD - v0) / jnp.where(v1 > v0, v1 - v0, 1.0)) * dt
+    """Spike count and the (differentiable where timed by a crossing) times, ms, of the
+    first ``k_max`` spikes, by the package's one rule (:func:`hhjax.spike_times`); padded
+    samples (``~valid``) hold the last value, so they add no spike."""
+    del valid
+    sp = spike_times(jnp.arange(v.shape[-1]) * dt, v, max_spikes=k_max)
+    return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
 
 
 def _residuals(spec, base, z, data):

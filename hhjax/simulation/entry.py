@@ -10,14 +10,14 @@ import numpy as np
 
 from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
 from .backends import SimulationCall, run_call
-from .trace import DIVERGENCE_BOUND
+from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND
 from ..models import model_of
 from ..solvers import get_step
 from ..stimulus import as_stimulus
 
 
 def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
-             record_every=1, checkpoint_every=None, spike_threshold=0.0):
+             record_every=1, checkpoint_every=None, spike_threshold=COUNT_THRESHOLD):
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -41,8 +41,10 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
             step (about 7 numbers per neuron) and recomputes the rest; with this set it
             keeps one state per chunk of this many steps and recomputes the chunk, so its
             memory no longer grows with the step count.
-        spike_threshold: voltage (mV) whose upward crossings are counted at every step into
-            ``trace.spike_count``; ``None`` disables counting.
+        spike_threshold: voltage (mV, default :data:`~hhjax.simulation.trace.COUNT_THRESHOLD`)
+            whose upward crossings are counted at every step into ``trace.spike_count`` (a
+            cheap in-loop count; evaluation uses :func:`hhjax.spike_times`); ``None``
+            disables counting.
 
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
