@@ -179,7 +179,7 @@ def _detect(t, v, rule, *, max_spikes):
         pc = jnp.where(higher, cross, c["pc"])               # crossing before the peak
         fell = on & (v_i <= pv - amp)
         wide = on & ~fell & (t_i - pt > width)
-        emit = fell & (pt - c["last"] >= gap)
+        emit = fell & (pt - c["last"] >= gap * (1.0 - 1e-4))   # 1e-4: float32 sample times
         slot = jnp.where(emit & (c["count"] < max_spikes), c["count"], max_spikes)
         # one flat scatter per step (out-of-range slots are dropped)
         flat = jnp.where(slot < max_spikes, rows * max_spikes + slot, n_b * max_spikes)
