@@ -138,13 +138,23 @@ def main(argv=None):
         ref = {(r["recording"], int(r["sweep"])): int(r["true_count"]) for r in csv.DictReader(f)}
     full = [(r, k, t, v, ref[r, k]) for r, k, t, v in sweeps(d)]
     coarse = [(r, k, t[::5], v[::5], n) for r, k, t, v, n in full if t[1] - t[0] < 0.1]
+    rng = np.random.default_rng(0)
+    variants = {"offset +40 mV": lambda t, v: (t, v + 40.0),
+                "2 mV RMS white noise": lambda t, v: (t, v + rng.normal(0.0, 2.0, v.size)),
+                "linearly upsampled to 50 kHz": lambda t, v: (np.arange(t[0], t[-1], 0.02),
+                                                             np.interp(np.arange(t[0], t[-1], 0.02), t, v))}
+    robust = {name: sum(int(spike_peaks(*f(t, v)).size != n) for _, _, t, v, n in full)
+              for name, f in variants.items()}
     cases, t = synthetic()
     res = {"native": compare(full), "decimated_to_4kHz": compare(coarse),
-           "synthetic": compare([(name, 0, t, v, n) for name, n, v in cases])}
+           "synthetic": compare([(name, 0, t, v, n) for name, n, v in cases]),
+           "hhjax_sweeps_off_the_reference_after": robust}
     md = ["# Spike detectors against the by-eye reference counts", ""]
     md += summary(res["native"], "Native sampling (20 kHz ABFs, 4 kHz current.txt and B6)")
     md += summary(res["decimated_to_4kHz"], "The 20 kHz recordings decimated to 4 kHz")
     md += summary(res["synthetic"], "Synthetic traces (counts by construction, 20 kHz)")
+    md += ["### hhjax on altered recordings", "", "| alteration | sweeps off the reference |", "|---|---|"]
+    md += [f"| {k} | {n} / {len(full)} |" for k, n in robust.items()] + [""]
     for path, text in ((args.out.with_suffix(".json"), json.dumps(res, indent=1)),
                        (args.out.with_suffix(".md"), "\n".join(md))):
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # atomic: no half-written output
