@@ -20,8 +20,8 @@ The loss (mean over rows) adds, per row:
 * spike count ``w_n (n_sim - n_obs)²`` (w_n = 4; for interpolated rows the distance to the
   allowed interval);
 * spike timing: spike k against observed spike k where both exist,
-  ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); crossing times are
-  interpolated, so they are differentiable;
+  ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); spikes of both come from
+  :func:`hhjax.spike_times`, whose 0 mV crossing times are interpolated, so differentiable;
 * resting potential ``((V_rest - voltage_base)/1 mV)²``.
 
 Parameters: e_l is replaced by the resting potential ``v_rest`` (e_l follows in closed form),
