@@ -45,6 +45,7 @@ def fit_to_dict(result, **extra) -> dict:
         "correlated_pairs": [list(p) for p in result.correlated] if result.correlated and not isinstance(result.correlated[0], list) else result.correlated,
         "converged": np.asarray(result.converged).tolist(),
         "reasons": result.reasons,
+        "status": result.status,
         "wall_time_s": result.wall_time,
         "settings": result.settings,
         **extra,
