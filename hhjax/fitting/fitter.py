@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Optional, Sequence, Union
+
+from jax.typing import ArrayLike
+
 import dataclasses
 import functools
 from functools import partial
@@ -19,7 +23,7 @@ from .direct import direct_estimate_batch, estimable
 from .losses import get_loss
 from ..models import model_of
 from .optimizers import gauss_newton_terms, optax_step
-from .strategies import GradientDescent, LevenbergMarquardt
+from .strategies import GradientDescent, LevenbergMarquardt, Strategy
 from ..simulation.entry import simulate
 from .transforms import dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds, sample_in_bounds, to_unconstrained
 from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
@@ -95,10 +99,13 @@ def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainabl
     return target, float(duration), n_steps
 
 
-def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", "g_k", "g_l"),
-        bounds=None, loss="mse", optimizer=None, steps=None, n_starts=4, key=None,
-        method="exp_euler", progress=None, preset="neuron", starts=None, record_every=1,
-        checkpoint_every=None, direct=None, tol=1e-5, fit_v0=True):
+def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, duration: Optional[float] = None,
+        trainable: Union[str, Sequence[str]] = ("g_na", "g_k", "g_l"), bounds: Optional[dict] = None,
+        loss: Union[str, Callable] = "mse", optimizer: Any = None, steps: Optional[int] = None,
+        n_starts: int = 4, key: Any = None, method: str = "exp_euler", progress: Optional[bool] = None,
+        preset: Any = "neuron", starts: Optional[dict] = None, record_every: int = 1,
+        checkpoint_every: Optional[int] = None, direct: Optional[bool] = None, tol: float = 1e-5,
+        fit_v0: bool = True) -> FitResult:
     """Fit model parameters to voltage trace(s).
 
     Args:
@@ -177,6 +184,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     n_z = z0.shape[-1]
     z_rows = jnp.asarray(z0.reshape((-1, n_z)), dtype)
     terms_fn = partial(_gn_terms_host, problem, base, rows_t, rows_s, dtype)
+    strategy: Strategy
     if use_lm:
         strategy = LevenbergMarquardt(terms_fn, n_res, tol, group=n_s)
     else:
@@ -185,7 +193,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         strategy = GradientDescent(optimizer, partial(_optax_iteration, problem, optimizer, base, rows_t=rows_t,
                                                       rows_s=rows_s),
                                    partial(_gn_terms_host, problem, base, targets, stims, dtype), tol)
-    state = strategy.init(z_rows)
+    state: Any = strategy.init(z_rows)
     to_loss = lambda s: strategy.losses(s).reshape(n_targets, n_s)  # noqa: E731
     history = [to_loss(state)]
     bar = progress_bar(progress, steps, "fit")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -49,6 +49,21 @@ class Stop:
 
     status: FitStatus
     message: str
+
+
+class Strategy(Protocol):
+    """What :func:`hhjax.fit`'s loop needs of an optimiser (states are host-side pytrees)."""
+
+    name: str
+
+    def init(self, z: Any) -> Any: ...
+    def step(self, s: Any, iteration: int) -> Any: ...
+    def losses(self, s: Any) -> np.ndarray: ...
+    def done(self, s: Any, iteration: int) -> np.ndarray: ...
+    def converged(self, s: Any) -> np.ndarray: ...
+    def best_z(self, s: Any) -> np.ndarray: ...
+    def curvature(self, s: Any, rows: np.ndarray, z: Any) -> tuple: ...
+    def status(self, s: Any, steps: int) -> list: ...
 
 
 @dataclasses.dataclass(frozen=True)
