@@ -85,6 +85,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .._pytree import pytree_dataclass
 from ..simulation.trace import COUNT_THRESHOLD
@@ -116,7 +117,7 @@ class Spikes:
     peak_index: jax.Array
 
 
-def spike_times(t: Any, v: Any, *, threshold: float = TIME_LEVEL, max_spikes: int = 64,
+def spike_times(t: ArrayLike, v: ArrayLike, *, threshold: float = TIME_LEVEL, max_spikes: int = 64,
                 min_amplitude: float = MIN_AMPLITUDE, slow_rate: float = SLOW_RATE,
                 max_width: float = MAX_WIDTH, min_interval: float = MIN_INTERVAL) -> Spikes:
     """Detect spikes in ``v`` (mV) sampled at ``t`` (ms) by the module's rule.
