@@ -252,3 +252,14 @@ def test_detector_matches_every_unambiguous_reference_count():
     assert not wrong, "; ".join(wrong)
     if data_dir().parent.parent.name == "shared":
         assert set(whole) == {r for r, _ in ref}, "a recording of ../shared is missing from the table"
+
+
+def test_one_threshold_constant_for_every_in_loop_counter():
+    import inspect
+
+    from hhjax.analysis import spikes
+    from hhjax.simulation import pallas, trace
+
+    assert inspect.signature(hhjax.simulate).parameters["spike_threshold"].default is trace.COUNT_THRESHOLD
+    assert inspect.signature(pallas.simulate_pallas).parameters["spike_threshold"].default is trace.COUNT_THRESHOLD
+    assert spikes.TIME_LEVEL is trace.COUNT_THRESHOLD
