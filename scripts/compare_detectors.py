@@ -9,6 +9,8 @@ likely cause). Each detector runs with its own defaults: eFEL ``Spikecount`` (th
 -20 mV, 0.1 ms interpolation), IPFX ``SpikeFeatureExtractor`` (dV/dt > 20 mV/ms onset,
 10 kHz Bessel filter, which IPFX cannot apply below 20 kHz sampling: there ``filter=None``).
 The same comparison is repeated with each 20 kHz recording decimated to 4 kHz.
+IPFX is optional: ``pip install --no-deps ipfx`` (its feature extractor needs only NumPy,
+SciPy and pandas; its full pins clash with current NumPy). Without it its column is empty.
 """
 
 from __future__ import annotations
