@@ -261,3 +261,47 @@ def test_example_recording_prefers_the_repo_and_names_both_folders():
         example_recording("no_such_cell.abf")
     msg = _one_line(e, "no_such_cell.abf")
     assert str(_REPO_DIR) in msg and str(_SHARED_DIR) in msg
+
+
+# ------------------------------------------------------------------ neo fallback
+
+def _neo_file(path: Path, *, with_current: bool = True) -> Path:
+    """Three sweeps written with neo's own MATLAB writer (a format hhjax has no reader for):
+    voltage in V, current in nA; sweep k steps to 100*k pA."""
+    neo = pytest.importorskip("neo")
+    pq = pytest.importorskip("quantities")
+    pytest.importorskip("scipy")
+    block = neo.Block()
+    for k in range(3):
+        seg = neo.Segment(index=k)
+        v_mv = -65.0 + np.sin(np.arange(400) / 9.0) + k
+        seg.analogsignals.append(neo.AnalogSignal(v_mv[:, None] * 1e-3, units="V",
+                                                  sampling_rate=20 * pq.kHz, name="Vm"))
+        if with_current:
+            i_na = np.where(np.arange(400) >= 100, 0.1 * k, 0.0)
+            seg.analogsignals.append(neo.AnalogSignal(i_na[:, None], units="nA",
+                                                      sampling_rate=20 * pq.kHz, name="Iinj"))
+        block.segments.append(seg)
+    neo.io.NeoMatlabIO(str(path)).write_block(block)
+    return path
+
+
+def test_neo_reads_a_format_hhjax_has_no_reader_for(tmp_path):
+    p = _neo_file(tmp_path / "cell.mat")
+    rec = load_recording(p, sweeps=[2, 0])
+    assert rec.sweeps == (2, 0) and rec.sampling_rate_hz == 20000.0 and rec.n_samples == 400
+    np.testing.assert_allclose(rec.v[0], -65.0 + np.sin(np.arange(400) / 9.0) + 2, atol=1e-9)
+    np.testing.assert_allclose(rec.i[0, 100:], 200.0, rtol=1e-12)   # 0.2 nA = 200 pA
+    assert rec.metadata["format"] == "neo:NeoMatlabIO"
+
+
+def test_neo_file_without_current_and_unknown_extension(tmp_path):
+    p = _neo_file(tmp_path / "vonly.mat", with_current=False)
+    with pytest.raises(ValueError) as e:
+        load_recording(p)
+    assert "no stimulus (current) channel" in _one_line(e, str(p))
+    q = tmp_path / "cell.qqq"
+    q.write_bytes(b"x")
+    with pytest.raises(ValueError) as e:
+        load_recording(q)
+    assert "unsupported file type '.qqq'" in _one_line(e, str(q))

@@ -1,13 +1,9 @@
-"""Readers for current-clamp files: ABF (pyabf), NWB (pynwb), CSV/TSV/text, NPZ, and
-sets of Igor binary waves (igor2, see :mod:`hhjax.io.igor`).
+"""Readers for current-clamp files: ABF (pyabf), NWB (pynwb), CSV/TSV/text, NPZ, sets of
+Igor waves (:mod:`hhjax.io.igor`), and some 50 rig formats through neo (Spike2, HEKA,
+WinWCP, ...: :mod:`hhjax.io.neo_fallback`), so hhjax needs no reader of its own for them.
 
 Every reader returns a :class:`Recording` in ms / mV / pA, and every failure is
 a one-line FileNotFoundError or ValueError whose message starts with the path.
-
-Other rig formats (Spike2 ``.smr``, HEKA ``.dat``, WinWCP ``.wcp``, Neuralynx, ...)
-are read by ``neo`` (https://neo.readthedocs.io), which wraps some 50 formats in one
-object model; hhjax does not depend on it (see ``load_recording``'s notes and the
-README): convert such files with neo to NWB or to hhjax's NPZ.
 """
 
 from __future__ import annotations
@@ -22,6 +18,7 @@ from typing import Any, Iterable, Optional, Union
 import numpy as np
 
 from .igor import load_ibw_set
+from .neo_fallback import load_with_neo
 from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
 from .sources import SET_FORMATS, check_voltage_plausible, expand_sources, inner_suffix, opened
 
@@ -54,30 +51,27 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
             whitespace separated.
         ``.npz``: arrays ``t`` (ms), ``v`` (mV), ``i`` (pA), optional ``sweeps``,
             as written by :meth:`Recording.to_npz`.
-        ``.ibw``: Igor binary waves via igor2, one channel of one sweep per file, so
-            always a file set. Voltage and current are told apart by the units in
-            each wave's header; the sampling interval is the header's too. Sweeps
-            are numbered 0, 1, ... in the order of the last number in the file
-            names; ``channel`` picks the voltage channel. Rules: :mod:`hhjax.io.igor`.
+        ``.ibw``: Igor waves via igor2, one channel of one sweep per file (a file set);
+            voltage/current and sampling from each header; sweeps 0, 1, ... in the
+            order of the numbers in the file names (rules: :mod:`hhjax.io.igor`).
+        Anything else: through neo, if installed (one neo Segment per sweep).
 
     Args:
         path: the file, or a glob pattern, list of files or folder (a file set).
         sweeps: original sweep numbers to load (default all).
-        channel: ABF input channel / NWB electrode / Igor voltage channel index;
-            other formats only 0.
+        channel: ABF input channel / NWB electrode / Igor or neo voltage channel
+            index; other formats only 0.
         v_units, i_units: what the voltage/current really are, overriding the
             file's labels ('mV' or 'V'; 'pA', 'nA' or 'A').
 
     Returns:
-        A Recording with t in ms (from 0 at each sweep start for ABF/NWB/Igor),
-        v in mV and i in pA. A voltage implausible for mV (rest above -20 mV or
-        peaks above +100 mV) gives an :class:`ImplausibleVoltageWarning`.
+        A Recording: t in ms (from 0 except for text files), v in mV, i in pA. Voltage
+        implausible for mV warns (:func:`~hhjax.io.sources.check_voltage_plausible`).
 
     Raises:
         FileNotFoundError: the file does not exist, or a pattern matches nothing.
         ValueError: unsupported, truncated or corrupted file, no current channel,
-            sweeps or channel out of range, units that are not voltage/current,
-            or files of a set that disagree in length or sampling.
+            sweeps, channel or units out of place, or a file set that disagrees.
 
     Example:
         >>> from hhjax.io import example_recording    # the repo's data/recordings
@@ -115,11 +109,11 @@ def _load_file(path: str, p: Path, sweeps, channel, v_units, i_units) -> Recordi
     ext = inner_suffix(p)
     readers = {".abf": _load_abf, ".nwb": _load_nwb, ".csv": _load_text, ".tsv": _load_text,
                ".txt": _load_text, ".npz": _load_npz}
-    if ext not in readers:
-        raise fail(path, f"unsupported file type {ext or '(none)'!r}; expected one of "
-                         f"{', '.join(SUPPORTED)}")
     with opened(path, p) as plain:
-        rec = readers[ext](path, plain, sweeps, channel, v_units, i_units)
+        if ext in readers:
+            rec = readers[ext](path, plain, sweeps, channel, v_units, i_units)
+        else:
+            rec = load_with_neo(path, plain, sweeps, channel, v_units, i_units, SUPPORTED)
     return rec if plain == p else dataclasses.replace(rec, source=str(p.resolve()))
 
 
