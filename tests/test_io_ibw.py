@@ -305,3 +305,29 @@ def test_neo_file_without_current_and_unknown_extension(tmp_path):
     with pytest.raises(ValueError) as e:
         load_recording(q)
     assert "unsupported file type '.qqq'" in _one_line(e, str(q))
+
+
+# ------------------------------------------------------------------ the command line
+
+@pytest.mark.parametrize("case", ["no match", "no current", "lengths differ"])
+def test_cli_fit_bad_file_sets_fail_in_one_line_and_write_nothing(tmp_path, case, capsys,
+                                                                  monkeypatch):
+    from hhjax.cli import main
+
+    monkeypatch.setenv("HHJAX_NO_CACHE", "1")
+    _cell(tmp_path / "c")
+    if case == "no match":
+        target = named = str(tmp_path / "c" / "B7_*.ibw")
+    elif case == "no current":
+        for f in (tmp_path / "c").glob("cell_Ch0_*"):
+            f.unlink()
+        target = named = str(tmp_path / "c")
+    else:
+        named = str(_write_ibw2(tmp_path / "c" / "cell_Ch3_2.ibw", np.zeros(150), units="mV",
+                                dx=1e-4))
+        target = str(tmp_path / "c" / "cell_*.ibw")
+    out = tmp_path / "fit.json"
+    assert main(["fit", target, "--model", "pospischil", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"hhjax fit: error: {named}: "), err
+    assert not out.exists() and not list(tmp_path.glob(".fit.json*"))
