@@ -25,16 +25,24 @@ import numpy as np
 from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
 
 
-def _channels(seg: Any, pq: Any) -> dict[str, list[tuple[str, Any]]]:
+def _kind(sig: Any) -> Optional[str]:
+    """'v' or 'i' for a signal whose units convert to mV or pA, else None."""
+    for kind in ("v", "i"):
+        try:
+            sig.units.rescale(UNITS[kind])
+            return kind
+        except ValueError:   # quantities: "Unable to convert between units"
+            continue
+    return None
+
+
+def _channels(seg: Any) -> dict[str, list[tuple[str, Any]]]:
     out: dict[str, list[tuple[str, Any]]] = {"v": [], "i": []}
     for sig in seg.analogsignals:
-        dim = sig.units.simplified.dimensionality
-        kind = "v" if dim == pq.V.simplified.dimensionality else \
-            "i" if dim == pq.A.simplified.dimensionality else None
-        if kind is None:
-            continue
-        for j in range(sig.shape[1]):
-            out[kind].append((f"{sig.name or 'signal'}[{j}]", sig[:, j]))
+        kind = _kind(sig)
+        if kind is not None:
+            for j in range(sig.shape[1]):
+                out[kind].append((f"{sig.name or 'signal'}[{j}]", sig[:, j]))
     return out
 
 
@@ -46,7 +54,6 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
     try:
         # neo is optional (pip install neo): only files hhjax cannot read itself need it.
         import neo
-        import quantities as pq
     except ImportError:
         raise fail(path, f"{unsupported}; other rig formats (Spike2, HEKA, WinWCP, ...) are "
                          "read through neo: pip install neo") from None
@@ -56,7 +63,7 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
     except Exception as e:  # unknown extension, or a reader's own error
         raise fail(path, f"{unsupported}, and neo cannot read it either: "
                          f"{type(e).__name__}: {e}") from None
-    segs = [_channels(seg, pq) for seg in block.segments]
+    segs = [_channels(seg) for seg in block.segments]
     if not segs or not segs[0]["v"]:
         raise fail(path, "neo found no voltage signal (units convertible to V)")
     if not segs[0]["i"]:
