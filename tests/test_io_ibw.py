@@ -327,7 +327,32 @@ def test_cli_fit_bad_file_sets_fail_in_one_line_and_write_nothing(tmp_path, case
                                 dx=1e-4))
         target = str(tmp_path / "c" / "cell_*.ibw")
     out = tmp_path / "fit.json"
-    assert main(["fit", target, "--model", "pospischil", "--out", str(out)]) == 2
+    # No --model: a glob, a folder or .ibw files name a recording by themselves.
+    assert main(["fit", target, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"hhjax fit: error: {named}: "), err
     assert not out.exists() and not list(tmp_path.glob(".fit.json*"))
+
+
+def test_cli_evaluate_warns_on_implausible_voltage_and_v_units_fixes_it(tmp_path, capsys,
+                                                                       monkeypatch):
+    from hhjax.cli import main
+    from hhjax.io.results import save_params
+    from hhjax.models.pospischil import RS
+
+    monkeypatch.setenv("HHJAX_NO_CACHE", "1")
+    _cell(tmp_path / "c", v_scale=1e-3)              # volts, labelled mV
+    fit_path = save_params(tmp_path / "fit.json", RS, settings={"dt_ms": 0.1})
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(fit_path), str(tmp_path / "c"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"hhjax evaluate: warning: {tmp_path / 'c'}: voltage implausible")
+    assert "\n" not in err and "--v-units" in err
+    assert main(["evaluate", str(fit_path), str(tmp_path / "c"), "--v-units", "V",
+                 "--out", str(out)]) == 0
+    assert capsys.readouterr().err.strip() == ""
+    assert main(["fit", str(tmp_path / "c"), "--v-units", "furlong", "--out",
+                 str(tmp_path / "f.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "v_units='furlong' is not a known voltage unit" in err and "\n" not in err
+    assert not (tmp_path / "f.json").exists()

@@ -76,6 +76,29 @@ def open_stream(p: Path) -> Any:
     return _OPENERS.get(p.suffix.lower(), open)(p, "rb")
 
 
+# Extensions that are only ever recordings (CSV and NPZ may also be hhjax trace files).
+_RECORDING_ONLY = (".abf", ".nwb", ".txt", ".tsv") + SET_FORMATS
+_TRACE_OR_RECORDING = (".csv", ".npz")
+
+
+def names_a_recording(arg: Union[str, os.PathLike]) -> bool:
+    """Whether a command-line path must be a recording (not an hhjax trace CSV/NPZ).
+
+    True for a folder, a glob pattern, a file set's format, ABF/NWB/text, and any
+    extension only neo reads; compressed files are judged by their inner extension.
+
+    Example:
+        >>> names_a_recording("B6_*.ibw"), names_a_recording("c.abf.xz"), names_a_recording("t.csv")
+        (True, True, False)
+    """
+    text = os.fspath(arg)
+    p = Path(text)
+    if p.is_dir() or (not p.exists() and glob.has_magic(text)):
+        return True
+    ext = inner_suffix(p)
+    return ext in _RECORDING_ONLY or ext not in _TRACE_OR_RECORDING
+
+
 @contextlib.contextmanager
 def opened(path: Any, p: Path) -> Iterator[Path]:
     """Yield a plain file to read: ``p`` itself, or a decompressed temporary copy."""
