@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import sys
 import warnings
+from typing import Optional
 
 from .. import presets
 from ..io import Recording, load_recording
@@ -97,7 +98,8 @@ def add_v_units_option(parser: argparse.ArgumentParser) -> None:
                              "its file says; for a gain or unit mistake in the file")
 
 
-def load_recording_for(verb: str, path: str, sweeps, v_units) -> Recording:
+def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
+                       v_units: Optional[str]) -> Recording:
     """``load_recording`` for a command: its warnings become one line each on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -84,7 +84,7 @@ def read_ibw(path: Any) -> dict:
             "dx": dx, "version": version, "name": _text(header.get("bname", ""))}
 
 
-def _kind(path: Any, units: str) -> str:
+def _wave_kind(path: Any, units: str) -> str:
     key = units.lower()
     if key in _VOLTAGE_TO_MV:
         return "v"
@@ -124,6 +124,55 @@ def file_number(path: Any) -> tuple[int, str]:
     return int(m.group()), name[:m.start()] + "*" + name[m.end():]
 
 
+def _group(waves: dict) -> dict[str, dict[str, dict[int, Path]]]:
+    """{'v'|'i': {channel key: {file number: path}}}, the kind from each header's units."""
+    channels: dict[str, dict[str, dict[int, Path]]] = {"v": {}, "i": {}}
+    for f, w in waves.items():
+        number, key = file_number(f)
+        group = channels[_wave_kind(f, w["units"])].setdefault(key, {})
+        if number in group:
+            raise fail(f, f"same file number {number} as {group[number].name} in channel {key}")
+        group[number] = f
+    return channels
+
+
+def _pick_pair(label: str, channels: dict, channel: int, n_files: int) -> tuple[str, str]:
+    """The voltage channel ``channel`` and the current channel that goes with it."""
+    v_keys, i_keys = sorted(channels["v"]), sorted(channels["i"])
+    if not v_keys:
+        raise fail(label, f"no voltage wave: all {n_files} file(s) have current units; "
+                          "a recording needs voltage (mV/V) waves too")
+    if not i_keys:
+        raise fail(label, f"no stimulus (current) channel: all {n_files} file(s) have "
+                          "voltage units; add the current waves (pA/nA) of the same sweeps")
+    if channel >= len(v_keys):
+        raise fail(label, f"channel {channel} out of range; voltage channels are "
+                          f"{', '.join(f'{k}: {n}' for k, n in enumerate(v_keys))}")
+    if len(i_keys) not in (1, len(v_keys)):
+        raise fail(label, f"{len(v_keys)} voltage channels ({', '.join(v_keys)}) and "
+                          f"{len(i_keys)} current channels ({', '.join(i_keys)}): "
+                          "cannot tell which current belongs to which voltage")
+    return v_keys[channel], i_keys[0] if len(i_keys) == 1 else i_keys[channel]
+
+
+def _check_paired_and_equal(waves: dict, v_files: dict, i_files: dict, keys: tuple) -> None:
+    """Every sweep number has both waves, and every wave the first one's length and rate."""
+    for mine, other, what, key in ((v_files, i_files, "current", keys[1]),
+                                   (i_files, v_files, "voltage", keys[0])):
+        for number, f in sorted(mine.items()):
+            if number not in other:
+                raise fail(f, f"no {what} wave with file number {number} (looked in channel {key})")
+    first = v_files[min(v_files)]
+    n0, fs0 = waves[first]["values"].size, _rate_hz(first, waves[first])
+    for number in sorted(v_files):
+        for f in (v_files[number], i_files[number]):
+            n, fs = waves[f]["values"].size, _rate_hz(f, waves[f])
+            if (n, fs) != (n0, fs0):
+                raise fail(f, f"{n} samples at {fs:g} Hz, but {first.name} has {n0} samples "
+                              f"at {fs0:g} Hz; the files of one recording must agree in "
+                              "length and sampling")
+
+
 def load_ibw_set(label: str, files: Sequence[Path], sweeps: Optional[Any], channel: int,
                  v_units: Optional[str], i_units: Optional[str]) -> Recording:
     """Assemble Igor waves (one channel of one sweep each) into one Recording.
@@ -133,61 +182,27 @@ def load_ibw_set(label: str, files: Sequence[Path], sweeps: Optional[Any], chann
     the pairing rules. Values are scaled to mV / pA, time to ms from 0.
     """
     waves = {Path(f): read_ibw(f) for f in files}
-    channels: dict[str, dict[str, dict[int, Path]]] = {"v": {}, "i": {}}
-    for f, w in waves.items():
-        number, key = file_number(f)
-        group = channels[_kind(f, w["units"])].setdefault(key, {})
-        if number in group:
-            raise fail(f, f"same file number {number} as {group[number].name} in channel {key}")
-        group[number] = f
-    v_keys, i_keys = sorted(channels["v"]), sorted(channels["i"])
-    if not v_keys:
-        raise fail(label, f"no voltage wave: all {len(waves)} file(s) have current units; "
-                          "a recording needs voltage (mV/V) waves too")
-    if not i_keys:
-        raise fail(label, f"no stimulus (current) channel: all {len(waves)} file(s) have "
-                          "voltage units; add the current waves (pA/nA) of the same sweeps")
-    if channel >= len(v_keys):
-        raise fail(label, f"channel {channel} out of range; voltage channels are "
-                          f"{', '.join(f'{k}: {n}' for k, n in enumerate(v_keys))}")
-    if len(i_keys) == 1:
-        i_key = i_keys[0]
-    elif len(i_keys) == len(v_keys):
-        i_key = i_keys[channel]
-    else:
-        raise fail(label, f"{len(v_keys)} voltage channels ({', '.join(v_keys)}) and "
-                          f"{len(i_keys)} current channels ({', '.join(i_keys)}): "
-                          "cannot tell which current belongs to which voltage")
-    v_files, i_files = channels["v"][v_keys[channel]], channels["i"][i_key]
-    for mine, other, what in ((v_files, i_files, "current"), (i_files, v_files, "voltage")):
-        for number, f in sorted(mine.items()):
-            if number not in other:
-                raise fail(f, f"no {what} wave with file number {number} "
-                              f"(looked in channel {v_keys[channel] if what == 'voltage' else i_key})")
+    channels = _group(waves)
+    v_key, i_key = _pick_pair(label, channels, channel, len(waves))
+    v_files, i_files = channels["v"][v_key], channels["i"][i_key]
+    _check_paired_and_equal(waves, v_files, i_files, (v_key, i_key))
     numbers = sorted(v_files)
     first = v_files[numbers[0]]
-    n0, fs0 = waves[first]["values"].size, _rate_hz(first, waves[first])
-    for number in numbers:
-        for f in (v_files[number], i_files[number]):
-            n, fs = waves[f]["values"].size, _rate_hz(f, waves[f])
-            if (n, fs) != (n0, fs0):
-                raise fail(f, f"{n} samples at {fs:g} Hz, but {first.name} has {n0} samples "
-                              f"at {fs0:g} Hz; the files of one recording must agree in "
-                              "length and sampling")
+    fs = _rate_hz(first, waves[first])
     wanted = list(range(len(numbers))) if sweeps is None else \
         check_sweeps(label, sweeps, range(len(numbers)))
-    v = np.stack([waves[v_files[numbers[k]]]["values"] *
-                  unit_factor(v_files[numbers[k]], "v", waves[v_files[numbers[k]]]["units"],
-                              v_units) for k in wanted])
-    i = np.stack([waves[i_files[numbers[k]]]["values"] *
-                  unit_factor(i_files[numbers[k]], "i", waves[i_files[numbers[k]]]["units"],
-                              i_units) for k in wanted])
+
+    def scaled(f: Path, kind: str, override: Optional[str]) -> np.ndarray:
+        return waves[f]["values"] * unit_factor(f, kind, waves[f]["units"], override)
+
+    v = np.stack([scaled(v_files[numbers[k]], "v", v_units) for k in wanted])
+    i = np.stack([scaled(i_files[numbers[k]], "i", i_units) for k in wanted])
     md = {"format": "ibw", "units": dict(UNITS), "protocol": None,
-          "channel": channel, "voltage_channel": v_keys[channel], "current_channel": i_key,
+          "channel": channel, "voltage_channel": v_key, "current_channel": i_key,
           "file_numbers": [numbers[k] for k in wanted],
           "files": {k: [str(v_files[numbers[k]]), str(i_files[numbers[k]])] for k in wanted},
           "units_in_file": {"v": waves[first]["units"], "i": waves[i_files[numbers[0]]]["units"],
                             "t": waves[first]["x_units"] or "(blank: s assumed)"},
           "current_source": "current wave"}
-    t = np.arange(n0) * (1000.0 / fs0)
-    return Recording(t, v, i, tuple(wanted), fs0, str(label), md)
+    t = np.arange(v.shape[1]) * (1000.0 / fs)
+    return Recording(t, v, i, tuple(wanted), fs, str(label), md)

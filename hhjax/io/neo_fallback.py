@@ -25,7 +25,7 @@ import numpy as np
 from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
 
 
-def _kind(sig: Any) -> Optional[str]:
+def _signal_kind(sig: Any) -> Optional[str]:
     """'v' or 'i' for a signal whose units convert to mV or pA, else None."""
     for kind in ("v", "i"):
         try:
@@ -36,10 +36,10 @@ def _kind(sig: Any) -> Optional[str]:
     return None
 
 
-def _channels(seg: Any) -> dict[str, list[tuple[str, Any]]]:
+def _segment_channels(seg: Any) -> dict[str, list[tuple[str, Any]]]:
     out: dict[str, list[tuple[str, Any]]] = {"v": [], "i": []}
     for sig in seg.analogsignals:
-        kind = _kind(sig)
+        kind = _signal_kind(sig)
         if kind is not None:
             for j in range(sig.shape[1]):
                 out[kind].append((f"{sig.name or 'signal'}[{j}]", sig[:, j]))
@@ -63,7 +63,7 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
     except Exception as e:  # unknown extension, or a reader's own error
         raise fail(path, f"{unsupported}, and neo cannot read it either: "
                          f"{type(e).__name__}: {e}") from None
-    segs = [_channels(seg) for seg in block.segments]
+    segs = [_segment_channels(seg) for seg in block.segments]
     if not segs or not segs[0]["v"]:
         raise fail(path, "neo found no voltage signal (units convertible to V)")
     if not segs[0]["i"]:
