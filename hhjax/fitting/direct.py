@@ -19,6 +19,10 @@ in :func:`hhjax.fit` then finishes the job on the full model.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+from jax.typing import ArrayLike
+
 import dataclasses
 import warnings
 from functools import partial
@@ -78,8 +82,9 @@ def _stimulus_per_step(stimulus, n_steps, dt, dtype):
     return stimulus[..., :n_steps]
 
 
-def direct_estimate(target_v, stimulus, params, *, dt, trainable=("g_na", "g_k", "g_l"),
-                    window_ms=0.25, ridge=1e-9, warn=True):
+def direct_estimate(target_v: ArrayLike, stimulus: Any, params: Any, *, dt: float,
+                    trainable: Sequence[str] = ("g_na", "g_k", "g_l"), window_ms: float = 0.25,
+                    ridge: float = 1e-9, warn: bool = True) -> "DirectEstimate":
     """Estimate conductances (and ``e_l``, ``c_m``/``area``) from one observed trace.
 
     Args:

@@ -17,6 +17,8 @@ small file: a params and a state pytree plus these functions.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dataclasses
 from typing import Callable
 
@@ -50,7 +52,7 @@ def register(model: Model) -> Model:
     return model
 
 
-def model_of(params) -> Model:
+def model_of(params: Any) -> Model:
     """The model whose parameters ``params`` are.
 
     >>> from hhjax.models.hh import HHParams

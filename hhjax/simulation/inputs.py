@@ -111,7 +111,7 @@ def _check_y0(y0, state_type, rules=()):
                         f"{type(y0).__name__}")
 
 
-_STIMULUS_SHAPES = {}
+_STIMULUS_SHAPES: dict = {}
 
 
 def _stimulus_shape(stim):
