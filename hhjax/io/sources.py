@@ -18,14 +18,14 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
 from .recording import Recording, fail
 
 # Compressed files are read through a temporary copy: pyabf and igor2 want a path.
-_OPENERS = {".gz": gzip.open, ".xz": lzma.open}
+_OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".xz": lzma.open}
 # Formats that hold one channel of one sweep per file, so that only a set makes a recording.
 SET_FORMATS = (".ibw",)
 
