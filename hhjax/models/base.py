@@ -17,10 +17,8 @@ small file: a params and a state pytree plus these functions.
 
 from __future__ import annotations
 
-from typing import Any
-
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 _REGISTRY: dict[type, "Model"] = {}
 _BY_NAME: dict[str, "Model"] = {}
@@ -74,3 +72,25 @@ def model_by_name(name: str) -> Model:
         return _BY_NAME[name]
     except KeyError:
         raise ValueError(f"model: unknown model {name!r}; choose from {sorted(_BY_NAME)}") from None
+
+
+# The one rule that tells what a parameter is from its name (units as in the params classes).
+_KIND_BY_NAME = {"c_m": ("capacitance", "µF/cm²"), "area": ("area", "cm²"), "celsius": ("temperature", "°C")}
+_KIND_BY_PREFIX = (("g_", "conductance", "mS/cm²"), ("e_", "reversal potential", "mV"), ("v_", "voltage", "mV"),
+                   ("tau", "time constant", "ms"), ("k_", "slope", "mV"))
+
+
+def parameter_kind(name: str) -> tuple[str, str]:
+    """``(kind, units)`` of a parameter, from its name: ``g_*`` conductances (mS/cm²), ``e_*``
+    reversal potentials and ``v_*`` voltages (mV), ``tau*`` time constants (ms), ``k_*``
+    slopes (mV), ``c_m`` (µF/cm²), ``area`` (cm²), ``celsius`` (°C); else ``("other", "1")``.
+
+    >>> parameter_kind("g_na"), parameter_kind("area")
+    (('conductance', 'mS/cm²'), ('area', 'cm²'))
+    """
+    if name in _KIND_BY_NAME:
+        return _KIND_BY_NAME[name]
+    for prefix, kind, units in _KIND_BY_PREFIX:
+        if name.startswith(prefix):
+            return kind, units
+    return "other", "1"
