@@ -33,6 +33,7 @@ import numpy as np
 
 from .._pytree import pytree_dataclass
 from ..models import model_of
+from ..models.base import parameter_kind
 from ..models.steady import steady_state
 
 
@@ -214,7 +215,7 @@ def _design(params, v, stimulus, *, dt, trainable, window_ms):
     c_m = model.capacitance(params)
 
     columns, known = [], 0.0
-    ones = {k: 1.0 for k in names if k.startswith("g_") and k in trainable}
+    ones = {k: 1.0 for k in names if parameter_kind(k)[0] == "conductance" and k in trainable}
     unit_params = dataclasses.replace(params, **ones)
     channels = model.channels(params, state)
     unit_channels = model.channels(unit_params, state)
@@ -286,7 +287,7 @@ def _updates(labels, coef, scale, values):
     else:
         updates, g_scale = {}, 1.0
     for name in labels:
-        if name.startswith("g_") and "*" not in name:
+        if parameter_kind(name)[0] == "conductance" and "*" not in name:
             updates[name] = est[name] * g_scale
     if "g_l*e_l" in est:
         updates["e_l"] = est["g_l*e_l"] * g_scale / updates.get("g_l", values["g_l"])

@@ -12,19 +12,12 @@ import numpy as np
 
 from .recording import save_json_atomic as write_json_atomic
 from ..models import model_by_name, model_of
-
-UNITS = {
-    "g_": "mS/cm²", "e_": "mV", "v_": "mV", "c_m": "µF/cm²", "celsius": "°C", "area": "cm²",
-    "tau": "ms", "k_": "mV",
-}
-
+from ..models.base import parameter_kind
 
 def unit_of(name: str) -> str:
-    """Units of a parameter, from its name (``g_*`` mS/cm², ``e_*`` mV, ...)."""
-    for prefix, unit in UNITS.items():
-        if name.startswith(prefix):
-            return unit
-    return "1"
+    """Units of a parameter, from its name (``g_*`` mS/cm², ``e_*`` mV, ...; see
+    :func:`hhjax.models.base.parameter_kind`)."""
+    return parameter_kind(name)[1]
 
 
 def _scalar(x):
