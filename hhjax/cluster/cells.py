@@ -19,6 +19,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,7 @@ def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=
     enable_compilation_cache(cache_dir or os.environ.get("HHJAX_CACHE_DIR"))
     folder = Path(out_dir) / cell.name
     t0 = time.perf_counter()
-    row = {"cell": cell.name, "input": cell.path, "input_hash": digest, "status": "failed",
+    row: dict[str, Any] = {"cell": cell.name, "input": cell.path, "input_hash": digest, "status": "failed",
            "worker": f"{socket.gethostname()}:{os.getpid()}"}
     save_json_atomic(folder / "running.json", {"pid": os.getpid(), "host": socket.gethostname(),
                                                "started": time.time()})

@@ -156,7 +156,8 @@ def population(n: int | None = None, *, key=None, **fields: Any) -> Population:
         raise ValueError("key: random fields (Uniform, Normal) need a jax.random key")
     padded = padded_size(n)
     sharding = neuron_sharding(None if jax.device_count() > 1 else 1)
-    out, stride = {}, n
+    out: dict[str, Any] = {}
+    stride = n
     for name, spec in fields.items():
         if isinstance(spec, (int, float, np.number)):
             out[name] = float(spec)

@@ -144,7 +144,7 @@ class SimulationCall:
         size = 1
         for d in self.batch:
             size *= int(d)
-        pinned = jax.config.jax_default_device is not None or _on_one_device(
+        pinned = getattr(jax.config, "jax_default_device", None) is not None or _on_one_device(
             (self.params, self.stim, self.grid, self.y0))
         return batch_layout(size, False if pinned else self.shard)
 

@@ -70,7 +70,7 @@ def neuron_mesh(n_shards: int | None = None) -> Mesh:
 def neuron_sharding(n_shards: int | None = None, ndim: int = 1, axis: int = 0) -> NamedSharding:
     """A :class:`~jax.sharding.NamedSharding` that splits axis ``axis`` of an ``ndim``-d
     array over :func:`neuron_mesh` (``n_shards`` devices)."""
-    spec = [None] * ndim
+    spec: list = [None] * ndim
     spec[axis] = AXIS
     return NamedSharding(neuron_mesh(n_shards), PartitionSpec(*spec))
 
