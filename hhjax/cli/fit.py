@@ -14,7 +14,7 @@ from ..io import load_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
-from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
+from ..recordings.evaluation import evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
 from ._common import CLIError, build_params, positive_int
 
@@ -92,7 +92,7 @@ def cmd_fit_recording(args):
               "so the Laplace approximation does not hold)")
     s = res.features["summary"]
     print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
-          f"f–I RMS {s['fi_rms_hz']:.2f} Hz, rest error {s['rest_error_mV']:.2f} mV; {res.wall_time:.0f} s")
+          f"f–I RMS {format_value(s['fi_rms_hz'])} Hz, rest error {format_value(s['rest_error_mV'])} mV; {res.wall_time:.0f} s")
     if args.out:
         save_params(args.out, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
                     features=res.features, settings=res.settings, wall_time_s=res.wall_time,

@@ -4,9 +4,10 @@ Everything here compares the model with the *measured* voltage (no liquid-juncti
 correction) on the recording's own protocol:
 
 * :func:`stimulus_epochs` finds the holding current and the current steps of a sweep;
-* :func:`sweep_features` gives spikes (upward crossings of -20 mV, eFEL's threshold),
-  the resting potential (eFEL ``voltage_base`` before the first step) and the firing rate
-  (spikes inside depolarising steps / their total duration, Hz: the f–I curve);
+* :func:`sweep_features` gives spikes, the resting potential (spike-free baselines only,
+  else None), spontaneous firing and the firing rate per depolarising epoch and pooled
+  (the f–I curve), by the rules of :mod:`hhjax.recordings.epochs`, for observed and
+  simulated traces alike;
 * :func:`model_rest` is the model's own resting potential at a holding current;
 * :func:`evaluate` simulates whole sweeps from that rest and scores them (``hhjax evaluate``
   prints and plots it, see :mod:`hhjax.cli.fit`);
@@ -25,23 +26,15 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
+from .epochs import detect, epoch_features, parse_epochs
 from ..models import model_of
 from ..simulation.entry import simulate
 from ..models.steady import steady_state
 from ..solvers import membrane_terms
 
-SPIKE_THRESHOLD = F.EFEL_THRESHOLD  # mV
+SPIKE_THRESHOLD = F.EFEL_THRESHOLD  # mV: the in-loss crossing counter of cell_fit only
 GAMMA_WINDOW_MS = 4.0
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
-
-
-@dataclasses.dataclass(frozen=True)
-class Epoch:
-    """A constant-current step: ``start``/``stop`` (ms) and ``amp`` (pA above holding)."""
-
-    start: float
-    stop: float
-    amp: float
 
 
 def parse_sweeps(text):
@@ -73,52 +66,23 @@ def parse_sweeps(text):
 
 
 def stimulus_epochs(t, i, *, min_ms=2.0):
-    """Holding current (pA) and the list of :class:`Epoch` steps of one sweep.
+    """Holding current (pA) and the :class:`~hhjax.recordings.epochs.Epoch` list of one
+    sweep (steps, pre-pulses, ramps): :func:`hhjax.recordings.epochs.parse_epochs`.
 
-    Holding is the median current over the first 20 ms (or 5 % of the sweep); a step is a
-    run of at least ``min_ms`` whose current differs from holding by more than a noise
-    tolerance (1 pA for command waveforms, 5 robust SDs for a measured current).
+    >>> t = np.arange(0, 500, 0.1); i = np.where((t >= 100) & (t < 300), 40., 0.)
+    >>> hold, ep = stimulus_epochs(t, i); hold, round(ep[0].amp)
+    (0.0, 40)
     """
-    t, i = np.asarray(t, float), np.asarray(i, float)
-    dt = float(t[1] - t[0])
-    n0 = max(3, int(round(min(20.0, 0.05 * (t[-1] - t[0])) / dt)))
-    head = i[:n0]
-    hold = float(np.median(head))
-    tol = max(1.0, 5.0 * 1.4826 * float(np.median(np.abs(head - hold))))
-    if tol > 1.0:  # measured (noisy) current: median-filter it over ~1 ms first
-        from scipy.ndimage import median_filter
-
-        i = median_filter(i, size=max(3, int(round(1.0 / dt)) | 1), mode="nearest")
-    cuts = np.flatnonzero(np.abs(np.diff(i)) > tol) + 1
-    bounds = np.concatenate([[0], cuts, [i.size]])
-    epochs = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        if (b - a) * dt < min_ms:
-            continue
-        amp = float(np.median(i[a:b])) - hold
-        if abs(amp) <= tol:
-            continue
-        start, stop = float(t[a]), float(t[b - 1] + dt)
-        if epochs and abs(epochs[-1].amp - amp) <= tol and start - epochs[-1].stop <= min_ms:
-            epochs[-1] = Epoch(epochs[-1].start, stop, epochs[-1].amp)
-        else:
-            epochs.append(Epoch(start, stop, amp))
-    return hold, epochs
+    return parse_epochs(t, i, min_ms=min_ms)
 
 
-def sweep_features(t, v, epochs):
-    """Observed (or simulated) features of one sweep (see the module docstring)."""
-    t, v = np.asarray(t, float), np.asarray(v, float)
-    spikes = np.asarray(F.spike_times(t, v, threshold=SPIKE_THRESHOLD))
-    on = epochs[0].start if epochs else float(t[-1])
-    rest = F.resting_potential(t, v, stim_start=on) if on - t[0] > 2.0 else float(np.median(v))
-    depol = [e for e in epochs if e.amp > 0]
-    dur = sum(e.stop - e.start for e in depol)
-    n_in = sum(int(np.sum((spikes >= e.start) & (spikes < e.stop + 2.0))) for e in depol)
-    amps = [e.amp for e in epochs]
-    current = max(amps) if depol else (min(amps) if amps else 0.0)
-    return {"spike_times": spikes, "spikes": int(spikes.size), "rest_mV": float(rest),
-            "rate_hz": 1000.0 * n_in / dur if dur > 0 else 0.0, "current_pA": float(current)}
+def sweep_features(t, v, epochs, hold=0.0):
+    """Features of one observed or simulated sweep, by the same rules
+    (:func:`hhjax.recordings.epochs.epoch_features`); ``current_pA`` is the absolute
+    command at the sweep's largest depolarising epoch (else its most negative one)."""
+    f = epoch_features(t, v, epochs)
+    f["current_pA"] = float(hold) + f["current_pA"]
+    return f
 
 
 def sweep_table(recording):
@@ -126,9 +90,9 @@ def sweep_table(recording):
     hyperpolarising step?)``."""
     info = []
     for k, sweep in enumerate(recording.sweeps):
-        _, epochs = stimulus_epochs(recording.t, recording.i[k])
-        f = sweep_features(recording.t, recording.v[k], epochs)
-        info.append((sweep, f["current_pA"], f["rate_hz"] > 0, any(e.amp < 0 for e in epochs)))
+        hold, epochs = stimulus_epochs(recording.t, recording.i[k])
+        f = sweep_features(recording.t, recording.v[k], epochs, hold)
+        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs)))
     return info
 
 
@@ -176,7 +140,7 @@ def fit_rows(rec, dt):
         w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
         m = min(w.n_samples, n_len)
         v = np.concatenate([w.v[0, :m], np.full(n_len - m, w.v[0, m - 1])])
-        sp = np.asarray(F.spike_times(tt[:m], v[:m], threshold=SPIKE_THRESHOLD))
+        sp = detect(tt[:m], v[:m])
         sub = tt < tt[m - 1] + dt / 2
         for s in sp:
             sub &= ~((tt > s - MASK_MS[0]) & (tt < s + MASK_MS[1]))
@@ -184,7 +148,7 @@ def fit_rows(rec, dt):
         hyper_win.append((int((neg[0].start - t0 - 20.0) // dt), int((neg[0].stop - t0 + 100.0) // dt))
                          if neg and not sp.size else (-1, -1))
         for key, val in (("v_obs", v), ("valid", tt < tt[m - 1] + dt / 2), ("sub", sub), ("n_lo", sp.size),
-                         ("n_hi", sp.size), ("rest", sweep_features(rec.t, rec.v[k], epochs)["rest_mV"]),
+                         ("n_hi", sp.size), ("rest", _nan(sweep_features(rec.t, rec.v[k], epochs)["rest_mV"])),
                          ("hold", hold), ("stim", np.concatenate([w.i[0, : m - 1], np.full(n_len - m, hold)])),
                          ("main", (main.start, main.stop, main.amp) if main is not None else (0, 0, 0))):
             cols[key].append(val)
@@ -284,6 +248,19 @@ def simulate_sweeps(params, rec, *, dt=0.1, method="exp_euler"):
     return rr.t, np.asarray(v, float)
 
 
+def format_value(x, spec=".2f", none="–"):
+    """``x`` formatted with ``spec``, or ``none`` when it is undefined (None).
+
+    >>> format_value(None), format_value(1.234, ".1f")
+    ('–', '1.2')
+    """
+    return none if x is None else format(x, spec)
+
+
+def _nan(x):
+    return np.nan if x is None else float(x)
+
+
 def _num(x):
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
@@ -302,33 +279,62 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
     t_sim, v_sim = simulate_sweeps(params, rec, dt=dt, method=method)
     rows = []
     for k, sweep in enumerate(rec.sweeps):
-        _, epochs = stimulus_epochs(rec.t, rec.i[k])
-        obs = sweep_features(rec.t, rec.v[k], epochs)
-        sim = sweep_features(t_sim, v_sim[k], epochs)
+        hold, epochs = stimulus_epochs(rec.t, rec.i[k])
+        obs = sweep_features(rec.t, rec.v[k], epochs, hold)
+        sim = sweep_features(t_sim, v_sim[k], epochs, hold)
         gamma = F.gamma_coincidence(obs["spike_times"], sim["spike_times"], rec.duration,
                                     window_ms=GAMMA_WINDOW_MS)
-        rows.append({"sweep": int(sweep), "current_pA": obs["current_pA"],
+        rows.append({"sweep": int(sweep), "current_pA": obs["current_pA"], "holding_pA": float(hold),
                      "observed_spikes": obs["spikes"], "predicted_spikes": sim["spikes"],
                      "observed_rest_mV": obs["rest_mV"], "predicted_rest_mV": sim["rest_mV"],
                      "observed_rate_hz": obs["rate_hz"], "predicted_rate_hz": sim["rate_hz"],
+                     "observed_spontaneous_hz": obs["spontaneous_hz"],
+                     "predicted_spontaneous_hz": sim["spontaneous_hz"],
+                     "epochs": [{"kind": e.kind, "start_ms": e.start, "stop_ms": e.stop, "amp_pA": e.amp,
+                                 "observed_spikes": a["spikes"], "predicted_spikes": b["spikes"]}
+                                for e, a, b in zip(epochs, obs["epochs"], sim["epochs"])],
                      "gamma": _num(gamma),
                      "observed_spike_times_ms": np.round(obs["spike_times"], 2).tolist(),
                      "predicted_spike_times_ms": np.round(sim["spike_times"], 2).tolist()})
-    d_n = np.array([r["predicted_spikes"] - r["observed_spikes"] for r in rows])
-    d_f = np.array([r["predicted_rate_hz"] - r["observed_rate_hz"] for r in rows])
-    d_r = np.array([r["predicted_rest_mV"] - r["observed_rest_mV"] for r in rows])
-    gam = [r["gamma"] for r in rows if r["gamma"] is not None]
-    summary = {"n_sweeps": len(rows), "fraction_within_1_spike": float(np.mean(np.abs(d_n) <= 1)),
-               "fi_rms_hz": float(np.sqrt(np.mean(d_f ** 2))),
-               "rest_error_mV": float(np.mean(np.abs(d_r))), "max_rest_error_mV": float(np.max(np.abs(d_r))),
-               "mean_gamma": _num(np.mean(gam)) if gam else None}
-    out = {"source": rec.source, "sweeps": rows, "summary": summary,
-           "settings": {"dt_ms": dt, "method": method, "spike_threshold_mV": SPIKE_THRESHOLD,
+    out = {"source": rec.source, "sweeps": rows, "summary": summarise(rows),
+           "settings": {"dt_ms": dt, "method": method, "spike_rule": detect.__doc__.strip().splitlines()[0],
                         "gamma_window_ms": GAMMA_WINDOW_MS,
-                        "rate": "spikes in depolarising steps (+2 ms) / their total duration",
-                        "rest": "eFEL voltage_base before the first step; model starts at its own rest",
+                        "rate": "spikes in depolarising epochs (+2 ms) / their total duration; null without one",
+                        "rest": "median V of the spike-free pre-stimulus baseline; null when a baseline "
+                                "window holds a spike (spontaneous firing); model starts at its own rest",
                         "ljp_corrected": False}}
     return (out, (t_sim, v_sim)) if return_traces else out
+
+
+def _pairs(rows, a, b):
+    return np.array([(r[a], r[b]) for r in rows if r[a] is not None and r[b] is not None], float).reshape(-1, 2)
+
+
+def summarise(rows):
+    """Scores over sweep rows of :func:`evaluate`: ``fraction_within_1_spike``,
+    ``fraction_count_ok`` (within ±max(1, 10 %) of the observed count), ``fi_rms_hz`` (over
+    sweeps where both rates are defined), ``rest_error_mV``/``max_rest_error_mV`` (mean/max
+    |error| where both rests are defined; None if nowhere), ``qualitative_failures`` (model
+    silent where the cell fires >= 3 spikes, or >= 3 where it is silent), ``mean_gamma``.
+
+    >>> r = [dict(observed_spikes=5, predicted_spikes=0, observed_rate_hz=10., predicted_rate_hz=0.,
+    ...           observed_rest_mV=-70., predicted_rest_mV=None, gamma=None)]
+    >>> s = summarise(r); s["qualitative_failures"], s["fi_rms_hz"], s["rest_error_mV"]
+    (1, 10.0, None)
+    """
+    n_o = np.array([r["observed_spikes"] for r in rows])
+    n_p = np.array([r["predicted_spikes"] for r in rows])
+    f, v = _pairs(rows, "observed_rate_hz", "predicted_rate_hz"), _pairs(rows, "observed_rest_mV", "predicted_rest_mV")
+    gam = [r["gamma"] for r in rows if r["gamma"] is not None]
+    d_r = np.abs(v[:, 1] - v[:, 0])
+    return {"n_sweeps": len(rows), "fraction_within_1_spike": float(np.mean(np.abs(n_p - n_o) <= 1)),
+            "fraction_count_ok": float(np.mean(np.abs(n_p - n_o) <= np.maximum(1, 0.1 * n_o))),
+            "fi_rms_hz": float(np.sqrt(np.mean((f[:, 1] - f[:, 0]) ** 2))) if f.size else None,
+            "rest_error_mV": float(np.mean(d_r)) if d_r.size else None,
+            "max_rest_error_mV": float(np.max(d_r)) if d_r.size else None,
+            "rest_compared": int(d_r.size),
+            "qualitative_failures": int(np.sum(((n_o >= 3) & (n_p == 0)) | ((n_o == 0) & (n_p >= 3)))),
+            "mean_gamma": _num(np.mean(gam)) if gam else None}
 
 
 def plot_evaluation(result, rec, t_sim, v_sim, path, n_traces=4):
@@ -351,11 +357,13 @@ def plot_evaluation(result, rec, t_sim, v_sim, path, n_traces=4):
     axes[len(pick) - 1].set_xlabel("t (ms)")
     ax = axes[-1]
     cur = [r["current_pA"] for r in rows]
-    ax.plot(cur, [r["observed_rate_hz"] for r in rows], "ko-", ms=3, label="observed")
-    ax.plot(cur, [r["predicted_rate_hz"] for r in rows], "s--", color="tab:red", ms=3, label="model")
+    for key, style, label in (("observed_rate_hz", "ko-", "observed"), ("predicted_rate_hz", "s--", "model")):
+        ax.plot(cur, [np.nan if r[key] is None else r[key] for r in rows], style, ms=3, label=label,
+                **({} if label == "observed" else {"color": "tab:red"}))
     ax.set_xlabel("step current (pA)")
     ax.set_ylabel("rate (Hz)")
-    ax.set_title(f"f–I: RMS error {result['summary']['fi_rms_hz']:.2f} Hz", fontsize=9)
+    rms = result["summary"]["fi_rms_hz"]
+    ax.set_title("f–I: RMS error " + ("undefined" if rms is None else f"{rms:.2f} Hz"), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return plot.save(fig, path)
