@@ -174,15 +174,15 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     the ordinary least-squares error."""
     from types import SimpleNamespace
 
-    from hhjax.recordings.cell_fit import _stderr
+    from hhjax.recordings.cell_fit import N_SCALAR, _stderr
 
     rng = np.random.default_rng(0)
     n = 200
     spec = SimpleNamespace(names=("a", "b"), bounds=((0.0, 2.0, False), (0.0, 2.0, False)))
     data = {"sub": np.ones((1, n), bool), "t_obs": np.zeros((1, 3))}
-    jac = np.zeros((n + 5, 2))
+    jac = np.zeros((n + 3 + N_SCALAR, 2))
     jac[:n] = rng.normal(size=(n, 2))
-    r = np.zeros(n + 5)
+    r = np.zeros(n + 3 + N_SCALAR)
     r[:n] = 0.1 * rng.normal(size=n)
     se = _stderr(spec, np.zeros(2), jac, r, data)
     # ordinary least squares, mapped to natural units by dtheta/dz = 0.5 at z = 0

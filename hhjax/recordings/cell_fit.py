@@ -1,7 +1,8 @@
 """Fit ONE conductance-based model to several sweeps of a current-clamp recording at once.
 
 ``fit_recording(rec)`` fits the Pospischil et al. (2008) model (Na, Kd, M, leak; a membrane
-area turns pA into densities) to the *measured* voltage (no liquid-junction correction).
+area turns pA into densities; :data:`MODELS` adds the FS start and the IB/LTS calcium
+variants) to the *measured* voltage (no liquid-junction correction).
 
 What is simulated, on a ``dt`` grid (default 0.1 ms; the recording is resampled): each
 fitted sweep from its start (the only time the cell is known to be at rest) to 100 ms after
@@ -22,7 +23,15 @@ The loss (mean over rows) adds, per row:
 * spike timing: spike k against observed spike k where both exist,
   ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); crossing times are
   interpolated, so they are differentiable;
-* resting potential ``((V_rest - voltage_base)/1 mV)²``.
+* resting potential ``((V_rest - rest)/1 mV)²`` where the sweep has a rest (spike-free
+  baseline, :mod:`hhjax.recordings.epochs`);
+* regime ``W_REGIME (missing late spikes + burst ISIs)²`` (W_REGIME = 4): in the last half
+  of the main depolarising epoch, ``max(0, min(3, n_cell) - n_model)`` where the cell keeps
+  firing, so a model that goes into depolarisation block or falls silent there pays even
+  when its total count is right; and the number of model ISIs shorter than half the
+  cell's shortest ISI on that row, so a bursting model pays where the cell fires singly.
+  With the count term (silence where the cell fires costs ``4 n²``), this keeps the search
+  out of regimes the training sweeps contradict.
 
 Parameters: e_l is replaced by the resting potential ``v_rest`` (e_l follows in closed form),
 started at the observed eFEL ``voltage_base``; g_l and area start at the direct least-
@@ -48,14 +57,25 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
+from .evaluation import SPIKE_THRESHOLD, choose_sweeps, evaluate, model_rest, net_current, sweep_table
+from .rows import LATE_FRACTION, MASK_MS, fit_rows
 from ..simulation.entry import simulate
 from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from ..fitting.uncertainty import covariance_from_jacobian
-from ..models.pospischil import RS
+from ..models.pospischil import FS, RS
+from ..models.pospischil_ca import IB, LTS
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
+W_REGIME = 4.0  # per missing late spike / per burst ISI (see the module docstring)
+N_SCALAR = 3  # residuals per row besides voltage samples and spike times: count, rest, regime
+#: Fit targets: name -> (starting parameters, trainable names added to the default set).
+MODELS = {
+    "pospischil": (RS, ()),            # regular spiking (the paper's RS cell)
+    "pospischil_fs": (FS, ()),         # fast spiking: same equations, the paper's FS cell
+    "pospischil_ib": (IB, ("g_cal",)),  # + L-type Ca current (intrinsically bursting)
+    "pospischil_lts": (LTS, ("g_cat", "v_x")),  # + T-type Ca current (low-threshold spiking)
+}
 # Search spread in the unit (log-)interval of each parameter; the passive ones are known.
 _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
 
@@ -152,7 +172,7 @@ def _crossings(v, valid, dt, k_max):
 
 
 def _residuals(spec, base, z, data):
-    """Residuals ``(..., n_rows * (n_sub + k_max + 2))``; their sum of squares is the loss."""
+    """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
     v = _simulate(spec, base, z, data)
     v = jnp.where(jnp.isfinite(v), v, 100.0)
     e = spec.every
@@ -171,7 +191,16 @@ def _residuals(spec, base, z, data):
     r_t = r_t / jnp.sqrt(jnp.maximum(data["n_pair"], 1.0))[..., None]
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
-    r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None]], -1)
+    # Regime: late spikes the cell makes but the model does not (block, silence) and model
+    # ISIs under half the cell's shortest one (bursts the cell does not make).
+    up = (v[..., :-1] <= SPIKE_THRESHOLD) & (v[..., 1:] > SPIKE_THRESHOLD) & data["late"][..., 1:]
+    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(up, -1), 0.0)
+    isi = times[..., 1:] - times[..., :-1]
+    pair = (k[1:] < n[..., None]) & (data["isi_min"][..., None] > 0)
+    r_burst = jnp.sum(pair & (isi < 0.5 * data["isi_min"][..., None]), -1)
+    r_reg = jnp.sqrt(W_REGIME) * (r_late + r_burst)
+    r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
+                         r_reg[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])
     return r.reshape(r.shape[:-2] + (-1,))
 
@@ -191,7 +220,9 @@ def _initial(data, hyper_win, base, names, dt):
     """Starting values: the observed resting potential (eFEL voltage_base), the direct
     least-squares passive estimate (g_l, area) on a hyperpolarising step, else ``base``."""
     start = {n: float(getattr(base, n)) for n in names if n != "v_rest"}
-    start["v_rest"] = float(np.nanmean(data["rest"]))
+    rests = data["rest"][np.isfinite(data["rest"])]
+    # A cell firing spontaneously has no observed rest: start at the median baseline voltage.
+    start["v_rest"] = float(np.mean(rests)) if rests.size else float(np.median(data["v_obs"][:, :max(2, int(20 / dt))]))
     direct = {}
     rows = [r for r in range(len(hyper_win)) if hyper_win[r, 0] >= 0]
     if rows and ("g_l" in names or "area" in names):
@@ -214,7 +245,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
 
     Args:
         recording: a :class:`hhjax.io.Recording` (measured V in mV, command current in pA).
-        model: ``"pospischil"`` (the model with a membrane area, so currents stay in pA).
+        model: a key of :data:`MODELS`: ``"pospischil"`` (RS start), ``"pospischil_fs"``,
+            ``"pospischil_ib"`` (+ L-type Ca), ``"pospischil_lts"`` (+ T-type Ca); their
+            extra conductances are added to ``trainable``.
         sweeps: sweep numbers to fit; default :func:`choose_sweeps` (4, by rule).
         trainable: parameter names; ``e_l`` is fitted through the resting potential.
         n_starts: points refined together by Levenberg–Marquardt; steps: its iterations
@@ -234,10 +267,11 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     """
     t_start = time.perf_counter()
 
-    if model != "pospischil":
-        raise ValueError(f"model: recordings are fitted with 'pospischil' (got {model!r})")
-    base = init if init is not None else RS
-    trainable = tuple(trainable)
+    if model not in MODELS:
+        raise ValueError(f"model: {model!r} is not a recording model; choose from {sorted(MODELS)} (or 'auto' "
+                         f"via hhjax.recordings.select.fit_auto)")
+    base = init if init is not None else MODELS[model][0]
+    trainable = tuple(trainable) + tuple(n for n in MODELS[model][1] if n not in trainable)
     unknown = [n for n in trainable if not hasattr(base, n)]
     if unknown or not trainable:
         raise ValueError(f"trainable: {unknown or 'nothing'} not parameters of {type(base).__name__}")
@@ -277,7 +311,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             bar.set_postfix(loss=f"{history[-1]:.3g}")
     t_search = time.perf_counter()
     z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
-    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + 2)
+    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + N_SCALAR)
     state = _lm(spec, base, lm_blank(z0, n_res), data, 0) if steps else None
     it = 0
     for it in range(1, steps + 1):  # refine: one compiled LM step for all starts
@@ -319,7 +353,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
 def _stderr(spec, z, jac, r, data_np):
     """Laplace standard errors from the subthreshold rows of the LM Jacobian (natural units)."""
     sub = data_np["sub"]
-    keep = np.concatenate([sub, np.zeros((sub.shape[0], data_np["t_obs"].shape[1] + 2), bool)], -1).reshape(-1)
+    keep = np.concatenate([sub, np.zeros((sub.shape[0], data_np["t_obs"].shape[1] + N_SCALAR), bool)], -1).reshape(-1)
     jac = jac.astype(float)[keep]
     # Residuals are clipped (|r| < 4) and z spans the bounds in a few units: a slope over 1e4
     # is a spike appearing, where no Laplace error means anything (current.txt: 1e17).
