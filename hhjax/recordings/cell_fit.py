@@ -9,7 +9,8 @@ fitted sweep from its start (the only time the cell is known to be at rest) to 1
 its largest step; one row is extended over a hyperpolarising step if no row holds one.
 The steps all rows share from the start (e.g. an identical -100 pA pre-pulse) are simulated
 once, and the rest in at most two groups of similar length, all as batch axes of one
-program; every row starts at the model's resting potential. Between each two spiking
+program; every row starts at the model's resting potential (at that row's own holding
+current when the fitted sweeps hold different currents, e.g. a ramp protocol). Between each two spiking
 sweeps an *interpolated* row (the mean of their currents: a step halfway between) is added,
 whose spike count must lie within max(1, 15 %) of the range of their counts around their
 mean (and between them): a smoothness prior on the f–I curve between the fitted points.
@@ -117,7 +118,8 @@ class _Spec:
     dt: float
     method: str
     every: int
-    layout: tuple     # from evaluation.fit_rows
+    layout: tuple     # from rows.fit_rows
+    per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
 
 
 def _params_of(spec, base, z, i_hold):
@@ -147,10 +149,13 @@ def _simulate(spec, base, z, data):
     if p:
         pre = run(params, data["stim"][0, :p], duration=p * spec.dt, y0=y0)
         v_pre, y0 = pre.v, jax.tree_util.tree_map(lambda x: x[..., -1:], pre.state)
+    elif spec.per_row_hold:  # e.g. a ramp from a holding current that grows sweep by sweep
+        y0 = jax.lax.stop_gradient(model_rest(p_rows, data["hold"]))
     else:
         y0 = y0[..., None]
     for rows, steps in groups:
-        v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0).v
+        y0_g = y0[..., np.asarray(rows)] if spec.per_row_hold and not p else y0
+        v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0_g).v
         if p:
             v = jnp.concatenate([jnp.broadcast_to(v_pre[..., None, :-1], v.shape[:-1] + (p,)), v], -1)
         pad = n - v.shape[-1]
@@ -283,7 +288,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                            {k: v for k, v in (bounds or {}).items() if k in names})
     if "v_rest" in names:
         specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
-    spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout)
+    spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
+                 bool(np.ptp(data_np["hold"]) > 1.0))
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
 
     def unit(n, x):
