@@ -13,9 +13,9 @@ from ..fitting.fitter import fit
 from ..io import load_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, coverage_warning, fit_recording
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
 from ..recordings.select import fit_auto
-from ..recordings.evaluation import evaluate, format_value, parse_sweeps, plot_evaluation
+from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
 from ._common import CLIError, build_params, positive_int
 

@@ -58,7 +58,7 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import SPIKE_THRESHOLD, choose_sweeps, evaluate, model_rest, net_current, sweep_table
+from .evaluation import SPIKE_THRESHOLD, choose_sweeps, evaluate, model_rest, net_current
 from .rows import LATE_FRACTION, MASK_MS, fit_rows
 from ..simulation.entry import simulate
 from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
@@ -176,6 +176,28 @@ def _crossings(v, valid, dt, k_max):
     return jnp.sum(up, -1), (idx + (SPIKE_THRESHOLD - v0) / jnp.where(v1 > v0, v1 - v0, 1.0)) * dt
 
 
+def regime_violations(v, n, times, data):
+    """Per row: late spikes the cell makes but the model does not (depolarisation block,
+    silence; at most 3) plus model ISIs under half the cell's shortest ISI (bursts the cell
+    does not make). ``v`` (..., rows, n) mV; ``n``, ``times`` from the crossing counter;
+    ``data`` from :func:`hhjax.recordings.rows.fit_rows` (``late``, ``late_obs``, ``isi_min``).
+
+    >>> import numpy as np
+    >>> v = jnp.asarray(np.tile([-70.0, 0.0], 50))[None]          # a spike every 2 samples
+    >>> d = {"late": jnp.asarray(np.arange(100) >= 50)[None], "late_obs": jnp.array([5.0]),
+    ...      "isi_min": jnp.array([0.0])}
+    >>> n, t = _crossings(v, jnp.ones_like(v, bool), 1.0, 60)
+    >>> int(regime_violations(v, n, t, d)[0]), int(regime_violations(v.at[:, 50:].set(-30.0), n, t, d)[0])
+    (0, 3)
+    """
+    up = (v[..., :-1] <= SPIKE_THRESHOLD) & (v[..., 1:] > SPIKE_THRESHOLD) & data["late"][..., 1:]
+    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(up, -1), 0.0)
+    k = jnp.arange(times.shape[-1])
+    isi = times[..., 1:] - times[..., :-1]
+    pair = (k[1:] < n[..., None]) & (data["isi_min"][..., None] > 0)
+    return r_late + jnp.sum(pair & (isi < 0.5 * data["isi_min"][..., None]), -1)
+
+
 def _residuals(spec, base, z, data):
     """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
     v = _simulate(spec, base, z, data)
@@ -196,14 +218,7 @@ def _residuals(spec, base, z, data):
     r_t = r_t / jnp.sqrt(jnp.maximum(data["n_pair"], 1.0))[..., None]
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
-    # Regime: late spikes the cell makes but the model does not (block, silence) and model
-    # ISIs under half the cell's shortest one (bursts the cell does not make).
-    up = (v[..., :-1] <= SPIKE_THRESHOLD) & (v[..., 1:] > SPIKE_THRESHOLD) & data["late"][..., 1:]
-    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(up, -1), 0.0)
-    isi = times[..., 1:] - times[..., :-1]
-    pair = (k[1:] < n[..., None]) & (data["isi_min"][..., None] > 0)
-    r_burst = jnp.sum(pair & (isi < 0.5 * data["isi_min"][..., None]), -1)
-    r_reg = jnp.sqrt(W_REGIME) * (r_late + r_burst)
+    r_reg = jnp.sqrt(W_REGIME) * regime_violations(v, n, times, data)
     r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
                          r_reg[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])
@@ -368,18 +383,3 @@ def _stderr(spec, z, jac, r, data_np):
     scale = np.array([dtheta_dz(z[j], b) for j, b in enumerate(spec.bounds)])
     cov, _ = covariance_from_jacobian(jac / scale, r.astype(float)[keep])
     return {n: float(np.sqrt(max(cov[j, j], 0.0))) for j, n in enumerate(spec.names)}
-
-
-def coverage_warning(recording, sweeps):
-    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
-    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
-    info = sweep_table(recording)
-    chosen = [x for x in info if x[0] in set(sweeps)]
-    top = max(x[1] for x in info)
-    n_spiking = sum(x[2] for x in chosen)
-    hi = max(x[1] for x in chosen)
-    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
-        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
-                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
-                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
-    return ""

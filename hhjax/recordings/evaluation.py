@@ -115,6 +115,21 @@ def choose_sweeps(recording, n=4):
     return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
 
 
+def coverage_warning(recording, sweeps):
+    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
+    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
+    info = sweep_table(recording)
+    chosen = [x for x in info if x[0] in set(sweeps)]
+    top = max(x[1] for x in info)
+    n_spiking = sum(x[2] for x in chosen)
+    hi = max(x[1] for x in chosen)
+    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
+        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
+                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
+                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
+    return ""
+
+
 def _tree_expand(params):
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[..., None], params)
 
