@@ -143,3 +143,16 @@ def test_ramp_in_every_sweep_171116sh_0016():
         assert ramp.amp_start == pytest.approx(0.0, abs=0.1) and ramp.amp_stop == pytest.approx(10.0, abs=0.1)
     hold, ep = parse_epochs(rec.t, rec.i[0])
     assert ep == []
+
+
+def test_a_quiet_baseline_does_not_make_a_firing_cell_rest_17o05028():
+    """The cell fires spontaneously at 0 pA holding in sweeps 0-9; in sweeps 10-15 the short
+    pre-stimulus baseline happens to be spike-free. Across the recording no sweep at that
+    holding current has a rest."""
+    from hhjax.recordings.epochs import cell_rests
+
+    rec = _shared("17o05028_ic_steps.abf")
+    parsed = [parse_epochs(rec.t, i) for i in rec.i]
+    feats = [epoch_features(rec.t, v, ep) for v, (_, ep) in zip(rec.v, parsed)]
+    assert any(f["rest_mV"] is not None for f in feats)   # the per-sweep rule alone is fooled
+    assert cell_rests(feats, [h for h, _ in parsed]) == [None] * rec.n_sweeps

@@ -22,6 +22,10 @@ to observed and simulated voltage, :func:`epoch_features` gives
 * ``rest_mV``: the median voltage of the pre-stimulus baseline window (else the longest
   settled baseline window), and only when no baseline window holds a spike. A cell that
   fires spontaneously has no resting potential on that sweep: None, not a number.
+
+A short spike-free baseline does not prove a cell quiet (a cell firing at 5 Hz is often
+silent for 150 ms), so :func:`cell_rests` applies the rule across a recording: where any
+sweep fires spontaneously at a holding current, no sweep at that holding current has a rest.
 """
 
 from __future__ import annotations
@@ -202,3 +206,17 @@ def epoch_features(t, v, epochs):
     return {"spike_times": spikes, "spikes": int(spikes.size), "rate_hz": rate, "rest_mV": rest,
             "spontaneous_hz": spont, "spontaneous_spikes": n_base, "current_pA": float(current),
             "epochs": per}
+
+
+def cell_rests(features, holds, *, tol_pA: float = CLEAN_TOL_PA):
+    """Rests (mV or None) of a recording's sweeps: each sweep's ``rest_mV``, except None for
+    every sweep whose holding current (pA, within ``tol_pA``) is one at which some sweep
+    fires spontaneously. ``features``: :func:`epoch_features` of each sweep.
+
+    >>> f = [{"rest_mV": -70.0, "spontaneous_spikes": 0}, {"rest_mV": None, "spontaneous_spikes": 4},
+    ...      {"rest_mV": -60.0, "spontaneous_spikes": 0}]
+    >>> cell_rests(f, [0.0, 0.0, 50.0])
+    [None, None, -60.0]
+    """
+    firing = [h for f, h in zip(features, holds) if f["spontaneous_spikes"] > 0]
+    return [None if any(abs(h - x) <= tol_pA for x in firing) else f["rest_mV"] for f, h in zip(features, holds)]

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
-from .epochs import detect, epoch_features, parse_epochs
+from .epochs import cell_rests, detect, epoch_features, parse_epochs
 from ..models import model_of
 from ..simulation.entry import simulate
 from ..models.steady import steady_state
@@ -208,31 +208,33 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
     """
     rec = recording if sweeps is None else recording.select(sweeps)
     t_sim, v_sim = simulate_sweeps(params, rec, dt=dt, method=method)
+    parsed = [stimulus_epochs(rec.t, i) for i in rec.i]
+    obs = [sweep_features(rec.t, v, ep, h) for v, (h, ep) in zip(rec.v, parsed)]
+    sim = [sweep_features(t_sim, v, ep, h) for v, (h, ep) in zip(v_sim, parsed)]
+    holds = [h for h, _ in parsed]
+    rest_o, rest_p = cell_rests(obs, holds), cell_rests(sim, holds)
     rows = []
     for k, sweep in enumerate(rec.sweeps):
-        hold, epochs = stimulus_epochs(rec.t, rec.i[k])
-        obs = sweep_features(rec.t, rec.v[k], epochs, hold)
-        sim = sweep_features(t_sim, v_sim[k], epochs, hold)
-        gamma = F.gamma_coincidence(obs["spike_times"], sim["spike_times"], rec.duration,
-                                    window_ms=GAMMA_WINDOW_MS)
-        rows.append({"sweep": int(sweep), "current_pA": obs["current_pA"], "holding_pA": float(hold),
-                     "observed_spikes": obs["spikes"], "predicted_spikes": sim["spikes"],
-                     "observed_rest_mV": obs["rest_mV"], "predicted_rest_mV": sim["rest_mV"],
-                     "observed_rate_hz": obs["rate_hz"], "predicted_rate_hz": sim["rate_hz"],
-                     "observed_spontaneous_hz": obs["spontaneous_hz"],
-                     "predicted_spontaneous_hz": sim["spontaneous_hz"],
+        (hold, epochs), o, p = parsed[k], obs[k], sim[k]
+        gamma = F.gamma_coincidence(o["spike_times"], p["spike_times"], rec.duration, window_ms=GAMMA_WINDOW_MS)
+        rows.append({"sweep": int(sweep), "current_pA": o["current_pA"], "holding_pA": float(hold),
+                     "observed_spikes": o["spikes"], "predicted_spikes": p["spikes"],
+                     "observed_rest_mV": rest_o[k], "predicted_rest_mV": rest_p[k],
+                     "observed_rate_hz": o["rate_hz"], "predicted_rate_hz": p["rate_hz"],
+                     "observed_spontaneous_hz": o["spontaneous_hz"], "predicted_spontaneous_hz": p["spontaneous_hz"],
                      "epochs": [{"kind": e.kind, "start_ms": e.start, "stop_ms": e.stop, "amp_pA": e.amp,
                                  "observed_spikes": a["spikes"], "predicted_spikes": b["spikes"]}
-                                for e, a, b in zip(epochs, obs["epochs"], sim["epochs"])],
+                                for e, a, b in zip(epochs, o["epochs"], p["epochs"])],
                      "gamma": _num(gamma),
-                     "observed_spike_times_ms": np.round(obs["spike_times"], 2).tolist(),
-                     "predicted_spike_times_ms": np.round(sim["spike_times"], 2).tolist()})
+                     "observed_spike_times_ms": np.round(o["spike_times"], 2).tolist(),
+                     "predicted_spike_times_ms": np.round(p["spike_times"], 2).tolist()})
     out = {"source": rec.source, "sweeps": rows, "summary": summarise(rows),
            "settings": {"dt_ms": dt, "method": method, "spike_rule": detect.__doc__.strip().splitlines()[0],
                         "gamma_window_ms": GAMMA_WINDOW_MS,
                         "rate": "spikes in depolarising epochs (+2 ms) / their total duration; null without one",
                         "rest": "median V of the spike-free pre-stimulus baseline; null when a baseline "
-                                "window holds a spike (spontaneous firing); model starts at its own rest",
+                                "window of any sweep at that holding current holds a spike (spontaneous "
+                                "firing); model starts at its own rest",
                         "ljp_corrected": False}}
     return (out, (t_sim, v_sim)) if return_traces else out
 

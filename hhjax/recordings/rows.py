@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .epochs import detect
+from .epochs import cell_rests, detect
 from .evaluation import stimulus_epochs, sweep_features
 
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
@@ -50,6 +50,7 @@ def fit_rows(rec, dt):
     if hyper and not any(stop <= spans[k][1] for stop, k in hyper):
         stop, k = min(hyper)
         spans[k][1] = min(t_end, stop + POST_MS)
+    rests = cell_rests([sweep_features(rec.t, rec.v[k], ep) for k, _, _, _, ep in spans], [s[3] for s in spans])
     n_len = max(int(round((s[1] - t0) / dt)) for s in spans) + 1
     tt = np.arange(n_len) * dt
     cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime")}
@@ -66,7 +67,7 @@ def fit_rows(rec, dt):
         hyper_win.append((int((neg[0].start - t0 - 20.0) // dt), int((neg[0].stop - t0 + 100.0) // dt))
                          if neg and not sp.size else (-1, -1))
         for key, val in (("v_obs", v), ("valid", tt < tt[m - 1] + dt / 2), ("sub", sub), ("n_lo", sp.size),
-                         ("n_hi", sp.size), ("rest", _nan(sweep_features(rec.t, rec.v[k], epochs)["rest_mV"])),
+                         ("n_hi", sp.size), ("rest", _nan(rests[k])),
                          ("regime", _regime(sp + t0, main, t0)),
                          ("hold", hold), ("stim", np.concatenate([w.i[0, : m - 1], np.full(n_len - m, hold)])),
                          ("main", (main.start, main.stop, main.amp) if main is not None else (0, 0, 0))):
