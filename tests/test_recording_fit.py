@@ -211,3 +211,14 @@ def test_fit_auto_selects_by_held_out_sweeps():
     best = min(sel["candidates"].values(), key=lambda c: c["score"])
     assert sel["candidates"][sel["winner"]]["score"] == best["score"]
     assert type(res.params).__name__ == ("PospischilParams" if sel["winner"] == "pospischil" else "PospischilIBParams")
+
+
+@pytest.mark.parametrize("argv, needle", [(["--model", "hh"], "--model"),
+                                          (["--model", "auto", "--preset", "pospischil"], "--preset")])
+def test_cli_fit_model_errors_are_one_line(tmp_path, synthetic, capsys, argv, needle):
+    from hhjax.cli import main
+
+    rec_path = synthetic.to_npz(tmp_path / "cell.npz")
+    assert main(["fit", str(rec_path), *argv, "--out", str(tmp_path / "fit.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and not (tmp_path / "fit.json").exists()

@@ -139,7 +139,8 @@ def cmd_fit(args):
     if args.trace.lower().endswith((".abf", ".nwb", ".txt", ".tsv")) or args.model in RECORDING_MODELS:
         return cmd_fit_recording(args)
     if args.model is not None:
-        raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model pospischil)")
+        raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model "
+                       f"{'|'.join(RECORDING_MODELS)})")
     if args.sweeps is not None:
         raise CLIError("--sweeps: a trace file has one sweep (sweeps apply to recordings)")
     t, v, i = load_trace_file(args.trace)

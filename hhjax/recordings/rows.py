@@ -6,6 +6,11 @@ the loss need (:data:`LATE_FRACTION`): the window of the last half of the row's 
 depolarising epoch and the observed spike count in it (a cell that keeps firing there
 rules out a model in depolarisation block or fallen silent), and the observed shortest
 interspike interval (a model ISI under half of it is a burst the cell does not make).
+
+Rows end :data:`POST_MS` after their main epoch; when a fitted sweep fires spontaneously,
+they run on through the following baseline (up to the next epoch, at most
+:data:`SPONTANEOUS_POST_MS`), so that whether the cell resumes firing after a step, or stays
+silent, is fitted too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from .epochs import cell_rests, detect
 from .evaluation import stimulus_epochs, sweep_features
 
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
+SPONTANEOUS_POST_MS = 500.0  # ... up to this long (or the next epoch) when the cell fires spontaneously
 LATE_FRACTION = 0.5  # the late window is the last half of the main depolarising epoch
 
 
@@ -50,7 +56,14 @@ def fit_rows(rec, dt):
     if hyper and not any(stop <= spans[k][1] for stop, k in hyper):
         stop, k = min(hyper)
         spans[k][1] = min(t_end, stop + POST_MS)
-    rests = cell_rests([sweep_features(rec.t, rec.v[k], ep) for k, _, _, _, ep in spans], [s[3] for s in spans])
+    feats = [sweep_features(rec.t, rec.v[k], ep) for k, _, _, _, ep in spans]
+    if any(f["spontaneous_spikes"] for f in feats):  # the baseline after a step is data too
+        for span in spans:
+            main, epochs = span[2], span[4]
+            if main is not None:
+                nxt = [e.start for e in epochs if e.start >= main.stop - 1e-9]
+                span[1] = max(span[1], min(t_end, main.stop + SPONTANEOUS_POST_MS, *nxt))
+    rests = cell_rests(feats, [s[3] for s in spans])
     n_len = max(int(round((s[1] - t0) / dt)) for s in spans) + 1
     tt = np.arange(n_len) * dt
     cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime")}
