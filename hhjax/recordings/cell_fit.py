@@ -77,8 +77,10 @@ MODELS = {
     "pospischil_ib": (IB, ("g_cal",)),  # + L-type Ca current (intrinsically bursting)
     "pospischil_lts": (LTS, ("g_cat", "v_x")),  # + T-type Ca current (low-threshold spiking)
 }
-# Search spread in the unit (log-)interval of each parameter; the passive ones are known.
+# Search spread in the unit (log-)interval of each parameter; the passive ones are known
+# when the direct estimate on a hyperpolarising step gave them.
 _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
+DIRECT_EL_TOL = 15.0  # mV: largest |e_l - rest| of a passive estimate that is used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +254,10 @@ def _initial(data, hyper_win, base, names, dt):
                               dataclasses.replace(base, e_l=start["v_rest"]), dt=dt,
                               trainable=est_names, window_ms=1.0, warn=False)
         direct = {n: float(getattr(est.params, n)) for n in est_names}
-        for n in ("g_l", "area"):
+        # The fit pins the rest at v_rest; a passive estimate that needs a leak reversal far
+        # from it (active currents at rest, e.g. a spontaneously firing cell) is not used.
+        direct["used"] = bool(abs(direct["e_l"] - start["v_rest"]) <= DIRECT_EL_TOL)
+        for n in ("g_l", "area") if direct["used"] else ():
             if n in start and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0:
                 start[n] = direct[n]
     return start, direct
@@ -313,7 +318,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         return float(np.log(x / lo) / np.log(hi / lo) if log else (x - lo) / (hi - lo))
 
     mu = np.array([unit(n, start[n]) for n in names])
-    sig = np.array([_SPREAD.get(n, 0.22) for n in names])
+    # g_l and area are known (narrow search) only where the direct estimate gave them.
+    known = {n for n in ("g_l", "area") if direct.get("used") and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0}
+    sig = np.array([_SPREAD.get(n, 0.22) if n not in ("g_l", "area") or n in known else 0.22 for n in names])
     rng = np.random.default_rng(seed_of(key))
     bar = progress_bar(progress, generations + steps, "fit")
     pool_z, pool_l, history = [], [], []

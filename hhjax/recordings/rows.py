@@ -29,6 +29,19 @@ def _nan(x):
     return np.nan if x is None else float(x)
 
 
+def _passive_window(e, sp, t0, dt):
+    """Sample window (from 20 ms before to 100 ms after a hyperpolarising epoch ``e``) for the
+    direct passive estimate, cut short before any spike in it; ``(-1, -1)`` if a spike
+    falls before the epoch ends. ``sp``: spike times (ms, recording time)."""
+    a, b = e.start - 20.0, e.stop + 100.0
+    inside = sp[(sp >= a) & (sp < b)]
+    if inside.size and inside[0] < e.stop + MASK_MS[0]:
+        return (-1, -1)
+    if inside.size:
+        b = inside[0] - MASK_MS[0]
+    return (int((a - t0) // dt), int((b - t0) // dt))
+
+
 def _regime(sp, main, t0):
     """``(late_start, late_stop, observed late count, observed min ISI)`` of one row (ms from
     the row's start); zeros when the row has no depolarising main epoch."""
@@ -77,8 +90,7 @@ def fit_rows(rec, dt):
         for s in sp:
             sub &= ~((tt > s - MASK_MS[0]) & (tt < s + MASK_MS[1]))
         neg = [e for e in epochs if e.amp < 0 and e.stop <= stop]
-        hyper_win.append((int((neg[0].start - t0 - 20.0) // dt), int((neg[0].stop - t0 + 100.0) // dt))
-                         if neg and not sp.size else (-1, -1))
+        hyper_win.append(_passive_window(neg[0], sp + t0, t0, dt) if neg else (-1, -1))
         for key, val in (("v_obs", v), ("valid", tt < tt[m - 1] + dt / 2), ("sub", sub), ("n_lo", sp.size),
                          ("n_hi", sp.size), ("rest", _nan(rests[k])),
                          ("regime", _regime(sp + t0, main, t0)),
