@@ -90,6 +90,8 @@ def bench_one(path, folder, seed, args):
         cpu0, t0 = time.process_time(), time.perf_counter()
         if args.model == "auto":
             res = fit_auto(rec, **kw, **({"search": QUICK} if args.quick else {}))
+            sel = res.settings["model_selection"]
+            print(f"  model {sel['winner']}: {sel['why']}", file=sys.stderr)
         else:
             res = fit_recording(rec, model=args.model, **kw)
         cell.update(model=res.settings["model"], fit_time_s=round(time.perf_counter() - t0, 2),
