@@ -61,7 +61,7 @@ class Epoch:
         return self.amp > 0
 
 
-def detect(t, v) -> np.ndarray:
+def detect(t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Spike times (ms) of one trace: the ONE place the recordings code detects spikes.
 
     Today: upward crossings of -20 mV (eFEL's threshold), linearly interpolated.
@@ -89,7 +89,7 @@ def _douglas_peucker(x, y, tol):
     return sorted(keep)
 
 
-def parse_epochs(t, i, *, min_ms: float = 2.0):
+def parse_epochs(t: np.ndarray, i: np.ndarray, *, min_ms: float = 2.0) -> tuple:
     """Holding current (pA) and the list of :class:`Epoch` of one sweep.
 
     Args:
@@ -153,9 +153,13 @@ def parse_epochs(t, i, *, min_ms: float = 2.0):
     return hold, epochs
 
 
-def baseline_windows(t, epochs, *, settle_ms: float = SETTLE_MS):
+def baseline_windows(t, epochs, *, settle_ms: float = SETTLE_MS) -> list:
     """``[(start, stop), ...]`` (ms) where the current is at holding: before the first
-    epoch, and from ``settle_ms`` after each epoch to the next (or the sweep's end)."""
+    epoch, and from ``settle_ms`` after each epoch to the next (or the sweep's end).
+
+    >>> baseline_windows(np.arange(0.0, 1000.0, 1.0), [Epoch(100.0, 300.0, 50.0)])
+    [(0.0, 100.0), (400.0, 999.0)]
+    """
     t0, t_end = float(t[0]), float(t[-1])
     out, cursor = [], t0
     for e in epochs:
@@ -171,7 +175,7 @@ def _count(spikes, a, b):
     return int(np.sum((spikes >= a) & (spikes < b)))
 
 
-def epoch_features(t, v, epochs):
+def epoch_features(t: np.ndarray, v: np.ndarray, epochs: list) -> dict:
     """Spikes, per-epoch and sweep rates, spontaneous rate and rest of one trace (see the
     module docstring). Units: ms, mV, Hz, pA.
 
@@ -208,7 +212,7 @@ def epoch_features(t, v, epochs):
             "epochs": per}
 
 
-def cell_rests(features, holds, *, tol_pA: float = CLEAN_TOL_PA):
+def cell_rests(features: list, holds: list, *, tol_pA: float = CLEAN_TOL_PA) -> list:
     """Rests (mV or None) of a recording's sweeps: each sweep's ``rest_mV``, except None for
     every sweep whose holding current (pA, within ``tol_pA``) is one at which some sweep
     fires spontaneously. ``features``: :func:`epoch_features` of each sweep.

@@ -33,7 +33,7 @@ AUTO_SEARCH = {"generations": 8, "population": 96, "steps": 2}
 FAILURE_COST = 10.0
 
 
-def validation_sweeps(recording, train, n=2):
+def validation_sweeps(recording, train: list, n: int = 2) -> list:
     """Up to ``n`` spiking sweeps not in ``train``, nearest to the currents halfway between
     consecutive fitted spiking currents (else any spiking sweeps left; else any sweeps).
 
@@ -63,7 +63,7 @@ def validation_sweeps(recording, train, n=2):
     return sorted(out)
 
 
-def cv_score(rows, top_rate_hz):
+def cv_score(rows: list, top_rate_hz: float) -> float:
     """Validation score of sweep rows from :func:`evaluate` (see the module docstring).
 
     >>> r = dict(observed_spikes=10, predicted_spikes=12, observed_rate_hz=20.0, predicted_rate_hz=24.0,
