@@ -36,6 +36,7 @@ import traceback
 from pathlib import Path
 
 from hhjax.io import load_recording, save_json_atomic
+from hhjax.io.sources import inner_suffix
 from hhjax.recordings.cell_fit import fit_recording
 from hhjax.recordings.evaluation import choose_sweeps, evaluate, plot_evaluation, summarise
 from hhjax.recordings.select import fit_auto
@@ -47,15 +48,16 @@ QUICK = {"generations": 2, "population": 16, "steps": 0, "n_starts": 1}
 
 
 def find_recordings(folder):
-    """Entries of ``folder`` that are recordings: files with a recording suffix, and
-    subfolders holding such files (one recording each), in name order."""
+    """Entries of ``folder`` that are recordings: files with a recording suffix (inside a
+    ``.xz``/``.gz`` compression suffix too), and subfolders holding such files (one recording
+    each), in name order."""
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.name.startswith("."):
             continue
-        if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES:
+        if p.is_file() and inner_suffix(p).lower() in RECORDING_SUFFIXES:
             out.append(p)
-        elif p.is_dir() and any(q.suffix.lower() in RECORDING_SUFFIXES for q in p.iterdir()):
+        elif p.is_dir() and any(inner_suffix(q).lower() in RECORDING_SUFFIXES for q in p.iterdir()):
             out.append(p)
     return out
 

@@ -11,13 +11,15 @@ import numpy as np
 from .. import plot
 from ..fitting.fitter import fit
 from ..io import load_recording
+from ..io.sources import names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
 from ..recordings.select import fit_auto
 from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
-from ._common import CLIError, build_params, positive_int
+from ._common import (CLIError, add_v_units_option, build_params, load_recording_for,
+                      positive_int)
 
 
 RECORDING_MODELS = (*MODELS, "auto")
@@ -71,14 +73,17 @@ def cmd_fit_recording(args):
     model = args.model or "pospischil"
     if model not in RECORDING_MODELS:
         raise CLIError(f"--model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
-    rec = load_recording(args.trace, sweeps=parse_sweeps(args.sweeps))
+    rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
     trainable = DEFAULT_TRAINABLE if args.trainable is None else \
         tuple(n.strip() for n in args.trainable.split(",") if n.strip())
     init = build_params(args.preset, {}) if args.preset is not None else None
     if args.sweeps is not None:  # before the fit, so the user can stop a fit they would not want
         try:
-            warning = coverage_warning(load_recording(args.trace), list(rec.sweeps))
+            with warnings.catch_warnings():   # already reported for the sweeps loaded above
+                warnings.simplefilter("ignore")
+                full = load_recording(args.trace, v_units=args.v_units)
+            warning = coverage_warning(full, list(rec.sweeps))
         except ValueError:  # the whole file does not load as one (e.g. NWB sweeps of unequal length)
             warning = ""
         if warning:
@@ -136,7 +141,7 @@ def simulation_step(spacing, dt=None, finest=0.025):
 
 
 def cmd_fit(args):
-    if args.trace.lower().endswith((".abf", ".nwb", ".txt", ".tsv")) or args.model in RECORDING_MODELS:
+    if names_a_recording(args.trace) or args.model in RECORDING_MODELS:
         return cmd_fit_recording(args)
     if args.model is not None:
         raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model "
@@ -175,7 +180,8 @@ def cmd_fit(args):
 
 def add_command(sub) -> None:
     f = sub.add_parser("fit", help="fit parameters to a trace (CSV/NPZ) or a recording (ABF/NWB/CSV)")
-    f.add_argument("trace", help="CSV t_ms,v_mV,i_uA_cm2 or NPZ; or a recording (.abf, .nwb, .csv t_ms,v_mV,i_pA)")
+    f.add_argument("trace", help="CSV t_ms,v_mV,i_uA_cm2 or NPZ; or a recording (.abf, .nwb, .csv t_ms,v_mV,i_pA, "
+                                 "a quoted glob such as 'B6_*.ibw', or a folder of .ibw files)")
     f.add_argument("--preset", default=None,
                    help="starting/fixed parameters (default: neuron for traces, pospischil for recordings)")
     f.add_argument("--model", default=None,
@@ -194,4 +200,5 @@ def add_command(sub) -> None:
     f.add_argument("--out", default=None, help="write fit.json")
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    add_v_units_option(f)
     f.set_defaults(func=cmd_fit, out_suffixes=(".json",))

@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass
-from .base import Model, register
-from .pospischil import RS, PospischilParams, _channels, _kinetics
-from .rates import exprel
+from .base import Model, na_k_leak, register
+from .pospischil import RS, PospischilParams, _kinetics
+from .rates import exprel, from_alpha_beta
 
 
 @pytree_dataclass
@@ -104,8 +104,7 @@ def l_type_kinetics(v):
     beta_q = 0.94 * jnp.exp((-75.0 - v) / 17.0)
     alpha_r = 0.000457 * jnp.exp((-13.0 - v) / 50.0)
     beta_r = 0.0065 * jax.nn.sigmoid((v + 15.0) / 28.0)
-    return {"q": (alpha_q / (alpha_q + beta_q), alpha_q + beta_q),
-            "r": (alpha_r / (alpha_r + beta_r), alpha_r + beta_r)}
+    return from_alpha_beta(q=(alpha_q, beta_q), r=(alpha_r, beta_r))
 
 
 def t_type_kinetics(params, v):
@@ -128,8 +127,13 @@ def _ib_kinetics(params, v):
     return {**_kinetics(params, v), **l_type_kinetics(v)}
 
 
+def _pospischil_channels(params, s, **extra):
+    """The Na/Kd/M/leak channels of :mod:`hhjax.models.pospischil` plus ``extra`` currents."""
+    return na_k_leak(params, params.g_na * s.m * s.m * s.m * s.h, s.n, s.v, m=(params.g_m * s.p, params.e_k), **extra)
+
+
 def _ib_channels(params, s):
-    return {**_channels(params, s), "cal": (params.g_cal * s.q * s.q * s.r, params.e_ca)}
+    return _pospischil_channels(params, s, cal=(params.g_cal * s.q * s.q * s.r, params.e_ca))
 
 
 def _lts_kinetics(params, v):
@@ -139,12 +143,12 @@ def _lts_kinetics(params, v):
 
 def _lts_channels(params, s):
     s_inf = t_type_kinetics(params, s.v)[0]
-    return {**_channels(params, s), "cat": (params.g_cat * s_inf * s_inf * s.u, params.e_ca)}
+    return _pospischil_channels(params, s, cat=(params.g_cat * s_inf * s_inf * s.u, params.e_ca))
 
 
 def _pa(name, params_type, state_type, kinetics, channels):
     return register(Model(name=name, params_type=params_type, state_type=state_type, kinetics=kinetics,
-                          channels=channels, capacitance=lambda p: p.c_m, default_voltage=lambda p: p.e_l,
+                          channels=channels, default_voltage=lambda p: p.e_l,
                           stimulus_scale=lambda p: 1e-6 / p.area, stimulus_units="pA"))
 
 

@@ -22,8 +22,8 @@ The loss (mean over rows) adds, per row:
 * spike count ``w_n (n_sim - n_obs)²`` (w_n = 4; for interpolated rows the distance to the
   allowed interval);
 * spike timing: spike k against observed spike k where both exist,
-  ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); crossing times are
-  interpolated, so they are differentiable;
+  ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); spikes of both come from
+  :func:`hhjax.spike_times`, whose 0 mV crossing times are interpolated, so differentiable;
 * resting potential ``((V_rest - rest)/1 mV)²`` where the sweep has a rest (spike-free
   baseline, :mod:`hhjax.recordings.epochs`);
 * regime ``W_REGIME (missing late spikes + burst ISIs)²`` (W_REGIME = 4): in the last half
@@ -58,8 +58,9 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import SPIKE_THRESHOLD, choose_sweeps, evaluate, model_rest, net_current
-from .rows import LATE_FRACTION, MASK_MS, fit_rows
+from .evaluation import choose_sweeps, evaluate, model_rest, net_current
+from .rows import MASK_MS, fit_rows
+from ..analysis.spikes import spike_times
 from ..simulation.entry import simulate
 from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from ..fitting.uncertainty import covariance_from_jacobian
@@ -168,35 +169,34 @@ def _simulate(spec, base, z, data):
 
 
 def _crossings(v, valid, dt, k_max):
-    """Spike count and the interpolated (differentiable) times, ms, of the first ``k_max``
-    upward crossings of the spike threshold (meaningless beyond the count)."""
-    up = (v[..., :-1] <= SPIKE_THRESHOLD) & (v[..., 1:] > SPIKE_THRESHOLD) & valid[..., 1:]
-    m = up.shape[-1]
-    pos = jnp.where(up, jnp.arange(m), m - 1)
-    idx = jnp.sort(-jax.lax.top_k(-pos, k_max)[0], -1)
-    v0, v1 = jnp.take_along_axis(v, idx, -1), jnp.take_along_axis(v, idx + 1, -1)
-    return jnp.sum(up, -1), (idx + (SPIKE_THRESHOLD - v0) / jnp.where(v1 > v0, v1 - v0, 1.0)) * dt
+    """Spike count and the (differentiable where timed by a crossing) times, ms, of the
+    first ``k_max`` spikes, by the package's one rule (:func:`hhjax.spike_times`); padded
+    samples (``~valid``) hold the last value, so they add no spike."""
+    del valid
+    sp = spike_times(jnp.arange(v.shape[-1]) * dt, v, max_spikes=k_max)
+    return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
 
 
-def regime_violations(v, n, times, data):
+def regime_violations(n, times, data):
     """Per row: late spikes the cell makes but the model does not (depolarisation block,
     silence; at most 3) plus model ISIs under half the cell's shortest ISI (bursts the cell
-    does not make). ``v`` (..., rows, n) mV; ``n``, ``times`` from the crossing counter;
-    ``data`` from :func:`hhjax.recordings.rows.fit_rows` (``late``, ``late_obs``, ``isi_min``).
+    does not make). ``n``, ``times`` (ms): the model's spikes from :func:`_crossings` (the
+    first ``k_max``); ``data`` from :func:`hhjax.recordings.rows.fit_rows` (``late_t``: the
+    late window in ms, ``late_obs``, ``isi_min``).
 
-    >>> import numpy as np
-    >>> v = jnp.asarray(np.tile([-70.0, 0.0], 50))[None]          # a spike every 2 samples
-    >>> d = {"late": jnp.asarray(np.arange(100) >= 50)[None], "late_obs": jnp.array([5.0]),
-    ...      "isi_min": jnp.array([0.0])}
-    >>> n, t = _crossings(v, jnp.ones_like(v, bool), 1.0, 60)
-    >>> int(regime_violations(v, n, t, d)[0]), int(regime_violations(v.at[:, 50:].set(-30.0), n, t, d)[0])
-    (0, 3)
+    >>> d = {"late_t": jnp.array([[50.0, 100.0]]), "late_obs": jnp.array([5.0]), "isi_min": jnp.array([10.0])}
+    >>> regular, early = jnp.arange(5.0, 100.0, 10.0)[None], jnp.arange(5.0, 45.0, 4.0)[None]
+    >>> int(regime_violations(jnp.array([10]), regular, d)[0])   # fires on, ISIs 10 ms
+    0
+    >>> int(regime_violations(jnp.array([10]), early, d)[0])     # 3 late spikes missing + 9 ISIs < 5 ms
+    12
     """
-    up = (v[..., :-1] <= SPIKE_THRESHOLD) & (v[..., 1:] > SPIKE_THRESHOLD) & data["late"][..., 1:]
-    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(up, -1), 0.0)
     k = jnp.arange(times.shape[-1])
+    real = k < n[..., None]
+    late = real & (times >= data["late_t"][..., :1]) & (times < data["late_t"][..., 1:])
+    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(late, -1), 0.0)
     isi = times[..., 1:] - times[..., :-1]
-    pair = (k[1:] < n[..., None]) & (data["isi_min"][..., None] > 0)
+    pair = real[..., 1:] & (data["isi_min"][..., None] > 0)
     return r_late + jnp.sum(pair & (isi < 0.5 * data["isi_min"][..., None]), -1)
 
 
@@ -220,7 +220,7 @@ def _residuals(spec, base, z, data):
     r_t = r_t / jnp.sqrt(jnp.maximum(data["n_pair"], 1.0))[..., None]
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
-    r_reg = jnp.sqrt(W_REGIME) * regime_violations(v, n, times, data)
+    r_reg = jnp.sqrt(W_REGIME) * regime_violations(n, times, data)
     r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
                          r_reg[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])

@@ -11,7 +11,7 @@ splitting at jumps), which covers what rigs send:
 
 A measured (noisy) current is median-filtered over ~1 ms first and only cut at jumps.
 
-From the epochs, with ONE spike rule (:func:`detect`, the package detector) applied alike
+From the epochs, with ONE spike rule (:func:`detect`, the package's detector) applied alike
 to observed and simulated voltage, :func:`epoch_features` gives
 
 * ``rate_hz`` per depolarising epoch (spikes from its start to 2 ms after its end / its
@@ -34,7 +34,7 @@ import dataclasses
 
 import numpy as np
 
-from ..analysis import features as F
+from ..analysis.spikes import spike_train
 
 SETTLE_MS = 100.0    # a baseline window starts this long after the previous epoch ends
 MIN_BASE_MS = 10.0   # shortest baseline window used for the resting potential
@@ -62,15 +62,14 @@ class Epoch:
 
 
 def detect(t: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Spike times (ms) of one trace: the ONE place the recordings code detects spikes.
+    """Spike times (ms) of one trace: the ONE place the recordings code detects spikes, by
+    the package's common rule (:func:`hhjax.analysis.spikes.spike_train`).
 
-    Today: upward crossings of -20 mV (eFEL's threshold), linearly interpolated.
-    Switch this line to the package's common detector when it lands.
-
-    >>> t = np.arange(5.0); np.round(detect(t, np.array([-70., 0., -70., 10., -70.])), 4).tolist()
-    [0.7143, 2.625]
+    >>> t = np.arange(0.0, 10.0, 0.1); v = np.where((t > 3) & (t < 4), 20.0, -70.0)
+    >>> np.round(detect(t, v), 2).tolist()   # the 0 mV crossing, interpolated
+    [3.08]
     """
-    return np.asarray(F.spike_times(np.asarray(t, float), np.asarray(v, float), threshold=-20.0))
+    return np.asarray(spike_train(np.asarray(t, float), np.asarray(v, float)))
 
 
 def _douglas_peucker(x, y, tol):

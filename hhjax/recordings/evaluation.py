@@ -26,13 +26,13 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
-from .epochs import cell_rests, detect, epoch_features, parse_epochs
+from .epochs import cell_rests, epoch_features, parse_epochs
+from ..analysis.spikes import SPIKE_RULE
 from ..models import model_of
 from ..simulation.entry import simulate
 from ..models.steady import steady_state
 from ..solvers import membrane_terms
 
-SPIKE_THRESHOLD = F.EFEL_THRESHOLD  # mV: the in-loss crossing counter of cell_fit only
 GAMMA_WINDOW_MS = 4.0
 
 
@@ -58,9 +58,9 @@ def parse_sweeps(text):
             else:
                 out.append(int(part))
         except ValueError:
-            raise ValueError(f"--sweeps: {part!r} is not a sweep number or a range like 0-9") from None
+            raise ValueError(f"sweeps: {part!r} is not a sweep number or a range like 0-9") from None
     if not out:
-        raise ValueError(f"--sweeps: no sweeps in {text!r}")
+        raise ValueError(f"sweeps: no sweeps in {text!r}")
     return out
 
 
@@ -229,7 +229,7 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
                      "observed_spike_times_ms": np.round(o["spike_times"], 2).tolist(),
                      "predicted_spike_times_ms": np.round(p["spike_times"], 2).tolist()})
     out = {"source": rec.source, "sweeps": rows, "summary": summarise(rows),
-           "settings": {"dt_ms": dt, "method": method, "spike_rule": detect.__doc__.strip().splitlines()[0],
+           "settings": {"dt_ms": dt, "method": method, "spike_rule": SPIKE_RULE,
                         "gamma_window_ms": GAMMA_WINDOW_MS,
                         "rate": "spikes in depolarising epochs (+2 ms) / their total duration; null without one",
                         "rest": "median V of the spike-free pre-stimulus baseline; null when a baseline "

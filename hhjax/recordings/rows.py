@@ -50,7 +50,7 @@ def _regime(sp, main, t0):
     a = main.start + (1.0 - LATE_FRACTION) * (main.stop - main.start)
     inside = sp[(sp >= main.start) & (sp < main.stop + 2.0)]
     isi = float(np.min(np.diff(inside))) if inside.size >= 2 else 0.0
-    return a - t0, main.stop - t0, int(np.sum((sp >= a) & (sp < main.stop + 2.0))), isi
+    return a - t0, main.stop + 2.0 - t0, int(np.sum((sp >= a) & (sp < main.stop + 2.0))), isi
 
 
 def fit_rows(rec, dt):
@@ -118,7 +118,7 @@ def fit_rows(rec, dt):
         rows.append((int(rec.sweeps[a]), t0, rows[a][2], f"interpolated {rows[a][0]}-{rows[b][0]}"))
     data = {k: np.array(v) for k, v in cols.items() if k not in ("main", "regime")}
     reg = np.array(cols["regime"], float).reshape(-1, 4)
-    data["late"] = (tt[None, :] >= reg[:, :1]) & (tt[None, :] < reg[:, 1:2])
+    data["late_t"] = reg[:, :2]
     data["late_obs"], data["isi_min"] = reg[:, 2], reg[:, 3]
     every = max(1, int(round(1.0 / dt)))
     data["sub"] = data["sub"][:, ::every]
