@@ -50,7 +50,8 @@ def validation_sweeps(recording, train: list, n: int = 2) -> list:
     spiking = [x for x in rest if x[2]]
     fitted = sorted(x[1] for x in info if x[0] in set(train) and x[2])
     targets = [(a + b) / 2 for a, b in zip(fitted[:-1], fitted[1:])] or [np.median([x[1] for x in info])]
-    pool, out = spiking or rest, []
+    pool = spiking or rest
+    out: list = []
     for goal in sorted(targets, key=lambda g: -min((abs(x[1] - g) for x in pool), default=0)):
         left = [x for x in pool if x[0] not in out]
         if left and len(out) < n:
