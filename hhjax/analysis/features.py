@@ -57,6 +57,13 @@ def _first_ahp_idx(v, peaks):
     return out
 
 
+def _peaks(t, v, interp_step):
+    """``(times, voltages)`` of the spike peaks on the resampled trace."""
+    t, v = resample(t, v, interp_step)
+    idx = _peak_idx(t, v)
+    return t[idx], v[idx]
+
+
 def _in_window(tp, stim_start, stim_end):
     return tp[(tp >= stim_start) & (tp <= stim_end)]
 
@@ -69,8 +76,7 @@ def peak_times(t, v, interp_step=STEP):
     >>> print(np.round(peak_times(t, v)[:3], 1))
     [102.1 117.1 131.7]
     """
-    t, v = resample(t, v, interp_step)
-    return t[_peak_idx(t, v)]
+    return _peaks(t, v, interp_step)[0]
 
 
 @_per_sweep
@@ -152,8 +158,7 @@ def peak_voltage(t, v, interp_step=STEP):
     >>> print(np.round(peak_voltage(t, v)[:3], 1))
     [39.7 30.5 30.5]
     """
-    t, v = resample(t, v, interp_step)
-    return v[_peak_idx(t, v)]
+    return _peaks(t, v, interp_step)[1]
 
 
 ap_peaks = peak_voltage
