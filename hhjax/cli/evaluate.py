@@ -8,6 +8,7 @@ from ..io import save_json_atomic
 from ..io.results import load_params
 from ..models import model_of
 from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
+from ..recordings.evaluation import format_value as fv
 from ._common import CLIError, add_v_units_option, load_recording_for
 
 
@@ -28,10 +29,10 @@ def cmd_evaluate(args):
     for r in result["sweeps"]:
         gamma = "–" if r["gamma"] is None else f"{r['gamma']:.2f}"
         print(f"sweep {r['sweep']:3d} {r['current_pA']:+7.1f} pA: spikes {r['observed_spikes']:2d} obs "
-              f"{r['predicted_spikes']:2d} model, rate {r['observed_rate_hz']:5.1f}/{r['predicted_rate_hz']:5.1f} Hz, "
-              f"rest {r['observed_rest_mV']:6.1f}/{r['predicted_rest_mV']:6.1f} mV, Γ {gamma}")
+              f"{r['predicted_spikes']:2d} model, rate {fv(r['observed_rate_hz'], '5.1f')}/{fv(r['predicted_rate_hz'], '5.1f')} Hz, "
+              f"rest {fv(r['observed_rest_mV'], '6.1f')}/{fv(r['predicted_rest_mV'], '6.1f')} mV, Γ {gamma}")
     print(f"within ±1 spike: {100 * s['fraction_within_1_spike']:.0f} % of {s['n_sweeps']} sweeps; "
-          f"f–I RMS {s['fi_rms_hz']:.2f} Hz; rest error {s['rest_error_mV']:.2f} mV (max {s['max_rest_error_mV']:.2f})")
+          f"f–I RMS {fv(s['fi_rms_hz'])} Hz; rest error {fv(s['rest_error_mV'])} mV (max {fv(s['max_rest_error_mV'])})")
     if args.out:
         save_json_atomic(args.out, result)
         print(f"wrote {args.out}")

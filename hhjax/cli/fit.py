@@ -14,11 +14,15 @@ from ..io import load_recording
 from ..io.sources import names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.cell_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
-from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
+from ..recordings.select import fit_auto
+from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
 from ._common import (CLIError, add_v_units_option, build_params, load_recording_for,
                       positive_int)
+
+
+RECORDING_MODELS = (*MODELS, "auto")
 
 
 def load_trace_file(path):
@@ -66,8 +70,9 @@ def load_trace_file(path):
 
 def cmd_fit_recording(args):
     """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
-    if args.model not in (None, "pospischil"):
-        raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
+    model = args.model or "pospischil"
+    if model not in RECORDING_MODELS:
+        raise CLIError(f"--model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
     trainable = DEFAULT_TRAINABLE if args.trainable is None else \
@@ -83,10 +88,20 @@ def cmd_fit_recording(args):
             warning = ""
         if warning:
             print(f"hhjax fit: warning: {warning}", file=sys.stderr)
-    res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
-                        n_starts=args.starts, steps=4 if args.steps is None else args.steps,
-                        progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt,
-                        method=args.method)
+    kw = dict(sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable, n_starts=args.starts,
+              progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt, method=args.method)
+    if model == "auto":
+        if init is not None:
+            raise CLIError("--preset: --model auto starts each candidate at its own preset; leave --preset out")
+        kw.pop("init")
+        res = fit_auto(rec, **kw, **({} if args.steps is None else {"steps": args.steps}))
+        sel = res.settings["model_selection"]
+        for n, c in sel["candidates"].items():
+            print(f"candidate {n}: cross-validated score {format_value(c['score'], '.3g')}, "
+                  f"training failures {c['training_failures']}, {c['fit_time_s']:.0f} s")
+        print(f"model: {sel['winner']} ({sel['why']})")
+    else:
+        res = fit_recording(rec, model=model, steps=4 if args.steps is None else args.steps, **kw)
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
     for n in trainable:
@@ -97,10 +112,11 @@ def cmd_fit_recording(args):
               "so the Laplace approximation does not hold)")
     s = res.features["summary"]
     print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
-          f"f–I RMS {s['fi_rms_hz']:.2f} Hz, rest error {s['rest_error_mV']:.2f} mV; {res.wall_time:.0f} s")
+          f"f–I RMS {format_value(s['fi_rms_hz'])} Hz, rest error {format_value(s['rest_error_mV'])} mV; {res.wall_time:.0f} s")
     if args.out:
         save_params(args.out, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
                     features=res.features, settings=res.settings, wall_time_s=res.wall_time,
+                    model_selection=res.settings.get("model_selection"),
                     stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
                                 "for e_l; lower bounds (residuals are autocorrelated)")
         print(f"wrote {args.out}")
@@ -125,10 +141,11 @@ def simulation_step(spacing, dt=None, finest=0.025):
 
 
 def cmd_fit(args):
-    if names_a_recording(args.trace) or args.model == "pospischil":
+    if names_a_recording(args.trace) or args.model in RECORDING_MODELS:
         return cmd_fit_recording(args)
     if args.model is not None:
-        raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model pospischil)")
+        raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model "
+                       f"{'|'.join(RECORDING_MODELS)})")
     if args.sweeps is not None:
         raise CLIError("--sweeps: a trace file has one sweep (sweeps apply to recordings)")
     t, v, i = load_trace_file(args.trace)
@@ -167,7 +184,9 @@ def add_command(sub) -> None:
                                  "a quoted glob such as 'B6_*.ibw', or a folder of .ibw files)")
     f.add_argument("--preset", default=None,
                    help="starting/fixed parameters (default: neuron for traces, pospischil for recordings)")
-    f.add_argument("--model", default=None, help="model for recordings: pospischil")
+    f.add_argument("--model", default=None,
+                   help="model for recordings: " + ", ".join(RECORDING_MODELS) + " (default pospischil; auto fits "
+                        "every candidate and keeps the best on held-out sweeps)")
     f.add_argument("--trainable", default=None,
                    help="comma-separated names (default: g_na,g_k,g_l for traces; the model's active and passive set for recordings)")
     f.add_argument("--starts", type=positive_int, default=4, help="starting points (default 4)")

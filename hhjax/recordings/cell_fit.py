@@ -1,14 +1,16 @@
 """Fit ONE conductance-based model to several sweeps of a current-clamp recording at once.
 
 ``fit_recording(rec)`` fits the Pospischil et al. (2008) model (Na, Kd, M, leak; a membrane
-area turns pA into densities) to the *measured* voltage (no liquid-junction correction).
+area turns pA into densities; :data:`MODELS` adds the FS start and the IB/LTS calcium
+variants) to the *measured* voltage (no liquid-junction correction).
 
 What is simulated, on a ``dt`` grid (default 0.1 ms; the recording is resampled): each
 fitted sweep from its start (the only time the cell is known to be at rest) to 100 ms after
 its largest step; one row is extended over a hyperpolarising step if no row holds one.
 The steps all rows share from the start (e.g. an identical -100 pA pre-pulse) are simulated
 once, and the rest in at most two groups of similar length, all as batch axes of one
-program; every row starts at the model's resting potential. Between each two spiking
+program; every row starts at the model's resting potential (at that row's own holding
+current when the fitted sweeps hold different currents, e.g. a ramp protocol). Between each two spiking
 sweeps an *interpolated* row (the mean of their currents: a step halfway between) is added,
 whose spike count must lie within max(1, 15 %) of the range of their counts around their
 mean (and between them): a smoothness prior on the f–I curve between the fitted points.
@@ -22,7 +24,15 @@ The loss (mean over rows) adds, per row:
 * spike timing: spike k against observed spike k where both exist,
   ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); spikes of both come from
   :func:`hhjax.spike_times`, whose 0 mV crossing times are interpolated, so differentiable;
-* resting potential ``((V_rest - voltage_base)/1 mV)²``.
+* resting potential ``((V_rest - rest)/1 mV)²`` where the sweep has a rest (spike-free
+  baseline, :mod:`hhjax.recordings.epochs`);
+* regime ``W_REGIME (missing late spikes + burst ISIs)²`` (W_REGIME = 4): in the last half
+  of the main depolarising epoch, ``max(0, min(3, n_cell) - n_model)`` where the cell keeps
+  firing, so a model that goes into depolarisation block or falls silent there pays even
+  when its total count is right; and the number of model ISIs shorter than half the
+  cell's shortest ISI on that row, so a bursting model pays where the cell fires singly.
+  With the count term (silence where the cell fires costs ``4 n²``), this keeps the search
+  out of regimes the training sweeps contradict.
 
 Parameters: e_l is replaced by the resting potential ``v_rest`` (e_l follows in closed form),
 started at the observed eFEL ``voltage_base``; g_l and area start at the direct least-
@@ -48,17 +58,30 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import MASK_MS, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
+from .evaluation import choose_sweeps, evaluate, model_rest, net_current
+from .rows import MASK_MS, fit_rows
 from ..analysis.spikes import spike_times
 from ..simulation.entry import simulate
 from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from ..fitting.uncertainty import covariance_from_jacobian
-from ..models.pospischil import RS
+from ..models.pospischil import FS, RS
+from ..models.pospischil_ca import IB, LTS
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
-# Search spread in the unit (log-)interval of each parameter; the passive ones are known.
+W_REGIME = 4.0  # per missing late spike / per burst ISI (see the module docstring)
+N_SCALAR = 3  # residuals per row besides voltage samples and spike times: count, rest, regime
+#: Fit targets: name -> (starting parameters, trainable names added to the default set).
+MODELS = {
+    "pospischil": (RS, ()),            # regular spiking (the paper's RS cell)
+    "pospischil_fs": (FS, ()),         # fast spiking: same equations, the paper's FS cell
+    "pospischil_ib": (IB, ("g_cal",)),  # + L-type Ca current (intrinsically bursting)
+    "pospischil_lts": (LTS, ("g_cat", "v_x")),  # + T-type Ca current (low-threshold spiking)
+}
+# Search spread in the unit (log-)interval of each parameter; the passive ones are known
+# when the direct estimate on a hyperpolarising step gave them.
 _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
+DIRECT_EL_TOL = 15.0  # mV: largest |e_l - rest| of a passive estimate that is used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +121,8 @@ class _Spec:
     dt: float
     method: str
     every: int
-    layout: tuple     # from evaluation.fit_rows
+    layout: tuple     # from rows.fit_rows
+    per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
 
 
 def _params_of(spec, base, z, i_hold):
@@ -128,10 +152,13 @@ def _simulate(spec, base, z, data):
     if p:
         pre = run(params, data["stim"][0, :p], duration=p * spec.dt, y0=y0)
         v_pre, y0 = pre.v, jax.tree_util.tree_map(lambda x: x[..., -1:], pre.state)
+    elif spec.per_row_hold:  # e.g. a ramp from a holding current that grows sweep by sweep
+        y0 = jax.lax.stop_gradient(model_rest(p_rows, data["hold"]))
     else:
         y0 = y0[..., None]
     for rows, steps in groups:
-        v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0).v
+        y0_g = y0[..., np.asarray(rows)] if spec.per_row_hold and not p else y0
+        v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0_g).v
         if p:
             v = jnp.concatenate([jnp.broadcast_to(v_pre[..., None, :-1], v.shape[:-1] + (p,)), v], -1)
         pad = n - v.shape[-1]
@@ -150,8 +177,31 @@ def _crossings(v, valid, dt, k_max):
     return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
 
 
+def regime_violations(n, times, data):
+    """Per row: late spikes the cell makes but the model does not (depolarisation block,
+    silence; at most 3) plus model ISIs under half the cell's shortest ISI (bursts the cell
+    does not make). ``n``, ``times`` (ms): the model's spikes from :func:`_crossings` (the
+    first ``k_max``); ``data`` from :func:`hhjax.recordings.rows.fit_rows` (``late_t``: the
+    late window in ms, ``late_obs``, ``isi_min``).
+
+    >>> d = {"late_t": jnp.array([[50.0, 100.0]]), "late_obs": jnp.array([5.0]), "isi_min": jnp.array([10.0])}
+    >>> regular, early = jnp.arange(5.0, 100.0, 10.0)[None], jnp.arange(5.0, 45.0, 4.0)[None]
+    >>> int(regime_violations(jnp.array([10]), regular, d)[0])   # fires on, ISIs 10 ms
+    0
+    >>> int(regime_violations(jnp.array([10]), early, d)[0])     # 3 late spikes missing + 9 ISIs < 5 ms
+    12
+    """
+    k = jnp.arange(times.shape[-1])
+    real = k < n[..., None]
+    late = real & (times >= data["late_t"][..., :1]) & (times < data["late_t"][..., 1:])
+    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(late, -1), 0.0)
+    isi = times[..., 1:] - times[..., :-1]
+    pair = real[..., 1:] & (data["isi_min"][..., None] > 0)
+    return r_late + jnp.sum(pair & (isi < 0.5 * data["isi_min"][..., None]), -1)
+
+
 def _residuals(spec, base, z, data):
-    """Residuals ``(..., n_rows * (n_sub + k_max + 2))``; their sum of squares is the loss."""
+    """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
     v = _simulate(spec, base, z, data)
     v = jnp.where(jnp.isfinite(v), v, 100.0)
     e = spec.every
@@ -170,7 +220,9 @@ def _residuals(spec, base, z, data):
     r_t = r_t / jnp.sqrt(jnp.maximum(data["n_pair"], 1.0))[..., None]
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
-    r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None]], -1)
+    r_reg = jnp.sqrt(W_REGIME) * regime_violations(n, times, data)
+    r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
+                         r_reg[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])
     return r.reshape(r.shape[:-2] + (-1,))
 
@@ -190,7 +242,9 @@ def _initial(data, hyper_win, base, names, dt):
     """Starting values: the observed resting potential (eFEL voltage_base), the direct
     least-squares passive estimate (g_l, area) on a hyperpolarising step, else ``base``."""
     start = {n: float(getattr(base, n)) for n in names if n != "v_rest"}
-    start["v_rest"] = float(np.nanmean(data["rest"]))
+    rests = data["rest"][np.isfinite(data["rest"])]
+    # A cell firing spontaneously has no observed rest: start at the median baseline voltage.
+    start["v_rest"] = float(np.mean(rests)) if rests.size else float(np.median(data["v_obs"][:, :max(2, int(20 / dt))]))
     direct = {}
     rows = [r for r in range(len(hyper_win)) if hyper_win[r, 0] >= 0]
     if rows and ("g_l" in names or "area" in names):
@@ -200,7 +254,10 @@ def _initial(data, hyper_win, base, names, dt):
                               dataclasses.replace(base, e_l=start["v_rest"]), dt=dt,
                               trainable=est_names, window_ms=1.0, warn=False)
         direct = {n: float(getattr(est.params, n)) for n in est_names}
-        for n in ("g_l", "area"):
+        # The fit pins the rest at v_rest; a passive estimate that needs a leak reversal far
+        # from it (active currents at rest, e.g. a spontaneously firing cell) is not used.
+        direct["used"] = bool(abs(direct["e_l"] - start["v_rest"]) <= DIRECT_EL_TOL)
+        for n in ("g_l", "area") if direct["used"] else ():
             if n in start and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0:
                 start[n] = direct[n]
     return start, direct
@@ -213,7 +270,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
 
     Args:
         recording: a :class:`hhjax.io.Recording` (measured V in mV, command current in pA).
-        model: ``"pospischil"`` (the model with a membrane area, so currents stay in pA).
+        model: a key of :data:`MODELS`: ``"pospischil"`` (RS start), ``"pospischil_fs"``,
+            ``"pospischil_ib"`` (+ L-type Ca), ``"pospischil_lts"`` (+ T-type Ca); their
+            extra conductances are added to ``trainable``.
         sweeps: sweep numbers to fit; default :func:`choose_sweeps` (4, by rule).
         trainable: parameter names; ``e_l`` is fitted through the resting potential.
         n_starts: points refined together by Levenberg–Marquardt; steps: its iterations
@@ -233,10 +292,11 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     """
     t_start = time.perf_counter()
 
-    if model != "pospischil":
-        raise ValueError(f"model: recordings are fitted with 'pospischil' (got {model!r})")
-    base = init if init is not None else RS
-    trainable = tuple(trainable)
+    if model not in MODELS:
+        raise ValueError(f"model: {model!r} is not a recording model; choose from {sorted(MODELS)} (or 'auto' "
+                         f"via hhjax.recordings.select.fit_auto)")
+    base = init if init is not None else MODELS[model][0]
+    trainable = tuple(trainable) + tuple(n for n in MODELS[model][1] if n not in trainable)
     unknown = [n for n in trainable if not hasattr(base, n)]
     if unknown or not trainable:
         raise ValueError(f"trainable: {unknown or 'nothing'} not parameters of {type(base).__name__}")
@@ -248,7 +308,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                            {k: v for k, v in (bounds or {}).items() if k in names})
     if "v_rest" in names:
         specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
-    spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout)
+    spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
+                 bool(np.ptp(data_np["hold"]) > 1.0))
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
 
     def unit(n, x):
@@ -257,7 +318,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         return float(np.log(x / lo) / np.log(hi / lo) if log else (x - lo) / (hi - lo))
 
     mu = np.array([unit(n, start[n]) for n in names])
-    sig = np.array([_SPREAD.get(n, 0.22) for n in names])
+    # g_l and area are known (narrow search) only where the direct estimate gave them.
+    known = {n for n in ("g_l", "area") if direct.get("used") and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0}
+    sig = np.array([_SPREAD.get(n, 0.22) if n not in ("g_l", "area") or n in known else 0.22 for n in names])
     rng = np.random.default_rng(seed_of(key))
     bar = progress_bar(progress, generations + steps, "fit")
     pool_z, pool_l, history = [], [], []
@@ -276,7 +339,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             bar.set_postfix(loss=f"{history[-1]:.3g}")
     t_search = time.perf_counter()
     z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
-    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + 2)
+    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + N_SCALAR)
     state = _lm(spec, base, lm_blank(z0, n_res), data, 0) if steps else None
     it = 0
     for it in range(1, steps + 1):  # refine: one compiled LM step for all starts
@@ -318,7 +381,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
 def _stderr(spec, z, jac, r, data_np):
     """Laplace standard errors from the subthreshold rows of the LM Jacobian (natural units)."""
     sub = data_np["sub"]
-    keep = np.concatenate([sub, np.zeros((sub.shape[0], data_np["t_obs"].shape[1] + 2), bool)], -1).reshape(-1)
+    keep = np.concatenate([sub, np.zeros((sub.shape[0], data_np["t_obs"].shape[1] + N_SCALAR), bool)], -1).reshape(-1)
     jac = jac.astype(float)[keep]
     # Residuals are clipped (|r| < 4) and z spans the bounds in a few units: a slope over 1e4
     # is a spike appearing, where no Laplace error means anything (current.txt: 1e17).
@@ -327,18 +390,3 @@ def _stderr(spec, z, jac, r, data_np):
     scale = np.array([dtheta_dz(z[j], b) for j, b in enumerate(spec.bounds)])
     cov, _ = covariance_from_jacobian(jac / scale, r.astype(float)[keep])
     return {n: float(np.sqrt(max(cov[j, j], 0.0))) for j, n in enumerate(spec.names)}
-
-
-def coverage_warning(recording, sweeps):
-    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
-    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
-    info = sweep_table(recording)
-    chosen = [x for x in info if x[0] in set(sweeps)]
-    top = max(x[1] for x in info)
-    n_spiking = sum(x[2] for x in chosen)
-    hi = max(x[1] for x in chosen)
-    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
-        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
-                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
-                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
-    return ""
