@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+def to_neuroml(params, directory, *, force=False):
+    raise NotImplementedError
