@@ -9,6 +9,7 @@ Units: hhjax keeps conductances in mS/cm², currents in µA/cm² (pA for models 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models import model_of
-from ..results import load_params
+from ..io.results import load_params
 
 #: fit.json / params files whose ``"version"`` (if any) hhjax can read.
 READABLE_VERSIONS = (1,)
@@ -104,6 +105,14 @@ def nA_per_stimulus_unit(params) -> float:
     if hasattr(params, "area"):
         return 1e-3  # pA -> nA
     return DENSITY_AREA_CM2 * 1e3  # µA/cm² * cm² = µA; * 1e3 = nA
+
+
+def hhjax_version() -> str:
+    """The installed hhjax's version, for the header of exported files."""
+    try:
+        return importlib.metadata.version("hhjax")
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 def num(x: float) -> str:

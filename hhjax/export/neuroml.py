@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import tempfile
 from pathlib import Path
 
 from ..models import model_of
@@ -208,8 +209,6 @@ def to_neuroml(params, directory, *, force: bool = False, validate: bool = True)
         >>> path.name                                                 # doctest: +SKIP
         'hhjax_cell.net.nml'
     """
-    import tempfile  # noqa: PLC0415
-
     from neuroml.utils import validate_neuroml2  # noqa: PLC0415  (optional dependency)
     from neuroml.writers import NeuroMLWriter  # noqa: PLC0415
 

@@ -23,8 +23,8 @@ import json
 from pathlib import Path
 
 from ..models import model_of
-from ..results import unit_of
-from ._common import area_cm2, load_cell, nA_per_stimulus_unit, num, soma_diameter_um, write_directory
+from ..io.results import unit_of
+from ._common import area_cm2, hhjax_version, load_cell, nA_per_stimulus_unit, num, soma_diameter_um, write_directory
 from .nmodl import mechanisms, mod_files, uses_builtin_hh
 
 BUILDER = "hhjax_cell.py"
@@ -103,15 +103,13 @@ def _celsius(cell) -> float | None:
 
 def builder_source(cell, prefix: str = "hhjax") -> str:
     """The text of ``hhjax_cell.py`` for one cell (see :func:`to_neuron`)."""
-    from .. import __version__
-
     inserts = [m for m in mechanisms(cell, prefix)]
     if model_of(cell).name != "hh":
         inserts.append("pas")
     body = "\n    ".join(_settings(cell, prefix))
     celsius = _celsius(cell)
     builtin = uses_builtin_hh(cell)
-    return f'''"""A NEURON cell exported by hhjax {__version__} (model {model_of(cell).name!r}).
+    return f'''"""A NEURON cell exported by hhjax {hhjax_version()} (model {model_of(cell).name!r}).
 
 Units are NEURON's: mV, ms, S/cm2, uF/cm2, um, nA.
 

@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 from ..models import model_of
-from ._common import num
+from ._common import hhjax_version, num
 
 #: NEURON's hh.mod writes its rates in V + 65: hhjax's HH is exactly ``hh`` at this offset.
 HH_BUILTIN_OFFSET = -65.0
@@ -73,9 +73,7 @@ def mechanisms(params, prefix: str = "hhjax") -> list[str]:
 
 def mod_files(params, prefix: str = "hhjax", source: str = "params") -> dict[str, str]:
     """``{file name: NMODL text}`` for ``params`` (empty for NEURON's built-in ``hh``)."""
-    from .. import __version__
-
-    header = _HEADER.format(version=__version__, source=source)
+    header = _HEADER.format(version=hhjax_version(), source=source)
     name = model_of(params).name
     if name == "hh":
         if uses_builtin_hh(params):

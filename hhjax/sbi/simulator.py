@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..models import Model, model_by_name, model_of
-from ..simulate import simulate
+from ..simulation.entry import simulate
 from ..stimulus import Step
-from ..transforms import resolve_bounds
+from ..fitting.transforms import resolve_bounds
 from .summary import goncalves_summary
 
 
@@ -33,7 +33,7 @@ def _base_params(model):
 
 def prior_bounds(model, names, bounds=None):
     """``(low, high)`` NumPy arrays (hhjax units) for ``names``: hhjax's physiological bounds
-    (:func:`hhjax.transforms.default_bounds`, voltages around ``model``'s values) unless
+    (:func:`hhjax.fitting.transforms.default_bounds`, voltages around ``model``'s values) unless
     ``bounds={name: (low, high)}`` overrides them.
 
     Args:
@@ -111,9 +111,9 @@ def simulator(model, stimulus, names, summary=None, *, duration: float, dt: floa
         >>> import numpy as np, hhjax
         >>> sim = simulator("pospischil", hhjax.stimulus.step(300.0, 50.0, 250.0), ["g_na", "g_k"],
         ...                 duration=300.0)
-        >>> x = sim(np.array([[56.0, 6.0], [40.0, 6.0]]))
-        >>> x.shape, x[:, 0].tolist()    # spike counts
-        ((2, 8), [11.0, 9.0])
+        >>> x = sim(np.array([[56.0, 6.0], [56.0, 12.0]]))   # mS/cm²
+        >>> x.shape, x[:, 0].tolist()    # spike counts: more K, fewer spikes
+        ((2, 8), [11.0, 10.0])
     """
     base = _base_params(model)
     names = _check_names(base, names)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..analysis import firing_rate, spike_times
+from ..analysis.excitability import firing_rate
+from ..analysis.spikes import spike_times
 
 GONCALVES_NAMES = ("spike_count", "rest_mean", "rest_std", "v_mean", "v_std", "v_skew",
                    "v_kurtosis", "v_autocorr")
@@ -49,7 +50,7 @@ def goncalves_summary(trace, t_on: float, t_off: float, *, threshold: float = 0.
         ...                     duration=300.0, dt=0.025, record_every=4)
         >>> s = goncalves_summary(tr, 50.0, 250.0)
         >>> int(s[0]), round(float(s[1]), 1)    # spikes during the step, resting V (mV)
-        (11, -71.7)
+        (11, -71.0)
     """
     t, v = trace.t, trace.v
     sp = spike_times(t, v, threshold=threshold, max_spikes=max_spikes)
