@@ -1,4 +1,4 @@
-"""The ``hhjax`` command line: ``demo``, ``simulate``, ``fit``, ``evaluate``.
+"""The ``hhjax`` command line: ``demo``, ``simulate``, ``fit``, ``evaluate``, ``export``.
 
 One module per verb, each with ``add_command(subparsers)``; what they share is in
 :mod:`hhjax.cli._common`. Every error is printed as one line on stderr with exit status 2.
@@ -10,10 +10,10 @@ import os
 import sys
 
 from ..cache import enable_compilation_cache
-from . import demo, evaluate, fit, simulate
+from . import demo, evaluate, export, fit, simulate
 from ._common import CLIError, Parser, check_output_names
 
-VERBS = (demo, simulate, fit, evaluate)
+VERBS = (demo, simulate, fit, evaluate, export)
 
 
 def make_parser() -> Parser:
