@@ -123,7 +123,8 @@ def simulator(model, stimulus, names, summary=None, *, duration: float, dt: floa
             raise ValueError("summary: the default summary needs a hhjax.stimulus.step; pass "
                              "summary=lambda trace: ... for other stimuli")
         t_on, t_off = float(stimulus.start), min(float(stimulus.stop), float(duration))
-        summary = partial(goncalves_summary, t_on=t_on, t_off=t_off)
+        summary = partial(goncalves_summary, t_on=t_on, t_off=t_off,
+                          sample_dt=float(dt) * int(record_every))
     settings = dict(duration=float(duration), dt=float(dt), method=method, record_every=int(record_every))
     # Compile-time check of the arguments: a bad dt or method fails here, not in sbi's loop.
     jax.eval_shape(lambda th: _summaries(th, base, names, stimulus, summary, settings),
