@@ -121,3 +121,15 @@ def test_sbi_prior_samples_feed_the_simulator():
     assert bool(((theta[:, 0] >= 20) & (theta[:, 0] <= 80)).all())
     x = simulator("pospischil", STIM, ["g_na", "g_k"], duration=DURATION)(theta)
     assert x.shape == (16, 8) and bool(x.isfinite().all())
+
+
+def test_simulator_several_sweeps_concatenates_their_summaries():
+    amps = np.array([150.0, 400.0])
+    names = ["g_na", "g_k"]
+    theta = np.array([[56.0, 6.0], [45.0, 4.0]])
+    both = simulator("pospischil", hhjax.stimulus.step(amps, T_ON, T_OFF), names, duration=DURATION)(theta)
+    assert both.shape == (2, 16)
+    for j, amp in enumerate(amps):
+        one = simulator("pospischil", hhjax.stimulus.step(amp, T_ON, T_OFF), names, duration=DURATION)(theta)
+        np.testing.assert_allclose(both[:, 8 * j:8 * (j + 1)], one, rtol=1e-5, atol=1e-5)
+    assert both[0, 8] > both[0, 0]  # more current, more spikes

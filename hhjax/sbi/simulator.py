@@ -94,7 +94,9 @@ def simulator(model, stimulus, names, summary=None, *, duration: float, dt: floa
         model: params giving the values of the parameters not in ``names`` (hhjax units), a
             model name (``"pospischil"``) or a :class:`hhjax.models.Model`.
         stimulus: the injected current (:mod:`hhjax.stimulus`; pA for Pospischil, µA/cm² for
-            density models), the same for every row.
+            density models), the same for every row. A batch of ``m`` stimuli (e.g.
+            ``step(np.array([100., 200.]), 50., 250.)``: ``m`` sweeps) simulates every row under
+            each and concatenates the summaries, sweep by sweep: ``(n, m * k)``.
         names: the ``d`` parameters in the columns of ``theta``, in hhjax units (mS/cm², mV, ms).
         summary: ``summary(trace) -> (n, k)`` in ``jnp``; default :func:`goncalves_summary`
             with the step's ``start``/``stop`` (needs a :func:`hhjax.stimulus.step`).
@@ -156,10 +158,15 @@ def simulator(model, stimulus, names, summary=None, *, duration: float, dt: floa
 
 
 def _summaries(theta, base, names, stimulus, summary, settings):
-    params = dataclasses.replace(base, **{n: theta[:, i] for i, n in enumerate(names)})
+    # A batched stimulus (several sweeps, shape (m,)) gives every parameter set all m sweeps.
+    sweeps = jax.eval_shape(stimulus, jax.ShapeDtypeStruct((), jnp.float32)).shape if callable(stimulus) else ()
+    column = (theta.shape[0],) + (1,) * len(sweeps)
+    params = dataclasses.replace(base, **{n: theta[:, i].reshape(column) for i, n in enumerate(names)})
     # Inside jit: only V's record survives dead-code elimination, not the gates'.
     trace = simulate(params, stimulus, spike_threshold=None, **settings)
     out = jnp.asarray(summary(trace))
-    if out.ndim != 2 or out.shape[0] != theta.shape[0]:
-        raise ValueError(f"summary: must return shape (n, k) = ({theta.shape[0]}, k), got {out.shape}")
-    return jnp.where(trace.diverged[:, None], jnp.nan, out)
+    if out.ndim != 2 + len(sweeps) or out.shape[0] != theta.shape[0]:
+        raise ValueError(f"summary: must return shape (n, k) = ({theta.shape[0]}, k) per sweep, got {out.shape}")
+    out = out.reshape(theta.shape[0], -1)
+    diverged = trace.diverged.reshape(theta.shape[0], -1).any(axis=1)
+    return jnp.where(diverged[:, None], jnp.nan, out)
