@@ -168,8 +168,7 @@ def build_cell(name="hhjax_cell"):
         sec.insert(mech)
     {body}
     if CELSIUS is not None:
-        h.celsius = CELSIUS
-    {"h.usetable_hh = 0" if builtin else "pass"}
+        h.celsius = CELSIUS{chr(10) + "    h.usetable_hh = 0  # exact rates, as hhjax" if builtin else ""}
     return sec
 '''
 
@@ -182,7 +181,7 @@ def readme(cell, prefix: str = "hhjax", has_mods: bool = True) -> str:
     return f"""# NEURON export of an hhjax `{model.name}` cell
 
 ```sh
-cd {"this-directory"}
+# in this directory:
 {compile_step}python - <<'EOF'
 from neuron import h
 h.load_file("stdrun.hoc")
