@@ -1136,7 +1136,7 @@ NB10 = [
 
         We infer `g_na`, `g_k`, `g_m` and `v_t`; the other parameters stay at the fit's values.
         At the end the posterior's marginals are compared with the fit's Laplace standard
-        errors. **Under `CI`** the sizes are small (a short search, 1 500 simulations, a few
+        errors. **Under `CI`** the sizes are small (a short search, 1 000 simulations, 10
         training epochs): the posterior is then wide and only shows that everything runs.
         """
     ),
@@ -1146,8 +1146,8 @@ NB10 = [
         "        from hhjax.recordings.cell_fit import fit_recording\n"
         "        from hhjax.sbi import GONCALVES_NAMES, goncalves_summary, prior, simulator",
         ci_note="the fit's search, the number of simulations and the\n        # training are small.",
-        ci_lines="N_SIMS = 1_500 if CI else 30_000\n"
-        "        FIT_SIZE = dict(generations=5, population=64, n_starts=2, steps=3) if CI else {}\n"
+        ci_lines="N_SIMS = 1_000 if CI else 30_000\n"
+        "        FIT_SIZE = dict(generations=3, population=32, n_starts=1, steps=2) if CI else {}\n"
         "        torch.manual_seed(0)",
     ),
     md(
@@ -1229,7 +1229,7 @@ NB10 = [
         ok = torch.isfinite(x).all(dim=1)
         inference = NPE(prior=p, show_progress_bars=False)
         inference.append_simulations(theta[ok], x[ok].float())
-        inference.train(max_num_epochs=20 if CI else 300, show_train_summary=False)
+        inference.train(max_num_epochs=10 if CI else 300, show_train_summary=False)
         posterior = inference.build_posterior()
         samples = posterior.sample((2_000,), x=torch.as_tensor(x_o, dtype=torch.float32),
                                    show_progress_bars=False)
