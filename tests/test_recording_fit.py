@@ -48,7 +48,7 @@ def test_parse_sweeps():
     assert parse_sweeps("0-3,7") == [0, 1, 2, 3, 7]
     assert parse_sweeps(None) is None
     for bad in ("3-1", "a", "1,,x", ""):
-        with pytest.raises(ValueError, match="--sweeps"):
+        with pytest.raises(ValueError, match="sweeps: "):
             parse_sweeps(bad)
 
 

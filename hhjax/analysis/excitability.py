@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
+from jax.typing import ArrayLike
+
 from functools import partial
 
 import jax
@@ -16,7 +20,7 @@ from ..models.steady import steady_state
 from ..stimulus import constant
 
 
-def firing_rate(spikes: Spikes, start, stop):
+def firing_rate(spikes: Spikes, start: float, stop: float) -> jax.Array:
     """Mean firing rate (Hz) of spikes with ``start <= time < stop`` (ms).
 
     Counts only the stored (first ``max_spikes``) times.
@@ -32,8 +36,9 @@ def firing_rate(spikes: Spikes, start, stop):
     return 1000.0 * jnp.sum(inside, axis=-1) / (stop - start)
 
 
-def fi_curve(params, amplitudes, *, start=10.0, stop=510.0, duration=None, dt=0.025,
-             method="exp_euler", threshold=0.0):
+def fi_curve(params: Any, amplitudes: ArrayLike, *, start: float = 10.0, stop: float = 510.0,
+             duration: Optional[float] = None, dt: float = 0.025, method: str = "exp_euler",
+             threshold: float = 0.0) -> jax.Array:
     """Firing rate (Hz) for each step amplitude, all simulated in one batched call.
 
     Args:
@@ -76,8 +81,9 @@ def _steps_in(interval, dt, name):
     return n
 
 
-def rheobase(params, *, lo=0.0, hi=50.0, start=10.0, stop=210.0, dt=0.025, n_iter=6,
-             points=8, method="exp_euler", threshold=0.0):
+def rheobase(params: Any, *, lo: float = 0.0, hi: float = 50.0, start: float = 10.0, stop: float = 210.0,
+             dt: float = 0.025, n_iter: int = 6, points: int = 8, method: str = "exp_euler",
+             threshold: float = 0.0) -> jax.Array:
     """Smallest step current (µA/cm² or pA) that elicits a spike, by vectorised k-section.
 
     Each iteration simulates ``points`` currents inside every bracket in one batched call
@@ -95,20 +101,20 @@ def rheobase(params, *, lo=0.0, hi=50.0, start=10.0, stop=210.0, dt=0.025, n_ite
                         threshold=threshold) > 0
 
     batch = jnp.broadcast_shapes(*[jnp.shape(x) for x in jax.tree_util.tree_leaves(params)])
-    lo = jnp.broadcast_to(jnp.asarray(lo, jnp.zeros(()).dtype), batch)
-    hi = jnp.broadcast_to(jnp.asarray(hi, jnp.zeros(()).dtype), batch)
+    lo_b = jnp.broadcast_to(jnp.asarray(lo, jnp.zeros(()).dtype), batch)
+    hi_b = jnp.broadcast_to(jnp.asarray(hi, jnp.zeros(()).dtype), batch)
     # A trailing axis on every leaf lines each neuron's parameters up with its own currents.
     params_b = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[..., None], params)
-    ok = spikes_at(params_b, hi[..., None])[..., 0]
+    ok = spikes_at(params_b, hi_b[..., None])[..., 0]
     frac = jnp.arange(1, points + 1) / (points + 1)
     for _ in range(n_iter):
-        amps = lo[..., None] + (hi - lo)[..., None] * frac
+        amps = lo_b[..., None] + (hi_b - lo_b)[..., None] * frac
         fired = spikes_at(params_b, amps)
         # First firing point: bracket becomes (previous point, that point].
         first = jnp.argmax(fired, axis=-1)
         any_fired = jnp.any(fired, axis=-1)
-        new_hi = jnp.where(any_fired, jnp.take_along_axis(amps, first[..., None], -1)[..., 0], hi)
+        new_hi = jnp.where(any_fired, jnp.take_along_axis(amps, first[..., None], -1)[..., 0], hi_b)
         prev = jnp.take_along_axis(amps, jnp.maximum(first - 1, 0)[..., None], -1)[..., 0]
-        new_lo = jnp.where(any_fired, jnp.where(first > 0, prev, lo), amps[..., -1])
-        lo, hi = new_lo, new_hi
-    return jnp.where(ok, hi, jnp.nan)
+        new_lo = jnp.where(any_fired, jnp.where(first > 0, prev, lo_b), amps[..., -1])
+        lo_b, hi_b = new_lo, new_hi
+    return jnp.where(ok, hi_b, jnp.nan)

@@ -6,6 +6,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from .._pytree import pytree_dataclass
 
@@ -21,7 +22,7 @@ class Spikes:
     count: jax.Array
 
 
-def spike_times(t, v, *, threshold=0.0, max_spikes=64):
+def spike_times(t: ArrayLike, v: ArrayLike, *, threshold: float = 0.0, max_spikes: int = 64) -> Spikes:
     """Upward crossings of ``threshold`` (mV), one event per crossing, linearly interpolated.
 
     Args:

@@ -303,7 +303,7 @@ def _load_text(path, p, sweeps, channel, v_units, i_units) -> Recording:
         for n, name in enumerate(fields):
             m = _HEADER.match(name)
             kind = _KINDS.get(m.group("base").lower()) if m else None
-            if kind is None:
+            if kind is None or m is None:
                 continue  # extra columns (e.g. sweep notes) are ignored
             if kind in cols:
                 raise fail(path, f"two {kind!r} columns in the header {head.strip()!r}")

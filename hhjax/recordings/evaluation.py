@@ -66,9 +66,9 @@ def parse_sweeps(text):
             else:
                 out.append(int(part))
         except ValueError:
-            raise ValueError(f"--sweeps: {part!r} is not a sweep number or a range like 0-9") from None
+            raise ValueError(f"sweeps: {part!r} is not a sweep number or a range like 0-9") from None
     if not out:
-        raise ValueError(f"--sweeps: no sweeps in {text!r}")
+        raise ValueError(f"sweeps: no sweeps in {text!r}")
     return out
 
 

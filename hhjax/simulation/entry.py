@@ -3,6 +3,8 @@ first backend that supports it (:mod:`hhjax.simulation.backends`)."""
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import warnings
 import jax
 import jax.numpy as jnp
@@ -10,14 +12,15 @@ import numpy as np
 
 from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
 from .backends import SimulationCall, run_call
-from .trace import DIVERGENCE_BOUND
+from .trace import DIVERGENCE_BOUND, Trace
 from ..models import model_of
 from ..solvers import get_step
 from ..stimulus import as_stimulus
 
 
-def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
-             record_every=1, checkpoint_every=None, spike_threshold=0.0):
+def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, method: str = "exp_euler",
+             y0: Any = None, record_every: int = 1, checkpoint_every: Optional[int] = None,
+             spike_threshold: Optional[float] = 0.0) -> Trace:
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -59,7 +61,7 @@ class Trace:
         return float(self.t[1] - self.t[0])
 
 
-def final_state(trace: Trace):
+def final_state(trace: Trace) -> Any:
     """The last recorded state of a trace (for chaining simulations).
 
     Example:
