@@ -1143,6 +1143,7 @@ NB10 = [
     setup(
         extra_imports="import time\n\n        import torch\n"
         "        from sbi.inference import NPE\n"
+        "        from torch.utils.tensorboard import SummaryWriter\n"
         "        from hhjax.recordings.cell_fit import fit_recording\n"
         "        from hhjax.sbi import GONCALVES_NAMES, goncalves_summary, prior, simulator",
         ci_note="the fit's search, the number of simulations and the\n        # training are small.",
@@ -1227,7 +1228,9 @@ NB10 = [
     code(
         """
         ok = torch.isfinite(x).all(dim=1)
-        inference = NPE(prior=p, show_progress_bars=False)
+        # sbi logs training to tensorboard; into a temporary folder, not ./sbi-logs
+        writer = SummaryWriter(tempfile.mkdtemp())
+        inference = NPE(prior=p, show_progress_bars=False, summary_writer=writer)
         inference.append_simulations(theta[ok], x[ok].float())
         inference.train(max_num_epochs=10 if CI else 300, show_train_summary=False)
         posterior = inference.build_posterior()
