@@ -1,13 +1,11 @@
 """Tests for hhjax.features: analytic synthetic traces, and agreement with eFEL."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hhjax import features as F
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
-ABF = RECORDINGS / "18711001.abf"
+ABF_NAME = "18711001.abf"   # in data/recordings (as .xz) or ../shared/data/recordings
 
 # ---------------------------------------------------------------- synthetic spike train
 # Piecewise-linear APs: baseline VB, linear rise over R ms to VP at the spike time,
@@ -205,9 +203,15 @@ def test_synthetic_noisy_train_matches_efel():
 
 def _sweep(k):
     pyabf = pytest.importorskip("pyabf")
-    if not ABF.exists():
-        pytest.skip(f"recording {ABF} not available")
-    abf = pyabf.ABF(str(ABF))
+    from hhjax.io import example_recording
+    from hhjax.io.sources import opened   # pyabf reads a plain file; the repo's copy is .xz
+
+    try:
+        path = example_recording(ABF_NAME)
+    except FileNotFoundError as e:
+        pytest.skip(f"recording {ABF_NAME} not available: {e}")
+    with opened(path, path) as plain:
+        abf = pyabf.ABF(str(plain))      # reads the whole file now
     abf.setSweep(k)
     return abf.sweepX * 1000.0, abf.sweepY.astype(float)
 
