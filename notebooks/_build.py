@@ -1128,11 +1128,11 @@ NB10 = [
         and the summaries (spike count, resting potential and its std, mean, std, skewness,
         kurtosis and autocorrelation of V during the step).
 
-        The data: `18711001.abf` from `../shared/data/recordings/` (as in notebook 07), the
-        sweeps that `hhjax fit RECORDING --model pospischil` fits, cropped to their depolarising
-        step (823.4–1323.4 ms; we keep 700–1450 ms). Where that file is missing (a fresh clone
-        without `../shared`), a synthetic "recording" of the RS preset with 0.5 mV noise stands
-        in, and the notebook says so.
+        The data: `18711001.abf`, shipped in the repository's `data/recordings/` (as in
+        notebook 07), the sweeps that `hhjax fit RECORDING --model pospischil` fits, cropped to
+        their depolarising step (823.4–1323.4 ms; we keep 700–1450 ms). Should the file be
+        missing, a synthetic "recording" of the RS preset with 0.5 mV noise stands in, and the
+        notebook says so.
 
         We infer `g_na`, `g_k`, `g_m` and `v_t`; the other parameters stay at the fit's values.
         At the end the posterior's marginals are compared with the fit's Laplace standard
@@ -1162,10 +1162,12 @@ NB10 = [
     ),
     code(
         """
-        path = hhjax.io.default_recordings_dir() / "18711001.abf"
         T0, T1, ON, OFF, DT = 700.0, 1450.0, 823.4, 1323.4, 0.1   # ms
-        if path.exists():
-            rec = hhjax.io.load_recording(path)
+        try:
+            rec = hhjax.io.load_recording(hhjax.io.example_recording("18711001.abf"))
+        except FileNotFoundError:
+            rec = None
+        if rec is not None:
             fit = fit_recording(rec, key=0, progress=False, **FIT_SIZE)
             base, sweeps = fit.params, list(fit.sweeps)
             r = rec.resample(DT)
@@ -1176,7 +1178,7 @@ NB10 = [
             stderr = {k: float(v) for k, v in fit.stderr.items() if np.isfinite(v)}  # NaN: not identified
             print(f"recording: sweeps {sweeps}, steps {amps.round(1).tolist()} pA")
         else:
-            print("../shared/data/recordings/18711001.abf is missing: using a synthetic recording")
+            print("18711001.abf is missing: using a synthetic recording")
             base, sweeps, amps = hhjax.presets.POSPISCHIL, [0, 1, 2, 3], np.array([-20.0, 100.0, 200.0, 300.0])
             tr = hhjax.simulate(base, hhjax.stimulus.step(amps, ON - T0, OFF - T0), duration=T1 - T0, dt=DT)
             v_obs = np.asarray(tr.v) + np.random.default_rng(0).normal(0, 0.5, tr.v.shape)
