@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from jax.typing import ArrayLike
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ..simulation.inputs import whole_steps
-from .spikes import Spikes, spike_times
+from .spikes import MAX_WIDTH, MIN_INTERVAL, TIME_LEVEL, Spikes, spike_times
 from ..models import model_of
 from ..simulation.trace import final_state
 from ..simulation.entry import simulate
@@ -38,17 +39,23 @@ def firing_rate(spikes: Spikes, start: float, stop: float) -> jax.Array:
 
 def fi_curve(params: Any, amplitudes: ArrayLike, *, start: float = 10.0, stop: float = 510.0,
              duration: Optional[float] = None, dt: float = 0.025, method: str = "exp_euler",
-             threshold: float = 0.0) -> jax.Array:
+             threshold: float = TIME_LEVEL) -> jax.Array:
     """Firing rate (Hz) for each step amplitude, all simulated in one batched call.
+
+    Spikes are found by :func:`hhjax.spike_times` (the package's one rule) on V recorded at
+    0.1 ms (or every step for ``dt > 0.1``); the run continues ``MAX_WIDTH`` (10 ms) past
+    ``stop`` under the same current so that a spike begun before ``stop`` is complete.
 
     Args:
         params: model parameters (may be batched; broadcast against ``amplitudes``).
         amplitudes: step currents (µA/cm², or pA for area-based models), any shape.
         start, stop: step window (ms), multiples of ``dt``; the rate is the number of spikes
-            inside ``[start, stop)`` over its length (rebound spikes after the step and
+            timed inside ``[start, stop)`` over its length (rebound spikes after the step and
             spontaneous ones before it do not count).
         duration: unused (the simulation ends at ``stop``); kept for old calls.
         dt: time step (ms).
+        threshold: the level (mV) that times a spike (see :func:`hhjax.spike_times`); it
+            does not decide what is a spike.
 
     Returns:
         Rates in Hz, shape ``broadcast(params, amplitudes)``.
@@ -63,15 +70,20 @@ def fi_curve(params: Any, amplitudes: ArrayLike, *, start: float = 10.0, stop: f
     if not 0.0 <= start < stop:
         raise ValueError(f"fi_curve: need 0 <= start < stop (ms), got start={start}, stop={stop}")
     n_before, n_window = (_steps_in(x, dt, name) for x, name in ((start, "start"), (stop - start, "stop - start")))
-    # Run up to the step once (it does not depend on the amplitude), then count spikes over
-    # the window only, starting from that state.
+    # Run up to the step once (it does not depend on the amplitude), then detect spikes
+    # over the window only, starting from that state.
     y0 = None
     if n_before:
         y0 = final_state(simulate(params, 0.0, duration=start, dt=dt, method=method,
                                   record_every=n_before, spike_threshold=None))
-    trace = simulate(params, constant(amplitudes), duration=stop - start, dt=dt, method=method,
-                     y0=y0, record_every=n_window, spike_threshold=threshold)
-    return 1000.0 * trace.spike_count / (stop - start)
+    every = max(1, int(0.1 / dt + 1e-9))
+    n_steps = -(-(n_window + int(math.ceil(MAX_WIDTH / dt))) // every) * every
+    trace = simulate(params, constant(amplitudes), duration=n_steps * dt, dt=dt, method=method,
+                     y0=y0, record_every=every, spike_threshold=None)
+    window = stop - start
+    spikes = spike_times(trace.t, trace.v, threshold=threshold,
+                         max_spikes=int(window / MIN_INTERVAL) + 2)
+    return firing_rate(spikes, 0.0, window)
 
 
 def _steps_in(interval, dt, name):
@@ -83,7 +95,7 @@ def _steps_in(interval, dt, name):
 
 def rheobase(params: Any, *, lo: float = 0.0, hi: float = 50.0, start: float = 10.0, stop: float = 210.0,
              dt: float = 0.025, n_iter: int = 6, points: int = 8, method: str = "exp_euler",
-             threshold: float = 0.0) -> jax.Array:
+             threshold: float = TIME_LEVEL) -> jax.Array:
     """Smallest step current (µA/cm² or pA) that elicits a spike, by vectorised k-section.
 
     Each iteration simulates ``points`` currents inside every bracket in one batched call

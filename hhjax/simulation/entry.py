@@ -8,11 +8,11 @@ from typing import Any, Optional
 import warnings
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
 from .backends import SimulationCall, run_call
-from .trace import DIVERGENCE_BOUND, Trace
+from .sharding import count_true
+from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace
 from ..models import model_of
 from ..solvers import get_step
 from ..stimulus import as_stimulus
@@ -20,7 +20,7 @@ from ..stimulus import as_stimulus
 
 def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, method: str = "exp_euler",
              y0: Any = None, record_every: int = 1, checkpoint_every: Optional[int] = None,
-             spike_threshold: Optional[float] = 0.0) -> Trace:
+             spike_threshold: Optional[float] = COUNT_THRESHOLD, shard: Optional[bool] = None) -> Trace:
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -44,8 +44,14 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
             step (about 7 numbers per neuron) and recomputes the rest; with this set it
             keeps one state per chunk of this many steps and recomputes the chunk, so its
             memory no longer grows with the step count.
-        spike_threshold: voltage (mV) whose upward crossings are counted at every step into
-            ``trace.spike_count``; ``None`` disables counting.
+        spike_threshold: voltage (mV, default :data:`~hhjax.simulation.trace.COUNT_THRESHOLD`)
+            whose upward crossings are counted at every step into ``trace.spike_count`` (a
+            cheap in-loop count; evaluation uses :func:`hhjax.spike_times`); ``None``
+            disables counting.
+        shard: split a batch over all devices of the default backend (CPU devices, GPUs,
+            every process's devices under ``jax.distributed``); results stay sharded.
+            ``None`` (default): yes unless the environment variable ``HHJAX_SHARD=0``;
+            ``False``: one device. See :mod:`hhjax.simulation.sharding`.
 
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
@@ -83,7 +89,8 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
     call = SimulationCall(
         params=params, stim=stim, grid=grid, y0=y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
-        spike_threshold=None if spike_threshold is None else float(spike_threshold))
+        spike_threshold=None if spike_threshold is None else float(spike_threshold),
+        shard=shard)
     trace = run_call(call)
     _warn_if_diverged(trace, method, dt)
     return trace
@@ -92,7 +99,7 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
 def _warn_if_diverged(trace, method, dt):
     if isinstance(trace.diverged, jax.core.Tracer):
         return
-    n_bad = int(np.sum(np.asarray(trace.diverged)))
+    n_bad = count_true(trace.diverged)  # on the devices: diverged may span processes
     if n_bad:
         advice = "reduce dt" + ("" if method == "exp_euler" else " or use 'exp_euler'")
         warnings.warn(

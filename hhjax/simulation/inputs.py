@@ -81,12 +81,17 @@ def _check_finite(tree, argname, allow_inf=("stop",), rules=()):
                 raise ValueError(f"{label}: contains inf")
         for applies, rule, ok in rules:
             if applies(name.lstrip(".")) and not bool(xp.all(ok(arr))):
-                raise ValueError(f"{label}: must be {rule}, got {np.asarray(arr)}")
+                shown = (np.asarray(arr) if getattr(arr, "is_fully_addressable", True)
+                         else "values outside it")
+                raise ValueError(f"{label}: must be {rule}, got {shown}")
 
 
 def _check_on_device(leaf) -> bool:
-    return (isinstance(leaf, jax.Array) and leaf.size >= 1 << 16
-            and any(d.platform != "cpu" for d in leaf.devices()))
+    # Arrays that span processes (jax.distributed) must be checked where they live:
+    # np.asarray refuses them.
+    return isinstance(leaf, jax.Array) and (
+        not leaf.is_fully_addressable
+        or (leaf.size >= 1 << 16 and any(d.platform != "cpu" for d in leaf.devices())))
 
 
 _all_finite = jax.jit(lambda x: jnp.isfinite(x).all())

@@ -7,12 +7,12 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._pytree import float_dtype
 from ..models import model_of
 from ..models.steady import steady_state
 from ..solvers import get_step
+from .sharding import neuron_sharding
 from .trace import DIVERGENCE_BOUND, Trace, upward_crossing
 
 
@@ -160,15 +160,12 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
 
 def _batch_sharder(n_shards):
     """``shard(x, axis=0)``: ask XLA to split ``x``'s flat neuron axis over ``n_shards``
-    devices (see :mod:`hhjax.devices`); the identity for one."""
+    devices (see :mod:`hhjax.simulation.sharding`); the identity for one."""
     if n_shards == 1:
         return lambda x, axis=0: x
-    mesh = Mesh(np.array(jax.devices()[:n_shards]), ("neurons",))
 
     def shard(x, axis=0):
-        spec = [None] * x.ndim
-        spec[axis] = "neurons"
-        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(*spec)))
+        return jax.lax.with_sharding_constraint(x, neuron_sharding(n_shards, x.ndim, axis))
 
     return shard
 

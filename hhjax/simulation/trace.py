@@ -14,6 +14,11 @@ DIVERGENCE_BOUND = 1000.0
 """|V| (mV) above which a neuron counts as diverged, in every backend."""
 
 
+COUNT_THRESHOLD = 0.0
+"""Voltage (mV) whose upward crossings the in-loop counter counts (``Trace.spike_count``),
+in every backend; also the level that times a spike in :func:`hhjax.spike_times`."""
+
+
 def upward_crossing(v_before, v_after, threshold):
     """The in-loop spike counter every backend uses: ``v_before < threshold <= v_after``.
 
