@@ -14,6 +14,14 @@ import sys
 import numpy as np
 
 
+def crossing_times(t, v, level=0.0):
+    """Upward crossings of ``level`` (mV), linearly interpolated (ms); the same rule for
+    NEURON's and hhjax's voltages, so the comparison is of the simulators alone."""
+    t, v = np.asarray(t, float), np.asarray(v, float)
+    i = np.flatnonzero((v[:-1] < level) & (v[1:] >= level))
+    return t[i] + (level - v[i]) / (v[i + 1] - v[i]) * (t[i + 1] - t[i])
+
+
 def main(argv):
     directory, dt, tstop, start, stop = argv[0], *map(float, argv[1:5])
     amps = [float(a) for a in argv[5:]]
@@ -32,10 +40,8 @@ def main(argv):
         stim.delay, stim.dur, stim.amp = start, stop - start, amp * hhjax_cell.NA_PER_UNIT
         h.finitialize(hhjax_cell.V_INIT)
         h.continuerun(tstop)
-        tv, vv = np.asarray(t), np.asarray(v)
-        i = np.flatnonzero((vv[:-1] < 0.0) & (vv[1:] >= 0.0))
-        times = tv[i] + (0.0 - vv[i]) / (vv[i + 1] - vv[i]) * (tv[i + 1] - tv[i])
-        out.append(times.tolist())
+        tv = np.asarray(t)
+        out.append(crossing_times(tv, np.asarray(v)).tolist())
     print(json.dumps({"spikes": out, "n_samples": len(tv)}))
 
 
