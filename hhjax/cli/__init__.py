@@ -1,4 +1,4 @@
-"""The ``hhjax`` command line: ``demo``, ``simulate``, ``fit``, ``evaluate``, ``fit-many``.
+"""The ``hhjax`` command line: ``demo``, ``simulate``, ``fit``, ``evaluate``, ``fit-many``, ``export``.
 
 One module per verb, each with ``add_command(subparsers)``; what they share is in
 :mod:`hhjax.cli._common`. Every error is printed as one line on stderr with exit status 2.
@@ -10,10 +10,10 @@ import os
 import sys
 
 from ..cache import enable_compilation_cache
-from . import demo, evaluate, fit, fit_many, simulate
+from . import demo, evaluate, export, fit, fit_many, simulate
 from ._common import CLIError, Parser, check_output_names
 
-VERBS = (demo, simulate, fit, evaluate, fit_many)
+VERBS = (demo, simulate, fit, evaluate, fit_many, export)
 
 
 def make_parser() -> Parser:
