@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import _validate as check
 from .. import presets as _presets
 from ._common import key_of, progress_bar
 from .direct import direct_estimate_batch, estimable
@@ -20,6 +21,7 @@ from .losses import get_loss
 from ..models import model_of
 from .optimizers import gauss_newton_terms, lm_init, lm_propose, lm_update, optax_init, optax_step
 from ..simulation.entry import simulate
+from ..solvers import METHODS
 from .transforms import dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds, sample_in_bounds, to_unconstrained
 from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
 
@@ -57,9 +59,16 @@ class FitResult:
     direct: object = None
     settings: dict = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        check.finite_loss(self.loss)  # a fit never returns a silent inf
+
 
 def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable):
-    target = np.asarray(target_v, dtype=float)
+    dt = check.positive_number(dt, "dt", "ms")
+    record_every = check.integer(record_every, "record_every")
+    duration = check.number(duration, "duration", "ms", low=0.0, low_open=True, allow_none=True)
+    check.stimulus(stimulus)
+    target = check.voltage_trace(target_v)
     if target.ndim < 1:
         raise ValueError("target_v: expected samples on the last axis, got a scalar")
     if target.shape[-1] < 3:
@@ -139,11 +148,15 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     """
     t_start = time.perf_counter()
     base = init if init is not None else (_presets.get_preset(preset) if isinstance(preset, str) else preset)
+    check.params(base, "init" if init is not None else "preset")
     model_of(base)
     # A single name is one parameter, not its letters.
-    trainable = (trainable,) if isinstance(trainable, str) else tuple(trainable)
-    if int(n_starts) < 1:
-        raise ValueError(f"n_starts: need at least 1 starting point, got {n_starts}")
+    trainable = check.names(trainable, [f.name for f in dataclasses.fields(base)])
+    check.integer(n_starts, "n_starts")
+    check.integer(steps, "steps", allow_none=True)
+    check.bounds(bounds)
+    check.number(tol, "tol", low=0.0)
+    check.method(method, METHODS)
     target, duration, n_steps = _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable)
     specs = resolve_bounds(trainable, {n: getattr(base, n) for n in trainable}, bounds)
     batch = target.shape[:-1]

@@ -53,6 +53,8 @@ from ..simulation.entry import simulate
 from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from ..fitting.uncertainty import covariance_from_jacobian
 from ..models.pospischil import RS
+from .. import _validate as check
+from ..solvers import METHODS
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
@@ -88,6 +90,9 @@ class RecordingFit:
     history: np.ndarray
     wall_time: float
     settings: dict
+
+    def __post_init__(self):
+        check.finite_loss(self.loss, "fit_recording")  # never a silent inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,11 +241,17 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
 
     if model != "pospischil":
         raise ValueError(f"model: recordings are fitted with 'pospischil' (got {model!r})")
-    base = init if init is not None else RS
-    trainable = tuple(trainable)
-    unknown = [n for n in trainable if not hasattr(base, n)]
-    if unknown or not trainable:
-        raise ValueError(f"trainable: {unknown or 'nothing'} not parameters of {type(base).__name__}")
+    base = check.params(init if init is not None else RS, "init")
+    if not hasattr(recording, "select") or not hasattr(recording, "resample"):
+        raise TypeError(f"recording: expected an hhjax.io.Recording, got {type(recording).__name__}")
+    trainable = check.names(trainable, [f.name for f in dataclasses.fields(base)])
+    check.integer(n_starts, "n_starts")
+    check.integer(steps, "steps", low=0)
+    check.integer(generations, "generations")
+    check.integer(population, "population", low=2)
+    check.positive_number(dt, "dt", "ms")
+    check.method(method, METHODS)
+    check.bounds(bounds)
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)

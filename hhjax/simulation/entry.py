@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _validate as check
 from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
 from .backends import SimulationCall, run_call
 from .trace import DIVERGENCE_BOUND
@@ -58,9 +59,12 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
         >>> tr.v.shape, int(tr.spike_count)
         ((4001,), 6)
     """
+    check.params(params)
     model = model_of(params)
     n_steps = _check_time(duration, dt, record_every, checkpoint_every)
     get_step(method)
+    check.stimulus(stimulus)
+    check.threshold(spike_threshold)
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type, GATE_RULES)

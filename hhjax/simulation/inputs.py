@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _validate as check
 from .._pytree import float_dtype
 from ..stimulus import Function
 
@@ -23,12 +24,9 @@ def _check_time(duration, dt, record_every, checkpoint_every):
     for name, value in (("duration", duration), ("dt", dt)):
         if isinstance(value, jax.core.Tracer):
             raise TypeError(f"{name}: must be a static Python number (it sets the array sizes)")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name}: expected a number in ms, got {type(value).__name__}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name}: must be positive and finite (ms), got {value}")
+        check.positive_number(value, name, "ms")
+    check.integer(record_every, "record_every")
+    check.integer(checkpoint_every, "checkpoint_every", allow_none=True)
     n_steps = whole_steps(duration, dt)
     # Raise rather than round: silently changing the duration would misalign stimuli.
     if n_steps is None or n_steps < 1:
