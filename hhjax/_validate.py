@@ -37,6 +37,12 @@ def traced(x) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def on_device(x) -> bool:
+    """A large array on an accelerator: its values are checked there, not copied to NumPy."""
+    return (isinstance(x, jax.Array) and x.size >= 1 << 16
+            and any(d.platform != "cpu" for d in x.devices()))
+
+
 def _type_name(x) -> str:
     return "None" if x is None else type(x).__name__
 
@@ -130,8 +136,7 @@ def real_array(value, name: str, units: str = "", *, allow_inf=False, low=None, 
         raise TypeError(f"{name}: expected real values{_units(units)}, got dtype {dtype}")
     if dtype == np.bool_ or not np.issubdtype(dtype, np.number):
         raise TypeError(f"{name}: expected numbers{_units(units)}, got dtype {dtype}")
-    if getattr(value, "size", 1) >= 1 << 16 and isinstance(value, jax.Array) and any(
-            d.platform != "cpu" for d in value.devices()):
+    if on_device(value):
         return value  # checked where it lives by hhjax.simulation.inputs (copying it is slow)
     arr = np.asarray(value)
     if arr.size and not np.isfinite(arr).all():

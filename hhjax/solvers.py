@@ -70,9 +70,21 @@ def _one_minus_exp_over(x):
     return jnp.where(small, 1.0 - x * (0.5 - x / 6.0), -jnp.expm1(-x_safe) / x_safe)
 
 
+def clamp_unit(x):
+    """``x`` clamped to [0, 1], with gradient 1 inside (including at 0 and 1; ``jnp.clip``
+    would halve it at a tie). The exact gate updates stay in [0, 1] in exact arithmetic
+    but rounding took a float32 gate to 1.0000001.
+
+    >>> clamp_unit(jnp.array([-1e-7, 0.5, 1.0000001])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    return jnp.where(x < 0.0, 0.0, jnp.where(x > 1.0, 1.0, x))
+
+
 def _relax(x, x_inf, rate, dt):
-    """Exact solution of ``dx/dt = (x_inf - x) rate`` over ``dt`` with frozen coefficients."""
-    return x_inf + (x - x_inf) * jnp.exp(-dt * rate)
+    """Exact solution of ``dx/dt = (x_inf - x) rate`` over ``dt`` with frozen coefficients,
+    clamped to [0, 1] (gates only; see :func:`clamp_unit`)."""
+    return clamp_unit(x_inf + (x - x_inf) * jnp.exp(-dt * rate))
 
 
 def exp_euler_step(model, params, state, i_ext, dt):

@@ -82,8 +82,7 @@ def _check_finite(tree, argname, allow_inf=("stop",), rules=()):
 
 
 def _check_on_device(leaf) -> bool:
-    return (isinstance(leaf, jax.Array) and leaf.size >= 1 << 16
-            and any(d.platform != "cpu" for d in leaf.devices()))
+    return check.on_device(leaf)
 
 
 _all_finite = jax.jit(lambda x: jnp.isfinite(x).all())
