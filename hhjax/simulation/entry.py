@@ -97,7 +97,7 @@ def _warn_if_diverged(trace, method, dt):
     if n_bad:
         advice = "reduce dt" + ("" if method == "exp_euler" else " or use 'exp_euler'")
         warnings.warn(
-            f"simulate: {n_bad} neuron(s) diverged (non-finite or |V| > {DIVERGENCE_BOUND:g} mV) with "
+            f"simulate: {n_bad} neuron(s) diverged (non-finite, |V| > {DIVERGENCE_BOUND:g} mV or a gate outside [0, 1]) with "
             f"method={method!r}, dt={dt} ms; {advice}, or check the parameters. "
             f"See trace.diverged.",
             RuntimeWarning,
