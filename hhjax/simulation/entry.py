@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _validate as check
 from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
+from . import memory
 from .backends import SimulationCall, run_call
 from .trace import DIVERGENCE_BOUND
 from ..models import model_of
@@ -18,7 +19,7 @@ from ..stimulus import as_stimulus
 
 
 def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
-             record_every=1, checkpoint_every=None, spike_threshold=0.0):
+             record_every=1, checkpoint_every=None, spike_threshold=0.0, max_memory=None):
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -44,6 +45,10 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
             memory no longer grows with the step count.
         spike_threshold: voltage (mV) whose upward crossings are counted at every step into
             ``trace.spike_count``; ``None`` disables counting.
+        max_memory: bytes the call may use (default: what the device has free, or the
+            ``HHJAX_MAX_MEMORY`` environment variable). Before compiling, the peak is
+            estimated (1.75x the trace, measured); a call over it runs in chunks of neurons
+            when the result fits, else raises a one-line ``MemoryError`` with the fix.
 
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
@@ -65,6 +70,7 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     get_step(method)
     check.stimulus(stimulus)
     check.threshold(spike_threshold)
+    check.number(max_memory, "max_memory", "bytes", low=0.0, low_open=True, allow_none=True)
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type, GATE_RULES)
@@ -85,7 +91,8 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
         params=params, stim=stim, grid=grid, y0=y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold))
-    trace = run_call(call)
+    chunk = memory.plan(call, max_memory if max_memory is not None else memory.max_memory_from_env())
+    trace = run_call(call) if chunk is None else memory.run_chunked(call, chunk, run_call)
     _warn_if_diverged(trace, method, dt)
     return trace
 
