@@ -292,3 +292,27 @@ def finite_loss(loss, name: str = "fit"):
         which = f" for target(s) {[b[0] if len(b) == 1 else tuple(b) for b in bad]}" if arr.ndim else ""
         raise FitFailed(f"{name}: no start reached a finite loss{which} (check target_v, stimulus, "
                         f"init and bounds)")
+
+
+CURRENT_LIMIT = 1e6
+"""|I| beyond which an input current column is rejected as absurd (µA/cm² or pA)."""
+
+
+def columns(source: str, cols: dict):
+    """Data columns read from a file: ``{name: (values, limit)}``; every value finite and
+    ``|value| <= limit`` (``None``: no limit). Errors name the column and the 1-based data row.
+
+    >>> columns("x.csv", {"v_mV": (np.array([-65.0, np.nan]), VOLTAGE_LIMIT)})
+    Traceback (most recent call last):
+    ...
+    ValueError: x.csv: column v_mV, row 2: NaN
+    """
+    for name, (values, limit) in cols.items():
+        arr = np.asarray(values, dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(arr) if limit is None else ~(np.abs(arr) <= limit)
+        if bad.any():
+            k = int(np.argmax(bad))
+            x = arr[k]
+            what = "NaN" if np.isnan(x) else ("inf" if np.isinf(x) else f"{x:g} is beyond ±{limit:g}")
+            raise ValueError(f"{source}: column {name}, row {k + 1}: {what}")

@@ -36,9 +36,23 @@ def main(argv=None):
     try:
         check_output_names(args)
         return args.func(args)
-    except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:
+    except KeyboardInterrupt:
+        # Outputs are staged and removed on the way out (cli._common.Outputs): nothing is left.
+        print(f"hhjax {args.verb}: interrupted", file=sys.stderr)
+        if argv is None:
+            # As a program: leave at once. XLA may still be compiling on another thread, and
+            # tearing the interpreter down under it crashed (SIGSEGV) after the message.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        return 130
+    except (CLIError, ValueError, TypeError, FileNotFoundError, OSError, MemoryError) as exc:
         message = " ".join(str(exc).split())
         print(f"hhjax {args.verb}: error: {message}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - never a traceback: one line, exit status 2
+        message = " ".join(str(exc).split())
+        print(f"hhjax {args.verb}: error: {type(exc).__name__}: {message}", file=sys.stderr)
         return 2
 
 

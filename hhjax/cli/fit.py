@@ -16,7 +16,8 @@ from ..models import model_of
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
 from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
-from ._common import CLIError, build_params, positive_int
+from .. import _validate as check
+from ._common import CLIError, Outputs, build_params, positive_int
 
 
 def load_trace_file(path):
@@ -51,14 +52,16 @@ def load_trace_file(path):
         raise CLIError(f"{path}: could not read trace ({type(exc).__name__}: {exc})") from None
     if t.size < 3:
         raise CLIError(f"{path}: needs at least 3 samples")
+    try:
+        check.columns(path, {"t_ms": (t, None), "v_mV": (v, check.VOLTAGE_LIMIT),
+                             "i_uA_cm2": (i, check.CURRENT_LIMIT)})
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     # Against the grid, not sample to sample: times written in float32 (about 7 digits)
     # wobble by more than 1e-4 dt between neighbours, but never by 1 % of dt.
     dt = (t[-1] - t[0]) / (t.size - 1)
     if not dt > 0 or np.max(np.abs(t - t[0] - dt * np.arange(t.size))) > 0.01 * dt:
         raise CLIError(f"{path}: time column t_ms must be uniformly increasing")
-    for name, arr in (("v_mV", v), ("i_uA_cm2", i)):
-        if not np.all(np.isfinite(arr)):
-            raise CLIError(f"{path}: column {name} contains NaN or inf")
     return t, v, i
 
 
@@ -93,16 +96,17 @@ def cmd_fit_recording(args):
     s = res.features["summary"]
     print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
           f"f–I RMS {s['fi_rms_hz']:.2f} Hz, rest error {s['rest_error_mV']:.2f} mV; {res.wall_time:.0f} s")
+    outputs = Outputs()
     if args.out:
-        save_params(args.out, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
-                    features=res.features, settings=res.settings, wall_time_s=res.wall_time,
-                    stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
-                                "for e_l; lower bounds (residuals are autocorrelated)")
-        print(f"wrote {args.out}")
+        outputs.add("--out", args.out, lambda tmp: save_params(
+            tmp, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
+            features=res.features, settings=res.settings, wall_time_s=res.wall_time,
+            stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
+                        "for e_l; lower bounds (residuals are autocorrelated)"))
     if args.plot:
         out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
-        plot_evaluation(out, rec, t, v, args.plot)
-        print(f"wrote {args.plot}")
+        outputs.add("--plot", args.plot, lambda tmp: plot_evaluation(out, rec, t, v, str(tmp)))
+    outputs.commit()
     return 0
 
 
@@ -120,6 +124,8 @@ def simulation_step(spacing, dt=None, finest=0.025):
 
 
 def cmd_fit(args):
+    if args.dt is not None:
+        check.positive_number(args.dt, "--dt", "ms")
     if args.trace.lower().endswith((".abf", ".nwb", ".txt", ".tsv")) or args.model == "pospischil":
         return cmd_fit_recording(args)
     if args.model is not None:
@@ -142,17 +148,18 @@ def cmd_fit(args):
     for name in trainable:
         print(f"{name} = {float(getattr(result.params, name)):.6g} ± {float(result.stderr[name]):.3g}")
     print(f"loss (MSE) = {float(result.loss):.4g} mV², {result.wall_time:.1f} s")
+    if not np.all(np.isfinite(np.asarray(result.loss))):
+        raise CLIError("fit: no start reached a finite loss")
+    outputs = Outputs()
     if args.out:
-        save_fit(args.out, result, source=os.path.abspath(args.trace), preset=args.preset or "neuron")
-        print(f"wrote {args.out}")
+        outputs.add("--out", args.out, lambda tmp: save_fit(
+            tmp, result, source=os.path.abspath(args.trace), preset=args.preset or "neuron"))
     if args.plot:
         fitted = simulate(result.params, current, duration=spacing * (len(t) - 1),
                           dt=dt, method=args.method, y0=float(v[0]), record_every=record_every).v
         fig = plot.plot_fit(t, v, np.asarray(fitted))
-        plot.save(fig, args.plot)
-        print(f"wrote {args.plot}")
-    if not np.all(np.isfinite(np.asarray(result.loss))):
-        raise CLIError("fit: no start reached a finite loss")
+        outputs.add("--plot", args.plot, lambda tmp: plot.save(fig, str(tmp)))
+    outputs.commit()
     return 0
 
 
