@@ -84,7 +84,8 @@ def cmd_fit_recording(args):
     res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
                         n_starts=args.starts, steps=4 if args.steps is None else args.steps,
                         progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt,
-                        method=args.method)
+                        method=args.method, checkpoint=args.checkpoint,
+                        **{k: getattr(args, k) for k in ("generations", "population") if getattr(args, k)})
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
     for n in trainable:
@@ -132,6 +133,8 @@ def cmd_fit(args):
         raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model pospischil)")
     if args.sweeps is not None:
         raise CLIError("--sweeps: a trace file has one sweep (sweeps apply to recordings)")
+    if args.checkpoint is not None:
+        raise CLIError("--checkpoint: only recording fits resume so far (a trace fit restarts)")
     t, v, i = load_trace_file(args.trace)
     spacing = float(np.round((t[-1] - t[0]) / (t.size - 1), 9))
     dt, record_every = simulation_step(spacing, args.dt)
@@ -182,4 +185,11 @@ def add_command(sub) -> None:
     f.add_argument("--out", default=None, help="write fit.json")
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    f.add_argument("--generations", type=positive_int, default=None,
+                   help="recordings: generations of the cross-entropy search (default 16)")
+    f.add_argument("--population", type=positive_int, default=None,
+                   help="recordings: parameter sets per generation (default 160)")
+    f.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="recordings: save the search state in DIR after every generation/iteration; "
+                        "rerunning the same command resumes there")
     f.set_defaults(func=cmd_fit, out_suffixes=(".json",))

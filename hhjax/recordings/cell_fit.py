@@ -55,6 +55,7 @@ from ..fitting.uncertainty import covariance_from_jacobian
 from ..models.pospischil import RS
 from .. import _validate as check
 from ..solvers import METHODS
+from .checkpoint import Checkpoint, fingerprint, lm_state_of
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
@@ -214,7 +215,7 @@ def _initial(data, hyper_win, base, names, dt):
 
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
-                  generations=16, population=160, method="exp_euler", bounds=None):
+                  generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
     Args:
@@ -233,6 +234,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         init: params with the starting and fixed values (default: the RS preset).
         bounds: ``{name: (low, high)}`` overriding the physiological defaults.
         progress: tqdm bar (default: when stderr is a terminal).
+        checkpoint: a directory: the search state is saved there atomically after every
+            generation and LM iteration, and a rerun with the same inputs resumes from it
+            (bit for bit on the CPU). See :mod:`hhjax.recordings.checkpoint`.
 
     Returns:
         :class:`RecordingFit`.
@@ -273,7 +277,23 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     rng = np.random.default_rng(seed_of(key))
     bar = progress_bar(progress, generations + steps, "fit")
     pool_z, pool_l, history = [], [], []
-    for g in range(generations):  # cross-entropy search in the unit (log-)intervals
+    ckpt = saved = None
+    if checkpoint is not None:
+        ckpt = Checkpoint(checkpoint, fingerprint(
+            names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
+            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key)))
+        saved = ckpt.load()
+    g0 = 0
+    if saved is not None:
+        g0, mu, sig = int(saved["generation"]), saved["mu"], saved["sig"]
+        rng.bit_generator.state = saved["rng"]
+        pool_z, pool_l, history = list(saved["pool_z"]), list(saved["pool_l"]), saved["history"].tolist()
+        if bar is not None:
+            bar.update(g0)
+    save = lambda **lm: ckpt and ckpt.save(generation=g, mu=mu, sig=sig, rng=rng, pool_z=pool_z,  # noqa: E731
+                                           pool_l=pool_l, history=history, **lm)
+    g = g0
+    for g in range(g0 + 1, generations + 1):  # cross-entropy search in the unit (log-)intervals
         u = np.clip(mu + sig * rng.standard_normal((population, len(names))), 1e-3, 1 - 1e-3)
         u[0] = mu
         z = np.log(u) - np.log1p(-u)
@@ -283,21 +303,31 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         elite = 1.0 / (1.0 + np.exp(-allz[np.argsort(alll)[: max(8, population // 10)]]))
         mu, sig = elite.mean(0), np.maximum(0.6 * elite.std(0) + 0.2 * sig, 0.01)
         history.append(float(np.min(alll)))
+        save()
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
+    allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
     t_search = time.perf_counter()
     z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
     n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + 2)
-    state = _lm(spec, base, lm_blank(z0, n_res), data, 0) if steps else None
-    it = 0
-    for it in range(1, steps + 1):  # refine: one compiled LM step for all starts
+    it, done, state = 0, False, None
+    if steps and saved is not None and int(saved["lm_it"]) >= 0:
+        it, done = int(saved["lm_it"]), bool(saved["lm_done"])
+        state = lm_state_of(saved, lm_blank(z0, n_res))
+    elif steps:
+        state = _lm(spec, base, lm_blank(z0, n_res), data, 0)
+        save(lm_it=0, lm_state=state)
+    for it in range(it + 1, steps + 1) if not done else ():  # refine: one compiled LM step for all starts
         state = _lm(spec, base, state, data, it)
         history.append(min(float(np.min(np.asarray(state.loss))), history[-1]))
+        # Every start keeps failing: a rugged spot.
+        done = bool(np.all(np.asarray(state.lam) > 1e2))
+        save(lm_it=it, lm_done=done, lm_state=state)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
-        if np.all(np.asarray(state.lam) > 1e2):  # every start keeps failing: a rugged spot
+        if done:
             break
     if bar is not None:
         bar.close()
