@@ -191,15 +191,11 @@ def stimulus(value, name: str = "stimulus"):
     """A stimulus: a callable ``I(t)`` (its array leaves must be real and finite, ``stop``
     may be inf), a number or an array (lists become arrays)."""
     if callable(value):
-        if dataclasses.is_dataclass(value):
-            for f in dataclasses.fields(value):
-                x = getattr(value, f.name)
-                if callable(x) or isinstance(x, tuple):
-                    for i, part in enumerate(x if isinstance(x, tuple) else (x,)):
-                        if dataclasses.is_dataclass(part):
-                            stimulus(part, f"{name}.{f.name}[{i}]")
-                    continue
-                real_array(x, f"{name}.{f.name}", allow_inf=f.name == "stop")
+        for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
+            if callable(leaf) or leaf is None:
+                continue
+            label = f"{name}{jax.tree_util.keystr(path)}"
+            real_array(leaf, label, allow_inf=label.endswith("stop"))
         return value
     return real_array(value, name, "µA/cm² or pA")
 
@@ -260,7 +256,7 @@ def bounds(value, name: str = "bounds"):
         low = number(pair[0], f"{label} low", param_units(str(key)))
         high = number(pair[1], f"{label} high", param_units(str(key)))
         if not low < high:
-            raise ValueError(f"{label}: low must be below high, got ({low:g}, {high:g})")
+            raise ValueError(f"{label}: low >= high ({low:g}, {high:g}); low must be below high")
     return value
 
 

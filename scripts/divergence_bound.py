@@ -61,7 +61,7 @@ def _checker(model_name, method, dtype_name, dt=0.025, i_ext=0.0):
             # A step whose result leaves the valid range is flagged diverged anyway (rk4's
             # stages can leave the band from a state far from steady state, e.g. m = h = 1).
             out = jax.vmap(one, in_axes=(None, 0))(p, state)
-            flagged = ~in_range(out[0], *out[1:])
+            flagged = ~in_range(out[:, 0], *out[:, 1:].T)
             for fn in (one, jax.jacfwd(one, argnums=1), jax.jacrev(one, argnums=0)):
                 out = jax.vmap(fn, in_axes=(None, 0))(p, state)
                 for leaf in jax.tree_util.tree_leaves(out):
