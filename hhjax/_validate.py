@@ -24,6 +24,8 @@ import numbers
 import jax
 import numpy as np
 
+from .solvers import METHODS
+
 ABSOLUTE_ZERO = -273.15
 """The lowest temperature (°C) a ``celsius`` parameter may take."""
 
@@ -241,6 +243,19 @@ def names(value, allowed, name: str = "trainable"):
     if unknown:
         raise ValueError(f"{name}: {unknown} are not parameters ({list(allowed)})")
     return value
+
+
+def fit_options(base, trainable, **options):
+    """The options shared by the fitters (``n_starts``, ``steps``, ``bounds``, ``tol``,
+    ``method``); returns ``trainable`` as a tuple of names (a single string is one name,
+    not its letters)."""
+    checked = names(trainable, [f.name for f in dataclasses.fields(base)])
+    integer(options["n_starts"], "n_starts")
+    integer(options["steps"], "steps", allow_none=True)
+    bounds(options["bounds"])
+    number(options["tol"], "tol", low=0.0)
+    method(options["method"], METHODS)
+    return checked
 
 
 def bounds(value, name: str = "bounds"):

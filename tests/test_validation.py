@@ -76,6 +76,8 @@ CASES = [
     ("sim record_every bool", sim(record_every=True), TypeError, "record_every"),
     ("sim method", sim(method="euler2"), ValueError, "method"),
     ("sim y0 str", sim(y0="-65"), TypeError, "y0"),
+    ("sim max_memory 0", sim(max_memory=0), ValueError, "max_memory"),
+    ("sim max_memory str", sim(max_memory="1G"), TypeError, "max_memory"),
     # stimulus constructors
     ("step start after stop", lambda: S.step(10.0, 4.0, 1.0), ValueError, "stop"),
     ("step start == stop", lambda: S.step(10.0, 4.0, 4.0), ValueError, "stop"),

@@ -21,7 +21,6 @@ from .losses import get_loss
 from ..models import model_of
 from .optimizers import gauss_newton_terms, lm_init, lm_propose, lm_update, optax_init, optax_step
 from ..simulation.entry import simulate
-from ..solvers import METHODS
 from .transforms import dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds, sample_in_bounds, to_unconstrained
 from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
 
@@ -73,8 +72,6 @@ def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainabl
         raise ValueError("target_v: expected samples on the last axis, got a scalar")
     if target.shape[-1] < 3:
         raise ValueError(f"target_v: needs at least 3 samples on its last (time) axis, got shape {target.shape}")
-    if not np.all(np.isfinite(target)):
-        raise ValueError("target_v: contains NaN or inf (drop or interpolate bad samples first)")
     n_samples = target.shape[-1]
     n_steps = (n_samples - 1) * record_every
     if duration is None:
@@ -92,12 +89,6 @@ def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainabl
                 f"target and stimulus have different lengths or sample rates")
         if not np.all(np.isfinite(np.asarray(stimulus))):
             raise ValueError("stimulus: contains NaN or inf")
-    names = [f.name for f in dataclasses.fields(base)]
-    bad = [n for n in trainable if n not in names]
-    if bad:
-        raise ValueError(f"trainable: {bad} are not parameters of {type(base).__name__} ({names})")
-    if len(set(trainable)) != len(trainable) or not trainable:
-        raise ValueError(f"trainable: expected distinct parameter names, got {list(trainable)}")
     return target, float(duration), n_steps
 
 
@@ -148,15 +139,9 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     """
     t_start = time.perf_counter()
     base = init if init is not None else (_presets.get_preset(preset) if isinstance(preset, str) else preset)
-    check.params(base, "init" if init is not None else "preset")
-    model_of(base)
-    # A single name is one parameter, not its letters.
-    trainable = check.names(trainable, [f.name for f in dataclasses.fields(base)])
-    check.integer(n_starts, "n_starts")
-    check.integer(steps, "steps", allow_none=True)
-    check.bounds(bounds)
-    check.number(tol, "tol", low=0.0)
-    check.method(method, METHODS)
+    model_of(check.params(base, "init" if init is not None else "preset"))
+    trainable = check.fit_options(base, trainable, n_starts=n_starts, steps=steps, bounds=bounds, tol=tol,
+                                  method=method)
     target, duration, n_steps = _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable)
     specs = resolve_bounds(trainable, {n: getattr(base, n) for n in trainable}, bounds)
     batch = target.shape[:-1]

@@ -49,7 +49,8 @@ def estimate(call) -> dict:
 
 def available(platform: str | None = None) -> int:
     """Bytes free for a new computation: the accelerator's ``memory_stats`` on a GPU, else
-    the smaller of the system's available memory and a cgroup limit's headroom."""
+    the smaller of the system's available memory (``/proc/meminfo``) and a cgroup limit's
+    headroom."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
         try:
@@ -59,14 +60,13 @@ def available(platform: str | None = None) -> int:
             pass
     free = None
     try:
-        import psutil  # noqa: PLC0415 (optional: /proc/meminfo below does without it)
-        free = int(psutil.virtual_memory().available)
-    except ImportError:
-        try:
-            with open("/proc/meminfo") as f:
-                info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
-            free = info.get("MemAvailable", info.get("MemFree"))
-        except OSError:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        free = info.get("MemAvailable", info.get("MemFree"))
+    except (OSError, ValueError, IndexError):
+        try:  # not Linux
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
             free = None
     for limit_path, usage_path in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                                    ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
