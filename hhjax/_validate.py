@@ -49,6 +49,10 @@ def _type_name(x) -> str:
     return "None" if x is None else type(x).__name__
 
 
+def _got(x) -> str:
+    return "None" if x is None else f"{type(x).__name__} {x!r}"
+
+
 def _units(units: str) -> str:
     return f" ({units})" if units else ""
 
@@ -69,7 +73,7 @@ def number(value, name: str, units: str = "", *, low=None, high=None, low_open=F
     if traced(value):
         return value
     if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}: expected a number{_units(units)}, got {_type_name(value)} {value!r}")
+        raise TypeError(f"{name}: expected a number{_units(units)}, got {_got(value)}")
     if isinstance(value, (complex, np.complexfloating)):
         raise TypeError(f"{name}: expected a real number{_units(units)}, got complex {value!r}")
     if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
@@ -101,7 +105,7 @@ def integer(value, name: str, *, low: int = 1, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer >= {low}, got {_type_name(value)} {value!r}")
+        raise TypeError(f"{name}: expected an integer >= {low}, got {_got(value)}")
     if value < low:
         raise ValueError(f"{name}: must be an integer >= {low}, got {value}")
     return int(value)
@@ -118,7 +122,7 @@ def real_array(value, name: str, units: str = "", *, allow_inf=False, low=None, 
         return value
     if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
         raise TypeError(f"{name}: expected a number or an array{_units(units)}, got "
-                        f"{_type_name(value)} {value!r}")
+                        f"{_got(value)}")
     if isinstance(value, (list, tuple)):
         if not allow_list:
             raise TypeError(f"{name}: expected a number or an array{_units(units)}, got a "
