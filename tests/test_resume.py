@@ -58,6 +58,7 @@ def test_killed_fit_resumes_to_the_same_parameters(tmp_path):
     rec = _recording(tmp_path / "cell.npz")
     env = dict(os.environ, HHJAX_NO_CACHE="1")
     _run([*FIT, str(rec), "--out", str(tmp_path / "plain.json")], env)
+    assert not (tmp_path / "plain.json.checkpoint").exists()  # the default checkpoint, removed at the end
     ckpt = tmp_path / "ckpt"
     _run([*FIT, str(rec), "--out", str(tmp_path / "resumed.json"), "--checkpoint", str(ckpt)], env,
          wait_for=ckpt / FILE)

@@ -11,7 +11,7 @@ import sys
 
 from ..cache import enable_compilation_cache
 from . import demo, evaluate, fit, simulate
-from ._common import CLIError, Parser, check_output_names
+from ._common import CLIError, Parser, check_output_names, exit_on_ctrl_c
 
 VERBS = (demo, simulate, fit, evaluate)
 
@@ -33,18 +33,14 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if argv is None:  # as a program (tests call main(argv) in-process)
+        exit_on_ctrl_c(args.verb)
     try:
         check_output_names(args)
         return args.func(args)
     except KeyboardInterrupt:
         # Outputs are staged and removed on the way out (cli._common.Outputs): nothing is left.
         print(f"hhjax {args.verb}: interrupted", file=sys.stderr)
-        if argv is None:
-            # As a program: leave at once. XLA may still be compiling on another thread, and
-            # tearing the interpreter down under it crashed (SIGSEGV) after the message.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
         return 130
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError, MemoryError) as exc:
         message = " ".join(str(exc).split())

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from .. import presets
@@ -134,6 +137,7 @@ class Outputs:
         try:
             for flag, path, writer in self._items:
                 dest = Path(path)
+                _COMMITTING.add(dest)
                 made += _make_parents(dest.parent)
                 try:
                     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.",
@@ -151,6 +155,7 @@ class Outputs:
                 os.replace(tmp, dest)
             staged = []
         finally:
+            _COMMITTING.clear()
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
             if staged:
@@ -175,3 +180,37 @@ def _make_parents(directory: Path):
     for d in reversed(missing):
         d.mkdir()
     return list(reversed(missing))
+
+
+_COMMITTING: set = set()  # destinations of the outputs being written right now
+
+
+def _remove_staged():
+    """Temporary files of the outputs being written (ours and write_atomic's inside them)."""
+    for dest in list(_COMMITTING):
+        for p in dest.parent.glob(f".*{dest.name}.*"):
+            if ".tmp" in p.name:
+                p.unlink(missing_ok=True)
+
+
+def exit_on_ctrl_c(verb: str) -> None:
+    """As a program: Ctrl-C prints one line, removes temporary files and exits with 130 at
+    once, even while XLA runs (a Python handler would wait until the computation returns,
+    minutes for a long simulation). The C-level handler writes to a wakeup pipe that a
+    thread watches; exiting with ``os._exit`` also avoids tearing down the interpreter under
+    a compiling XLA thread, which crashed with SIGSEGV."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w)
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+
+    def watch():
+        while os.read(r, 1) != bytes([signal.SIGINT]):
+            pass
+        _remove_staged()
+        sys.stdout.flush()
+        sys.stderr.write(f"hhjax {verb}: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    threading.Thread(target=watch, name="hhjax-ctrl-c", daemon=True).start()

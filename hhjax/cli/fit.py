@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import warnings
 
@@ -70,6 +71,10 @@ def cmd_fit_recording(args):
     if args.model not in (None, "pospischil"):
         raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
     rec = load_recording(args.trace, sweeps=parse_sweeps(args.sweeps))
+    # A recording fit takes 35-60 s with the default search: with --out it checkpoints by
+    # default next to it (removed once the outputs are written), so a killed fit resumes.
+    auto_checkpoint = args.checkpoint is None and args.out and not args.no_checkpoint
+    checkpoint = f"{args.out}.checkpoint" if auto_checkpoint else args.checkpoint
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
     trainable = DEFAULT_TRAINABLE if args.trainable is None else \
         tuple(n.strip() for n in args.trainable.split(",") if n.strip())
@@ -84,7 +89,7 @@ def cmd_fit_recording(args):
     res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
                         n_starts=args.starts, steps=4 if args.steps is None else args.steps,
                         progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt,
-                        method=args.method, checkpoint=args.checkpoint,
+                        method=args.method, checkpoint=checkpoint,
                         **{k: getattr(args, k) for k in ("generations", "population") if getattr(args, k)})
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
@@ -108,6 +113,8 @@ def cmd_fit_recording(args):
         out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
         outputs.add("--plot", args.plot, lambda tmp: plot_evaluation(out, rec, t, v, str(tmp)))
     outputs.commit()
+    if auto_checkpoint:
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return 0
 
 
@@ -185,6 +192,8 @@ def add_command(sub) -> None:
     f.add_argument("--out", default=None, help="write fit.json")
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    f.add_argument("--no-checkpoint", action="store_true",
+                   help="recordings: do not checkpoint (default with --out: OUT.checkpoint, removed at the end)")
     f.add_argument("--generations", type=positive_int, default=None,
                    help="recordings: generations of the cross-entropy search (default 16)")
     f.add_argument("--population", type=positive_int, default=None,

@@ -47,6 +47,8 @@ class Checkpoint:
             raise ValueError(f"checkpoint: {directory} is not a directory")
         self.path = self.dir / FILE
         self.fingerprint = fingerprint_text
+        for stale in self.dir.glob(f".{FILE}.tmp*"):  # left by a kill during a save
+            stale.unlink(missing_ok=True)
 
     def load(self):
         """The saved state as a dict, or ``None`` if there is none yet."""
