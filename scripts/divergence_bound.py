@@ -93,15 +93,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--limit", type=float, default=2000.0)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--presets", default="neuron,hh1952,reduced,pospischil,pospischil_fs")
     args = ap.parse_args()
     v_grid = np.arange(-args.limit, args.limit + 1.0, 1.0)
     rows = []
     # One preset per model (the others differ only in values the shifts below cover).
-    for pname in ("neuron", "hh1952", "reduced", "pospischil", "pospischil_fs"):
+    for pname in args.presets.split(","):
         params = presets.get_preset(pname)
         for label, p in variants(params):
             for dtype in (jnp.float32, jnp.float64):
-                for method in METHODS:
+                for method in args.methods.split(","):
                     bad = first_bad(p, method, dtype, v_grid)
                     rows.append(dict(preset=pname + label, dtype=jnp.dtype(dtype).name, method=method,
                                      first_nonfinite_abs_v_mV=bad))

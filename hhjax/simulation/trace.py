@@ -7,16 +7,16 @@ import jax
 import jax.numpy as jnp
 
 from .._pytree import as_dict, pytree_dataclass
+from ..solvers import V_BOUND
 
-DIVERGENCE_BOUND = 300.0
-"""|V| (mV) above which a neuron counts as diverged, in every backend.
-
-Chosen where every model's rates, one step of every method and their derivatives are
-still finite with a wide margin: ``scripts/divergence_bound.py`` finds the first non-finite
-value or derivative at |V| = BOUND_MEASURED mV in float32 (Pospischil's rates, shifted
-by their fitting range) and far beyond in float64; the classic HH rates fail from 809 mV
-(float32 ``exp`` underflow), which the old bound of 1000 mV let through. No neuron's
-membrane reaches 300 mV, so a trace beyond it is a runaway, not physiology."""
+DIVERGENCE_BOUND = V_BOUND
+"""|V| (mV) above which a neuron counts as diverged, in every backend: 300 mV, defined as
+:data:`hhjax.solvers.V_BOUND`, where every model's rates, one step of every method and their
+derivatives are still finite with a wide margin. ``scripts/divergence_bound.py`` finds the
+first non-finite value or derivative at |V| = 401 mV in float32 (Pospischil's rates with V_T
+moved by its fitting range) and none within ±2000 mV in float64; the classic HH rates fail
+from 809 mV (float32 ``exp`` underflow), which the old bound of 1000 mV let through. No
+neuron's membrane reaches 300 mV, so a trace beyond it is a runaway, not physiology."""
 
 GATE_TOLERANCE = 1e-5
 """How far (absolute) a gate may leave [0, 1] before the neuron counts as diverged: float32
