@@ -184,7 +184,7 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     the ordinary least-squares error."""
     from types import SimpleNamespace
 
-    from hhjax.recordings.cell_fit import N_SCALAR, _stderr
+    from hhjax.recordings.laplace import N_SCALAR, _stderr
 
     rng = np.random.default_rng(0)
     n = 200

@@ -60,17 +60,19 @@ from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
 from .evaluation import choose_sweeps, evaluate, model_rest, net_current
 from .rows import MASK_MS, fit_rows
-from ..analysis.spikes import spike_times
 from ..simulation.entry import simulate
-from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
-from ..fitting.uncertainty import covariance_from_jacobian
+from ..fitting.transforms import from_unconstrained, resolve_bounds
 from ..models.pospischil import FS, RS
 from ..models.pospischil_ca import IB, LTS
+from .. import _validate as check
+from ..solvers import METHODS
+from .checkpoint import Checkpoint, fingerprint, lm_state_of
+from .laplace import _stderr
+from .regime import N_SCALAR, model_spikes, regime_violations
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
 W_REGIME = 4.0  # per missing late spike / per burst ISI (see the module docstring)
-N_SCALAR = 3  # residuals per row besides voltage samples and spike times: count, rest, regime
 #: Fit targets: name -> (starting parameters, trainable names added to the default set).
 MODELS = {
     "pospischil": (RS, ()),            # regular spiking (the paper's RS cell)
@@ -112,6 +114,9 @@ class RecordingFit:
     history: np.ndarray
     wall_time: float
     settings: dict
+
+    def __post_init__(self):
+        check.finite_loss(self.loss, "fit_recording")  # never a silent inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,45 +173,13 @@ def _simulate(spec, base, z, data):
     return v if order == sorted(order) else v[..., np.argsort(order), :]
 
 
-def _crossings(v, valid, dt, k_max):
-    """Spike count and the (differentiable where timed by a crossing) times, ms, of the
-    first ``k_max`` spikes, by the package's one rule (:func:`hhjax.spike_times`); padded
-    samples (``~valid``) hold the last value, so they add no spike."""
-    del valid
-    sp = spike_times(jnp.arange(v.shape[-1]) * dt, v, max_spikes=k_max)
-    return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
-
-
-def regime_violations(n, times, data):
-    """Per row: late spikes the cell makes but the model does not (depolarisation block,
-    silence; at most 3) plus model ISIs under half the cell's shortest ISI (bursts the cell
-    does not make). ``n``, ``times`` (ms): the model's spikes from :func:`_crossings` (the
-    first ``k_max``); ``data`` from :func:`hhjax.recordings.rows.fit_rows` (``late_t``: the
-    late window in ms, ``late_obs``, ``isi_min``).
-
-    >>> d = {"late_t": jnp.array([[50.0, 100.0]]), "late_obs": jnp.array([5.0]), "isi_min": jnp.array([10.0])}
-    >>> regular, early = jnp.arange(5.0, 100.0, 10.0)[None], jnp.arange(5.0, 45.0, 4.0)[None]
-    >>> int(regime_violations(jnp.array([10]), regular, d)[0])   # fires on, ISIs 10 ms
-    0
-    >>> int(regime_violations(jnp.array([10]), early, d)[0])     # 3 late spikes missing + 9 ISIs < 5 ms
-    12
-    """
-    k = jnp.arange(times.shape[-1])
-    real = k < n[..., None]
-    late = real & (times >= data["late_t"][..., :1]) & (times < data["late_t"][..., 1:])
-    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(late, -1), 0.0)
-    isi = times[..., 1:] - times[..., :-1]
-    pair = real[..., 1:] & (data["isi_min"][..., None] > 0)
-    return r_late + jnp.sum(pair & (isi < 0.5 * data["isi_min"][..., None]), -1)
-
-
 def _residuals(spec, base, z, data):
     """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
     v = _simulate(spec, base, z, data)
     v = jnp.where(jnp.isfinite(v), v, 100.0)
     e = spec.every
     d = CLIP_V * jnp.tanh((v[..., ::e] - data["v_obs"][..., ::e]) / CLIP_V)
-    n, times = _crossings(v, data["valid"], spec.dt, data["t_obs"].shape[-1])
+    n, times = model_spikes(v, data["valid"], spec.dt, data["t_obs"].shape[-1])
     # Samples near the model's own spikes are left out too (their derivatives are huge).
     t_sub = jnp.arange(d.shape[-1]) * (e * spec.dt)
     t_k = jnp.where(jnp.arange(times.shape[-1]) < n[..., None], jax.lax.stop_gradient(times), -1e9)
@@ -265,7 +238,7 @@ def _initial(data, hyper_win, base, names, dt):
 
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
-                  generations=16, population=160, method="exp_euler", bounds=None):
+                  generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
     Args:
@@ -286,6 +259,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         init: params with the starting and fixed values (default: the RS preset).
         bounds: ``{name: (low, high)}`` overriding the physiological defaults.
         progress: tqdm bar (default: when stderr is a terminal).
+        checkpoint: a directory: the search state is saved there atomically after every
+            generation and LM iteration, and a rerun with the same inputs resumes from it
+            (bit for bit on the CPU). See :mod:`hhjax.recordings.checkpoint`.
 
     Returns:
         :class:`RecordingFit`.
@@ -295,11 +271,18 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     if model not in MODELS:
         raise ValueError(f"model: {model!r} is not a recording model; choose from {sorted(MODELS)} (or 'auto' "
                          f"via hhjax.recordings.select.fit_auto)")
-    base = init if init is not None else MODELS[model][0]
-    trainable = tuple(trainable) + tuple(n for n in MODELS[model][1] if n not in trainable)
-    unknown = [n for n in trainable if not hasattr(base, n)]
-    if unknown or not trainable:
-        raise ValueError(f"trainable: {unknown or 'nothing'} not parameters of {type(base).__name__}")
+    base = check.params(init if init is not None else MODELS[model][0], "init")
+    if not hasattr(recording, "select") or not hasattr(recording, "resample"):
+        raise TypeError(f"recording: expected an hhjax.io.Recording, got {type(recording).__name__}")
+    trainable = tuple(check.names(trainable, [f.name for f in dataclasses.fields(base)]))
+    trainable = trainable + tuple(n for n in MODELS[model][1] if n not in trainable)
+    check.integer(n_starts, "n_starts")
+    check.integer(steps, "steps", low=0)
+    check.integer(generations, "generations")
+    check.integer(population, "population", low=2)
+    check.positive_number(dt, "dt", "ms")
+    check.method(method, METHODS)
+    check.bounds(bounds)
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
@@ -324,7 +307,23 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     rng = np.random.default_rng(seed_of(key))
     bar = progress_bar(progress, generations + steps, "fit")
     pool_z, pool_l, history = [], [], []
-    for g in range(generations):  # cross-entropy search in the unit (log-)intervals
+    ckpt = saved = None
+    if checkpoint is not None:
+        ckpt = Checkpoint(checkpoint, fingerprint(
+            names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
+            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key)))
+        saved = ckpt.load()
+    g0 = 0
+    if saved is not None:
+        g0, mu, sig = int(saved["generation"]), saved["mu"], saved["sig"]
+        rng.bit_generator.state = saved["rng"]
+        pool_z, pool_l, history = list(saved["pool_z"]), list(saved["pool_l"]), saved["history"].tolist()
+        if bar is not None:
+            bar.update(g0)
+    save = lambda **lm: ckpt and ckpt.save(generation=g, mu=mu, sig=sig, rng=rng, pool_z=pool_z,  # noqa: E731
+                                           pool_l=pool_l, history=history, **lm)
+    g = g0
+    for g in range(g0 + 1, generations + 1):  # cross-entropy search in the unit (log-)intervals
         u = np.clip(mu + sig * rng.standard_normal((population, len(names))), 1e-3, 1 - 1e-3)
         u[0] = mu
         z = np.log(u) - np.log1p(-u)
@@ -334,21 +333,31 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         elite = 1.0 / (1.0 + np.exp(-allz[np.argsort(alll)[: max(8, population // 10)]]))
         mu, sig = elite.mean(0), np.maximum(0.6 * elite.std(0) + 0.2 * sig, 0.01)
         history.append(float(np.min(alll)))
+        save()
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
+    allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
     t_search = time.perf_counter()
     z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
     n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + N_SCALAR)
-    state = _lm(spec, base, lm_blank(z0, n_res), data, 0) if steps else None
-    it = 0
-    for it in range(1, steps + 1):  # refine: one compiled LM step for all starts
+    it, done, state = 0, False, None
+    if steps and saved is not None and int(saved["lm_it"]) >= 0:
+        it, done = int(saved["lm_it"]), bool(saved["lm_done"])
+        state = lm_state_of(saved, lm_blank(z0, n_res))
+    elif steps:
+        state = _lm(spec, base, lm_blank(z0, n_res), data, 0)
+        save(lm_it=0, lm_state=state)
+    for it in range(it + 1, steps + 1) if not done else ():  # refine: one compiled LM step for all starts
         state = _lm(spec, base, state, data, it)
         history.append(min(float(np.min(np.asarray(state.loss))), history[-1]))
+        # Every start keeps failing: a rugged spot.
+        done = bool(np.all(np.asarray(state.lam) > 1e2))
+        save(lm_it=it, lm_done=done, lm_state=state)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
-        if np.all(np.asarray(state.lam) > 1e2):  # every start keeps failing: a rugged spot
+        if done:
             break
     if bar is not None:
         bar.close()
@@ -376,17 +385,3 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     return RecordingFit(params=params, loss=float(losses[b]), sweeps=tuple(rec.sweeps), rows=rows,
                         features=features, stderr=stderr, start_losses=losses, history=np.asarray(history),
                         wall_time=time.perf_counter() - t_start, settings=settings)
-
-
-def _stderr(spec, z, jac, r, data_np):
-    """Laplace standard errors from the subthreshold rows of the LM Jacobian (natural units)."""
-    sub = data_np["sub"]
-    keep = np.concatenate([sub, np.zeros((sub.shape[0], data_np["t_obs"].shape[1] + N_SCALAR), bool)], -1).reshape(-1)
-    jac = jac.astype(float)[keep]
-    # Residuals are clipped (|r| < 4) and z spans the bounds in a few units: a slope over 1e4
-    # is a spike appearing, where no Laplace error means anything (current.txt: 1e17).
-    if not np.all(np.isfinite(jac)) or np.max(np.abs(jac), initial=0.0) > 1e4:
-        return {n: float("nan") for n in spec.names}
-    scale = np.array([dtheta_dz(z[j], b) for j, b in enumerate(spec.bounds)])
-    cov, _ = covariance_from_jacobian(jac / scale, r.astype(float)[keep])
-    return {n: float(np.sqrt(max(cov[j, j], 0.0))) for j, n in enumerate(spec.names)}

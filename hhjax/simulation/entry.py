@@ -9,7 +9,9 @@ import warnings
 import jax
 import jax.numpy as jnp
 
+from .. import _validate as check
 from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
+from . import memory
 from .backends import SimulationCall, run_call
 from .sharding import count_true
 from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace
@@ -20,7 +22,8 @@ from ..stimulus import as_stimulus
 
 def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, method: str = "exp_euler",
              y0: Any = None, record_every: int = 1, checkpoint_every: Optional[int] = None,
-             spike_threshold: Optional[float] = COUNT_THRESHOLD, shard: Optional[bool] = None) -> Trace:
+             spike_threshold: Optional[float] = COUNT_THRESHOLD, shard: Optional[bool] = None,
+             max_memory: Optional[int] = None) -> Trace:
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -52,6 +55,10 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
             every process's devices under ``jax.distributed``); results stay sharded.
             ``None`` (default): yes unless the environment variable ``HHJAX_SHARD=0``;
             ``False``: one device. See :mod:`hhjax.simulation.sharding`.
+        max_memory: bytes the call may use (default: what the device has free, or the
+            ``HHJAX_MAX_MEMORY`` environment variable). Before compiling, the peak is
+            estimated (1.75x the trace, measured); a call over it runs in chunks of neurons
+            when the result fits, else raises a one-line ``MemoryError`` with the fix.
 
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
@@ -67,9 +74,13 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
         >>> tr.v.shape, int(tr.spike_count)
         ((4001,), 6)
     """
+    check.params(params)
     model = model_of(params)
     n_steps = _check_time(duration, dt, record_every, checkpoint_every)
     get_step(method)
+    check.stimulus(stimulus)
+    check.threshold(spike_threshold)
+    check.number(max_memory, "max_memory", "bytes", low=0.0, low_open=True, allow_none=True)
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type, GATE_RULES)
@@ -91,7 +102,8 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold),
         shard=shard)
-    trace = run_call(call)
+    chunk = memory.plan(call, max_memory if max_memory is not None else memory.max_memory_from_env())
+    trace = run_call(call) if chunk is None else memory.run_chunked(call, chunk, run_call)
     _warn_if_diverged(trace, method, dt)
     return trace
 
@@ -103,7 +115,7 @@ def _warn_if_diverged(trace, method, dt):
     if n_bad:
         advice = "reduce dt" + ("" if method == "exp_euler" else " or use 'exp_euler'")
         warnings.warn(
-            f"simulate: {n_bad} neuron(s) diverged (non-finite or |V| > {DIVERGENCE_BOUND:g} mV) with "
+            f"simulate: {n_bad} neuron(s) diverged (non-finite, |V| > {DIVERGENCE_BOUND:g} mV or a gate outside [0, 1]) with "
             f"method={method!r}, dt={dt} ms; {advice}, or check the parameters. "
             f"See trace.diverged.",
             RuntimeWarning,
