@@ -99,7 +99,7 @@ def check_output_names(args: argparse.Namespace) -> None:
                                 ("--plot", getattr(args, "plot", None), PLOT_SUFFIXES)):
         if path and allowed and not str(path).lower().endswith(allowed):
             raise CLIError(f"{flag}: {path}: expected a file name ending in {' or '.join(allowed)}")
-        if path:
+        if path and not (flag == "--out" and getattr(args, "out_is_folder", False)):
             _check_writable(flag, path)
 
 

@@ -56,4 +56,4 @@ def add_command(sub) -> None:
     f.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     f.add_argument("--no-plot", action="store_true", help="skip the figures")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar over cells")
-    f.set_defaults(func=cmd_fit_many)
+    f.set_defaults(func=cmd_fit_many, out_is_folder=True)
