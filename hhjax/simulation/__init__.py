@@ -1,0 +1,1 @@
+"""Simulation backends (the fused CPU kernel lives in :mod:`hhjax.simulation.cpu_kernel`)."""
