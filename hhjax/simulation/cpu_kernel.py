@@ -41,7 +41,7 @@ from ..rates import q10_factor
 from ..simulate import Trace, steady_state
 from ..stimulus import Constant, Step, Sum
 
-__all__ = ["available", "unavailable_reason", "supports_stimulus", "simulate_cpu", "VARIABLES"]
+__all__ = ["available", "unavailable_reason", "isa", "supports_stimulus", "simulate_cpu", "VARIABLES"]
 
 TARGET = "hhjax_hh_exp_euler_cpu"
 _ABI = 1  # hhjax_cpu_kernel_abi() of a library this wrapper can drive
@@ -104,6 +104,16 @@ def unavailable_reason() -> str | None:
     """Why :func:`available` is False (one line), or None when it is True."""
     _load()
     return _STATE["reason"]
+
+
+def isa() -> str | None:
+    """The instruction set the kernel's loop runs with on this CPU (e.g. ``"x86-64-v4
+    (AVX-512: 16 float32 lanes)"``), or None when the kernel is not available."""
+    if not _load():
+        return None
+    fn = _STATE["lib"].hhjax_cpu_kernel_isa
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
 
 
 def enabled() -> bool:

@@ -31,6 +31,7 @@
 namespace ffi = xla::ffi;
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(HHJAX_NO_CLONES)
+#define HHJAX_MULTIVERSIONED 1
 #define HHJAX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define HHJAX_CLONES
@@ -326,3 +327,21 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(HhjaxHhExpEulerCpu, HhImpl,
 
 // The calling convention's version; cpu_kernel.py refuses a library that disagrees.
 extern "C" int hhjax_cpu_kernel_abi() { return 1; }
+
+// Which instruction set the block loop runs with on this CPU (for benchmarks and the
+// README's "which backend ran" check); it mirrors the clone the loader picks.
+extern "C" const char* hhjax_cpu_kernel_isa() {
+#if defined(HHJAX_MULTIVERSIONED)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return "x86-64-v4 (AVX-512: 16 float32 lanes)";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "x86-64-v3 (AVX2+FMA: 8 float32 lanes)";
+  return "x86-64 baseline (SSE2: 4 float32 lanes)";
+#elif defined(__aarch64__)
+  return "aarch64 (NEON: 4 float32 lanes)";
+#else
+  return "compiler default for this target";
+#endif
+}
