@@ -1,32 +1,39 @@
 """hhjax: a differentiable, vectorised Hodgkin–Huxley simulator and fitter in JAX.
 
-The public API, in the order data flows through it:
+The package's folders follow the data flow; this module re-exports the public API:
 
-* parameters and models: :class:`HHParams`, :class:`ReducedParams`, :class:`PospischilParams`,
-  ``presets``, ``models``
-* stimuli: ``stimulus`` (step, pulses, ramp, sine, sampled, ou_noise, sums)
-* solver steps: ``solvers`` (euler, exp_euler, rk4, neuron)
-* simulation: :func:`simulate` -> :class:`Trace`, :func:`steady_state`, :func:`resting_state`
-* analysis: :func:`spike_times`, :func:`fi_curve`, :func:`rheobase`, :func:`conductances`,
-  :func:`currents`; electrophysiology features in ``features``
-* fitting: ``losses``, :func:`direct_estimate`, :func:`fit` -> :class:`FitResult`;
-  :func:`value_and_grad_forward` for the gradient of a few parameters
-* edges: ``io`` (recordings), ``results`` (fit.json), ``plot``, ``cli``;
-  :func:`use_all_cores` and :func:`enable_compilation_cache` configure JAX
+* ``models/`` — parameters and states (:class:`HHParams`, :class:`ReducedParams`,
+  :class:`PospischilParams`), kinetics, :func:`steady_state`, :func:`resting_state`;
+  ``presets`` names parameter sets
+* ``stimulus`` (step, pulses, ramp, sine, sampled, ou_noise, sums), ``solvers`` (euler,
+  exp_euler, rk4, neuron)
+* ``simulation/`` — :func:`simulate` -> :class:`Trace`, with backends as strategies
+  (``lax.scan``; the fused Pallas kernel on GPUs); :func:`use_all_cores`
+* ``analysis/`` — :func:`spike_times`, :func:`fi_curve`, :func:`rheobase`,
+  :func:`conductances`, :func:`currents`; electrophysiology ``features``
+* ``fitting/`` — ``losses``, :func:`direct_estimate`, :func:`fit` -> :class:`FitResult`,
+  :func:`value_and_grad_forward`
+* ``recordings/`` — fitting and evaluating models on real recordings
+* edges: ``io`` (recordings, fit.json), ``plot``, ``cli``; :func:`enable_compilation_cache`
 """
 
-from . import features, io, losses, models, plot, presets, solvers, stimulus
+from .analysis import features
+from . import io, models, plot, presets, solvers, stimulus
+from .fitting import losses
 from .cache import enable_compilation_cache
-from .devices import use_all_cores
-from .analysis import (Spikes, conductances, currents, fi_curve, firing_rate, resting_state,
-                       rheobase, spike_times)
-from .direct import direct_estimate
-from .fit import FitResult, fit
-from .forward import value_and_grad_forward
-from .models import (HHParams, HHState, PospischilParams, PospischilState, ReducedParams, ReducedState,
-                     model_of)
-from .results import load_params, save_fit, save_params
-from .simulate import Trace, final_state, simulate, steady_state
+from .simulation.devices import use_all_cores
+from .analysis.spikes import Spikes, spike_times
+from .analysis.channels import conductances, currents
+from .analysis.excitability import fi_curve, firing_rate, rheobase
+from .models.steady import resting_state
+from .fitting.direct import direct_estimate
+from .fitting.fitter import FitResult, fit
+from .fitting.forward import value_and_grad_forward
+from .models import HHParams, HHState, PospischilParams, PospischilState, ReducedParams, ReducedState, model_of
+from .io.results import load_params, save_fit, save_params
+from .simulation.trace import Trace, final_state
+from .simulation.entry import simulate
+from .models.steady import steady_state
 from .solvers import METHODS
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 
 
 def pytree_dataclass(cls=None, *, static=()):
@@ -32,3 +33,9 @@ def field_names(obj) -> tuple[str, ...]:
 def as_dict(obj) -> dict:
     """Shallow ``{name: value}`` of a dataclass (no deep copy, unlike ``dataclasses.asdict``)."""
     return {n: getattr(obj, n) for n in field_names(obj)}
+
+
+def float_dtype():
+    """The float dtype arrays get: float32, or float64 when ``jax_enable_x64`` is on."""
+    # Not jnp.zeros(()).dtype: that runs an eager op, and simulate calls this every time.
+    return jax.dtypes.canonicalize_dtype(jnp.float64)

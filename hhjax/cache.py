@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import jax
+
 
 def enable_compilation_cache(path=None, min_compile_time_s=0.5):
     """Store XLA executables on disk (default ``~/.cache/hhjax/xla``) and reuse them in later
@@ -17,8 +19,6 @@ def enable_compilation_cache(path=None, min_compile_time_s=0.5):
         >>> hhjax.enable_compilation_cache("/tmp/hhjax-xla-doctest")  # doctest: +SKIP
         '/tmp/hhjax-xla-doctest'
     """
-    import jax
-
     if jax.config.jax_compilation_cache_dir:
         return None
     path = path or os.path.join(os.path.expanduser("~"), ".cache", "hhjax", "xla")

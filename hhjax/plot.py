@@ -6,11 +6,14 @@ notebooks and the CLI share one implementation. matplotlib is imported lazily.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .analysis import conductances, currents
+from .analysis.channels import conductances, currents
+from .io.recording import write_atomic
 from .models import model_of
 
 _COLORS = {"m": "tab:red", "h": "tab:blue", "n": "tab:green", "p": "tab:purple",
@@ -116,8 +119,6 @@ def plot_trace(trace, params=None, *, panels=None,
 
 def vars_of(state) -> dict:
     """``{name: array}`` of a state pytree."""
-    import dataclasses
-
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
 
 
@@ -166,7 +167,6 @@ def plot_fit(t, target, fitted, *, ax=None, title="fit"):
 
 def save(fig, path, dpi=110):
     """Save a figure atomically (temporary file, then rename) and close it."""
-    from .io.recording import write_atomic
 
     try:
         write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi))

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 from .models.hh import HHParams
+from .models.pospischil import FS as POSPISCHIL_FS, RS as POSPISCHIL
 from .models.reduced import ReducedParams
 
 NEURON = HHParams()
@@ -34,6 +35,8 @@ PRESETS = {
     "dayan_abbott": DAYAN_ABBOTT,
     "seed000": SEED000,
     "reduced": REDUCED,
+    "pospischil": POSPISCHIL,
+    "pospischil_fs": POSPISCHIL_FS,
 }
 
 
@@ -43,12 +46,3 @@ def get_preset(name: str):
     if key not in PRESETS:
         raise ValueError(f"preset: unknown preset {name!r}; choose from {sorted(PRESETS)}")
     return PRESETS[key]
-
-
-def register_preset(name: str, params) -> None:
-    """Add a preset (used by model files that define their own, e.g. Pospischil)."""
-    PRESETS[name.lower()] = params
-
-
-# Last: the Pospischil module registers its presets through register_preset on import.
-from .models.pospischil import FS as POSPISCHIL_FS, RS as POSPISCHIL  # noqa: E402

@@ -50,7 +50,7 @@ def loadavg():
 
 def machine():
     import jax, jaxlib
-    from hhjax.devices import cpu_cores
+    from hhjax.simulation.devices import cpu_cores
     info = {}
     with open("/proc/cpuinfo") as f:
         for line in f:

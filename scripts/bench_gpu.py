@@ -39,7 +39,7 @@ import numpy as np
 
 import hhjax
 from bench import _on_event, timed  # scripts/bench.py: one timing helper for every benchmark
-from hhjax import pallas_dispatch, pallas_hh
+from hhjax.simulation import backends as pallas_dispatch, pallas as pallas_hh
 
 DT = 0.025
 

@@ -1,8 +1,8 @@
 """Fit the Pospischil model to real recordings and check it on the sweeps it did not see.
 
 For each recording in ``../shared/data/recordings``: pick at most 4 sweeps by rule
-(:func:`hhjax.recording_fit.choose_sweeps`), fit them (:func:`fit_recording`, defaults),
-then score every *other* sweep with :func:`hhjax.recording_eval.evaluate` against these
+(:func:`hhjax.recordings.cell_fit.choose_sweeps`), fit them (:func:`fit_recording`, defaults),
+then score every *other* sweep with :func:`hhjax.recordings.evaluation.evaluate` against these
 targets (voltage as measured, no liquid-junction correction):
 
 * resting potential within 2 mV (mean |error| over the held-out sweeps; the max and the
@@ -31,8 +31,8 @@ import jax
 import numpy as np
 
 from hhjax.io import default_recordings_dir, load_recording, save_json_atomic
-from hhjax.recording_eval import evaluate
-from hhjax.recording_fit import choose_sweeps, fit_recording
+from hhjax.recordings.evaluation import evaluate
+from hhjax.recordings.cell_fit import choose_sweeps, fit_recording
 
 TARGETS = {"18711001.abf": True, "171116sh_0018.abf": True, "File_axon_5.abf": False}
 HERE = Path(__file__).resolve().parent

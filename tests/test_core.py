@@ -18,7 +18,7 @@ from hhjax import stimulus as S
 from hhjax.analysis import spike_times
 from hhjax.presets import NEURON
 
-sim_module = importlib.import_module("hhjax.simulate")  # hhjax.simulate is the function
+sim_module = importlib.import_module("hhjax.simulation.scan")
 
 DTS = (0.05, 0.025, 0.0125)
 STEP = dict(amplitude=10.0, start=10.0, stop=90.0)
@@ -339,7 +339,7 @@ def test_nan_in_stimulus(no_compile, stim):
 def test_large_device_arrays_are_checked_on_the_device(monkeypatch, where, bad, match):
     # On a GPU, batches of >= 65536 values are checked by a jitted reduction instead of
     # NumPy; here on CPU, make every large array take that branch.
-    from hhjax import _inputs
+    from hhjax.simulation import inputs as _inputs
     monkeypatch.setattr(_inputs, "_check_on_device",
                         lambda leaf: isinstance(leaf, jax.Array) and leaf.size >= 1 << 16)
     good = jnp.full(1 << 16, 10.0)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax.devices import batch_layout
-from hhjax.simulate import _run
+from hhjax.simulation.devices import batch_layout
+from hhjax.simulation.scan import _run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KW = dict(batch=None, n_steps=800, dt=0.025, method="exp_euler", record_every=10,

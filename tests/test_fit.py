@@ -16,8 +16,8 @@ import pytest
 import hhjax
 from hhjax import presets, stimulus
 from hhjax.cli import main as cli_main
-from hhjax.direct import direct_estimate
-from hhjax.transforms import from_unconstrained, resolve_bounds, to_unconstrained
+from hhjax.fitting.direct import direct_estimate
+from hhjax.fitting.transforms import from_unconstrained, resolve_bounds, to_unconstrained
 
 DT, DURATION = 0.05, 40.0
 STIM = stimulus.step(10.0, 2.0, 38.0)

@@ -1,4 +1,4 @@
-"""The fused Pallas HH kernel (hhjax/pallas_hh.py) against the reference path of
+"""The fused Pallas HH kernel (hhjax/simulation/pallas.py) against the reference path of
 ``hhjax.simulate``, run in Pallas' interpreter on CPU, and the hook that lets ``simulate``
 pick the kernel on a GPU.
 
@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax import pallas_dispatch, pallas_hh
+from hhjax.simulation import backends as pallas_dispatch, pallas as pallas_hh
 from hhjax import stimulus as S
-from hhjax.pallas_hh import simulate_pallas
+from hhjax.simulation.pallas import simulate_pallas
 from hhjax.presets import NEURON
 from hhjax.solvers import exp_euler_step
 
-sim_module = importlib.import_module("hhjax.simulate")
+sim_module = importlib.import_module("hhjax.simulation.scan")
 
 DT = 0.025
 N = 40

@@ -368,7 +368,7 @@ def test_direct_estimate_recovers_every_channel_conductance():
     each channel ``x`` must map to its parameter ``g_x``. From a noiseless spiking trace
     and a start 30-50 % off, the estimate lands within the float32 / dt discretisation
     error (a few per cent) of the truth."""
-    from hhjax.direct import direct_estimate, estimable
+    from hhjax.fitting.direct import direct_estimate, estimable
 
     p = get_preset("pospischil")
     names = ("g_na", "g_k", "g_m", "g_l", "e_l", "area")

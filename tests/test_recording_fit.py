@@ -1,5 +1,5 @@
-"""Fitting one model to several recorded sweeps (hhjax.recording_fit) and scoring it
-(hhjax.recording_eval, ``hhjax evaluate``). Small problems only: the whole file runs in
+"""Fitting one model to several recorded sweeps (hhjax.recordings.cell_fit) and scoring it
+(hhjax.recordings.evaluation, ``hhjax evaluate``). Small problems only: the whole file runs in
 well under a minute on a CPU."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from hhjax.io import Recording, load_recording
 from hhjax.models.pospischil import RS
 from hhjax.presets import NEURON
-from hhjax.recording_eval import evaluate, model_rest, parse_sweeps, stimulus_epochs
-from hhjax.recording_fit import choose_sweeps, fit_recording
-from hhjax.results import load_params, save_params
-from hhjax.simulate import simulate
+from hhjax.recordings.evaluation import evaluate, model_rest, parse_sweeps, stimulus_epochs
+from hhjax.recordings.cell_fit import choose_sweeps, fit_recording
+from hhjax.io.results import load_params, save_params
+from hhjax import simulate
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
 DT = 0.1
@@ -160,7 +160,7 @@ def test_cli_evaluate_round_trip(tmp_path, synthetic, capsys):
 def test_coverage_warning_flags_sweeps_that_miss_the_fi_range():
     """18711001 steps 10 pA per sweep up to 290 pA and spikes from ~70 pA: sweeps 4, 6, 8
     (40-80 pA, one spiking) cannot pin down its f–I curve; the rule's own choice can."""
-    from hhjax.recording_fit import coverage_warning
+    from hhjax.recordings.cell_fit import coverage_warning
 
     rec = load_recording(RECORDINGS / "18711001.abf")
     warning = coverage_warning(rec, [4, 6, 8])
@@ -174,7 +174,7 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     the ordinary least-squares error."""
     from types import SimpleNamespace
 
-    from hhjax.recording_fit import _stderr
+    from hhjax.recordings.cell_fit import _stderr
 
     rng = np.random.default_rng(0)
     n = 200

@@ -17,7 +17,7 @@ import math
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass
-from ..rates import exprel_from_exp, q10_factor
+from .rates import exprel_from_exp, q10_factor
 from .base import Model, register
 
 # math.exp, not jnp.exp: computed at import time, jnp would round them to float32 and cap

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass
-from ..rates import exprel
+from .rates import exprel
 from .base import Model, register
 
 
@@ -170,13 +170,3 @@ FS = PospischilParams(
     g_na=58.0, g_k=3.9, g_m=0.0787, tau_max=502.0, v_t=-57.9, g_l=0.038, e_l=-70.4,
     area=cylinder_area(56.9, 56.9),
 )
-
-
-def _register_presets():
-    from ..presets import register_preset
-
-    register_preset("pospischil", RS)
-    register_preset("pospischil_fs", FS)
-
-
-_register_presets()

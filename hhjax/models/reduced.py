@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass
-from ..rates import sigmoid_exp
+from .rates import sigmoid_exp
 from .base import Model, register
 
 

@@ -8,12 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .stimulus import Function
-
-
-def _float_dtype():
-    # Not jnp.zeros(()).dtype: that runs an eager op, and simulate calls this every time.
-    return jax.dtypes.canonicalize_dtype(jnp.float64)
+from .._pytree import float_dtype
+from ..stimulus import Function
 
 
 def whole_steps(interval, dt):
@@ -122,7 +118,7 @@ def _stimulus_shape(stim):
     """The shape of ``stim(t)`` for a scalar time. Tracing the stimulus costs about a
     millisecond, as much as simulating one neuron for 100 ms, so for hhjax's own stimuli
     (whose shape follows from their leaves' shapes alone) it is remembered."""
-    t = jax.ShapeDtypeStruct((), _float_dtype())
+    t = jax.ShapeDtypeStruct((), float_dtype())
     if isinstance(stim, Function):  # it may read globals or closures that change
         return jax.eval_shape(stim, t).shape
     leaves, treedef = jax.tree_util.tree_flatten(stim)

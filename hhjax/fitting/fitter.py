@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from functools import partial
 import time
 import warnings
@@ -12,15 +11,16 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from . import presets as _presets
+from .. import presets as _presets
+from ._common import key_of, progress_bar
 from .direct import direct_estimate_batch, estimable
 from .losses import get_loss
-from .models import model_of
-from .optimize import gauss_newton_terms, lm_init, lm_propose, lm_update, optax_init, optax_step
-from .simulate import simulate
-from .transforms import (dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds,
-                         sample_in_bounds, to_unconstrained)
+from ..models import model_of
+from .optimizers import gauss_newton_terms, lm_init, lm_propose, lm_update, optax_init, optax_step
+from ..simulation.entry import simulate
+from .transforms import dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds, sample_in_bounds, to_unconstrained
 from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
 
 
@@ -92,16 +92,6 @@ def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainabl
     return target, float(duration), n_steps
 
 
-def _progress_bar(progress, total, desc):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False)
-
-
 def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", "g_k", "g_l"),
         bounds=None, loss="mse", optimizer=None, steps=None, n_starts=4, key=None,
         method="exp_euler", progress=None, preset="neuron", starts=None, record_every=1,
@@ -164,7 +154,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     if stim_batched and int(np.prod(np.shape(stimulus)[:-1])) != n_targets:
         raise ValueError(f"stimulus: batch shape {np.shape(stimulus)[:-1]} does not match target_v's {batch}")
     stims = jnp.asarray(stimulus, dtype).reshape((n_targets, -1)) if stim_batched else stimulus
-    key = jax.random.PRNGKey(0) if key is None else key
+    key = key_of(key)
     z0, direct_result = _starting_points(targets, stims, stim_batched, base, init, trainable, specs,
                                          n_starts, key, starts, direct, dt, record_every)
     z0 = jnp.asarray(z0, dtype)
@@ -194,7 +184,7 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     ref = history[0]
     stall = np.zeros((n_targets, n_s), int)
     rejects = np.zeros((n_targets, n_s), int)
-    bar = _progress_bar(progress, steps, "fit")
+    bar = progress_bar(progress, steps, "fit")
     it = 0
     for it in range(1, steps + 1):
         if use_lm:
@@ -355,8 +345,6 @@ def _optax_iteration(problem, optimizer, base, state, targets, stims, it):
 
 @functools.lru_cache(maxsize=None)
 def _default_adam():
-    import optax
-
     return optax.adam(0.05)
 
 

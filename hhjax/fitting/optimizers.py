@@ -28,8 +28,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from ._pytree import pytree_dataclass
+from .._pytree import pytree_dataclass
 
 
 @pytree_dataclass
@@ -198,8 +199,6 @@ def optax_init(optimizer, z):
 def optax_step(optimizer, loss_fn, s: OptaxState, iteration):
     """One update; rows are independent, so the gradient of the summed loss is per row.
     A row whose loss or gradient turns non-finite is frozen."""
-    import optax
-
     losses, vjp = jax.vjp(loss_fn, s.z)
     (grad,) = vjp(jnp.ones_like(losses))
     ok = jnp.isfinite(losses) & jnp.all(jnp.isfinite(grad), axis=-1) & (s.nan_at < 0)

@@ -9,9 +9,9 @@ correction) on the recording's own protocol:
   (spikes inside depolarising steps / their total duration, Hz: the f–I curve);
 * :func:`model_rest` is the model's own resting potential at a holding current;
 * :func:`evaluate` simulates whole sweeps from that rest and scores them (``hhjax evaluate``
-  prints and plots it, see :mod:`hhjax.fit_cli`);
+  prints and plots it, see :mod:`hhjax.cli.fit`);
 * :func:`choose_sweeps` and :func:`fit_rows` turn a protocol into what
-  :func:`hhjax.recording_fit.fit_recording` simulates.
+  :func:`hhjax.recordings.cell_fit.fit_recording` simulates.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import features as F
-from .models import model_of
-from .simulate import simulate, steady_state
-from .solvers import membrane_terms
+from .. import plot
+from ..analysis import features as F
+from ..models import model_of
+from ..simulation.entry import simulate
+from ..models.steady import steady_state
+from ..solvers import membrane_terms
 
 SPIKE_THRESHOLD = F.EFEL_THRESHOLD  # mV
 GAMMA_WINDOW_MS = 4.0
@@ -151,7 +153,7 @@ def choose_sweeps(recording, n=4):
 
 
 def fit_rows(rec, dt):
-    """The rows :func:`hhjax.recording_fit.fit_recording` simulates (see its module
+    """The rows :func:`hhjax.recordings.cell_fit.fit_recording` simulates (see its module
     docstring) and everything its loss needs about them, as NumPy arrays. ``rec`` must
     already be on the ``dt`` grid. Returns ``(data, rows, every, hyper_windows, layout)``."""
     t0, t_end = float(rec.t[0]), float(rec.t[0] + rec.duration)
@@ -331,7 +333,6 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
 
 def plot_evaluation(result, rec, t_sim, v_sim, path, n_traces=4):
     """Observed vs predicted traces (a few sweeps spread over the f–I range) and f–I curves."""
-    from . import plot
 
     plt = plot._plt()
     rows = result["sweeps"]

@@ -28,8 +28,7 @@ import numpy as np
 
 from ._sweeps import EFEL_INTERP_STEP, EFEL_THRESHOLD, STEP, THR, _per_sweep, resample
 from .spike_trains import gamma_coincidence  # re-exported: compares trains, not a feature
-from .subthreshold import (input_resistance, membrane_time_constant, resting_potential,
-                           sag_ratio, steady_state_voltage)
+from .subthreshold import input_resistance, membrane_time_constant, resting_potential, sag_ratio, steady_state_voltage
 
 __all__ = [
     "EFEL_THRESHOLD", "EFEL_INTERP_STEP", "resample", "spike_times", "peak_times",

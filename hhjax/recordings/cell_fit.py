@@ -38,7 +38,6 @@ the work: spike times of later spikes are too rugged in the parameters for Gauss
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from functools import partial
 
@@ -46,13 +45,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .direct import direct_estimate
-from .optimize import lm_blank, lm_step
-from .recording_eval import (MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows, model_rest,
-                             net_current, sweep_table)
-from .simulate import simulate
-from .transforms import dtheta_dz, from_unconstrained, resolve_bounds
-from .uncertainty import covariance_from_jacobian
+from ..fitting._common import progress_bar, seed_of
+from ..fitting.direct import direct_estimate
+from ..fitting.optimizers import lm_blank, lm_step
+from .evaluation import MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
+from ..simulation.entry import simulate
+from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
+from ..fitting.uncertainty import covariance_from_jacobian
+from ..models.pospischil import RS
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
@@ -68,7 +68,7 @@ class RecordingFit:
         params: the fitted parameters (one set for all sweeps), Python floats.
         loss: loss of ``params`` (dimensionless, see the module docstring).
         sweeps: the fitted sweeps. rows: simulated windows ``(sweep, start_ms, stop_ms, kind)``.
-        features: :func:`hhjax.recording_eval.evaluate` on the fitted sweeps (whole sweeps,
+        features: :func:`hhjax.recordings.evaluation.evaluate` on the fitted sweeps (whole sweeps,
             observed vs simulated).
         stderr: Laplace standard errors (Gauss–Newton on the subthreshold residuals, natural
             units; ``v_rest`` stands for ``e_l``); lower bounds, as residuals are
@@ -97,7 +97,7 @@ class _Spec:
     dt: float
     method: str
     every: int
-    layout: tuple     # from recording_eval.fit_rows
+    layout: tuple     # from evaluation.fit_rows
 
 
 def _params_of(spec, base, z, i_hold):
@@ -207,15 +207,6 @@ def _initial(data, hyper_win, base, names, dt):
     return start, direct
 
 
-def _seed(key):
-    if key is None:
-        return 0
-    if isinstance(key, (int, np.integer)):
-        return int(key)
-    k = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    return int(np.asarray(k).ravel()[-1])
-
-
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
                   generations=16, population=160, method="exp_euler", bounds=None):
@@ -242,7 +233,6 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         :class:`RecordingFit`.
     """
     t_start = time.perf_counter()
-    from .models.pospischil import RS
 
     if model != "pospischil":
         raise ValueError(f"model: recordings are fitted with 'pospischil' (got {model!r})")
@@ -269,12 +259,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
 
     mu = np.array([unit(n, start[n]) for n in names])
     sig = np.array([_SPREAD.get(n, 0.22) for n in names])
-    rng = np.random.default_rng(_seed(key))
-    bar = None
-    if progress or (progress is None and sys.stderr.isatty()):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=generations + steps, desc="fit", leave=False)
+    rng = np.random.default_rng(seed_of(key))
+    bar = progress_bar(progress, generations + steps, "fit")
     pool_z, pool_l, history = [], [], []
     for g in range(generations):  # cross-entropy search in the unit (log-)intervals
         u = np.clip(mu + sig * rng.standard_normal((population, len(names))), 1e-3, 1 - 1e-3)
@@ -314,7 +300,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     features = evaluate(params, rec, dt=dt, method=method)
     settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),
                     n_starts=n_starts, steps=steps, lm_iterations=it,
-                    generations=generations, population=population, seed=_seed(key),
+                    generations=generations, population=population, seed=seed_of(key),
                     rows=[list(r) for r in rows], layout=str(layout), start=start, direct=direct,
                     bounds={n: list(specs[n][:2]) for n in names},
                     weights=dict(sigma_v_mV=SIGMA_V, clip_mV=CLIP_V, w_count=W_COUNT, sigma_t_ms=SIGMA_T,

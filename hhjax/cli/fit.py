@@ -1,4 +1,4 @@
-"""``hhjax fit`` and ``hhjax evaluate`` (the fitting verbs of the command line)."""
+"""``hhjax fit``: fit a model to a trace file (CSV/NPZ) or to a recording (ABF/NWB/...)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,22 @@ import warnings
 
 import numpy as np
 
+from .. import plot
+from ..fitting.fitter import fit
+from ..io import load_recording
+from ..io.results import save_fit, save_params
+from ..models import model_of
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
+from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
+from ..simulation.entry import simulate
+from ._common import CLIError, build_params, positive_int
+
 
 def load_trace_file(path):
     """Read a trace for fitting: CSV with ``t_ms,v_mV,i_uA_cm2`` or NPZ with those arrays.
 
     Returns ``(t, v, i)`` as float arrays. Errors name the file.
     """
-    from .cli import CLIError
-
     if not os.path.exists(path):
         raise CLIError(f"{path}: no such file")
     try:
@@ -56,12 +64,6 @@ def load_trace_file(path):
 
 def cmd_fit_recording(args):
     """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
-    from .cli import CLIError, build_params
-    from .io import load_recording
-    from .recording_eval import evaluate, parse_sweeps, plot_evaluation
-    from .recording_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
-    from .results import save_params
-
     if args.model not in (None, "pospischil"):
         raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
     rec = load_recording(args.trace, sweeps=parse_sweeps(args.sweeps))
@@ -108,8 +110,6 @@ def simulation_step(spacing, dt=None, finest=0.025):
     """``(dt, record_every)`` for a trace sampled every ``spacing`` ms: ``dt`` as given (it
     must divide the spacing), else the spacing split into steps of at most ``finest`` ms
     (coarser steps bias the fit: the trace's own sampling is rarely a good ODE step)."""
-    from .cli import CLIError
-
     if dt is None:
         k = max(1, int(np.ceil(spacing / finest - 1e-9)))
         return spacing / k, k
@@ -120,11 +120,6 @@ def simulation_step(spacing, dt=None, finest=0.025):
 
 
 def cmd_fit(args):
-    from . import fit, plot, simulate
-    from .cli import CLIError, build_params
-    from .models import model_of
-    from .results import save_fit
-
     if args.trace.lower().endswith((".abf", ".nwb", ".txt", ".tsv")) or args.model == "pospischil":
         return cmd_fit_recording(args)
     if args.model is not None:
@@ -161,19 +156,7 @@ def cmd_fit(args):
     return 0
 
 
-def _positive_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def add_fit_commands(sub):
+def add_command(sub) -> None:
     f = sub.add_parser("fit", help="fit parameters to a trace (CSV/NPZ) or a recording (ABF/NWB/CSV)")
     f.add_argument("trace", help="CSV t_ms,v_mV,i_uA_cm2 or NPZ; or a recording (.abf, .nwb, .csv t_ms,v_mV,i_pA)")
     f.add_argument("--preset", default=None,
@@ -181,8 +164,8 @@ def add_fit_commands(sub):
     f.add_argument("--model", default=None, help="model for recordings: pospischil")
     f.add_argument("--trainable", default=None,
                    help="comma-separated names (default: g_na,g_k,g_l for traces; the model's active and passive set for recordings)")
-    f.add_argument("--starts", type=_positive_int, default=4, help="starting points (default 4)")
-    f.add_argument("--steps", type=_positive_int, default=None, help="maximum iterations")
+    f.add_argument("--starts", type=positive_int, default=4, help="starting points (default 4)")
+    f.add_argument("--steps", type=positive_int, default=None, help="maximum iterations")
     f.add_argument("--dt", type=float, default=None,
                    help="simulation step, ms (traces: default the sample spacing split into steps of at most "
                         "0.025; recordings: default 0.1)")
@@ -192,55 +175,4 @@ def add_fit_commands(sub):
     f.add_argument("--out", default=None, help="write fit.json")
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
-    f.set_defaults(func=cmd_fit)
-    add_evaluate_command(sub)
-
-
-def cmd_evaluate(args):
-    import json
-
-    from .cli import CLIError
-    from .io import load_recording, save_json_atomic
-    from .models import model_of
-    from .recording_eval import evaluate, parse_sweeps, plot_evaluation
-    from .results import load_params
-
-    params = load_params(args.fit)
-    if model_of(params).stimulus_units != "pA":
-        raise CLIError(f"{args.fit}: a {model_of(params).name} model takes currents in "
-                       f"{model_of(params).stimulus_units}, a recording's are in pA (fit a recording "
-                       "with --model pospischil to evaluate it)")
-    with open(args.fit) as f:
-        settings = json.load(f).get("settings", {})
-    dt = float(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)))
-    method = settings.get("method", "exp_euler")
-    rec = load_recording(args.recording, sweeps=parse_sweeps(args.sweeps))
-    result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
-    result["fit"] = str(args.fit)
-    s = result["summary"]
-    for r in result["sweeps"]:
-        gamma = "–" if r["gamma"] is None else f"{r['gamma']:.2f}"
-        print(f"sweep {r['sweep']:3d} {r['current_pA']:+7.1f} pA: spikes {r['observed_spikes']:2d} obs "
-              f"{r['predicted_spikes']:2d} model, rate {r['observed_rate_hz']:5.1f}/{r['predicted_rate_hz']:5.1f} Hz, "
-              f"rest {r['observed_rest_mV']:6.1f}/{r['predicted_rest_mV']:6.1f} mV, Γ {gamma}")
-    print(f"within ±1 spike: {100 * s['fraction_within_1_spike']:.0f} % of {s['n_sweeps']} sweeps; "
-          f"f–I RMS {s['fi_rms_hz']:.2f} Hz; rest error {s['rest_error_mV']:.2f} mV (max {s['max_rest_error_mV']:.2f})")
-    if args.out:
-        save_json_atomic(args.out, result)
-        print(f"wrote {args.out}")
-    if args.plot:
-        plot_evaluation(result, rec, t_sim, v_sim, args.plot)
-        print(f"wrote {args.plot}")
-    return 0
-
-
-def add_evaluate_command(sub):
-    e = sub.add_parser("evaluate", help="score a fit.json against a recording's sweeps")
-    e.add_argument("fit", help="fit.json written by hhjax fit")
-    e.add_argument("recording", help="recording (.abf, .nwb, .csv/.tsv/.txt, .npz)")
-    e.add_argument("--sweeps", default=None, help="sweeps, e.g. 0-9 or 4,6,8 (default: all)")
-    e.add_argument("--dt", type=float, default=None, help="simulation step, ms (default: the fit's)")
-    e.add_argument("--out", default=None, help="write eval.json")
-    e.add_argument("--plot", default=None, help="write a PNG of traces and f–I curves")
-    e.set_defaults(func=cmd_evaluate)
-
+    f.set_defaults(func=cmd_fit, out_suffixes=(".json",))

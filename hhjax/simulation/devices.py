@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+import jax
+
 # Below this many neurons per device the split costs more than it saves.
 MIN_NEURONS_PER_DEVICE = 32
 PAD_FROM = 256
@@ -48,8 +50,6 @@ def use_all_cores(n=None):
         >>> hhjax.use_all_cores()  # doctest: +SKIP
         2
     """
-    import jax
-
     n = cpu_cores() if n is None else int(n)
     if n < 1:
         raise ValueError(f"n: expected a positive number of devices, got {n}")
@@ -79,8 +79,6 @@ def batch_layout(size: int):
     >>> batch_layout(1001)[1] % 2
     0
     """
-    import jax
-
     n = 1
     if size >= 2 * MIN_NEURONS_PER_DEVICE and jax.default_backend() == "cpu":
         n = min(jax.device_count(), size // MIN_NEURONS_PER_DEVICE)

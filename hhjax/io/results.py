@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.recording import save_json_atomic as write_json_atomic
-from .models import model_by_name, model_of
+from .recording import save_json_atomic as write_json_atomic
+from ..models import model_by_name, model_of
 
 UNITS = {
     "g_": "mS/cm²", "e_": "mV", "v_": "mV", "c_m": "µF/cm²", "celsius": "°C", "area": "cm²",
@@ -55,7 +55,7 @@ def save_fit(path, result, **extra) -> Path:
     """Write a fit's parameters, standard errors, loss, units and settings to JSON, atomically.
 
     Example:
-        >>> # hhjax.results.save_fit("fit.json", hhjax.fit(...))
+        >>> # hhjax.save_fit("fit.json", hhjax.fit(...))
     """
     return write_json_atomic(path, fit_to_dict(result, **extra))
 

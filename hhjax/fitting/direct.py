@@ -27,9 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._pytree import pytree_dataclass
-from .models import model_of
-from .simulate import steady_state
+from .._pytree import pytree_dataclass
+from ..models import model_of
+from ..models.steady import steady_state
 
 
 @pytree_dataclass

@@ -9,7 +9,7 @@ the final state at the end. A loop with one XLA kernel per step instead reads an
 the whole state from memory at every step.
 
 :func:`hhjax.simulate` takes this path by itself when it applies (see
-:func:`hhjax.pallas_dispatch.applies`): GPU backend, ``HHParams``, ``method="exp_euler"``, float32, a
+:func:`hhjax.simulation.backends.applies`): GPU backend, ``HHParams``, ``method="exp_euler"``, float32, a
 :class:`~hhjax.stimulus.Constant` stimulus, no ``checkpoint_every``, concrete (not traced)
 inputs, and the environment variable ``HHJAX_PALLAS`` not ``"0"``. On CPU nothing changes;
 there the kernel runs only when asked for, in Pallas' interpreter (slow; for tests).
@@ -64,19 +64,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .models.hh import HHParams, HHState
-from .rates import q10_factor
-from ._inputs import _batch_shape, _check_finite, _check_time, _check_y0
-from .simulate import Trace, steady_state
-from .stimulus import Constant
+from ..models.hh import HHParams, HHState
+from ..models.rates import q10_factor
+from .inputs import _batch_shape, _check_finite, _check_time, _check_y0
+from .records import _batch_major, _compiled_transpose, _padded_size
+from .trace import DIVERGENCE_BOUND, Trace, upward_crossing
+from ..models.steady import steady_state
+from ..stimulus import Constant
 
 __all__ = ["simulate_pallas", "DEFAULT_BLOCK", "DIVERGENCE_BOUND"]
 
 DEFAULT_BLOCK = 128
 """Neurons per program: one per thread with the default ``num_warps = block // 32``."""
 
-DIVERGENCE_BOUND = 1000.0
-"""|V| (mV) above which a neuron counts as diverged (as in :func:`hhjax.simulate`)."""
 
 _F = np.float32
 _E25 = _F(math.exp(2.5))
@@ -177,7 +177,7 @@ def _make_kernel(*, n_rec, record_every, spike_threshold):
             v, m, h, n, count, bad = carry
             v_new, m, h, n = _step(c, v, m, h, n)
             if count_spikes:
-                crossed = (v < thr) & (v_new >= thr)
+                crossed = upward_crossing(v, v_new, thr)
                 count = jnp.where(crossed, count + 1, count)
             bad = jnp.where(jnp.abs(v_new) <= bound, bad, zeros + 1)
             return v_new, m, h, n, count, bad
@@ -272,35 +272,6 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
     return t, rec, unflat(ints[0]), unflat((ints[1] != 0) | ~finite)
 
 
-def _padded_size(size, block):
-    """The batch rounded up to whole programs of ``block`` neurons (the kernel's outputs)."""
-    return -(-size // block) * block
-
-
-_TRANSPOSES: dict = {}
-
-
-def _compiled_transpose(shape, size, batch):
-    """:func:`_batch_major` compiled for ``shape`` before the kernel runs: XLA's GPU
-    autotuner allocates scratch copies of its operands while compiling (two records' worth),
-    which on a first call made after the kernel's outputs exist put the peak at 1.76x the
-    trace instead of 1.25x (H100, N = 1e6)."""
-    key = (shape, size, batch, str(jax.config.jax_default_device))  # compiled for one device
-    if key not in _TRANSPOSES:
-        if len(_TRANSPOSES) >= 64:
-            _TRANSPOSES.clear()
-        _TRANSPOSES[key] = _batch_major.lower(jax.ShapeDtypeStruct(shape, jnp.float32),
-                                              size=size, batch=batch).compile()
-    return _TRANSPOSES[key]
-
-
-@partial(jax.jit, static_argnames=("size", "batch"))
-def _batch_major(x, *, size, batch):
-    """``(..., padded)`` kernel output -> ``batch + (...)`` (the :class:`~hhjax.Trace` layout)."""
-    x = x[..., :size]
-    return jnp.moveaxis(x, -1, 0).reshape(tuple(batch) + x.shape[:-1])
-
-
 # ---------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------
@@ -341,7 +312,7 @@ def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_eve
 
     Example:
         >>> import jax.numpy as jnp, hhjax
-        >>> from hhjax.pallas_hh import simulate_pallas
+        >>> from hhjax.simulation.pallas import simulate_pallas
         >>> tr = simulate_pallas(hhjax.presets.NEURON, jnp.array([0.0, 10.0]),
         ...                      duration=20.0, dt=0.025, record_every=40)
         >>> tr.v.shape, tr.spike_count.tolist()
@@ -385,7 +356,7 @@ def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_eve
 def _launch(params, amplitudes, y0, *, batch, n_steps, dt, record_every, spike_threshold,
             gates=True, block=DEFAULT_BLOCK, num_warps=None, interpret=None):
     """:func:`simulate_pallas` after its checks and shapes (:func:`hhjax.simulate` has made
-    the same ones, so :mod:`hhjax.pallas_dispatch` starts here rather than redo them)."""
+    the same ones, so :mod:`hhjax.simulation.backends` starts here rather than redo them)."""
     if num_warps is None:
         num_warps = max(1, min(8, int(block) // 32))
     if interpret is None:

@@ -1,0 +1,53 @@
+"""``hhjax evaluate``: score a fit.json against a recording's sweeps."""
+
+from __future__ import annotations
+
+import json
+
+from ..io import load_recording, save_json_atomic
+from ..io.results import load_params
+from ..models import model_of
+from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
+from ._common import CLIError
+
+
+def cmd_evaluate(args):
+    params = load_params(args.fit)
+    if model_of(params).stimulus_units != "pA":
+        raise CLIError(f"{args.fit}: a {model_of(params).name} model takes currents in "
+                       f"{model_of(params).stimulus_units}, a recording's are in pA (fit a recording "
+                       "with --model pospischil to evaluate it)")
+    with open(args.fit) as f:
+        settings = json.load(f).get("settings", {})
+    dt = float(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)))
+    method = settings.get("method", "exp_euler")
+    rec = load_recording(args.recording, sweeps=parse_sweeps(args.sweeps))
+    result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
+    result["fit"] = str(args.fit)
+    s = result["summary"]
+    for r in result["sweeps"]:
+        gamma = "–" if r["gamma"] is None else f"{r['gamma']:.2f}"
+        print(f"sweep {r['sweep']:3d} {r['current_pA']:+7.1f} pA: spikes {r['observed_spikes']:2d} obs "
+              f"{r['predicted_spikes']:2d} model, rate {r['observed_rate_hz']:5.1f}/{r['predicted_rate_hz']:5.1f} Hz, "
+              f"rest {r['observed_rest_mV']:6.1f}/{r['predicted_rest_mV']:6.1f} mV, Γ {gamma}")
+    print(f"within ±1 spike: {100 * s['fraction_within_1_spike']:.0f} % of {s['n_sweeps']} sweeps; "
+          f"f–I RMS {s['fi_rms_hz']:.2f} Hz; rest error {s['rest_error_mV']:.2f} mV (max {s['max_rest_error_mV']:.2f})")
+    if args.out:
+        save_json_atomic(args.out, result)
+        print(f"wrote {args.out}")
+    if args.plot:
+        plot_evaluation(result, rec, t_sim, v_sim, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def add_command(sub) -> None:
+    e = sub.add_parser("evaluate", help="score a fit.json against a recording's sweeps")
+    e.add_argument("fit", help="fit.json written by hhjax fit")
+    e.add_argument("recording", help="recording (.abf, .nwb, .csv/.tsv/.txt, .npz)")
+    e.add_argument("--sweeps", default=None, help="sweeps, e.g. 0-9 or 4,6,8 (default: all)")
+    e.add_argument("--dt", type=float, default=None, help="simulation step, ms (default: the fit's)")
+    e.add_argument("--out", default=None, help="write eval.json")
+    e.add_argument("--plot", default=None, help="write a PNG of traces and f–I curves")
+    e.set_defaults(func=cmd_evaluate, out_suffixes=(".json",))
+

@@ -1,0 +1,180 @@
+"""Backends as strategies: each says whether it supports a call and runs it.
+
+:func:`hhjax.simulate` checks its inputs once, packs them into a :class:`SimulationCall`,
+and asks :data:`BACKENDS` in order; the first that supports the call and returns a trace
+wins. Today: the fused Pallas kernel (GPU, :mod:`hhjax.simulation.pallas`), then the
+reference ``lax.scan`` loop (:mod:`hhjax.simulation.scan`), which supports everything.
+A backend that fails at run time returns ``None`` and the next one runs the call.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import jax
+import jax.numpy as jnp
+
+import dataclasses
+from typing import Any, Optional, Protocol
+
+from . import pallas as pallas_hh
+from . import scan
+from .devices import batch_layout
+from .trace import Trace
+from .._pytree import float_dtype
+from ..models.hh import HHParams
+from ..stimulus import Constant
+
+__all__ = ["SimulationCall", "Backend", "PallasBackend", "ScanBackend", "BACKENDS", "run_call",
+           "enabled"]
+
+
+def enabled() -> bool:
+    """Whether ``HHJAX_PALLAS`` allows :func:`hhjax.simulate` to use the kernel (not "0")."""
+    return os.environ.get("HHJAX_PALLAS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_FAILED: list[str] = []  # set once lowering/compiling failed on this process's GPU
+
+
+def _backend() -> str:
+    """The platform a call would run on: ``jax.default_device`` if set, else the default backend."""
+    device = jax.config.jax_default_device
+    if device is None:
+        return jax.default_backend()
+    return device if isinstance(device, str) else device.platform
+
+
+def _concrete(tree) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _not_committed_elsewhere(tree) -> bool:
+    """No input is pinned to a non-GPU device (``jax.device_put(x, cpu)`` runs the call there)."""
+    return not any(isinstance(x, jax.Array) and x.committed
+                   and any(d.platform != "gpu" for d in x.devices())
+                   for x in jax.tree_util.tree_leaves(tree))
+
+
+def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
+    """Whether :func:`hhjax.simulate` may run this call on the kernel (the conditions are listed in :mod:`hhjax.simulation.pallas`)."""
+    return (
+        not _FAILED
+        and enabled()
+        and _backend() == "gpu"
+        and type(params) is HHParams
+        and type(stim) is Constant
+        and method == "exp_euler"
+        and checkpoint_every is None
+        and float_dtype() == jnp.float32
+        and _concrete((params, stim, y0))
+        and _not_committed_elsewhere((params, stim, y0))
+    )
+
+
+def try_simulate(params, stim, *, batch, n_steps, dt, y0, record_every, spike_threshold) -> Optional[Trace]:
+    """The kernel's trace for :func:`hhjax.simulate`, or ``None`` if the kernel failed to
+    lower, compile or run here: then warn once and leave this and every later call to the
+    reference path. Out-of-memory errors are raised (the reference needs at least as much)."""
+    try:
+        # simulate reads trace.diverged right after (to warn), so waiting here costs nothing.
+        # simulate has checked the inputs and found batch and n_steps; simulate_pallas
+        # would do it again.
+        return jax.block_until_ready(pallas_hh._launch(
+            params, jnp.asarray(stim.amplitude), y0, batch=batch, n_steps=n_steps, dt=dt,
+            record_every=record_every,
+            spike_threshold=None if spike_threshold is None else float(spike_threshold)))
+    except Exception as exc:  # noqa: BLE001 (any lowering/compile failure -> reference)
+        if "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
+            raise
+        _FAILED.append(f"{type(exc).__name__}: {exc}")
+        warnings.warn(
+            "hhjax.simulate: the Pallas HH kernel failed on this GPU "
+            f"({type(exc).__name__}: {str(exc)[:300]}); using the reference path from now on "
+            "(set HHJAX_PALLAS=0 to skip the attempt).",
+            RuntimeWarning, stacklevel=3)
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationCall:
+    """One checked call of :func:`hhjax.simulate`: what a backend needs to run it.
+
+    ``stim`` is a callable stimulus or ``None`` when ``grid`` (an array sampled on the
+    simulation grid, time last) drives the run. ``batch`` is the broadcast batch shape,
+    ``n_steps`` the number of steps of ``dt`` ms.
+    """
+
+    params: Any
+    stim: Any
+    grid: Any
+    y0: Any
+    batch: tuple
+    n_steps: int
+    dt: float
+    method: str
+    record_every: int
+    checkpoint_every: Optional[int]
+    spike_threshold: Optional[float]
+
+
+class Backend(Protocol):
+    """A way to run a :class:`SimulationCall`."""
+
+    name: str
+
+    def supports(self, call: SimulationCall) -> bool:
+        """Whether this backend can run ``call`` (cheap; no compilation)."""
+
+    def run(self, call: SimulationCall) -> Optional[Trace]:
+        """The trace, or ``None`` if the backend failed here and the next should run it."""
+
+
+class PallasBackend:
+    """The fused Pallas kernel on a GPU (:mod:`hhjax.simulation.pallas`)."""
+
+    name = "pallas"
+
+    def supports(self, call: SimulationCall) -> bool:
+        return call.grid is None and applies(call.params, call.stim, method=call.method,
+                                             checkpoint_every=call.checkpoint_every, y0=call.y0)
+
+    def run(self, call: SimulationCall) -> Optional[Trace]:
+        return try_simulate(call.params, call.stim, batch=call.batch, n_steps=call.n_steps, dt=call.dt,
+                            y0=call.y0, record_every=call.record_every,
+                            spike_threshold=call.spike_threshold)
+
+
+class ScanBackend:
+    """The reference ``lax.scan`` loop (:mod:`hhjax.simulation.scan`): every model, method,
+    stimulus and transformation (``jit``, ``grad``, ``vmap``)."""
+
+    name = "scan"
+
+    def supports(self, call: SimulationCall) -> bool:
+        return True
+
+    def run(self, call: SimulationCall) -> Trace:
+        size = 1
+        for d in call.batch:
+            size *= int(d)
+        return scan._run(
+            call.params, call.stim, call.grid, call.y0, batch=call.batch, n_steps=call.n_steps,
+            dt=call.dt, method=call.method, record_every=call.record_every,
+            checkpoint_every=call.checkpoint_every, spike_threshold=call.spike_threshold,
+            layout=batch_layout(size) if call.batch else (1, None))
+
+
+BACKENDS: tuple = (PallasBackend(), ScanBackend())
+"""The backends :func:`hhjax.simulate` asks, in order."""
+
+
+def run_call(call: SimulationCall, backends: tuple = BACKENDS) -> Trace:
+    """Run ``call`` on the first backend that supports it and succeeds."""
+    for backend in backends:
+        if backend.supports(call):
+            trace = backend.run(call)
+            if trace is not None:
+                return trace
+    raise RuntimeError("simulate: no backend ran this call")  # ScanBackend supports every call
