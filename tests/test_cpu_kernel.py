@@ -156,3 +156,67 @@ def test_unsupported_inputs_are_refused_with_one_line():
     with pytest.raises(TypeError, match="params"):
         simulate_cpu(hhjax.presets.POSPISCHIL_RS if hasattr(hhjax.presets, "POSPISCHIL_RS")
                      else hhjax.ReducedParams(), 1.0, duration=1.0, dt=DT)
+
+
+# ---------------------------------------------------------------------------------------
+# simulate's choice of backend, and record= on every backend
+# ---------------------------------------------------------------------------------------
+
+
+def test_simulate_takes_the_kernel_only_where_it_applies(monkeypatch):
+    from hhjax.simulation import last_backend
+
+    amps = jnp.array([0.0, 10.0])
+    tr = hhjax.simulate(NEURON, S.constant(amps), duration=5.0, dt=DT)
+    assert last_backend() == "cpu_kernel"
+    direct = simulate_cpu(NEURON, amps, duration=5.0, dt=DT)
+    np.testing.assert_array_equal(np.asarray(tr.v), np.asarray(direct.v))
+    hhjax.simulate(NEURON, S.step(10.0, 1.0, 4.0) + S.constant(1.0), duration=5.0, dt=DT)
+    assert last_backend() == "cpu_kernel"
+    # Everything else runs on the reference loop.
+    for kw in (dict(method="rk4"), dict(checkpoint_every=40), dict(stimulus=S.sine(1.0, 50.0)),
+               dict(stimulus=jnp.zeros(200)), dict(params=hhjax.ReducedParams())):
+        args = dict(params=NEURON, stimulus=S.constant(amps), duration=5.0, dt=DT) | kw
+        hhjax.simulate(**args)
+        assert last_backend() == "scan", kw
+    jax.jit(lambda a: hhjax.simulate(NEURON, S.constant(a), duration=5.0, dt=DT).v)(amps)
+    assert last_backend() == "scan"
+    g = jax.grad(lambda a: hhjax.simulate(NEURON, S.constant(a), duration=5.0, dt=DT).v.sum())(amps)
+    assert last_backend() == "scan" and np.all(np.isfinite(np.asarray(g)))
+    with jax.enable_x64(True):
+        hhjax.simulate(NEURON, S.constant(amps), duration=5.0, dt=DT)
+        assert last_backend() == "scan"
+    monkeypatch.setenv("HHJAX_CPU_KERNEL", "0")
+    hhjax.simulate(NEURON, S.constant(amps), duration=5.0, dt=DT)
+    assert last_backend() == "scan"
+
+
+@pytest.mark.parametrize("method", ["exp_euler", "rk4"])  # the kernel, then the scan loop
+def test_record_subset_on_every_backend(method):
+    amps = jnp.array([0.0, 10.0])
+    full = hhjax.simulate(NEURON, S.constant(amps), duration=5.0, dt=DT, method=method,
+                          record_every=2)
+    part = hhjax.simulate(NEURON, S.constant(amps), duration=5.0, dt=DT, method=method,
+                          record_every=2, record=("n", "v"))
+    assert part.m is None and part.h is None
+    for name in "vn":
+        np.testing.assert_array_equal(np.asarray(getattr(part, name)),
+                                      np.asarray(getattr(full, name)))
+    np.testing.assert_array_equal(np.asarray(part.spike_count), np.asarray(full.spike_count))
+    with pytest.raises(ValueError, match="record: unknown state variable"):
+        hhjax.simulate(NEURON, 1.0, duration=1.0, dt=DT, method=method, record=("w",))
+
+
+def test_unused_records_cost_nothing_under_jit():
+    # XLA drops the gates' records when only V leaves the jitted function: the compiled
+    # program is the size of the one that records V alone.
+    amps = jnp.linspace(2.0, 20.0, 256)
+
+    def sim(a, record=None):
+        return hhjax.simulate(NEURON, S.constant(a), duration=10.0, dt=DT, record=record)
+
+    sizes = []
+    for fn in (lambda a: sim(a).v, lambda a: sim(a, ("v",)).v, lambda a: sim(a)):
+        mem = jax.jit(fn).lower(amps).compile().memory_analysis()
+        sizes.append(mem.temp_size_in_bytes + mem.output_size_in_bytes)
+    assert sizes[0] == sizes[1] < sizes[2] / 3

@@ -27,24 +27,29 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import logging
 import os
+import warnings
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
-from ..devices import cpu_cores
 from ..models.hh import HHParams, HHState
-from ..rates import q10_factor
-from ..simulate import Trace, steady_state
+from ..models.rates import q10_factor
+from ..models.steady import steady_state
 from ..stimulus import Constant, Step, Sum
+from .devices import cpu_cores
+from .inputs import (GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time,
+                     _check_y0)
+from .trace import DIVERGENCE_BOUND, Trace
 
-__all__ = ["available", "unavailable_reason", "isa", "supports_stimulus", "simulate_cpu", "VARIABLES"]
+__all__ = ["available", "unavailable_reason", "isa", "enabled", "supports_stimulus", "simulate_cpu",
+           "try_simulate", "VARIABLES"]
 
 TARGET = "hhjax_hh_exp_euler_cpu"
-_ABI = 1  # hhjax_cpu_kernel_abi() of a library this wrapper can drive
+_ABI = 2  # hhjax_cpu_kernel_abi() of a library this wrapper can drive
 VARIABLES = ("v", "m", "h", "n")
 """The state variables of :class:`~hhjax.HHState`, in the kernel's order."""
 
@@ -53,6 +58,8 @@ _LOG2E = float(np.log2(np.e))
 _ROWS = ("v_offset", "dtq2", "k", "k2", "g_na", "ge_na", "g_k", "ge_k", "g_l", "ie_off", "ie_on")
 
 _STATE: dict = {}  # "ok": bool, "reason": str, "lib": the ctypes handle (kept alive)
+_FAILED: list[str] = []  # set once the kernel failed at run time in this process
+_LOG = logging.getLogger("hhjax")
 
 
 def _library_path() -> str | None:
@@ -104,6 +111,20 @@ def unavailable_reason() -> str | None:
     """Why :func:`available` is False (one line), or None when it is True."""
     _load()
     return _STATE["reason"]
+
+
+def available_or_note() -> bool:
+    """:func:`available`, and the first time it is False in this process (and a call the
+    kernel would have run is made), one note on the ``hhjax`` logger saying why."""
+    if _FAILED:
+        return False
+    if _load():
+        return True
+    if not _STATE.get("noted"):
+        _STATE["noted"] = True
+        _LOG.warning("hhjax.simulate: %s; using the XLA path (about 3x slower for large "
+                     "batches; set HHJAX_CPU_KERNEL=0 to choose it silently).", _STATE["reason"])
+    return False
 
 
 def isa() -> str | None:
@@ -203,7 +224,7 @@ def _run(params, i_off, i_on, window, y0, *, batch, n_steps, dt, record_every, t
     _, ints, *recs = call(c_arr, y0_arr, jnp.asarray(window, jnp.int32),
                           n_steps=np.int64(n_steps), record_every=np.int64(record_every),
                           threshold=np.float32(np.nan if threshold is None else threshold),
-                          rec_mask=np.int64(mask),
+                          bound=np.float32(DIVERGENCE_BOUND), rec_mask=np.int64(mask),
                           threads=np.int64(threads))
     by_name = {name: r for name, r in zip([n for n in VARIABLES if n in record], recs)}
     state = HHState(**{name: by_name[name].reshape(tuple(batch) + (n_rec,)) if name in by_name
@@ -214,7 +235,7 @@ def _run(params, i_off, i_on, window, y0, *, batch, n_steps, dt, record_every, t
 
 
 def _launch(params, stim, y0, *, batch, n_steps, dt, record_every, spike_threshold,
-            record=VARIABLES):
+            record=None):
     """The kernel's :class:`~hhjax.Trace` after the checks of :func:`hhjax.simulate`
     (``batch`` and ``n_steps`` as it computed them)."""
     if not _load():
@@ -223,20 +244,29 @@ def _launch(params, stim, y0, *, batch, n_steps, dt, record_every, spike_thresho
     threshold = None if spike_threshold is None else float(spike_threshold)  # NaN counts nothing
     return _run(params, i_off, i_on, window, y0, batch=tuple(batch), n_steps=int(n_steps),
                 dt=float(dt), record_every=int(record_every), threshold=threshold,
-                record=tuple(record), threads=_threads())
+                record=VARIABLES if record is None else tuple(record), threads=_threads())
 
 
-def check_record(record) -> tuple[str, ...]:
-    """``record`` as a tuple of HH state names in the kernel's order; one-line error otherwise."""
-    if record is None:
-        return VARIABLES
-    if isinstance(record, str):
-        record = (record,)
-    record = tuple(record)
-    bad = [r for r in record if r not in VARIABLES]
-    if bad:
-        raise ValueError(f"record: unknown state variable(s) {bad}; choose from {list(VARIABLES)}")
-    return tuple(name for name in VARIABLES if name in record)
+def try_simulate(params, stim, y0, *, batch, n_steps, dt, record_every, spike_threshold,
+                 record=None) -> Trace | None:
+    """The kernel's trace for :func:`hhjax.simulate` (after its checks), or ``None`` if the
+    kernel failed here: then warn once and leave this and every later call to the XLA path.
+    Out-of-memory errors are raised (the XLA path needs at least as much)."""
+    try:
+        return jax.block_until_ready(_launch(
+            params, stim, y0, batch=batch, n_steps=n_steps, dt=dt, record_every=record_every,
+            spike_threshold=spike_threshold, record=record))
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (any failure of the kernel -> the XLA path)
+        if "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
+            raise
+        _FAILED.append(f"{type(exc).__name__}: {exc}")
+        warnings.warn(
+            "hhjax.simulate: the fused CPU kernel failed "
+            f"({type(exc).__name__}: {str(exc)[:300]}); using the XLA path from now on "
+            "(set HHJAX_CPU_KERNEL=0 to skip the attempt).", RuntimeWarning, stacklevel=4)
+        return None
 
 
 def simulate_cpu(params: HHParams, stimulus=0.0, *, duration: float, dt: float, y0=None,
@@ -259,8 +289,8 @@ def simulate_cpu(params: HHParams, stimulus=0.0, *, duration: float, dt: float, 
         record_every: keep every k-th sample (it must divide the number of steps).
         spike_threshold: voltage (mV) whose upward crossings are counted at every step;
             ``None`` disables counting.
-        record: names of the state variables to record (default all of ``v, m, h, n``);
-            the others are ``None`` in the returned trace's state.
+        record: names of the state variables to record (``None``, the default: all of
+            ``v, m, h, n``); the others are ``None`` in the returned trace's state.
 
     Returns:
         A :class:`~hhjax.Trace` (``t`` in ms, V in mV, leaves ``batch + (n_samples,)``).
@@ -287,7 +317,7 @@ def simulate_cpu(params: HHParams, stimulus=0.0, *, duration: float, dt: float, 
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stim, "stimulus")
     _check_y0(y0, HHState, GATE_RULES)
-    record = check_record(record)
+    record = _check_record(record, HHState)
     batch = _batch_shape(params, stim, y0 if not isinstance(y0, (int, float)) else None, None)
     return _launch(params, stim, y0, batch=tuple(batch), n_steps=n_steps, dt=dt,
                    record_every=record_every, spike_threshold=spike_threshold, record=record)

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
+from .inputs import (GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time,
+                     _check_y0)
 from .backends import SimulationCall, run_call
 from .trace import DIVERGENCE_BOUND
 from ..models import model_of
@@ -17,7 +18,7 @@ from ..stimulus import as_stimulus
 
 
 def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
-             record_every=1, checkpoint_every=None, spike_threshold=0.0):
+             record_every=1, checkpoint_every=None, spike_threshold=0.0, record=None):
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -43,9 +44,17 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
             memory no longer grows with the step count.
         spike_threshold: voltage (mV) whose upward crossings are counted at every step into
             ``trace.spike_count``; ``None`` disables counting.
+        record: names of the state variables to record, e.g. ``("v",)``; the others are
+            never stored and are ``None`` in the trace. ``None`` (default) records all.
 
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
+
+    Backends: classic HH with ``exp_euler`` in float32 under constant or step currents, with
+    concrete (not traced) inputs, runs on a fused kernel: Pallas on a GPU, C++ on a CPU
+    (:mod:`hhjax.simulation.cpu_kernel`); everything else, and every call under ``jit``,
+    ``grad`` or ``vmap``, on the reference ``lax.scan`` loop.
+    :func:`hhjax.simulation.last_backend` names the one that ran the latest call.
 
     Large batches on a multi-core CPU run faster after :func:`hhjax.use_all_cores`; the
     gradient with respect to a few parameters of a small run is fastest with
@@ -64,6 +73,7 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type, GATE_RULES)
+    record = _check_record(record, model.state_type)
 
     grid, stim = None, None
     if not callable(stimulus) and jnp.ndim(stimulus) >= 1:
@@ -80,7 +90,8 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
     call = SimulationCall(
         params=params, stim=stim, grid=grid, y0=y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
-        spike_threshold=None if spike_threshold is None else float(spike_threshold))
+        spike_threshold=None if spike_threshold is None else float(spike_threshold),
+        record=record)
     trace = run_call(call)
     _warn_if_diverged(trace, method, dt)
     return trace

@@ -45,7 +45,6 @@ enum Row { kVOff, kDtq2, kK, kK2, kGNa, kGeNa, kGK, kGeK, kGL, kIeOff, kIeOn, kR
 
 constexpr int kMaxBlock = 256;  // neurons per block: 11 constants + 4 states + 4 ints in L1
 constexpr int kTile = 16;       // records buffered per block before writing them out
-constexpr float kBound = 1000.0f;  // |V| (mV) above which a neuron counts as diverged
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kM20 = -kLog2e / 20.0f, kM18 = -kLog2e / 18.0f, kM80 = -kLog2e / 80.0f;
@@ -97,6 +96,7 @@ struct Args {
   float* rec[4];         // (n, n_rec) per recorded variable, nullptr if not recorded
   int64_t n, n_steps, record_every, n_rec;
   float threshold;       // NaN: no counting (every comparison is false)
+  float bound;           // |V| (mV) above which a neuron counts as diverged
 };
 
 struct Scratch {
@@ -127,10 +127,10 @@ HHJAX_CLONES void run_block(const Args& a, Scratch& w, int64_t i0, int nb, int b
     w.off[i] = a.win[a.n + src];
     w.cnt[i] = 0;
     // NaN fails the comparison, so it counts as out of bounds.
-    w.bad[i] = !(std::fabs(w.s[0][i]) <= kBound);
+    w.bad[i] = !(std::fabs(w.s[0][i]) <= a.bound);
     for (int v = 0; v < 4; v++) w.tile[v][0][i] = w.s[v][i];
   }
-  const float thr = a.threshold;
+  const float thr = a.threshold, bound = a.bound;
   float* __restrict V = w.s[0];
   float* __restrict M = w.s[1];
   float* __restrict H = w.s[2];
@@ -201,8 +201,8 @@ HHJAX_CLONES void run_block(const Args& a, Scratch& w, int64_t i0, int nb, int b
         float step_big = (1.0f - exp2_f(-(kk2[i] * g_safe))) / g_safe;
         float vn = v + drive * (tiny ? step_tiny : step_big);
 
-        cnt[i] += (v < thr) & (vn >= thr);
-        bad[i] |= !(std::fabs(vn) <= kBound);
+        cnt[i] += (v < thr) & (vn >= thr);  // hhjax.simulation.trace.upward_crossing
+        bad[i] |= !(std::fabs(vn) <= bound);
         V[i] = vn;
         M[i] = m;
         H[i] = h;
@@ -268,8 +268,8 @@ std::string run_all(const Args& a, int64_t threads) {
 ffi::Error HhImpl(ffi::Buffer<ffi::F32> consts, ffi::Buffer<ffi::F32> y0,
                   ffi::Buffer<ffi::S32> window, ffi::ResultBuffer<ffi::F32> final_state,
                   ffi::ResultBuffer<ffi::S32> ints, ffi::RemainingRets records,
-                  int64_t n_steps, int64_t record_every, float threshold, int64_t rec_mask,
-                  int64_t threads) {
+                  int64_t n_steps, int64_t record_every, float threshold, float bound,
+                  int64_t rec_mask, int64_t threads) {
   auto cd = consts.dimensions();
   if (cd.size() != 2 || cd[0] != kRows)
     return ffi::Error::InvalidArgument("hhjax cpu kernel: consts must be (11, n)");
@@ -292,6 +292,7 @@ ffi::Error HhImpl(ffi::Buffer<ffi::F32> consts, ffi::Buffer<ffi::F32> y0,
   a.record_every = record_every;
   a.n_rec = n_steps / record_every + 1;
   a.threshold = threshold;
+  a.bound = bound;
   size_t used = 0;
   for (int v = 0; v < 4; v++) {
     a.rec[v] = nullptr;
@@ -322,11 +323,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(HhjaxHhExpEulerCpu, HhImpl,
                                   .Attr<int64_t>("n_steps")
                                   .Attr<int64_t>("record_every")
                                   .Attr<float>("threshold")
+                                  .Attr<float>("bound")
                                   .Attr<int64_t>("rec_mask")
                                   .Attr<int64_t>("threads"));
 
 // The calling convention's version; cpu_kernel.py refuses a library that disagrees.
-extern "C" int hhjax_cpu_kernel_abi() { return 1; }
+extern "C" int hhjax_cpu_kernel_abi() { return 2; }
 
 // Which instruction set the block loop runs with on this CPU (for benchmarks and the
 // README's "which backend ran" check); it mirrors the clone the loader picks.
