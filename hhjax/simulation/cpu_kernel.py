@@ -170,18 +170,38 @@ def _step_window(step, batch, n_steps, dt):
 
 
 def _currents(stim, batch, n_steps, dt):
-    """``(i_off, i_on, window)``: currents (µA/cm²) off and on the step, and its (2, size)
-    window of steps."""
+    """``(i_off, i_on, window)``: currents (µA/cm², float32, NumPy) off and on the step, and
+    its (2, size) window of steps."""
     size = int(np.prod(batch)) if batch else 1
     parts = stim.parts if type(stim) is Sum else (stim,)
-    base = sum((jnp.asarray(p.amplitude) for p in parts if type(p) is Constant),
-               start=jnp.zeros((), jnp.float32))
+    base = np.zeros((), np.float32)
+    for p in parts:
+        if type(p) is Constant:
+            base = base + np.asarray(p.amplitude, np.float32)
     steps = [p for p in parts if type(p) is Step]
     if not steps:
         return base, base, np.zeros((2, size), np.int32)
-    step = steps[0]
-    on, off = _step_window(step, tuple(batch), n_steps, dt)
-    return base, base + jnp.asarray(step.amplitude), np.stack([on, off])
+    on, off = _step_window(steps[0], tuple(batch), n_steps, dt)
+    return base, base + np.asarray(steps[0].amplitude, np.float32), np.stack([on, off])
+
+
+def _constants(params, i_off, i_on, dt, batch):
+    """The (11, size) per-neuron constants of the step (:data:`_ROWS`), float32.
+
+    Computed with NumPy, one IEEE operation at a time: inside XLA the same expressions
+    were rounded differently for different batch shapes (a fused multiply-add in one,
+    not in the other), so a neuron alone and in a batch drifted apart by 5e-3 mV."""
+    size = int(np.prod(batch)) if batch else 1
+    f32 = np.float32
+    p = {k: np.asarray(getattr(params, k), f32) for k in params.__dataclass_fields__}
+    q = np.asarray(q10_factor(p["celsius"]), f32)
+    k = f32(dt) / p["c_m"]
+    ie_l = p["g_l"] * p["e_l"]
+    consts = dict(v_offset=p["v_offset"], dtq2=f32(dt * _LOG2E) * q, k=k, k2=f32(_LOG2E) * k,
+                  g_na=p["g_na"], ge_na=p["g_na"] * p["e_na"], g_k=p["g_k"],
+                  ge_k=p["g_k"] * p["e_k"], g_l=p["g_l"], ie_off=i_off + ie_l, ie_on=i_on + ie_l)
+    return np.stack([np.broadcast_to(np.asarray(consts[name], f32), batch).reshape(size)
+                     for name in _ROWS])
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,37 +211,26 @@ def _currents(stim, batch, n_steps, dt):
 
 @partial(jax.jit, static_argnames=("batch", "n_steps", "dt", "record_every", "threshold",
                                    "record", "threads"))
-def _run(params, i_off, i_on, window, y0, *, batch, n_steps, dt, record_every, threshold,
-         record, threads):
+def _run(c_arr, window, params, y0, *, batch, n_steps, dt, record_every, threshold, record,
+         threads):
     size = int(np.prod(batch)) if batch else 1
     n_rec = n_steps // record_every + 1
 
     def per_neuron(x):
         return jnp.broadcast_to(jnp.asarray(x, jnp.float32), batch).reshape(size)
 
-    p = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
-    if y0 is None:
-        state0 = steady_state(p, p.v_offset)
-    elif isinstance(y0, HHState):
-        state0 = y0
-    else:
-        state0 = steady_state(p, jnp.asarray(y0, jnp.float32))
-    q = jnp.asarray(q10_factor(p.celsius), jnp.float32)
-    k = jnp.float32(dt) / p.c_m
-    ie_l = p.g_l * p.e_l
-    consts = dict(v_offset=p.v_offset, dtq2=jnp.float32(dt * _LOG2E) * q, k=k,
-                  k2=jnp.float32(_LOG2E) * k, g_na=p.g_na, ge_na=p.g_na * p.e_na, g_k=p.g_k,
-                  ge_k=p.g_k * p.e_k, g_l=p.g_l,
-                  ie_off=jnp.asarray(i_off, jnp.float32) + ie_l,
-                  ie_on=jnp.asarray(i_on, jnp.float32) + ie_l)
-    c_arr = jnp.stack([per_neuron(consts[name]) for name in _ROWS])
-    y0_arr = jnp.stack([per_neuron(getattr(state0, name)) for name in VARIABLES])
+    if isinstance(y0, HHState):
+        state0 = jax.tree_util.tree_map(per_neuron, y0)
+    else:  # gates at steady state at y0 (None: v_offset), per neuron
+        p = jax.tree_util.tree_map(per_neuron, params)
+        state0 = steady_state(p, p.v_offset if y0 is None else per_neuron(y0))
+    y0_arr = jnp.stack([getattr(state0, name) for name in VARIABLES])
     mask = sum(1 << i for i, name in enumerate(VARIABLES) if name in record)
     out_types = ([jax.ShapeDtypeStruct((4, size), jnp.float32),
                   jax.ShapeDtypeStruct((2, size), jnp.int32)]
                  + [jax.ShapeDtypeStruct((size, n_rec), jnp.float32)] * len(record))
     call = jax.ffi.ffi_call(TARGET, out_types)
-    _, ints, *recs = call(c_arr, y0_arr, jnp.asarray(window, jnp.int32),
+    _, ints, *recs = call(c_arr, y0_arr, window,
                           n_steps=np.int64(n_steps), record_every=np.int64(record_every),
                           threshold=np.float32(np.nan if threshold is None else threshold),
                           bound=np.float32(DIVERGENCE_BOUND), rec_mask=np.int64(mask),
@@ -241,8 +250,9 @@ def _launch(params, stim, y0, *, batch, n_steps, dt, record_every, spike_thresho
     if not _load():
         raise RuntimeError(f"simulate_cpu: {_STATE['reason']}")
     i_off, i_on, window = _currents(stim, tuple(batch), n_steps, dt)
+    c_arr = _constants(params, i_off, i_on, dt, tuple(batch))
     threshold = None if spike_threshold is None else float(spike_threshold)  # NaN counts nothing
-    return _run(params, i_off, i_on, window, y0, batch=tuple(batch), n_steps=int(n_steps),
+    return _run(c_arr, window, params, y0, batch=tuple(batch), n_steps=int(n_steps),
                 dt=float(dt), record_every=int(record_every), threshold=threshold,
                 record=VARIABLES if record is None else tuple(record), threads=_threads())
 
