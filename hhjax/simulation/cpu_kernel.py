@@ -38,7 +38,6 @@ import numpy as np
 
 from ..models.hh import HHParams, HHState
 from ..models.rates import q10_factor
-from ..models.steady import steady_state
 from ..stimulus import Constant, Step, Sum
 from .devices import cpu_cores
 from .inputs import (GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time,
@@ -49,7 +48,7 @@ __all__ = ["available", "unavailable_reason", "isa", "enabled", "supports_stimul
            "try_simulate", "VARIABLES"]
 
 TARGET = "hhjax_hh_exp_euler_cpu"
-_ABI = 2  # hhjax_cpu_kernel_abi() of a library this wrapper can drive
+_ABI = 3  # hhjax_cpu_kernel_abi() of a library this wrapper can drive
 VARIABLES = ("v", "m", "h", "n")
 """The state variables of :class:`~hhjax.HHState`, in the kernel's order."""
 
@@ -209,22 +208,28 @@ def _constants(params, i_off, i_on, dt, batch):
 # ---------------------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("batch", "n_steps", "dt", "record_every", "threshold",
-                                   "record", "threads"))
-def _run(c_arr, window, params, y0, *, batch, n_steps, dt, record_every, threshold, record,
-         threads):
+def _initial_state(params, y0, batch):
+    """``(y0 array (4, size), init_gates)``: with ``init_gates`` the kernel starts the gates
+    at their steady state at the given V (``steady_state``'s rule, in the kernel's rates)."""
     size = int(np.prod(batch)) if batch else 1
-    n_rec = n_steps // record_every + 1
 
     def per_neuron(x):
-        return jnp.broadcast_to(jnp.asarray(x, jnp.float32), batch).reshape(size)
+        return np.broadcast_to(np.asarray(x, np.float32), batch).reshape(size)
 
     if isinstance(y0, HHState):
-        state0 = jax.tree_util.tree_map(per_neuron, y0)
-    else:  # gates at steady state at y0 (None: v_offset), per neuron
-        p = jax.tree_util.tree_map(per_neuron, params)
-        state0 = steady_state(p, p.v_offset if y0 is None else per_neuron(y0))
-    y0_arr = jnp.stack([getattr(state0, name) for name in VARIABLES])
+        return np.stack([per_neuron(getattr(y0, name)) for name in VARIABLES]), False
+    v = per_neuron(params.v_offset if y0 is None else y0)
+    return np.stack([v] + [np.zeros_like(v)] * 3), True
+
+
+@partial(jax.jit, static_argnames=("batch", "n_steps", "dt", "record_every", "threshold",
+                                   "init_gates", "record", "threads"))
+def _run(c_arr, y0_arr, window, *, batch, n_steps, dt, record_every, threshold, init_gates,
+         record, threads):
+    # Only the call and reshapes: everything else is done beforehand with NumPy, so that
+    # a first call compiles in a few tens of milliseconds.
+    size = int(np.prod(batch)) if batch else 1
+    n_rec = n_steps // record_every + 1
     mask = sum(1 << i for i, name in enumerate(VARIABLES) if name in record)
     out_types = ([jax.ShapeDtypeStruct((4, size), jnp.float32),
                   jax.ShapeDtypeStruct((2, size), jnp.int32)]
@@ -233,7 +238,8 @@ def _run(c_arr, window, params, y0, *, batch, n_steps, dt, record_every, thresho
     _, ints, *recs = call(c_arr, y0_arr, window,
                           n_steps=np.int64(n_steps), record_every=np.int64(record_every),
                           threshold=np.float32(np.nan if threshold is None else threshold),
-                          bound=np.float32(DIVERGENCE_BOUND), rec_mask=np.int64(mask),
+                          bound=np.float32(DIVERGENCE_BOUND), init_gates=np.int64(init_gates),
+                          rec_mask=np.int64(mask),
                           threads=np.int64(threads))
     by_name = {name: r for name, r in zip([n for n in VARIABLES if n in record], recs)}
     state = HHState(**{name: by_name[name].reshape(tuple(batch) + (n_rec,)) if name in by_name
@@ -251,8 +257,9 @@ def _launch(params, stim, y0, *, batch, n_steps, dt, record_every, spike_thresho
         raise RuntimeError(f"simulate_cpu: {_STATE['reason']}")
     i_off, i_on, window = _currents(stim, tuple(batch), n_steps, dt)
     c_arr = _constants(params, i_off, i_on, dt, tuple(batch))
+    y0_arr, init_gates = _initial_state(params, y0, tuple(batch))
     threshold = None if spike_threshold is None else float(spike_threshold)  # NaN counts nothing
-    return _run(c_arr, window, params, y0, batch=tuple(batch), n_steps=int(n_steps),
+    return _run(c_arr, y0_arr, window, init_gates=init_gates, batch=tuple(batch), n_steps=int(n_steps),
                 dt=float(dt), record_every=int(record_every), threshold=threshold,
                 record=VARIABLES if record is None else tuple(record), threads=_threads())
 

@@ -87,6 +87,37 @@ HHJAX_INLINE float gate(float x, float num, float den, float s, float dtq2) {
   return x_inf + (x - x_inf) * decay;
 }
 
+// The rates of the three gates at u = V - v_offset (mV), each as alpha = q num/den and
+// alpha + beta = q s/den, so that x_inf = num/s.
+struct Terms {
+  float num_m, den_m, s_m, a_h, b_h, s_h, num_n, den_n, s_n;
+};
+
+HHJAX_INLINE Terms terms(float u) {
+  Terms t;
+  float e20 = exp2_f(u * kM20);  // exp(-u/20)
+  float e10 = e20 * e20;
+  // m: alpha = q z/(e^z - 1), z = (25 - u)/10; beta = 4 q exp(-u/18)
+  float z = 2.5f - 0.1f * u;
+  bool small = std::fabs(z) < 0.1f;
+  float series = 1.0f + z * (0.5f + z * (1.0f / 6 + z * (1.0f / 24 + z * (1.0f / 120))));
+  t.num_m = small ? 1.0f : z;
+  t.den_m = small ? series : kE25 * e10 - 1.0f;
+  t.s_m = t.num_m + (4.0f * exp2_f(u * kM18)) * t.den_m;
+  // h: alpha = 0.07 q exp(-u/20) = q a/b, beta = q/b, b = exp((30 - u)/10) + 1
+  t.b_h = kE3 * e10 + 1.0f;
+  t.a_h = (0.07f * e20) * t.b_h;
+  t.s_h = t.a_h + 1.0f;
+  // n: alpha = 0.1 q z/(e^z - 1), z = (10 - u)/10; beta = 0.125 q exp(-u/80)
+  z = 1.0f - 0.1f * u;
+  small = std::fabs(z) < 0.1f;
+  series = 1.0f + z * (0.5f + z * (1.0f / 6 + z * (1.0f / 24 + z * (1.0f / 120))));
+  t.num_n = 0.1f * (small ? 1.0f : z);
+  t.den_n = small ? series : kE1 * e10 - 1.0f;
+  t.s_n = t.num_n + (0.125f * exp2_f(u * kM80)) * t.den_n;
+  return t;
+}
+
 struct Args {
   const float* c;        // (kRows, n)
   const float* y0;       // (4, n): v, m, h, n
@@ -97,6 +128,7 @@ struct Args {
   int64_t n, n_steps, record_every, n_rec;
   float threshold;       // NaN: no counting (every comparison is false)
   float bound;           // |V| (mV) above which a neuron counts as diverged
+  bool init_gates;       // start the gates at steady state at y0's V (y0's gate rows unused)
 };
 
 struct Scratch {
@@ -123,6 +155,12 @@ HHJAX_CLONES void run_block(const Args& a, Scratch& w, int64_t i0, int nb, int b
     int64_t src = i0 + std::min(i, nb - 1);
     for (int r = 0; r < kRows; r++) w.c[r][i] = a.c[r * a.n + src];
     for (int v = 0; v < 4; v++) w.s[v][i] = a.y0[v * a.n + src];
+    if (a.init_gates) {  // x_inf = alpha / (alpha + beta) = num / s
+      const Terms t = terms(w.s[0][i] - w.c[kVOff][i]);
+      w.s[1][i] = t.num_m / t.s_m;
+      w.s[2][i] = t.a_h / t.s_h;
+      w.s[3][i] = t.num_n / t.s_n;
+    }
     w.on[i] = a.win[src];
     w.off[i] = a.win[a.n + src];
     w.cnt[i] = 0;
@@ -159,33 +197,10 @@ HHJAX_CLONES void run_block(const Args& a, Scratch& w, int64_t i0, int nb, int b
 #pragma omp simd
       for (int i = 0; i < bs; i++) {
         float v = V[i];
-        float u = v - voff[i];
-        float e20 = exp2_f(u * kM20);  // exp(-u/20)
-        float e10 = e20 * e20;
-        float dq = dtq2[i];
-
-        // m: alpha = q z/(e^z - 1), z = (25 - u)/10; beta = 4 q exp(-u/18)
-        float z = 2.5f - 0.1f * u;
-        bool small = std::fabs(z) < 0.1f;
-        float series = 1.0f + z * (0.5f + z * (1.0f / 6 + z * (1.0f / 24 + z * (1.0f / 120))));
-        float num = small ? 1.0f : z;
-        float den = small ? series : kE25 * e10 - 1.0f;
-        float sm = num + (4.0f * exp2_f(u * kM18)) * den;
-        float m = gate(M[i], num, den, sm, dq);
-
-        // h: alpha = 0.07 q exp(-u/20) = q a/b, beta = q/b, b = exp((30 - u)/10) + 1
-        float b = kE3 * e10 + 1.0f;
-        float ah = (0.07f * e20) * b;
-        float h = gate(H[i], ah, b, ah + 1.0f, dq);
-
-        // n: alpha = 0.1 q z/(e^z - 1), z = (10 - u)/10; beta = 0.125 q exp(-u/80)
-        z = 1.0f - 0.1f * u;
-        small = std::fabs(z) < 0.1f;
-        series = 1.0f + z * (0.5f + z * (1.0f / 6 + z * (1.0f / 24 + z * (1.0f / 120))));
-        num = 0.1f * (small ? 1.0f : z);
-        den = small ? series : kE1 * e10 - 1.0f;
-        float sn = num + (0.125f * exp2_f(u * kM80)) * den;
-        float n = gate(N[i], num, den, sn, dq);
+        const Terms t = terms(v - voff[i]);
+        float m = gate(M[i], t.num_m, t.den_m, t.s_m, dtq2[i]);
+        float h = gate(H[i], t.a_h, t.b_h, t.s_h, dtq2[i]);
+        float n = gate(N[i], t.num_n, t.den_n, t.s_n, dtq2[i]);
 
         // V relaxes towards (sum g e + I)/G with the new gates' conductance G.
         float m3h = m * m * m * h;
@@ -269,7 +284,7 @@ ffi::Error HhImpl(ffi::Buffer<ffi::F32> consts, ffi::Buffer<ffi::F32> y0,
                   ffi::Buffer<ffi::S32> window, ffi::ResultBuffer<ffi::F32> final_state,
                   ffi::ResultBuffer<ffi::S32> ints, ffi::RemainingRets records,
                   int64_t n_steps, int64_t record_every, float threshold, float bound,
-                  int64_t rec_mask, int64_t threads) {
+                  int64_t init_gates, int64_t rec_mask, int64_t threads) {
   auto cd = consts.dimensions();
   if (cd.size() != 2 || cd[0] != kRows)
     return ffi::Error::InvalidArgument("hhjax cpu kernel: consts must be (11, n)");
@@ -293,6 +308,7 @@ ffi::Error HhImpl(ffi::Buffer<ffi::F32> consts, ffi::Buffer<ffi::F32> y0,
   a.n_rec = n_steps / record_every + 1;
   a.threshold = threshold;
   a.bound = bound;
+  a.init_gates = init_gates != 0;
   size_t used = 0;
   for (int v = 0; v < 4; v++) {
     a.rec[v] = nullptr;
@@ -324,11 +340,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(HhjaxHhExpEulerCpu, HhImpl,
                                   .Attr<int64_t>("record_every")
                                   .Attr<float>("threshold")
                                   .Attr<float>("bound")
+                                  .Attr<int64_t>("init_gates")
                                   .Attr<int64_t>("rec_mask")
                                   .Attr<int64_t>("threads"));
 
 // The calling convention's version; cpu_kernel.py refuses a library that disagrees.
-extern "C" int hhjax_cpu_kernel_abi() { return 2; }
+extern "C" int hhjax_cpu_kernel_abi() { return 3; }
 
 // Which instruction set the block loop runs with on this CPU (for benchmarks and the
 // README's "which backend ran" check); it mirrors the clone the loader picks.
