@@ -10,9 +10,13 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# No -ffast-math: NaN must propagate (divergence flags rely on it). -march is not set:
-# the kernel is multiversioned in the source (AVX-512 / AVX2 / baseline picked at load).
+# No -ffast-math: NaN must propagate (divergence flags rely on it), and it would fold the
+# kernel's round-to-integer trick away. -march is not set: the kernel is multiversioned in
+# the source (AVX-512 / AVX2 / baseline picked at load time). -fschedule-insns: GCC's
+# pre-allocation scheduler interleaves the step's long dependency chains (~6 % faster on
+# an AVX-512 Zen 4); compilers that do not know it are retried without it.
 FLAGS = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"]
+GCC_FLAGS = ["-fschedule-insns", "-fsched-pressure"]
 
 
 def note(msg):
@@ -34,14 +38,18 @@ class BuildCpuKernel(build_ext):
             self.extensions = []
             return
         for ext in self.extensions:
-            ext.extra_compile_args = ["-isystem", include] + FLAGS
+            ext.extra_compile_args = ["-isystem", include] + FLAGS + GCC_FLAGS
         super().build_extensions()
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001 (no compiler, old compiler, ...)
-            note(f"could not build the CPU kernel ({type(exc).__name__}: {exc})")
+        except Exception:  # noqa: BLE001 (maybe a compiler without the GCC-only flags)
+            ext.extra_compile_args = [f for f in ext.extra_compile_args if f not in GCC_FLAGS]
+            try:
+                super().build_extension(ext)
+            except Exception as exc:  # noqa: BLE001 (no compiler, old compiler, ...)
+                note(f"could not build the CPU kernel ({type(exc).__name__}: {exc})")
 
 
 setup(
