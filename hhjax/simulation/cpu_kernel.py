@@ -8,12 +8,18 @@ baseline, chosen at load time by function multiversioning), and blocks run on al
 XLA's own CPU code instead runs each step as several kernels with the state going through
 memory between them (about 3x slower at 1e4 neurons; README benchmark).
 
-The arithmetic is that of the Pallas GPU kernel (:mod:`hhjax.pallas_hh`, same scheme and
-float32 rounding level as the reference ``lax.scan`` path); exponentials are a Cephes
-``exp2f`` polynomial (about 2 ulp). Spike counts (upward crossings of ``spike_threshold``
-between consecutive steps) and ``diverged`` (V ever NaN or ``|V| > 1000`` mV, or a
-non-finite final state) follow :func:`hhjax.simulate`. Records are written straight into
-the :class:`~hhjax.Trace` layout: peak memory is the trace plus the inputs.
+The arithmetic is that of the Pallas GPU kernel (:mod:`hhjax.simulation.pallas`, same
+scheme and float32 rounding level as the reference ``lax.scan`` path); exponentials are a
+Cephes ``exp2f`` polynomial (about 2 ulp), and the gates' initial steady state (``y0``
+``None`` or a voltage) comes from the same rates. Spike counts
+(:func:`~hhjax.simulation.trace.upward_crossing` at every step) and ``diverged`` (V ever NaN
+or beyond :data:`~hhjax.simulation.DIVERGENCE_BOUND`, or a non-finite final state) follow
+:func:`hhjax.simulate`. Records are written straight into the :class:`~hhjax.Trace`
+layout: peak memory is the trace plus the inputs. Against the reference path, spike counts
+differ only for neurons at a count transition (a current within float32 rounding of the
+one where the count steps up; none of 1e5 in ``tests/test_cpu_kernel.py``), and, as in
+the Pallas kernel, V below about -950 mV overflows the shared exponentials and turns the
+state NaN where the reference may stay finite (such neurons are flagged as diverged).
 
 Step currents are sampled as the reference path samples them: step ``k`` gets the current
 at ``t = (k + 1/2) dt`` (float32), so a step edge on a grid point switches on for exactly
