@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import os
 
 import jax
 
 
-def enable_compilation_cache(path=None, min_compile_time_s=0.5):
+def enable_compilation_cache(path: Optional[str] = None, min_compile_time_s: float = 0.5) -> Optional[str]:
     """Store XLA executables on disk (default ``~/.cache/hhjax/xla``) and reuse them in later
     processes. The ``hhjax`` command line turns this on; a library call leaves JAX's
     configuration alone unless you call this. Set ``HHJAX_NO_CACHE=1`` to disable it in the CLI.
@@ -19,7 +21,7 @@ def enable_compilation_cache(path=None, min_compile_time_s=0.5):
         >>> hhjax.enable_compilation_cache("/tmp/hhjax-xla-doctest")  # doctest: +SKIP
         '/tmp/hhjax-xla-doctest'
     """
-    if jax.config.jax_compilation_cache_dir:
+    if jax.config.jax_compilation_cache_dir:  # type: ignore[attr-defined]
         return None
     path = path or os.path.join(os.path.expanduser("~"), ".cache", "hhjax", "xla")
     os.makedirs(path, exist_ok=True)

@@ -1,6 +1,7 @@
 """Fit the Pospischil model to real recordings and check it on the sweeps it did not see.
 
-For each recording in ``../shared/data/recordings``: pick at most 4 sweeps by rule
+For each recording (``hhjax.io.example_recording``: the repo's ``data/recordings``, else
+``../shared/data/recordings``): pick at most 4 sweeps by rule
 (:func:`hhjax.recordings.cell_fit.choose_sweeps`), fit them (:func:`fit_recording`, defaults),
 then score every *other* sweep with :func:`hhjax.recordings.evaluation.evaluate` against these
 targets (voltage as measured, no liquid-junction correction):
@@ -30,7 +31,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hhjax.io import default_recordings_dir, load_recording, save_json_atomic
+from hhjax.io import example_recording, load_recording, save_json_atomic
 from hhjax.recordings.evaluation import evaluate
 from hhjax.recordings.cell_fit import choose_sweeps, fit_recording
 
@@ -50,6 +51,7 @@ def score(rows):
 
 
 def bench(path, seed, quick):
+    name = path.name.removesuffix(".xz").removesuffix(".gz")   # the repo keeps some compressed
     rec = load_recording(path)
     sweeps = choose_sweeps(rec)
     kw = dict(generations=3, population=48, steps=1) if quick else {}
@@ -62,12 +64,12 @@ def bench(path, seed, quick):
     s = score(ev["sweeps"])
     met = {"rest_2mV": s["rest_mean_abs_mV"] < 2.0, "count_80pct": s["within_1_spike"] >= 0.8,
            "fi_rms_3hz": s["fi_rms_hz"] < 3.0}
-    return {"file": path.name, "sweeps_fitted": list(sweeps), "sweeps_held_out": held,
+    return {"file": name, "sweeps_fitted": list(sweeps), "sweeps_held_out": held,
             "fit_wall_s": res.wall_time, "fit_timing_s": res.settings["timing_s"], "evaluate_wall_s": eval_s,
             "loss": res.loss, "params": {k: getattr(res.params, k) for k in res.settings["trainable"]},
             "stderr": res.stderr, "fitted_sweeps": score(res.features["sweeps"]), "held_out": s,
             "held_out_at_half_dt": score(fine["sweeps"]), "targets_met": met,
-            "targets_apply": TARGETS.get(path.name, False), "per_sweep": ev["sweeps"],
+            "targets_apply": TARGETS.get(name, False), "per_sweep": ev["sweeps"],
             "settings": {k: res.settings[k] for k in ("dt_ms", "method", "generations", "population",
                                                         "n_starts", "steps", "lm_iterations", "rows", "weights")}}
 
@@ -79,15 +81,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny search (smoke test; targets not expected)")
     ap.add_argument("--out", default=str(HERE / "bench_recordings.json"))
     args = ap.parse_args(argv)
-    root = default_recordings_dir()
     results = []
     for name in [f for f in args.files.split(",") if f]:
-        if not (root / name).is_file():
-            print(f"skip {name}: not in {root}", file=sys.stderr)
+        try:
+            path = example_recording(name)
+        except FileNotFoundError as e:
+            print(f"skip {e}", file=sys.stderr)
             continue
         for seed in [int(x) for x in args.seeds.split(",") if x.strip()]:
             print(f"fitting {name}, seed {seed} ...", file=sys.stderr, flush=True)
-            results.append({"seed": seed, **bench(root / name, seed, args.quick)})
+            results.append({"seed": seed, **bench(path, seed, args.quick)})
     out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
                        "backend": jax.default_backend(), "note": "CPU shared with other jobs; timings noisy"},
            "load_average_at_end": os.getloadavg(), "quick": args.quick, "results": results}

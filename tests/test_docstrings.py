@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax.io import default_recordings_dir
+from hhjax.io import example_recordings_dirs
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(hhjax.__path__, "hhjax."))
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -26,8 +26,10 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setenv("MPLBACKEND", "Agg")
     module = importlib.import_module(name)
-    if name == "hhjax.io.formats" and not default_recordings_dir().is_dir():
-        pytest.skip("its example reads ../shared/data/recordings, which is missing here")
+    if name in ("hhjax.io.formats", "hhjax.io.igor") and \
+            not any(d.is_dir() for d in example_recordings_dirs()):
+        pytest.skip("its example reads data/recordings (the repo's copy) or "
+                    "../shared/data/recordings, and neither is here (an installed wheel?)")
     # The finder keeps only objects defined in this module, not ones imported into it.
     tests = doctest.DocTestFinder(exclude_empty=True).find(module, name)
     runner = doctest.DocTestRunner(optionflags=FLAGS)

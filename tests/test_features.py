@@ -1,13 +1,12 @@
 """Tests for hhjax.features: analytic synthetic traces, and agreement with eFEL."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import hhjax
 from hhjax import features as F
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
-ABF = RECORDINGS / "18711001.abf"
+ABF_NAME = "18711001.abf"   # in data/recordings (as .xz) or ../shared/data/recordings
 
 # ---------------------------------------------------------------- synthetic spike train
 # Piecewise-linear APs: baseline VB, linear rise over R ms to VP at the spike time,
@@ -29,11 +28,13 @@ def spike_train(times=SPIKES, dt=0.025, t_end=800.0):
 def test_spike_events_analytic():
     t, v = spike_train()
     thr = -20.0
-    np.testing.assert_allclose(F.spike_times(t, v, thr), SPIKES - R * (VP - thr) / (VP - VB),
-                               atol=1e-9)
+    # the package's one detector, timed at its crossing of -20 mV (float32: 1e-4 ms)
+    sp = hhjax.spike_times(t, v, threshold=thr)
+    np.testing.assert_allclose(np.asarray(sp.times)[: int(sp.count)], SPIKES - R * (VP - thr) / (VP - VB),
+                               atol=1e-4)
     np.testing.assert_allclose(F.peak_times(t, v), SPIKES, atol=1e-9)
     assert F.spike_count(t, v) == 7
-    assert F.spike_count(t, v, thr, *STIM) == 6
+    assert F.spike_count(t, v, *STIM) == 6
     assert F.first_spike_latency(t, v, STIM[0]) == pytest.approx(30.0, abs=1e-9)
     assert F.mean_frequency(t, v, *STIM) == pytest.approx(6 * 1000.0 / (580.0 - 100.0))
     isi = np.diff(SPIKES)[1:]
@@ -64,13 +65,13 @@ def test_no_spikes_and_2d():
                 "ap_width", "ahp_depth", "input_resistance"):
         assert np.isnan(feats[key]), key
     both = np.stack([v, flat])
-    np.testing.assert_array_equal(F.spike_count(t, both, -20.0, *STIM), [6, 0])
+    np.testing.assert_array_equal(F.spike_count(t, both, *STIM), [6, 0])
     assert [len(p) for p in F.peak_voltage(t, both)] == [7, 0]
     out = F.extract_features(t, both, stim_start=STIM[0], stim_end=STIM[1])
     assert isinstance(out, list) and out[0]["spike_count"] == 6
     assert out[0]["ahp_depth"] == pytest.approx(VA) and out[0]["peak_voltage"] == pytest.approx(VP)
-    # an incomplete spike (still above threshold at the trace end) is not counted
-    assert F.spike_count(t[t < 650.5], v[t < 650.5]) == 6
+    # an incomplete spike (its 20 mV fall not in the trace: 14 mV by 650.3 ms) is not counted
+    assert F.spike_count(t[t < 650.3], v[t < 650.3]) == 6
 
 
 # ------------------------------------------------------------------ synthetic passive
@@ -173,9 +174,9 @@ def _efel(t, v, start, end, names, **settings):
         efel.reset()
 
 
-SPIKE_FEATURES = {  # eFEL name -> our function (defaults: threshold -20, interp 0.1 ms)
+SPIKE_FEATURES = {  # eFEL name -> our function (eFEL: threshold -20; both: interp 0.1 ms)
     "spike_count": lambda t, v, s, e: F.spike_count(t, v),
-    "spike_count_stimint": lambda t, v, s, e: F.spike_count(t, v, -20.0, s, e),
+    "spike_count_stimint": lambda t, v, s, e: F.spike_count(t, v, s, e),
     "time_to_first_spike": lambda t, v, s, e: F.first_spike_latency(t, v, s),
     "mean_frequency": lambda t, v, s, e: F.mean_frequency(t, v, s, e),
     "ISI_CV": lambda t, v, s, e: F.isi_cv(t, v),
@@ -205,9 +206,15 @@ def test_synthetic_noisy_train_matches_efel():
 
 def _sweep(k):
     pyabf = pytest.importorskip("pyabf")
-    if not ABF.exists():
-        pytest.skip(f"recording {ABF} not available")
-    abf = pyabf.ABF(str(ABF))
+    from hhjax.io import example_recording
+    from hhjax.io.sources import opened   # pyabf reads a plain file; the repo's copy is .xz
+
+    try:
+        path = example_recording(ABF_NAME)
+    except FileNotFoundError as e:
+        pytest.skip(f"recording {ABF_NAME} not available: {e}")
+    with opened(path, path) as plain:
+        abf = pyabf.ABF(str(plain))      # reads the whole file now
     abf.setSweep(k)
     return abf.sweepX * 1000.0, abf.sweepY.astype(float)
 
@@ -216,7 +223,7 @@ def _sweep(k):
 def test_recording_spiking_sweep_matches_efel(sweep):
     t, v = _sweep(sweep)  # +200 / +290 pA step at 823.4-1323.4 ms
     _compare_spiking(t, v, 823.4, 1323.4)
-    assert F.spike_count(t, v, -20.0, 823.4, 1323.4) >= 5
+    assert F.spike_count(t, v, 823.4, 1323.4) >= 5
 
 
 def test_recording_hyperpolarising_step_matches_efel():

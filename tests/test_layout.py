@@ -106,3 +106,20 @@ def test_module_is_at_most_400_lines(path):
 def test_at_most_8_modules_directly_in_the_package():
     top = sorted(p.name for p in ROOT.glob("*.py"))
     assert len(top) <= 8, top
+
+
+def test_public_callables_are_fully_annotated():
+    import inspect
+
+    import hhjax
+
+    missing = []
+    for name in hhjax.__all__:
+        obj = getattr(hhjax, name)
+        if not inspect.isfunction(obj):
+            continue
+        sig = inspect.signature(obj)
+        bare = [p for p, v in sig.parameters.items() if v.annotation is inspect.Parameter.empty]
+        if bare or sig.return_annotation is inspect.Signature.empty:
+            missing.append(f"{name}: {bare or ''}{' return' if sig.return_annotation is inspect.Signature.empty else ''}")
+    assert not missing, missing

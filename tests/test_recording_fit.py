@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hhjax.io import Recording, load_recording
+from hhjax.io import Recording, example_recording, load_recording
 from hhjax.models.pospischil import RS
 from hhjax.presets import NEURON
 from hhjax.recordings.evaluation import evaluate, model_rest, parse_sweeps, stimulus_epochs
@@ -19,7 +18,18 @@ from hhjax.recordings.cell_fit import choose_sweeps, fit_recording
 from hhjax.io.results import load_params, save_params
 from hhjax import simulate
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
+
+
+def _example(name):
+    try:
+        return example_recording(name)   # the repo's data/recordings, else ../shared
+    except FileNotFoundError:
+        return None
+
+
+ABF = _example("18711001.abf")
+needs_abf = pytest.mark.skipif(ABF is None, reason="18711001.abf is neither in data/recordings "
+                                                   "nor in ../shared/data/recordings")
 DT = 0.1
 TRUE = dataclasses.replace(RS, g_na=70.0, g_k=5.0, g_l=0.03, e_l=-68.0, area=1.0e-4)
 
@@ -48,7 +58,7 @@ def test_parse_sweeps():
     assert parse_sweeps("0-3,7") == [0, 1, 2, 3, 7]
     assert parse_sweeps(None) is None
     for bad in ("3-1", "a", "1,,x", ""):
-        with pytest.raises(ValueError, match="--sweeps"):
+        with pytest.raises(ValueError, match="sweeps: "):
             parse_sweeps(bad)
 
 
@@ -100,18 +110,18 @@ def test_synthetic_recovery():
     assert all(np.isfinite(list(res.stderr.values())))
 
 
-@pytest.mark.skipif(not (RECORDINGS / "18711001.abf").is_file(), reason="shared recordings absent")
+@needs_abf
 def test_real_sweep_fit_lowers_loss():
-    rec = load_recording(RECORDINGS / "18711001.abf", sweeps=[12]).time_window(700.0, 1100.0, rezero=True)
+    rec = load_recording(ABF, sweeps=[12]).time_window(700.0, 1100.0, rezero=True)
     res = fit_recording(rec, generations=2, population=16, n_starts=2, steps=0, dt=0.2, progress=False)
     assert res.loss < res.settings["start_loss"]
     assert res.sweeps == (12,)
     assert {"observed_spikes", "predicted_spikes", "gamma"} <= set(res.features["sweeps"][0])
 
 
-@pytest.mark.skipif(not (RECORDINGS / "18711001.abf").is_file(), reason="shared recordings absent")
+@needs_abf
 def test_choose_sweeps_rule():
-    rec = load_recording(RECORDINGS / "18711001.abf")
+    rec = load_recording(ABF)
     # The largest subthreshold step (it also holds the -100 pA step), then spiking sweeps
     # from the lowest to the highest current.
     assert choose_sweeps(rec) == [6, 7, 18, 29]
@@ -156,13 +166,13 @@ def test_cli_evaluate_round_trip(tmp_path, synthetic, capsys):
     assert len(err.splitlines()) == 1 and "pA" in err
 
 
-@pytest.mark.skipif(not (RECORDINGS / "18711001.abf").is_file(), reason="shared recordings absent")
+@needs_abf
 def test_coverage_warning_flags_sweeps_that_miss_the_fi_range():
     """18711001 steps 10 pA per sweep up to 290 pA and spikes from ~70 pA: sweeps 4, 6, 8
     (40-80 pA, one spiking) cannot pin down its f–I curve; the rule's own choice can."""
     from hhjax.recordings.cell_fit import coverage_warning
 
-    rec = load_recording(RECORDINGS / "18711001.abf")
+    rec = load_recording(ABF)
     warning = coverage_warning(rec, [4, 6, 8])
     assert "80 pA" in warning and "290 pA" in warning and "1 spiking" in warning
     assert coverage_warning(rec, choose_sweeps(rec)) == ""

@@ -6,7 +6,7 @@ from . import features
 from .channels import conductances, currents
 from .excitability import fi_curve, firing_rate, rheobase
 from ..models.steady import resting_state
-from .spikes import Spikes, spike_times
+from .spikes import Spikes, spike_peaks, spike_times, spike_train
 
-__all__ = ["Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase", "conductances",
+__all__ = ["Spikes", "spike_times", "spike_peaks", "spike_train", "firing_rate", "fi_curve", "rheobase", "conductances",
            "currents", "features", "resting_state"]

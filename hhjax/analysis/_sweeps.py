@@ -1,5 +1,5 @@
 """Plumbing shared by :mod:`hhjax.features` and :mod:`hhjax.subthreshold`: eFEL's default
-threshold and resampling step, its resampling, its window masks, and the mapping of a
+resampling step, its resampling, its window masks, and the mapping of a
 feature over the sweeps of a 2-D ``v``."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import inspect
 
 import numpy as np
 
-EFEL_THRESHOLD = -20.0  # mV, eFEL default "Threshold"
 EFEL_INTERP_STEP = 0.1  # ms, eFEL default "interp_step"
-THR, STEP = EFEL_THRESHOLD, EFEL_INTERP_STEP
+STEP = EFEL_INTERP_STEP
 
 
 def _per_sweep(fn):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
 from ..models import model_of
 
 
-def conductances(params, trace_or_state):
+def conductances(params: Any, trace_or_state: Any) -> dict:
     """Channel conductances (mS/cm²) along a trace: ``{"na": g_Na(t), "k": ..., "l": ...}``.
 
     Example:
@@ -23,7 +25,7 @@ def conductances(params, trace_or_state):
     return {name: jnp.broadcast_to(g, jnp.shape(state.v)) for name, (g, _) in model.channels(p, state).items()}
 
 
-def currents(params, trace_or_state):
+def currents(params: Any, trace_or_state: Any) -> dict:
     """Ionic currents (µA/cm², outward positive as in NEURON): ``I = g (V - E)``.
 
     Seed 000 plots inward-positive currents, ``g (E - V)``; that is ``-currents(...)``.

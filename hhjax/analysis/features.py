@@ -5,14 +5,13 @@ result per sweep: an array for scalar features, a list for per-spike arrays / di
 ``stim_start`` / ``stim_end`` ms, currents pA, resistances MOhm, frequencies Hz.
 
 Definitions follow eFEL (checked against efel 5.7.34; the eFEL name is given in each
-docstring).  As in eFEL, every feature but :func:`spike_times` first resamples the trace
-onto a uniform ``interp_step = 0.1`` ms grid (:func:`resample`, bit-identical to eFEL;
-``interp_step=None`` uses the samples as given) and detects spikes at ``threshold =
--20`` mV.  A spike is a run of samples with ``v > threshold`` that falls back to
-``<= threshold`` (a run still above threshold at the end of the trace is ignored); its
-time / voltage is the run's first maximum (eFEL ``peak_time`` / ``peak_voltage``).
-eFEL's strict ``<``/``>`` crossing tests can miss or merge spikes when a sample equals
-the threshold exactly; here such a sample simply counts as below.
+docstring).  As in eFEL, every feature first resamples the trace onto a uniform
+``interp_step = 0.1`` ms grid (:func:`resample`, bit-identical to eFEL;
+``interp_step=None`` uses the samples as given).  Spikes are found by the package's one
+detector (:mod:`hhjax.analysis.spikes`), not by eFEL's -20 mV threshold, so plateau
+spikes and depolarisation block are judged as everywhere else in hhjax; a spike's time /
+voltage is its peak sample (eFEL ``peak_time`` / ``peak_voltage``).  On ordinary spike
+trains the peaks are eFEL's; ``scripts/compare_detectors.py`` reports where they differ.
 
 The subthreshold features live in :mod:`hhjax.subthreshold` and are re-exported here.
 The examples use ``t, v``: NEURON's ``hh`` under 10 µA/cm² from 100 to 600 ms.
@@ -26,12 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._sweeps import EFEL_INTERP_STEP, EFEL_THRESHOLD, STEP, THR, _per_sweep, resample
+from ._sweeps import EFEL_INTERP_STEP, STEP, _per_sweep, resample
+from .spikes import spike_peaks
 from .spike_trains import gamma_coincidence  # re-exported: compares trains, not a feature
 from .subthreshold import input_resistance, membrane_time_constant, resting_potential, sag_ratio, steady_state_voltage
 
 __all__ = [
-    "EFEL_THRESHOLD", "EFEL_INTERP_STEP", "resample", "spike_times", "peak_times",
+    "EFEL_INTERP_STEP", "resample", "peak_times",
     "spike_count", "first_spike_latency", "mean_frequency", "isi_cv", "adaptation_index",
     "peak_voltage", "ap_peaks", "ahp_depth", "ap_width", "resting_potential",
     "steady_state_voltage", "input_resistance", "membrane_time_constant", "sag_ratio",
@@ -40,12 +40,9 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- helpers
-def _peak_idx(v, threshold):
-    above = np.diff(np.concatenate(([0], (v > threshold).astype(np.int8))))
-    ups, downs = np.flatnonzero(above == 1), np.flatnonzero(above == -1)
-    ups = ups[ups > 0]  # a trace starting above threshold has no crossing there
-    downs = downs[downs > ups[0]] if ups.size else downs[:0]
-    return np.array([u + int(np.argmax(v[u:d])) for u, d in zip(ups, downs)], dtype=int)
+def _peak_idx(t, v):
+    """Sample indices of the spike peaks (:func:`hhjax.analysis.spikes.spike_peaks`)."""
+    return spike_peaks(t, v)
 
 
 def _first_ahp_idx(v, peaks):
@@ -60,52 +57,44 @@ def _first_ahp_idx(v, peaks):
     return out
 
 
+def _peaks(t, v, interp_step):
+    """``(times, voltages)`` of the spike peaks on the resampled trace."""
+    t, v = resample(t, v, interp_step)
+    idx = _peak_idx(t, v)
+    return t[idx], v[idx]
+
+
 def _in_window(tp, stim_start, stim_end):
     return tp[(tp >= stim_start) & (tp <= stim_end)]
 
 
 # ------------------------------------------------------------------------ spike events
 @_per_sweep
-def spike_times(t, v, threshold=THR):
-    """Upward threshold-crossing times (ms), one per crossing ``v[i-1] <= thr < v[i]``,
-    linearly interpolated between the two samples; no resampling.  This is the spike
-    time for spike-train comparison (:func:`gamma_coincidence`); it precedes eFEL
-    ``peak_time`` and differs from eFEL's dV/dt-based ``AP_begin_time``.
-
-    >>> print(np.round(spike_times(t, v)[:3], 2))
-    [101.82 116.71 131.35]
-    """
-    i = np.flatnonzero((v[:-1] <= threshold) & (v[1:] > threshold)) + 1
-    return t[i - 1] + (threshold - v[i - 1]) / (v[i] - v[i - 1]) * (t[i] - t[i - 1])
-
-
-@_per_sweep
-def peak_times(t, v, threshold=THR, interp_step=STEP):
+def peak_times(t, v, interp_step=STEP):
     """eFEL ``peak_time``: times (ms) of all spike peaks in the trace.
 
     >>> print(np.round(peak_times(t, v)[:3], 1))
     [102.1 117.1 131.7]
     """
-    t, v = resample(t, v, interp_step)
-    return t[_peak_idx(v, threshold)]
+    return _peaks(t, v, interp_step)[0]
 
 
 @_per_sweep
-def spike_count(t, v, threshold=THR, stim_start=None, stim_end=None, interp_step=STEP):
+def spike_count(t, v, stim_start=None, stim_end=None, interp_step=STEP):
     """Number of spikes: eFEL ``Spikecount`` (whole trace) or, given ``stim_start`` and
     ``stim_end``, eFEL ``Spikecount_stimint`` (peaks with start <= t <= end).
 
-    >>> print(spike_count(t, v, -20.0, stim_start=100.0, stim_end=600.0))
+    >>> print(spike_count(t, v, stim_start=100.0, stim_end=600.0))
     35
     """
-    tp = peak_times(t, v, threshold, interp_step)
+    tp = peak_times(t, v, interp_step)
     if stim_start is not None and stim_end is not None:
         tp = _in_window(tp, stim_start, stim_end)
     return int(tp.size)
 
 
 @_per_sweep
-def first_spike_latency(t, v, stim_start, threshold=THR, interp_step=STEP):
+def first_spike_latency(t, v, stim_start, interp_step=STEP):
     """eFEL ``time_to_first_spike`` (ms): first peak time minus ``stim_start``.  As in
     eFEL the first peak of the whole trace counts, so a spontaneous spike before the
     stimulus gives a negative value.  NaN without spikes.
@@ -113,12 +102,12 @@ def first_spike_latency(t, v, stim_start, threshold=THR, interp_step=STEP):
     >>> print(round(first_spike_latency(t, v, stim_start=100.0), 1))
     2.1
     """
-    tp = peak_times(t, v, threshold, interp_step)
+    tp = peak_times(t, v, interp_step)
     return float(tp[0] - stim_start) if tp.size else np.nan
 
 
 @_per_sweep
-def mean_frequency(t, v, stim_start, stim_end, threshold=THR, interp_step=STEP):
+def mean_frequency(t, v, stim_start, stim_end, interp_step=STEP):
     """eFEL ``mean_frequency`` (Hz): ``1000 N / (t_last - stim_start)`` over the N peaks
     in ``[stim_start, stim_end]``, ``t_last`` the last of them.  0.0 when none is in the
     window (eFEL: -0.0, or no value for a trace without spikes).
@@ -126,14 +115,14 @@ def mean_frequency(t, v, stim_start, stim_end, threshold=THR, interp_step=STEP):
     >>> print(round(mean_frequency(t, v, 100.0, 600.0), 1))
     70.0
     """
-    tp = _in_window(peak_times(t, v, threshold, interp_step), stim_start, stim_end)
+    tp = _in_window(peak_times(t, v, interp_step), stim_start, stim_end)
     if tp.size == 0:
         return 0.0
     return float(1000.0 * tp.size / (tp[-1] - stim_start)) if tp[-1] > stim_start else np.nan
 
 
 @_per_sweep
-def isi_cv(t, v, threshold=THR, interp_step=STEP, ignore_first_isi=True):
+def isi_cv(t, v, interp_step=STEP, ignore_first_isi=True):
     """eFEL ``ISI_CV``: ``std(ISI, ddof=1) / mean(ISI)`` over the inter-peak intervals of
     the whole trace without the first one (eFEL ``ignore_first_ISI=True``).  NaN with
     fewer than 2 intervals.
@@ -141,12 +130,12 @@ def isi_cv(t, v, threshold=THR, interp_step=STEP, ignore_first_isi=True):
     >>> print(round(isi_cv(t, v), 2))   # HH fires regularly
     0.0
     """
-    isi = np.diff(peak_times(t, v, threshold, interp_step))[1 if ignore_first_isi else 0:]
+    isi = np.diff(peak_times(t, v, interp_step))[1 if ignore_first_isi else 0:]
     return float(np.std(isi, ddof=1) / np.mean(isi)) if isi.size >= 2 else np.nan
 
 
 @_per_sweep
-def adaptation_index(t, v, stim_start, stim_end, threshold=THR, interp_step=STEP):
+def adaptation_index(t, v, stim_start, stim_end, interp_step=STEP):
     """eFEL ``adaptation_index2``: ``mean((I[k+1] - I[k]) / (I[k+1] + I[k]))`` over the
     ISIs ``I`` of the peaks in ``[stim_start, stim_end]`` without the first ISI; > 0 when
     firing slows down.  NaN with fewer than 4 spikes in the window.
@@ -154,7 +143,7 @@ def adaptation_index(t, v, stim_start, stim_end, threshold=THR, interp_step=STEP
     >>> print(round(adaptation_index(t, v, 100.0, 600.0), 2))
     0.0
     """
-    tp = _in_window(peak_times(t, v, threshold, interp_step), stim_start, stim_end)
+    tp = _in_window(peak_times(t, v, interp_step), stim_start, stim_end)
     isi = np.diff(tp)[1:]
     if isi.size < 2:
         return np.nan
@@ -163,21 +152,20 @@ def adaptation_index(t, v, stim_start, stim_end, threshold=THR, interp_step=STEP
 
 # ------------------------------------------------------------------------- spike shape
 @_per_sweep
-def peak_voltage(t, v, threshold=THR, interp_step=STEP):
+def peak_voltage(t, v, interp_step=STEP):
     """eFEL ``peak_voltage``: voltage (mV) at each spike peak (array, one per spike).
 
     >>> print(np.round(peak_voltage(t, v)[:3], 1))
     [39.7 30.5 30.5]
     """
-    t, v = resample(t, v, interp_step)
-    return v[_peak_idx(v, threshold)]
+    return _peaks(t, v, interp_step)[1]
 
 
 ap_peaks = peak_voltage
 
 
 @_per_sweep
-def ahp_depth(t, v, threshold=THR, interp_step=STEP):
+def ahp_depth(t, v, interp_step=STEP):
     """eFEL ``AHP_depth_abs`` (= ``min_AHP_values``): voltage (mV) of the *first*
     after-hyperpolarisation minimum after each spike (array, one per spike): the first
     sample after the peak not above the next two samples.  This is the fast AHP, not the
@@ -188,7 +176,7 @@ def ahp_depth(t, v, threshold=THR, interp_step=STEP):
     [-75.1 -74.9 -74.9]
     """
     t, v = resample(t, v, interp_step)
-    a = _first_ahp_idx(v, _peak_idx(v, threshold))
+    a = _first_ahp_idx(v, _peak_idx(t, v))
     return np.where(a >= 0, v[np.maximum(a, 0)], np.nan)
 
 
@@ -200,7 +188,7 @@ def _cross(t, v, i, level):
 
 
 @_per_sweep
-def ap_width(t, v, threshold=THR, stim_start=None, interp_step=STEP):
+def ap_width(t, v, stim_start=None, interp_step=STEP):
     """eFEL ``spike_half_width`` (ms) per spike: width at ``v_half = (v_peak + v_ahp)/2``
     with ``v_ahp`` the spike's following AHP (:func:`ahp_depth`).  Rising edge: first
     sample >= v_half after the previous AHP (first spike: after ``stim_start``);
@@ -214,7 +202,7 @@ def ap_width(t, v, threshold=THR, stim_start=None, interp_step=STEP):
     [1.6 1.5 1.5]
     """
     t, v = resample(t, v, interp_step)
-    pk = _peak_idx(v, threshold)
+    pk = _peak_idx(t, v)
     ahp = _first_ahp_idx(v, pk)
     out = np.full(len(pk), np.nan)
     start = int(np.searchsorted(t, stim_start)) if stim_start is not None else 0
@@ -237,7 +225,7 @@ def _nanmean(x):
 
 
 @_per_sweep
-def extract_features(t, v, *, stim_start, stim_end, i_pA=None, threshold=THR,
+def extract_features(t, v, *, stim_start, stim_end, i_pA=None,
                      interp_step=STEP):
     """All features of one sweep as a dict of floats (NaN where undefined).
 
@@ -254,7 +242,7 @@ def extract_features(t, v, *, stim_start, stim_end, i_pA=None, threshold=THR,
     (35.0, 70.0, nan)
     """
     t, v = resample(t, v, interp_step)
-    kw = dict(threshold=threshold, interp_step=None)
+    kw = dict(interp_step=None)
     win = dict(stim_start=stim_start, stim_end=stim_end, interp_step=None)
     n_stim = spike_count(t, v, stim_start=stim_start, stim_end=stim_end, **kw)
     passive = n_stim == 0 and i_pA != 0

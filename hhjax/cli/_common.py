@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+import warnings
+from typing import Optional
 
 from .. import presets
+from ..io import Recording, load_recording
 from ..models import model_of
 from ..models.steady import steady_state
 
@@ -85,3 +89,21 @@ def check_output_names(args: argparse.Namespace) -> None:
                                 ("--plot", getattr(args, "plot", None), PLOT_SUFFIXES)):
         if path and allowed and not str(path).lower().endswith(allowed):
             raise CLIError(f"{flag}: {path}: expected a file name ending in {' or '.join(allowed)}")
+
+
+def add_v_units_option(parser: argparse.ArgumentParser) -> None:
+    """``--v-units``: the recording's true voltage units, when its file says otherwise."""
+    parser.add_argument("--v-units", default=None, metavar="UNITS",
+                        help="the recording's voltage is really in UNITS (mV or V), whatever "
+                             "its file says; for a gain or unit mistake in the file")
+
+
+def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
+                       v_units: Optional[str]) -> Recording:
+    """``load_recording`` for a command: its warnings become one line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = load_recording(path, sweeps=sweeps, v_units=v_units)
+    for w in caught:
+        print(f"hhjax {verb}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    return rec

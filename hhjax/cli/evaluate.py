@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from ..io import load_recording, save_json_atomic
+from ..io import save_json_atomic
 from ..io.results import load_params
 from ..models import model_of
 from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
-from ._common import CLIError
+from ._common import CLIError, add_v_units_option, load_recording_for
 
 
 def cmd_evaluate(args):
@@ -21,7 +21,7 @@ def cmd_evaluate(args):
         settings = json.load(f).get("settings", {})
     dt = float(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)))
     method = settings.get("method", "exp_euler")
-    rec = load_recording(args.recording, sweeps=parse_sweeps(args.sweeps))
+    rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units)
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
     result["fit"] = str(args.fit)
     s = result["summary"]
@@ -44,10 +44,12 @@ def cmd_evaluate(args):
 def add_command(sub) -> None:
     e = sub.add_parser("evaluate", help="score a fit.json against a recording's sweeps")
     e.add_argument("fit", help="fit.json written by hhjax fit")
-    e.add_argument("recording", help="recording (.abf, .nwb, .csv/.tsv/.txt, .npz)")
+    e.add_argument("recording", help="recording (.abf, .nwb, .csv/.tsv/.txt, .npz, a quoted glob "
+                                     "such as 'B6_*.ibw', or a folder of .ibw files)")
     e.add_argument("--sweeps", default=None, help="sweeps, e.g. 0-9 or 4,6,8 (default: all)")
     e.add_argument("--dt", type=float, default=None, help="simulation step, ms (default: the fit's)")
     e.add_argument("--out", default=None, help="write eval.json")
     e.add_argument("--plot", default=None, help="write a PNG of traces and f–I curves")
+    add_v_units_option(e)
     e.set_defaults(func=cmd_evaluate, out_suffixes=(".json",))
 

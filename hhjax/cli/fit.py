@@ -11,12 +11,14 @@ import numpy as np
 from .. import plot
 from ..fitting.fitter import fit
 from ..io import load_recording
+from ..io.sources import names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
 from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
-from ._common import CLIError, build_params, positive_int
+from ._common import (CLIError, add_v_units_option, build_params, load_recording_for,
+                      positive_int)
 
 
 def load_trace_file(path):
@@ -66,14 +68,17 @@ def cmd_fit_recording(args):
     """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
     if args.model not in (None, "pospischil"):
         raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
-    rec = load_recording(args.trace, sweeps=parse_sweeps(args.sweeps))
+    rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
     trainable = DEFAULT_TRAINABLE if args.trainable is None else \
         tuple(n.strip() for n in args.trainable.split(",") if n.strip())
     init = build_params(args.preset, {}) if args.preset is not None else None
     if args.sweeps is not None:  # before the fit, so the user can stop a fit they would not want
         try:
-            warning = coverage_warning(load_recording(args.trace), list(rec.sweeps))
+            with warnings.catch_warnings():   # already reported for the sweeps loaded above
+                warnings.simplefilter("ignore")
+                full = load_recording(args.trace, v_units=args.v_units)
+            warning = coverage_warning(full, list(rec.sweeps))
         except ValueError:  # the whole file does not load as one (e.g. NWB sweeps of unequal length)
             warning = ""
         if warning:
@@ -120,7 +125,7 @@ def simulation_step(spacing, dt=None, finest=0.025):
 
 
 def cmd_fit(args):
-    if args.trace.lower().endswith((".abf", ".nwb", ".txt", ".tsv")) or args.model == "pospischil":
+    if names_a_recording(args.trace) or args.model == "pospischil":
         return cmd_fit_recording(args)
     if args.model is not None:
         raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model pospischil)")
@@ -158,7 +163,8 @@ def cmd_fit(args):
 
 def add_command(sub) -> None:
     f = sub.add_parser("fit", help="fit parameters to a trace (CSV/NPZ) or a recording (ABF/NWB/CSV)")
-    f.add_argument("trace", help="CSV t_ms,v_mV,i_uA_cm2 or NPZ; or a recording (.abf, .nwb, .csv t_ms,v_mV,i_pA)")
+    f.add_argument("trace", help="CSV t_ms,v_mV,i_uA_cm2 or NPZ; or a recording (.abf, .nwb, .csv t_ms,v_mV,i_pA, "
+                                 "a quoted glob such as 'B6_*.ibw', or a folder of .ibw files)")
     f.add_argument("--preset", default=None,
                    help="starting/fixed parameters (default: neuron for traces, pospischil for recordings)")
     f.add_argument("--model", default=None, help="model for recordings: pospischil")
@@ -175,4 +181,5 @@ def add_command(sub) -> None:
     f.add_argument("--out", default=None, help="write fit.json")
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    add_v_units_option(f)
     f.set_defaults(func=cmd_fit, out_suffixes=(".json",))

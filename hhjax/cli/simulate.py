@@ -82,7 +82,7 @@ def add_command(sub) -> None:
     s.add_argument("--method", default="exp_euler", help="exp_euler, euler, rk4, neuron")
     s.add_argument("--record-every", type=int, default=1, help="keep every k-th sample")
     s.add_argument("--threshold", type=float, default=None,
-                   help="spike threshold (mV; default 0, or 65 for rates written around rest at 0 mV: hh1952)")
+                   help="level (mV) whose upward crossing times each spike; detection does not depend on it (default 0, or 65 for rates written around rest at 0 mV: hh1952)")
     s.add_argument("--out", help="write the trace to .csv (t_ms,v_mV,<gates>,i_uA_cm2; i_pA for "
                    "models with an area) or .npz; `hhjax fit` reads it back")
     s.add_argument("--plot", help="write a PNG of V, gates, conductances and currents")

@@ -19,6 +19,10 @@ in :func:`hhjax.fit` then finishes the job on the full model.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+from jax.typing import ArrayLike
+
 import dataclasses
 import warnings
 from functools import partial
@@ -29,6 +33,7 @@ import numpy as np
 
 from .._pytree import pytree_dataclass
 from ..models import model_of
+from ..models.base import parameter_kind
 from ..models.steady import steady_state
 
 
@@ -78,8 +83,9 @@ def _stimulus_per_step(stimulus, n_steps, dt, dtype):
     return stimulus[..., :n_steps]
 
 
-def direct_estimate(target_v, stimulus, params, *, dt, trainable=("g_na", "g_k", "g_l"),
-                    window_ms=0.25, ridge=1e-9, warn=True):
+def direct_estimate(target_v: ArrayLike, stimulus: Any, params: Any, *, dt: float,
+                    trainable: Sequence[str] = ("g_na", "g_k", "g_l"), window_ms: float = 0.25,
+                    ridge: float = 1e-9, warn: bool = True) -> "DirectEstimate":
     """Estimate conductances (and ``e_l``, ``c_m``/``area``) from one observed trace.
 
     Args:
@@ -209,7 +215,7 @@ def _design(params, v, stimulus, *, dt, trainable, window_ms):
     c_m = model.capacitance(params)
 
     columns, known = [], 0.0
-    ones = {k: 1.0 for k in names if k.startswith("g_") and k in trainable}
+    ones = {k: 1.0 for k in names if parameter_kind(k)[0] == "conductance" and k in trainable}
     unit_params = dataclasses.replace(params, **ones)
     channels = model.channels(params, state)
     unit_channels = model.channels(unit_params, state)
@@ -281,7 +287,7 @@ def _updates(labels, coef, scale, values):
     else:
         updates, g_scale = {}, 1.0
     for name in labels:
-        if name.startswith("g_") and "*" not in name:
+        if parameter_kind(name)[0] == "conductance" and "*" not in name:
             updates[name] = est[name] * g_scale
     if "g_l*e_l" in est:
         updates["e_l"] = est["g_l*e_l"] * g_scale / updates.get("g_l", values["g_l"])

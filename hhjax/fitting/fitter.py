@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Optional, Sequence, Union
+
+from jax.typing import ArrayLike
+
 import dataclasses
 import functools
 from functools import partial
@@ -18,7 +22,8 @@ from ._common import key_of, progress_bar
 from .direct import direct_estimate_batch, estimable
 from .losses import get_loss
 from ..models import model_of
-from .optimizers import gauss_newton_terms, lm_init, lm_propose, lm_update, optax_init, optax_step
+from .optimizers import gauss_newton_terms, optax_step
+from .strategies import GradientDescent, LevenbergMarquardt, Strategy
 from ..simulation.entry import simulate
 from .transforms import dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds, sample_in_bounds, to_unconstrained
 from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
@@ -37,7 +42,8 @@ class FitResult:
         stderr: ``{name: standard error}`` (Laplace approximation; same units as the param).
         covariance, correlation: ``batch + (P, P)`` in the order of ``trainable``.
         correlated: pairs with |correlation| > 0.9 (a list, or a list per target).
-        converged: ``batch + (n_starts,)`` booleans; ``reasons``: why each start stopped.
+        converged: ``batch + (n_starts,)`` booleans; ``reasons``: why each start stopped, and
+            ``status``: the same as :class:`~hhjax.fitting.strategies.FitStatus` values.
         wall_time: seconds, compilation included. direct: the direct estimate, if used.
     """
 
@@ -52,6 +58,7 @@ class FitResult:
     correlated: list
     converged: np.ndarray
     reasons: list
+    status: list
     wall_time: float
     trainable: tuple
     direct: object = None
@@ -92,10 +99,13 @@ def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainabl
     return target, float(duration), n_steps
 
 
-def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", "g_k", "g_l"),
-        bounds=None, loss="mse", optimizer=None, steps=None, n_starts=4, key=None,
-        method="exp_euler", progress=None, preset="neuron", starts=None, record_every=1,
-        checkpoint_every=None, direct=None, tol=1e-5, fit_v0=True):
+def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, duration: Optional[float] = None,
+        trainable: Union[str, Sequence[str]] = ("g_na", "g_k", "g_l"), bounds: Optional[dict] = None,
+        loss: Union[str, Callable] = "mse", optimizer: Any = None, steps: Optional[int] = None,
+        n_starts: int = 4, key: Any = None, method: str = "exp_euler", progress: Optional[bool] = None,
+        preset: Any = "neuron", starts: Optional[dict] = None, record_every: int = 1,
+        checkpoint_every: Optional[int] = None, direct: Optional[bool] = None, tol: float = 1e-5,
+        fit_v0: bool = True) -> FitResult:
     """Fit model parameters to voltage trace(s).
 
     Args:
@@ -173,70 +183,41 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         z0 = np.concatenate([z0, np.zeros(z0.shape[:-1] + (1,))], axis=-1)
     n_z = z0.shape[-1]
     z_rows = jnp.asarray(z0.reshape((-1, n_z)), dtype)
+    terms_fn = partial(_gn_terms_host, problem, base, rows_t, rows_s, dtype)
+    strategy: Strategy
     if use_lm:
-        state = lm_init(z_rows, _gn_terms(problem, base, z_rows, rows_t, rows_s))
-        to_loss = lambda s: s.sse.reshape(n_targets, n_s) / n_res  # noqa: E731
+        strategy = LevenbergMarquardt(terms_fn, n_res, tol, group=n_s)
     else:
         optimizer = optimizer if optimizer is not None else _default_adam()
-        state = optax_init(optimizer, z_rows)
-        to_loss = lambda s: np.asarray(s.best_loss).reshape(n_targets, n_s)  # noqa: E731
-    history = [np.asarray(to_loss(state))]
-    ref = history[0]
-    stall = np.zeros((n_targets, n_s), int)
-    rejects = np.zeros((n_targets, n_s), int)
+        # Standard errors come from the Gauss–Newton matrix at each target's best row.
+        strategy = GradientDescent(optimizer, partial(_optax_iteration, problem, optimizer, base, rows_t=rows_t,
+                                                      rows_s=rows_s),
+                                   partial(_gn_terms_host, problem, base, targets, stims, dtype), tol)
+    state: Any = strategy.init(z_rows)
+    to_loss = lambda s: strategy.losses(s).reshape(n_targets, n_s)  # noqa: E731
+    history = [to_loss(state)]
     bar = progress_bar(progress, steps, "fit")
     it = 0
     for it in range(1, steps + 1):
-        if use_lm:
-            lam_before = state.lam
-            z_trial = lm_propose(state)
-            terms = _gn_terms(problem, base, jnp.asarray(z_trial, dtype), rows_t, rows_s)
-            state = lm_update(state, z_trial, terms, it)
-            lam_after = state.lam
-        else:
-            state = _optax_iteration(problem, optimizer, base, state, rows_t, rows_s, it)
+        state = strategy.step(state, it)
         losses = to_loss(state)
-        if use_lm:
-            # Rejected trial steps (damping went up) say nothing about convergence; only
-            # accepted steps that barely help, or damping at its ceiling, count as a stall.
-            accepted = (lam_after < lam_before).reshape(n_targets, n_s)
-            small = state.improvement.reshape(n_targets, n_s) < tol
-            # Six rejections in a row (damping x4096) mean no step in any direction helps.
-            rejects = np.where(accepted, 0, rejects + 1)
-            stuck = (lam_after >= 1e8).reshape(n_targets, n_s) | (rejects >= 6)
-            stall = np.where(stuck, 2, np.where(accepted, np.where(small, stall + 1, 0), stall))
-            done = (stall >= 2) | (losses > 10.0 * np.min(losses, axis=-1, keepdims=True)) & (it >= 5)
-        else:
-            # Gradient steps rarely set a new best every iteration (Adam oscillates), so a
-            # start stops only after _PATIENCE iterations without a best lower by tol.
-            with np.errstate(invalid="ignore"):  # inf - inf before a row's first finite loss
-                goal = np.where(np.isfinite(ref), ref - tol * np.abs(ref), np.inf)
-            improved = losses < goal
-            ref = np.where(improved, losses, ref)
-            stall = np.where(improved, 0, stall + 1)
-            done = (stall >= _PATIENCE) | (np.asarray(state.nan_at).reshape(n_targets, n_s) >= 0)
         history.append(losses)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{np.min(losses):.4g}")
-        if np.all(done):
+        if np.all(strategy.done(state, it)):
             break
     if bar is not None:
         bar.close()
 
-    z_final = np.asarray(state.z if use_lm else state.best_z).reshape(n_targets, n_s, -1)
+    z_final = strategy.best_z(state).reshape(n_targets, n_s, -1)
     final_losses = to_loss(state)
     best = np.argmin(np.where(np.isfinite(final_losses), final_losses, np.inf), axis=-1)
     rows = np.arange(n_targets)
     z_best = z_final[rows, best]
     all_specs = [specs[n] for n in trainable] + ([_V0_SPEC] if fit_v0 else [])
     theta_best = np.stack([from_unconstrained_np(z_best[:, i], sp) for i, sp in enumerate(all_specs)], -1)
-    if use_lm:
-        pick = rows * n_s + best
-        sse, h = state.sse[pick], state.h[pick]
-    else:
-        sse, _, h, _ = (np.asarray(x, float) for x in
-                        _gn_terms(problem, base, jnp.asarray(z_best, dtype), targets, stims))
+    sse, h = strategy.curvature(state, rows * n_s + best, z_best)
     cov = np.zeros((n_targets, len(trainable), len(trainable)))  # v0 marginalised out
     for b in range(n_targets):
         scale = np.array([dtheta_dz(z_best[b, i], sp) for i, sp in enumerate(all_specs)])
@@ -245,10 +226,10 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
     corr = correlation(cov)
     sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
 
-    converged = stall >= (2 if use_lm else _PATIENCE)
-    nan_at = np.asarray(state.nan_at).reshape(n_targets, n_s)
-    reasons = [[_reason(use_lm, nan_at[b, s], converged[b, s], steps, final_losses[b, s], final_losses[b, best[b]])
-                for s in range(z0.shape[1])] for b in range(n_targets)]
+    converged = strategy.converged(state).reshape(n_targets, n_s)
+    stops = strategy.status(state, steps)
+    reasons = [[stops[b * n_s + k].message for k in range(n_s)] for b in range(n_targets)]
+    status = [[stops[b * n_s + k].status.value for k in range(n_s)] for b in range(n_targets)]
     shape = lambda x: np.asarray(x).reshape(batch + np.shape(x)[1:])  # noqa: E731
     values = {n: jnp.asarray(shape(theta_best[:, i]).astype(np.float32 if dtype == jnp.float32 else float))
               for i, n in enumerate(trainable)}
@@ -262,24 +243,14 @@ def fit(target_v, stimulus, init=None, *, dt, duration=None, trainable=("g_na", 
         stderr={n: shape(sd[:, i]) for i, n in enumerate(trainable)},
         covariance=cov.reshape(batch + cov.shape[1:]), correlation=corr.reshape(batch + corr.shape[1:]),
         correlated=pairs if batch else pairs[0], converged=shape(converged),
-        reasons=reasons if batch else reasons[0], wall_time=time.perf_counter() - t_start,
+        reasons=reasons if batch else reasons[0],
+        status=status if batch else status[0], wall_time=time.perf_counter() - t_start,
         trainable=trainable, direct=direct_result,
         settings=dict(dt=dt, duration=duration, method=method, loss=loss if isinstance(loss, str) else "custom",
                       steps=steps, iterations=it, n_starts=int(z0.shape[1]), record_every=record_every,
                       v0=float(np.mean(target_np[:, 0]) + (np.mean(theta_best[:, -1]) if fit_v0 else 0.0)),
-                      optimizer="levenberg-marquardt" if use_lm else "optax",
+                      optimizer=strategy.name,
                       bounds={n: specs[n][:2] for n in trainable}))
-
-
-def _reason(use_lm, nan_at, converged, steps, loss, best_loss):
-    if not use_lm and nan_at >= 0:
-        return f"stopped: loss or gradient became non-finite at step {nan_at}"
-    if converged:
-        return ("converged: relative loss change below tol" if use_lm else
-                f"converged: best loss not lower by tol in {_PATIENCE} iterations")
-    if use_lm and loss > 10.0 * best_loss:
-        return "abandoned: loss over 10x the best start's (a distant local minimum)"
-    return f"not converged: reached steps={steps}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +269,6 @@ class _Problem:
     fit_v0: bool = True
 
 
-_PATIENCE = 20  # optax iterations without a new best (by tol) before a start stops
 _V0_SPEC = (-5.0, 5.0, False)  # the initial voltage may differ from the first sample by ±5 mV
 
 
@@ -335,8 +305,16 @@ def _gn_terms(problem, base, z, targets, stims):
     return (_gn_terms_quick if quick else _gn_terms_optimised)(problem, base, z, targets, stims)
 
 
+def _gn_terms_host(problem, base, targets, stims, dtype, z):
+    """``gauss_newton_terms`` at host-side ``z`` (the LM strategy's ``terms_fn``)."""
+    return _gn_terms(problem, base, jnp.asarray(z, dtype), targets, stims)
+
+
+
 @partial(jax.jit, static_argnames=("problem", "optimizer"))
-def _optax_iteration(problem, optimizer, base, state, targets, stims, it):
+def _optax_iteration(problem, optimizer, base, state, it, *, rows_t, rows_s):
+    targets, stims = rows_t, rows_s
+
     def loss(z):
         return problem.loss_fn(_simulate_rows(problem, base, z, stims, targets[:, 0]), targets)
 

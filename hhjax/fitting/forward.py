@@ -12,6 +12,8 @@ benchmark table).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import functools
 
 import jax
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 
-def value_and_grad_forward(fun):
+def value_and_grad_forward(fun: Callable) -> Callable:
     """Like ``jax.value_and_grad(fun)`` (with respect to the first argument), computed in
     forward mode with one unbatched ``jvp`` per scalar in that argument.
 

@@ -24,6 +24,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from ..simulation.trace import COUNT_THRESHOLD
+
 
 def mse(v_sim, v_target, *, every=1, smooth=None, weights=None):
     """Mean squared error (mV²) over time.
@@ -55,7 +57,7 @@ def moving_average(v, width: int):
     return (out / norm).reshape(v.shape)
 
 
-def soft_spikes(v, *, threshold=0.0, sharpness=2.0):
+def soft_spikes(v, *, threshold=COUNT_THRESHOLD, sharpness=2.0):
     """A differentiable spike indicator per sample step (≈1 at an upward crossing).
 
     ``sigmoid(k (v[t+1] - θ)) * sigmoid(k (θ - v[t]))`` with ``k = sharpness`` (1/mV):
@@ -66,7 +68,7 @@ def soft_spikes(v, *, threshold=0.0, sharpness=2.0):
     return above * below
 
 
-def soft_spike_count(v, *, threshold=0.0, sharpness=2.0):
+def soft_spike_count(v, *, threshold=COUNT_THRESHOLD, sharpness=2.0):
     """Differentiable number of upward threshold crossings."""
     return jnp.sum(soft_spikes(v, threshold=threshold, sharpness=sharpness), axis=-1)
 
@@ -81,7 +83,7 @@ def _exp_filter(x, decay):
     return jnp.moveaxis(out, 0, -1)
 
 
-def spike_train_distance(v_sim, v_target, *, dt, tau=5.0, threshold=0.0, sharpness=2.0):
+def spike_train_distance(v_sim, v_target, *, dt, tau=5.0, threshold=COUNT_THRESHOLD, sharpness=2.0):
     """van Rossum distance between soft spike trains (spikes², per ms of trace).
 
     Each trace's soft spike train is filtered with a causal exponential of time constant
@@ -95,7 +97,7 @@ def spike_train_distance(v_sim, v_target, *, dt, tau=5.0, threshold=0.0, sharpne
     return jnp.sum((f_sim - f_tgt) ** 2, axis=-1) * dt / tau
 
 
-def soft_first_spike_time(v, t, *, threshold=0.0, sharpness=2.0):
+def soft_first_spike_time(v, t, *, threshold=COUNT_THRESHOLD, sharpness=2.0):
     """Differentiable latency (ms) of the first upward crossing (``t[-1]`` if none)."""
     s = soft_spikes(v, threshold=threshold, sharpness=sharpness)
     # Probability that the first spike happens at step k: s_k * prod_{j<k} (1 - s_j).
@@ -106,7 +108,7 @@ def soft_first_spike_time(v, t, *, threshold=0.0, sharpness=2.0):
     return jnp.sum(p_first * t_mid, axis=-1) + survive[..., -1] * t[-1]
 
 
-def feature_loss(v_sim, v_target, t, *, threshold=0.0, sharpness=2.0, window=None,
+def feature_loss(v_sim, v_target, t, *, threshold=COUNT_THRESHOLD, sharpness=2.0, window=None,
                  weights=(1.0, 0.1, 0.05)):
     """Squared differences of soft features: spike count, first-spike latency (ms) and
     subthreshold mean voltage (mV, samples below ``threshold - 20``), with ``weights``.

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..models.base import parameter_kind
+
 # Absolute bounds for positive quantities (units as in the params classes).
 _POSITIVE = {
     "g_na": (1.0, 1000.0), "g_k": (0.1, 500.0), "g_l": (1e-3, 10.0), "g_m": (1e-5, 5.0),
@@ -48,7 +50,7 @@ def default_bounds(name: str, value: float):
 
 def is_log_scaled(name: str, low: float) -> bool:
     """Conductances, areas and time constants are searched on a log scale."""
-    return low > 0 and (name.startswith(("g_", "tau")) or name in ("area", "c_m"))
+    return low > 0 and parameter_kind(name)[0] in ("conductance", "time constant", "area", "capacitance")
 
 
 def resolve_bounds(trainable, base_values: dict, bounds=None):

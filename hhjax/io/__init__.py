@@ -2,30 +2,22 @@
 
 Everything is converted to ms / mV / pA on load::
 
-    from hhjax.io import load_recording
-    rec = load_recording("../shared/data/recordings/18711001.abf", sweeps=[5, 10])
+    from hhjax.io import example_recording, load_recording
+    rec = load_recording(example_recording("18711001.abf"), sweeps=[5, 10])
     rec = rec.resample(0.1).correct_ljp(0.0)
+    cell = load_recording("cells/B6/B6_*.ibw")     # Igor waves: a set of files is one recording
 
-See :func:`load_recording` for the formats (ABF, NWB, CSV/TSV/eFEL text, NPZ).
+See :func:`load_recording` for the formats (ABF, NWB, CSV/TSV/eFEL text, NPZ, Igor ``.ibw``
+sets, any of them ``.gz``/``.xz`` compressed) and :func:`example_recording` for the
+recordings the repository ships.
 """
 
-from pathlib import Path
-
+from .examples import default_recordings_dir, example_recording, example_recordings_dirs
 from .formats import SUPPORTED, load_recording
+from .igor import read_ibw
 from .recording import UNITS, Recording, save_json_atomic, write_atomic
-
-
-def default_recordings_dir() -> Path:
-    """The shared recordings folder, ``../shared/data/recordings`` beside the repo root.
-
-    It may not exist (check ``.is_dir()``); the data are not part of the repo.
-
-    Example:
-        >>> sorted(p.name for p in default_recordings_dir().glob("*.abf"))  # doctest: +SKIP
-        ['171116sh_0018.abf', '18711001.abf', 'File_axon_5.abf']
-    """
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "recordings"
-
+from .sources import ImplausibleVoltageWarning
 
 __all__ = ["Recording", "load_recording", "save_json_atomic", "write_atomic",
-           "default_recordings_dir", "SUPPORTED", "UNITS"]
+           "default_recordings_dir", "example_recording", "example_recordings_dirs",
+           "read_ibw", "ImplausibleVoltageWarning", "SUPPORTED", "UNITS"]

@@ -1,4 +1,6 @@
-"""Readers for current-clamp files: ABF (pyabf), NWB (pynwb), CSV/TSV/text, NPZ.
+"""Readers for current-clamp files: ABF (pyabf), NWB (pynwb), CSV/TSV/text, NPZ, sets of
+Igor waves (:mod:`hhjax.io.igor`), and some 50 rig formats through neo (Spike2, HEKA,
+WinWCP, ...: :mod:`hhjax.io.neo_fallback`), so hhjax needs no reader of its own for them.
 
 Every reader returns a :class:`Recording` in ms / mV / pA, and every failure is
 a one-line FileNotFoundError or ValueError whose message starts with the path.
@@ -6,6 +8,7 @@ a one-line FileNotFoundError or ValueError whose message starts with the path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,15 +17,23 @@ from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
+from .igor import load_ibw_set
+from .neo_fallback import load_with_neo
 from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
+from .sources import SET_FORMATS, check_voltage_plausible, expand_sources, inner_suffix, opened
 
-SUPPORTED = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz")
+SUPPORTED = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz", ".ibw")
 
 
-def load_recording(path: Union[str, os.PathLike], *, sweeps: Optional[Iterable[int]] = None,
+def load_recording(path: Union[str, os.PathLike, list, tuple], *,
+                   sweeps: Optional[Iterable[int]] = None,
                    channel: int = 0, v_units: Optional[str] = None,
                    i_units: Optional[str] = None) -> Recording:
     """Load a current-clamp recording, choosing the reader by file extension.
+
+    ``path`` is one file, or a *file set* making one recording: a glob pattern
+    (``'cells/B6_*.ibw'``), a list of paths, or a folder (its ``.ibw`` files).
+    Files compressed as ``.gz`` or ``.xz`` (``18711001.abf.xz``) are read directly.
 
     Formats:
         ``.abf``: Axon ABF via pyabf. Voltage is ``sweepY`` of input ``channel``,
@@ -40,47 +51,70 @@ def load_recording(path: Union[str, os.PathLike], *, sweeps: Optional[Iterable[i
             whitespace separated.
         ``.npz``: arrays ``t`` (ms), ``v`` (mV), ``i`` (pA), optional ``sweeps``,
             as written by :meth:`Recording.to_npz`.
+        ``.ibw``: Igor waves via igor2, one channel of one sweep per file (a file set);
+            voltage/current and sampling from each header; sweeps 0, 1, ... in the
+            order of the numbers in the file names (rules: :mod:`hhjax.io.igor`).
+        Anything else: through neo, if installed (one neo Segment per sweep).
 
     Args:
-        path: the file.
+        path: the file, or a glob pattern, list of files or folder (a file set).
         sweeps: original sweep numbers to load (default all).
-        channel: ABF input channel / NWB electrode index; other formats only 0.
+        channel: ABF input channel / NWB electrode / Igor or neo voltage channel
+            index; other formats only 0.
         v_units, i_units: what the voltage/current really are, overriding the
             file's labels ('mV' or 'V'; 'pA', 'nA' or 'A').
 
     Returns:
-        A Recording with t in ms (from 0 at each sweep start for ABF/NWB),
-        v in mV and i in pA.
+        A Recording: t in ms (from 0 except for text files), v in mV, i in pA. Voltage
+        implausible for mV warns (:func:`~hhjax.io.sources.check_voltage_plausible`).
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        FileNotFoundError: the file does not exist, or a pattern matches nothing.
         ValueError: unsupported, truncated or corrupted file, no current channel,
-            sweeps or channel out of range, or units that are not voltage/current.
+            sweeps, channel or units out of place, or a file set that disagrees.
 
     Example:
-        >>> from hhjax.io import default_recordings_dir    # ../shared/data/recordings
-        >>> rec = load_recording(default_recordings_dir() / "18711001.abf", sweeps=[10, 20])
+        >>> from hhjax.io import example_recording    # the repo's data/recordings
+        >>> rec = load_recording(example_recording("18711001.abf"), sweeps=[10, 20])
         >>> rec.v.shape, rec.dt
         ((2, 30000), 0.05)
+        >>> load_recording(example_recording("B6")).n_sweeps    # 10 .ibw files, 5 sweeps
+        5
     """
-    p = Path(path)
-    if not p.exists():
-        raise fail(path, "file not found", FileNotFoundError)
-    if not p.is_file():
-        raise fail(path, "is not a regular file")
-    ext = p.suffix.lower()
-    readers = {".abf": _load_abf, ".nwb": _load_nwb, ".csv": _load_text, ".tsv": _load_text,
-               ".txt": _load_text, ".npz": _load_npz}
-    if ext not in readers:
-        raise fail(path, f"unsupported file type {ext or '(none)'!r}; expected one of "
-                         f"{', '.join(SUPPORTED)}")
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
         raise fail(path, f"channel={channel!r} must be a non-negative integer")
-    rec = readers[ext](path, p, sweeps, int(channel), v_units, i_units)
+    label, files, is_set = expand_sources(path)
+    for f in files:
+        where = f if is_set else label   # errors name the path as the user gave it
+        if not f.exists():
+            raise fail(where, "file not found", FileNotFoundError)
+        if not f.is_file():
+            raise fail(where, "is not a regular file")
+    exts = {inner_suffix(f) for f in files}
+    if is_set or exts <= set(SET_FORMATS):
+        if not exts <= set(SET_FORMATS):
+            raise fail(label, f"a set of several files must be Igor waves "
+                              f"({'/'.join(SET_FORMATS)}); got {', '.join(sorted(exts))}")
+        rec = load_ibw_set(label, files, sweeps, int(channel), v_units, i_units)
+    else:
+        rec = _load_file(label, files[0], sweeps, int(channel), v_units, i_units)
     bad_v, bad_i = (int(np.count_nonzero(~np.isfinite(a))) for a in (rec.v, rec.i))
     if bad_v or bad_i:
-        raise fail(path, f"{bad_v} voltage and {bad_i} current samples are NaN or infinite")
+        raise fail(label, f"{bad_v} voltage and {bad_i} current samples are NaN or infinite")
+    check_voltage_plausible(rec, label)
     return rec
+
+
+def _load_file(path: str, p: Path, sweeps, channel, v_units, i_units) -> Recording:
+    ext = inner_suffix(p)
+    readers = {".abf": _load_abf, ".nwb": _load_nwb, ".csv": _load_text, ".tsv": _load_text,
+               ".txt": _load_text, ".npz": _load_npz}
+    with opened(path, p) as plain:
+        if ext in readers:
+            rec = readers[ext](path, plain, sweeps, channel, v_units, i_units)
+        else:
+            rec = load_with_neo(path, plain, sweeps, channel, v_units, i_units, SUPPORTED)
+    return rec if plain == p else dataclasses.replace(rec, source=str(p.resolve()))
 
 
 def _single_channel(path: Any, channel: int) -> None:
@@ -303,7 +337,7 @@ def _load_text(path, p, sweeps, channel, v_units, i_units) -> Recording:
         for n, name in enumerate(fields):
             m = _HEADER.match(name)
             kind = _KINDS.get(m.group("base").lower()) if m else None
-            if kind is None:
+            if kind is None or m is None:
                 continue  # extra columns (e.g. sweep notes) are ignored
             if kind in cols:
                 raise fail(path, f"two {kind!r} columns in the header {head.strip()!r}")

@@ -270,7 +270,7 @@ class Recording:
         Example:
             >>> rec.to_npz("cell1.npz")     # doctest: +SKIP
         """
-        arrays = dict(t=self.t, v=self.v, i=self.i, sweeps=np.asarray(self.sweeps, dtype=np.int64),
+        arrays: dict[str, Any] = dict(t=self.t, v=self.v, i=self.i, sweeps=np.asarray(self.sweeps, dtype=np.int64),
                       sampling_rate_hz=np.float64(self.sampling_rate_hz),
                       source=np.str_(self.source), t_units=np.str_("ms"),
                       v_units=np.str_("mV"), i_units=np.str_("pA"),

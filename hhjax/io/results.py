@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Union
+
 import dataclasses
 import json
 from pathlib import Path
@@ -10,19 +12,12 @@ import numpy as np
 
 from .recording import save_json_atomic as write_json_atomic
 from ..models import model_by_name, model_of
-
-UNITS = {
-    "g_": "mS/cm²", "e_": "mV", "v_": "mV", "c_m": "µF/cm²", "celsius": "°C", "area": "cm²",
-    "tau": "ms", "k_": "mV",
-}
-
+from ..models.base import parameter_kind
 
 def unit_of(name: str) -> str:
-    """Units of a parameter, from its name (``g_*`` mS/cm², ``e_*`` mV, ...)."""
-    for prefix, unit in UNITS.items():
-        if name.startswith(prefix):
-            return unit
-    return "1"
+    """Units of a parameter, from its name (``g_*`` mS/cm², ``e_*`` mV, ...; see
+    :func:`hhjax.models.base.parameter_kind`)."""
+    return parameter_kind(name)[1]
 
 
 def _scalar(x):
@@ -45,13 +40,14 @@ def fit_to_dict(result, **extra) -> dict:
         "correlated_pairs": [list(p) for p in result.correlated] if result.correlated and not isinstance(result.correlated[0], list) else result.correlated,
         "converged": np.asarray(result.converged).tolist(),
         "reasons": result.reasons,
+        "status": result.status,
         "wall_time_s": result.wall_time,
         "settings": result.settings,
         **extra,
     }
 
 
-def save_fit(path, result, **extra) -> Path:
+def save_fit(path: Union[str, Path], result: Any, **extra: Any) -> Path:
     """Write a fit's parameters, standard errors, loss, units and settings to JSON, atomically.
 
     Example:
@@ -60,7 +56,7 @@ def save_fit(path, result, **extra) -> Path:
     return write_json_atomic(path, fit_to_dict(result, **extra))
 
 
-def save_params(path, params, **extra) -> Path:
+def save_params(path: Union[str, Path], params: Any, **extra: Any) -> Path:
     """Write any params pytree to JSON (``{"model": ..., "params": {...}}``), atomically;
     returns the path. Values are in the units of :func:`hhjax.unit_of` (mV, mS/cm², ...).
 
@@ -77,7 +73,7 @@ def save_params(path, params, **extra) -> Path:
         "units": {n: unit_of(n) for n in names}, **extra})
 
 
-def load_params(path):
+def load_params(path: Union[str, Path]) -> Any:
     """Read the params written by :func:`save_fit` or :func:`save_params`.
 
     Raises ``ValueError`` naming the file for malformed content.

@@ -18,7 +18,9 @@ small file: a params and a state pytree plus these functions.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
+
+import jax.numpy as jnp
 
 _REGISTRY: dict[type, "Model"] = {}
 _BY_NAME: dict[str, "Model"] = {}
@@ -33,8 +35,8 @@ class Model:
     state_type: type
     kinetics: Callable
     channels: Callable
-    capacitance: Callable
     default_voltage: Callable
+    capacitance: Callable = lambda params: params.c_m
     stimulus_scale: Callable = lambda params: 1.0
     stimulus_units: str = "µA/cm²"
 
@@ -50,7 +52,7 @@ def register(model: Model) -> Model:
     return model
 
 
-def model_of(params) -> Model:
+def model_of(params: Any) -> Model:
     """The model whose parameters ``params`` are.
 
     >>> from hhjax.models.hh import HHParams
@@ -72,3 +74,35 @@ def model_by_name(name: str) -> Model:
         return _BY_NAME[name]
     except KeyError:
         raise ValueError(f"model: unknown model {name!r}; choose from {sorted(_BY_NAME)}") from None
+
+
+def na_k_leak(params: Any, g_na_open: Any, n: Any, v: Any, **extra: tuple) -> dict:
+    """The ``channels`` of an HH-type cell: ``{"na": (g_na_open, e_na), "k": (g_k n⁴, e_k),
+    **extra, "l": (g_l, e_l)}`` (mS/cm², mV), given the open Na conductance ``g_na_open``
+    (g_na m³h, or g_na m∞³h) and the K activation ``n``. ``extra`` currents come before the
+    leak: the solvers sum currents in this order."""
+    n2 = n * n
+    return {"na": (g_na_open, params.e_na), "k": (params.g_k * n2 * n2, params.e_k), **extra,
+            "l": (params.g_l * jnp.ones_like(v), params.e_l)}
+
+
+# The one rule that tells what a parameter is from its name (units as in the params classes).
+_KIND_BY_NAME = {"c_m": ("capacitance", "µF/cm²"), "area": ("area", "cm²"), "celsius": ("temperature", "°C")}
+_KIND_BY_PREFIX = (("g_", "conductance", "mS/cm²"), ("e_", "reversal potential", "mV"), ("v_", "voltage", "mV"),
+                   ("tau", "time constant", "ms"), ("k_", "slope", "mV"))
+
+
+def parameter_kind(name: str) -> tuple[str, str]:
+    """``(kind, units)`` of a parameter, from its name: ``g_*`` conductances (mS/cm²), ``e_*``
+    reversal potentials and ``v_*`` voltages (mV), ``tau*`` time constants (ms), ``k_*``
+    slopes (mV), ``c_m`` (µF/cm²), ``area`` (cm²), ``celsius`` (°C); else ``("other", "1")``.
+
+    >>> parameter_kind("g_na"), parameter_kind("area")
+    (('conductance', 'mS/cm²'), ('area', 'cm²'))
+    """
+    if name in _KIND_BY_NAME:
+        return _KIND_BY_NAME[name]
+    for prefix, kind, units in _KIND_BY_PREFIX:
+        if name.startswith(prefix):
+            return kind, units
+    return "other", "1"

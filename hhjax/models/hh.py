@@ -17,8 +17,8 @@ import math
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass
-from .rates import exprel_from_exp, q10_factor
-from .base import Model, register
+from .rates import from_alpha_beta, exprel_from_exp, q10_factor
+from .base import Model, na_k_leak, register
 
 # math.exp, not jnp.exp: computed at import time, jnp would round them to float32 and cap
 # float64 runs at ~1e-6 relative accuracy in alpha_m and alpha_n.
@@ -96,20 +96,11 @@ def hh_rates(params: HHParams, v):
 
 def _kinetics(params: HHParams, v):
     a_m, b_m, a_h, b_h, a_n, b_n = hh_rates(params, v)
-    out = {}
-    for name, a, b in (("m", a_m, b_m), ("h", a_h, b_h), ("n", a_n, b_n)):
-        rate = a + b
-        out[name] = (a / rate, rate)
-    return out
+    return from_alpha_beta(m=(a_m, b_m), h=(a_h, b_h), n=(a_n, b_n))
 
 
 def _channels(params: HHParams, s: HHState):
-    n2 = s.n * s.n
-    return {
-        "na": (params.g_na * s.m * s.m * s.m * s.h, params.e_na),
-        "k": (params.g_k * n2 * n2, params.e_k),
-        "l": (params.g_l * jnp.ones_like(s.v), params.e_l),
-    }
+    return na_k_leak(params, params.g_na * s.m * s.m * s.m * s.h, s.n, s.v)
 
 
 HH = register(
@@ -119,7 +110,6 @@ HH = register(
         state_type=HHState,
         kinetics=_kinetics,
         channels=_channels,
-        capacitance=lambda p: p.c_m,
         default_voltage=lambda p: p.v_offset,
     )
 )

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass
-from .rates import exprel
-from .base import Model, register
+from .rates import from_alpha_beta, exprel
+from .base import Model, na_k_leak, register
 
 
 def cylinder_area(diameter_um, length_um):
@@ -122,24 +122,13 @@ def m_current_kinetics(params: PospischilParams, v):
 
 def _kinetics(params: PospischilParams, v):
     a_m, b_m, a_h, b_h, a_n, b_n = pospischil_rates(params, v)
-    out = {}
-    for name, a, b in (("m", a_m, b_m), ("h", a_h, b_h), ("n", a_n, b_n)):
-        rate = a + b
-        out[name] = (a / rate, rate)
-    out["p"] = m_current_kinetics(params, v)
-    return out
+    return from_alpha_beta(m=(a_m, b_m), h=(a_h, b_h), n=(a_n, b_n)) | {"p": m_current_kinetics(params, v)}
 
 
 def _channels(params: PospischilParams, s: PospischilState):
-    n2 = s.n * s.n
     # Keys name the conductance parameter (channel "x" <-> g_x), which the direct estimate
     # relies on: "k" is the delayed rectifier, "m" the slow M-type K current.
-    return {
-        "na": (params.g_na * s.m * s.m * s.m * s.h, params.e_na),
-        "k": (params.g_k * n2 * n2, params.e_k),
-        "m": (params.g_m * s.p, params.e_k),
-        "l": (params.g_l * jnp.ones_like(s.v), params.e_l),
-    }
+    return na_k_leak(params, params.g_na * s.m * s.m * s.m * s.h, s.n, s.v, m=(params.g_m * s.p, params.e_k))
 
 
 POSPISCHIL = register(
@@ -149,7 +138,6 @@ POSPISCHIL = register(
         state_type=PospischilState,
         kinetics=_kinetics,
         channels=_channels,
-        capacitance=lambda p: p.c_m,
         default_voltage=lambda p: p.e_l,
         stimulus_scale=lambda p: 1e-6 / p.area,
         stimulus_units="pA",

@@ -74,3 +74,17 @@ def q10_factor(celsius, reference=6.3, q10=3.0):
     1.0
     """
     return q10 ** ((celsius - reference) / 10.0)
+
+
+def from_alpha_beta(**rates: tuple) -> dict:
+    """``{gate: (x_inf, 1/tau)}`` from ``gate=(alpha, beta)`` (1/ms): ``x_inf = alpha / (alpha +
+    beta)`` and ``1/tau = alpha + beta``, the form a model's ``kinetics`` returns.
+
+    >>> from_alpha_beta(m=(1.0, 3.0))
+    {'m': (0.25, 4.0)}
+    """
+    out = {}
+    for name, (a, b) in rates.items():
+        rate = a + b
+        out[name] = (a / rate, rate)
+    return out

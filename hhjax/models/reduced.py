@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from .._pytree import pytree_dataclass
 from .rates import sigmoid_exp
-from .base import Model, register
+from .base import Model, na_k_leak, register
 
 
 @pytree_dataclass
@@ -70,12 +70,7 @@ def _kinetics(params: ReducedParams, v):
 
 def _channels(params: ReducedParams, s: ReducedState):
     m = m_inf(params, s.v)
-    n2 = s.n * s.n
-    return {
-        "na": (params.g_na * m * m * m * (0.89 - 1.1 * s.n), params.e_na),
-        "k": (params.g_k * n2 * n2, params.e_k),
-        "l": (params.g_l * jnp.ones_like(s.v), params.e_l),
-    }
+    return na_k_leak(params, params.g_na * m * m * m * (0.89 - 1.1 * s.n), s.n, s.v)
 
 
 REDUCED = register(
@@ -85,7 +80,6 @@ REDUCED = register(
         state_type=ReducedState,
         kinetics=_kinetics,
         channels=_channels,
-        capacitance=lambda p: p.c_m,
         default_voltage=lambda p: p.e_l,
     )
 )

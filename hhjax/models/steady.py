@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
+from jax.typing import ArrayLike
+
 from functools import partial
 
 import jax
@@ -11,7 +15,7 @@ from .._pytree import float_dtype
 from .base import model_of
 
 
-def steady_state(params, v):
+def steady_state(params: Any, v: ArrayLike) -> Any:
     """The model state with every gate at its steady state for membrane potential ``v`` (mV).
 
     >>> from hhjax.presets import NEURON
@@ -25,7 +29,8 @@ def steady_state(params, v):
     return model.state_type(v=v, **gates)
 
 
-def resting_state(params, i_ext=0.0, *, v_guess=None, n_iter=40):
+def resting_state(params: Any, i_ext: ArrayLike = 0.0, *, v_guess: Optional[ArrayLike] = None,
+                  n_iter: int = 40) -> Any:
     """The fixed point under a constant current ``i_ext``: gates at steady state and
     ``sum_i g_i(V) (V - e_i) = i_ext``, by damped Newton on ``V`` (differentiable).
 

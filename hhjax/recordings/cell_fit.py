@@ -20,8 +20,8 @@ The loss (mean over rows) adds, per row:
 * spike count ``w_n (n_sim - n_obs)²`` (w_n = 4; for interpolated rows the distance to the
   allowed interval);
 * spike timing: spike k against observed spike k where both exist,
-  ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); crossing times are
-  interpolated, so they are differentiable;
+  ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); spikes of both come from
+  :func:`hhjax.spike_times`, whose 0 mV crossing times are interpolated, so differentiable;
 * resting potential ``((V_rest - voltage_base)/1 mV)²``.
 
 Parameters: e_l is replaced by the resting potential ``v_rest`` (e_l follows in closed form),
@@ -48,7 +48,8 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import MASK_MS, SPIKE_THRESHOLD, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
+from .evaluation import MASK_MS, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
+from ..analysis.spikes import spike_times
 from ..simulation.entry import simulate
 from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
 from ..fitting.uncertainty import covariance_from_jacobian
@@ -141,14 +142,12 @@ def _simulate(spec, base, z, data):
 
 
 def _crossings(v, valid, dt, k_max):
-    """Spike count and the interpolated (differentiable) times, ms, of the first ``k_max``
-    upward crossings of the spike threshold (meaningless beyond the count)."""
-    up = (v[..., :-1] <= SPIKE_THRESHOLD) & (v[..., 1:] > SPIKE_THRESHOLD) & valid[..., 1:]
-    m = up.shape[-1]
-    pos = jnp.where(up, jnp.arange(m), m - 1)
-    idx = jnp.sort(-jax.lax.top_k(-pos, k_max)[0], -1)
-    v0, v1 = jnp.take_along_axis(v, idx, -1), jnp.take_along_axis(v, idx + 1, -1)
-    return jnp.sum(up, -1), (idx + (SPIKE_THRESHOLD - v0) / jnp.where(v1 > v0, v1 - v0, 1.0)) * dt
+    """Spike count and the (differentiable where timed by a crossing) times, ms, of the
+    first ``k_max`` spikes, by the package's one rule (:func:`hhjax.spike_times`); padded
+    samples (``~valid``) hold the last value, so they add no spike."""
+    del valid
+    sp = spike_times(jnp.arange(v.shape[-1]) * dt, v, max_spikes=k_max)
+    return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
 
 
 def _residuals(spec, base, z, data):

@@ -4,7 +4,7 @@ Everything here compares the model with the *measured* voltage (no liquid-juncti
 correction) on the recording's own protocol:
 
 * :func:`stimulus_epochs` finds the holding current and the current steps of a sweep;
-* :func:`sweep_features` gives spikes (upward crossings of -20 mV, eFEL's threshold),
+* :func:`sweep_features` gives spikes (:func:`hhjax.spike_times`, the package's one rule),
   the resting potential (eFEL ``voltage_base`` before the first step) and the firing rate
   (spikes inside depolarising steps / their total duration, Hz: the f–I curve);
 * :func:`model_rest` is the model's own resting potential at a holding current;
@@ -25,12 +25,12 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
+from ..analysis.spikes import SPIKE_RULE, spike_train
 from ..models import model_of
 from ..simulation.entry import simulate
 from ..models.steady import steady_state
 from ..solvers import membrane_terms
 
-SPIKE_THRESHOLD = F.EFEL_THRESHOLD  # mV
 GAMMA_WINDOW_MS = 4.0
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
 
@@ -66,9 +66,9 @@ def parse_sweeps(text):
             else:
                 out.append(int(part))
         except ValueError:
-            raise ValueError(f"--sweeps: {part!r} is not a sweep number or a range like 0-9") from None
+            raise ValueError(f"sweeps: {part!r} is not a sweep number or a range like 0-9") from None
     if not out:
-        raise ValueError(f"--sweeps: no sweeps in {text!r}")
+        raise ValueError(f"sweeps: no sweeps in {text!r}")
     return out
 
 
@@ -109,7 +109,7 @@ def stimulus_epochs(t, i, *, min_ms=2.0):
 def sweep_features(t, v, epochs):
     """Observed (or simulated) features of one sweep (see the module docstring)."""
     t, v = np.asarray(t, float), np.asarray(v, float)
-    spikes = np.asarray(F.spike_times(t, v, threshold=SPIKE_THRESHOLD))
+    spikes = spike_train(t, v)
     on = epochs[0].start if epochs else float(t[-1])
     rest = F.resting_potential(t, v, stim_start=on) if on - t[0] > 2.0 else float(np.median(v))
     depol = [e for e in epochs if e.amp > 0]
@@ -176,7 +176,7 @@ def fit_rows(rec, dt):
         w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
         m = min(w.n_samples, n_len)
         v = np.concatenate([w.v[0, :m], np.full(n_len - m, w.v[0, m - 1])])
-        sp = np.asarray(F.spike_times(tt[:m], v[:m], threshold=SPIKE_THRESHOLD))
+        sp = spike_train(tt[:m], v[:m])
         sub = tt < tt[m - 1] + dt / 2
         for s in sp:
             sub &= ~((tt > s - MASK_MS[0]) & (tt < s + MASK_MS[1]))
@@ -323,7 +323,7 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
                "rest_error_mV": float(np.mean(np.abs(d_r))), "max_rest_error_mV": float(np.max(np.abs(d_r))),
                "mean_gamma": _num(np.mean(gam)) if gam else None}
     out = {"source": rec.source, "sweeps": rows, "summary": summary,
-           "settings": {"dt_ms": dt, "method": method, "spike_threshold_mV": SPIKE_THRESHOLD,
+           "settings": {"dt_ms": dt, "method": method, "spike_rule": SPIKE_RULE,
                         "gamma_window_ms": GAMMA_WINDOW_MS,
                         "rate": "spikes in depolarising steps (+2 ms) / their total duration",
                         "rest": "eFEL voltage_base before the first step; model starts at its own rest",

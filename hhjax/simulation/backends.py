@@ -43,7 +43,7 @@ _FAILED: list[str] = []  # set once lowering/compiling failed on this process's 
 
 def _backend() -> str:
     """The platform a call would run on: ``jax.default_device`` if set, else the default backend."""
-    device = jax.config.jax_default_device
+    device = jax.config.jax_default_device  # type: ignore[attr-defined]
     if device is None:
         return jax.default_backend()
     return device if isinstance(device, str) else device.platform

@@ -48,7 +48,7 @@ from ..stimulus import Constant, Step, Sum
 from .devices import cpu_cores
 from .inputs import (GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time,
                      _check_y0)
-from .trace import DIVERGENCE_BOUND, Trace
+from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace
 
 __all__ = ["available", "unavailable_reason", "isa", "enabled", "supports_stimulus", "simulate_cpu",
            "try_simulate", "VARIABLES"]
@@ -293,7 +293,8 @@ def try_simulate(params, stim, y0, *, batch, n_steps, dt, record_every, spike_th
 
 
 def simulate_cpu(params: HHParams, stimulus=0.0, *, duration: float, dt: float, y0=None,
-                 record_every: int = 1, spike_threshold: float | None = 0.0, record=None):
+                 record_every: int = 1, spike_threshold: float | None = COUNT_THRESHOLD,
+                 record=None) -> Trace:
     """Run uncoupled classic-HH neurons with the fused CPU kernel (exp_euler, float32).
 
     Same inputs and result as ``hhjax.simulate(params, stimulus, duration=duration, dt=dt,

@@ -10,6 +10,8 @@ device; :func:`use_all_cores` creates them.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import os
 
 import jax
@@ -27,7 +29,7 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def use_all_cores(n=None):
+def use_all_cores(n: Optional[int] = None) -> int:
     """Present ``n`` CPU cores (default: all of them) as separate JAX devices, so that
     :func:`hhjax.simulate` runs large batches on all of them in parallel.
 

@@ -3,6 +3,8 @@ first backend that supports it (:mod:`hhjax.simulation.backends`)."""
 
 from __future__ import annotations
 
+from typing import Any, Optional, Sequence
+
 import warnings
 import jax
 import jax.numpy as jnp
@@ -11,14 +13,16 @@ import numpy as np
 from .inputs import (GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time,
                      _check_y0)
 from .backends import SimulationCall, run_call
-from .trace import DIVERGENCE_BOUND
+from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace
 from ..models import model_of
 from ..solvers import get_step
 from ..stimulus import as_stimulus
 
 
-def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
-             record_every=1, checkpoint_every=None, spike_threshold=0.0, record=None):
+def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, method: str = "exp_euler",
+             y0: Any = None, record_every: int = 1, checkpoint_every: Optional[int] = None,
+             spike_threshold: Optional[float] = COUNT_THRESHOLD,
+             record: Optional[Sequence[str]] = None) -> Trace:
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -42,8 +46,10 @@ def simulate(params, stimulus=0.0, *, duration, dt, method="exp_euler", y0=None,
             step (about 7 numbers per neuron) and recomputes the rest; with this set it
             keeps one state per chunk of this many steps and recomputes the chunk, so its
             memory no longer grows with the step count.
-        spike_threshold: voltage (mV) whose upward crossings are counted at every step into
-            ``trace.spike_count``; ``None`` disables counting.
+        spike_threshold: voltage (mV, default :data:`~hhjax.simulation.trace.COUNT_THRESHOLD`)
+            whose upward crossings are counted at every step into ``trace.spike_count`` (a
+            cheap in-loop count; evaluation uses :func:`hhjax.spike_times`); ``None``
+            disables counting.
         record: names of the state variables to record, e.g. ``("v",)``; the others are
             never stored and are ``None`` in the trace. ``None`` (default) records all.
 

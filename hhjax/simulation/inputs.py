@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._pytree import float_dtype
+from ..models.base import parameter_kind
 from ..stimulus import Function
 
 
@@ -93,8 +94,8 @@ _all_finite = jax.jit(lambda x: jnp.isfinite(x).all())
 
 # Values with no physical meaning give NaN or runaway traces that would otherwise be
 # blamed on the time step.
-PARAM_RULES = ((lambda n: n in ("c_m", "area"), "> 0", lambda a: a > 0),
-               (lambda n: n.startswith("g_"), ">= 0", lambda a: a >= 0))
+PARAM_RULES = ((lambda n: parameter_kind(n)[0] in ("capacitance", "area"), "> 0", lambda a: a > 0),
+               (lambda n: parameter_kind(n)[0] == "conductance", ">= 0", lambda a: a >= 0))
 GATE_RULES = ((lambda n: n != "v", "in [0, 1]", lambda a: (a >= 0) & (a <= 1)),)
 
 
@@ -131,7 +132,7 @@ def _check_y0(y0, state_type, rules=()):
                         f"{type(y0).__name__}")
 
 
-_STIMULUS_SHAPES = {}
+_STIMULUS_SHAPES: dict = {}
 
 
 def _stimulus_shape(stim):

@@ -68,7 +68,7 @@ from ..models.hh import HHParams, HHState
 from ..models.rates import q10_factor
 from .inputs import _batch_shape, _check_finite, _check_time, _check_y0
 from .records import _batch_major, _compiled_transpose, _padded_size
-from .trace import DIVERGENCE_BOUND, Trace, upward_crossing
+from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace, upward_crossing
 from ..models.steady import steady_state
 from ..stimulus import Constant
 
@@ -278,7 +278,7 @@ def _run(params, amplitude, y0, *, batch, n_steps, dt, record_every, spike_thres
 
 
 def simulate_pallas(params, amplitudes=0.0, *, duration, dt, y0=None, record_every=None,
-                    spike_threshold=0.0, gates=True, block=DEFAULT_BLOCK, num_warps=None,
+                    spike_threshold=COUNT_THRESHOLD, gates=True, block=DEFAULT_BLOCK, num_warps=None,
                     interpret=None):
     """Run uncoupled HH neurons under constant currents with the fused Pallas kernel.
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -10,6 +12,11 @@ from .._pytree import as_dict, pytree_dataclass
 
 DIVERGENCE_BOUND = 1000.0
 """|V| (mV) above which a neuron counts as diverged, in every backend."""
+
+
+COUNT_THRESHOLD = 0.0
+"""Voltage (mV) whose upward crossings the in-loop counter counts (``Trace.spike_count``),
+in every backend; also the level that times a spike in :func:`hhjax.spike_times`."""
 
 
 def upward_crossing(v_before, v_after, threshold):
@@ -59,7 +66,7 @@ class Trace:
         return float(self.t[1] - self.t[0])
 
 
-def final_state(trace: Trace):
+def final_state(trace: Trace) -> Any:
     """The last recorded state of a trace (for chaining simulations).
 
     Example:

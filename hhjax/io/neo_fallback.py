@@ -1,0 +1,103 @@
+"""Files hhjax has no reader of its own for, read through ``neo`` when it is installed.
+
+neo (https://neo.readthedocs.io, BSD) reads some 50 electrophysiology formats
+(Spike2 ``.smr``, HEKA ``.dat``, WinWCP ``.wcp``, Axograph, Neuralynx, Plexon, ...)
+into one object model whose signals carry their units. Reading them through it
+saves a reader per format: hhjax only maps neo's objects to a :class:`Recording`.
+
+- each neo Segment is a sweep (numbered 0, 1, ... in the file's order);
+- each channel of each AnalogSignal is voltage or current by its units
+  (anything convertible to V or to A); ``channel=k`` picks the k-th voltage channel,
+  paired with the k-th current channel, or the only one;
+- values are rescaled to mV and pA, time to ms from the sweep start.
+
+The native readers stay: they know things neo's generic model does not (pyABF's
+command waveform ``sweepC``, NWB's stimulus series, Igor file sets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
+
+
+def _signal_kind(sig: Any) -> Optional[str]:
+    """'v' or 'i' for a signal whose units convert to mV or pA, else None."""
+    for kind in ("v", "i"):
+        try:
+            sig.units.rescale(UNITS[kind])
+            return kind
+        except ValueError:   # quantities: "Unable to convert between units"
+            continue
+    return None
+
+
+def _segment_channels(seg: Any) -> dict[str, list[tuple[str, Any]]]:
+    out: dict[str, list[tuple[str, Any]]] = {"v": [], "i": []}
+    for sig in seg.analogsignals:
+        kind = _signal_kind(sig)
+        if kind is not None:
+            for j in range(sig.shape[1]):
+                out[kind].append((f"{sig.name or 'signal'}[{j}]", sig[:, j]))
+    return out
+
+
+def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
+                  v_units: Optional[str], i_units: Optional[str], native: tuple) -> Recording:
+    """Read ``p`` with neo; a one-line ValueError naming ``path`` if neo is absent or fails."""
+    ext = p.suffix.lower() or "(none)"
+    unsupported = f"unsupported file type {ext!r}; hhjax reads {', '.join(native)}"
+    try:
+        # neo is optional (pip install neo): only files hhjax cannot read itself need it.
+        import neo
+    except ImportError:
+        raise fail(path, f"{unsupported}; other rig formats (Spike2, HEKA, WinWCP, ...) are "
+                         "read through neo: pip install neo") from None
+    try:
+        reader = neo.io.get_io(str(p))
+        block = reader.read_block()
+    except Exception as e:  # unknown extension, or a reader's own error
+        raise fail(path, f"{unsupported}, and neo cannot read it either: "
+                         f"{type(e).__name__}: {e}") from None
+    segs = [_segment_channels(seg) for seg in block.segments]
+    if not segs or not segs[0]["v"]:
+        raise fail(path, "neo found no voltage signal (units convertible to V)")
+    if not segs[0]["i"]:
+        raise fail(path, "no stimulus (current) channel: neo found no signal with units "
+                         "convertible to A")
+    n_v, n_i = len(segs[0]["v"]), len(segs[0]["i"])
+    if channel >= n_v:
+        raise fail(path, f"channel {channel} out of range; voltage channels are 0-{n_v - 1}")
+    if n_i not in (1, n_v):
+        raise fail(path, f"{n_v} voltage and {n_i} current channels: cannot pair them")
+    pairs = [(s["v"][channel], s["i"][channel if n_i == n_v else 0]) for s in segs]
+    sigs = [sig for (_, v), (_, i) in pairs for sig in (v, i)]
+    lengths = {sig.shape[0] for sig in sigs}
+    rates = {float(sig.sampling_rate.rescale("Hz")) for sig in sigs}
+    if len(lengths) != 1 or len(rates) != 1:
+        raise fail(path, f"sweeps differ in length ({sorted(lengths)} samples) or sampling "
+                         f"({sorted(rates)} Hz); the sweeps of one recording must agree")
+    n, fs = lengths.pop(), rates.pop()
+    wanted = list(range(len(pairs))) if sweeps is None else \
+        check_sweeps(path, sweeps, range(len(pairs)))
+
+    def values(sig: Any, kind: str, override: Optional[str]) -> np.ndarray:
+        if override is not None:   # the user says the file's units are wrong
+            return np.asarray(sig.magnitude, np.float64).ravel() * \
+                unit_factor(path, kind, None, override)
+        return np.asarray(sig.rescale(UNITS[kind]).magnitude, np.float64).ravel()
+
+    v = np.stack([values(pairs[k][0][1], "v", v_units) for k in wanted])
+    i = np.stack([values(pairs[k][1][1], "i", i_units) for k in wanted])
+    v_name, i_name = pairs[0][0][0], pairs[0][1][0]
+    md = {"format": f"neo:{type(reader).__name__}", "units": dict(UNITS),
+          "protocol": None, "channel": channel, "voltage_signal": v_name,
+          "current_signal": i_name, "current_source": "neo current signal",
+          "units_in_file": {"v": str(pairs[0][0][1].units.dimensionality),
+                            "i": str(pairs[0][1][1].units.dimensionality)}}
+    t = np.arange(n) * (1000.0 / fs)
+    return Recording(t, v, i, tuple(wanted), fs, str(p.resolve()), md)

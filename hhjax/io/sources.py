@@ -1,0 +1,161 @@
+"""What ``load_recording`` is given: a file, a compressed file, or a set of files.
+
+- a path to one file (``.gz``/``.xz`` compressed files are opened transparently);
+- a glob pattern (``'cells/B6_*.ibw'``), a list of paths, or a folder: a *file set*,
+  assembled by :mod:`hhjax.io.igor`;
+
+and the plausibility check every loaded recording passes through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import gzip
+import lzma
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator, Union
+
+import numpy as np
+
+from .recording import Recording, fail
+
+# Compressed files are read through a temporary copy: pyabf and igor2 want a path.
+_OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".xz": lzma.open}
+# Formats that hold one channel of one sweep per file, so that only a set makes a recording.
+SET_FORMATS = (".ibw",)
+
+PathArg = Union[str, os.PathLike, list, tuple]
+
+
+def inner_suffix(p: Path) -> str:
+    """The format's extension, looking through ``.gz``/``.xz`` (``x.abf.xz`` -> ``.abf``)."""
+    return Path(p.stem).suffix.lower() if p.suffix.lower() in _OPENERS else p.suffix.lower()
+
+
+def expand_sources(path: PathArg) -> tuple[str, list[Path], bool]:
+    """Resolve ``load_recording``'s ``path`` into (label, files, is_set).
+
+    ``label`` is what errors and ``Recording.source`` name: the path, the glob
+    pattern, the folder, or the listed files. Raises a one-line FileNotFoundError
+    for a pattern that matches nothing, a missing file or a folder with no waves.
+
+    Example:
+        >>> label, files, is_set = expand_sources(["a_1.ibw", "a_2.ibw"])
+        >>> is_set, [f.name for f in files]
+        (True, ['a_1.ibw', 'a_2.ibw'])
+    """
+    if isinstance(path, (list, tuple)):
+        if not path:
+            raise fail("<recording>", "empty list of files", FileNotFoundError)
+        files = [Path(p) for p in path]
+        return ", ".join(map(str, path)), files, len(files) > 1
+    text = os.fspath(path)
+    p = Path(text)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if inner_suffix(f) in SET_FORMATS)
+        if not files:
+            raise fail(text, f"folder holds no {'/'.join(SET_FORMATS)} files; a folder is read "
+                             "as one recording made of one file per sweep and channel",
+                       FileNotFoundError)
+        return text, files, True
+    if not p.exists() and glob.has_magic(text):
+        files = sorted(Path(f) for f in glob.glob(text))
+        if not files:
+            raise fail(text, "no file matches this pattern", FileNotFoundError)
+        return text, files, len(files) > 1
+    return text, [p], False
+
+
+def open_stream(p: Path) -> Any:
+    """Open ``p`` for binary reading, decompressing ``.gz``/``.xz`` on the fly."""
+    return _OPENERS.get(p.suffix.lower(), open)(p, "rb")
+
+
+# Extensions that are only ever recordings (CSV and NPZ may also be hhjax trace files).
+_RECORDING_ONLY = (".abf", ".nwb", ".txt", ".tsv") + SET_FORMATS
+_TRACE_OR_RECORDING = (".csv", ".npz")
+
+
+def names_a_recording(arg: Union[str, os.PathLike]) -> bool:
+    """Whether a command-line path must be a recording (not an hhjax trace CSV/NPZ).
+
+    True for a folder, a glob pattern, a file set's format, ABF/NWB/text, and any
+    extension only neo reads; compressed files are judged by their inner extension.
+
+    Example:
+        >>> names_a_recording("B6_*.ibw"), names_a_recording("c.abf.xz"), names_a_recording("t.csv")
+        (True, True, False)
+    """
+    text = os.fspath(arg)
+    p = Path(text)
+    if p.is_dir() or (not p.exists() and glob.has_magic(text)):
+        return True
+    ext = inner_suffix(p)
+    return ext in _RECORDING_ONLY or ext not in _TRACE_OR_RECORDING
+
+
+@contextlib.contextmanager
+def opened(path: Any, p: Path) -> Iterator[Path]:
+    """Yield a plain file to read: ``p`` itself, or a decompressed temporary copy."""
+    opener = _OPENERS.get(p.suffix.lower())
+    if opener is None:
+        yield p
+        return
+    with tempfile.TemporaryDirectory(prefix="hhjax-") as tmp:
+        plain = Path(tmp) / p.stem
+        try:
+            with opener(p, "rb") as src, open(plain, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            raise fail(path, f"cannot decompress: {type(e).__name__}: {e}") from None
+        yield plain
+
+
+class ImplausibleVoltageWarning(UserWarning):
+    """Voltage that cannot be millivolts of a living cell (a gain or unit mistake)."""
+
+
+# A living cell rests between -150 and -20 mV, and no action potential peaks above +100 mV.
+REST_MAX_MV = -20.0
+REST_MIN_MV = -150.0
+PEAK_MAX_MV = 100.0
+
+
+def check_voltage_plausible(rec: Recording, label: str) -> None:
+    """Warn (ImplausibleVoltageWarning) when ``rec.v`` cannot be mV of a living cell.
+
+    Rest (the median over sweeps of each sweep's median voltage) above -20 mV or
+    below -150 mV, or a peak above +100 mV, usually means a gain or unit mistake:
+    volts labelled as mV, or an amplifier gain applied twice or not at all. The warning names the likely cause and
+    ``v_units`` (``--v-units`` on the command line).
+
+    Example:
+        >>> t = np.arange(5) * 0.1
+        >>> rec = Recording(t, np.full((1, 5), -0.065), np.zeros((1, 5)), (0,), 10_000.0)
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     check_voltage_plausible(rec, "cell.csv")
+        >>> "v_units='V'" in str(w[0].message)
+        True
+    """
+    rest = float(np.median(np.median(rec.v, axis=1)))
+    peak = float(np.max(rec.v))
+    problems = []
+    if not REST_MIN_MV <= rest <= REST_MAX_MV:
+        problems.append(f"rest {rest:.4g} mV is outside {REST_MIN_MV:g} to {REST_MAX_MV:g} mV")
+    if peak > PEAK_MAX_MV:
+        problems.append(f"peaks reach {peak:.4g} mV, above {PEAK_MAX_MV:g} mV")
+    if not problems:
+        return
+    if abs(rest) < 1.0 and abs(peak) < 1.0:
+        cause = "the values look like volts labelled as mV; pass v_units='V'"
+    else:
+        cause = ("likely a gain or unit mistake (amplifier gain not applied, or the wrong "
+                 "units in the file); check it and pass v_units=... with the true units")
+    warnings.warn(f"{label}: voltage implausible for mV: {'; '.join(problems)}: {cause} "
+                  "(--v-units on the command line)", ImplausibleVoltageWarning, stacklevel=3)

@@ -1,0 +1,171 @@
+"""Spike counts of every sweep of every recording: the by-eye reference
+(tests/data/spike_counts.csv) against hhjax's detector, eFEL and, if installed, IPFX.
+
+    python scripts/compare_detectors.py [--data DIR] [--out scripts/compare_detectors]
+
+writes ``OUT.json`` (one row per sweep: reference, hhjax, efel, ipfx counts, and the
+sampling rate) and ``OUT.md`` (agreement per detector, every disagreement with its
+likely cause). Each detector runs with its own defaults: eFEL ``Spikecount`` (threshold
+-20 mV, 0.1 ms interpolation), IPFX ``SpikeFeatureExtractor`` (dV/dt > 20 mV/ms onset,
+10 kHz Bessel filter, which IPFX cannot apply below 20 kHz sampling: there ``filter=None``).
+The same comparison is repeated with each 20 kHz recording decimated to 4 kHz.
+IPFX is optional: ``pip install --no-deps ipfx`` (its feature extractor needs only NumPy,
+SciPy and pandas; its full pins clash with current NumPy). Without it its column is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's hhjax; the table's own loader
+
+from recordings_all import data_dir, sweeps  # noqa: E402
+
+from hhjax.analysis.spikes import spike_peaks  # noqa: E402
+
+
+def efel_peaks(t, v):
+    """eFEL ``peak_time`` (ms) with its defaults (threshold -20 mV, 0.1 ms interpolation)."""
+    import efel  # optional: only for this comparison
+
+    efel.reset()
+    r = efel.get_feature_values([{"T": t, "V": v, "stim_start": [t[0]], "stim_end": [t[-1]]}],
+                                ["peak_time"], raise_warnings=False)[0]["peak_time"]
+    return np.zeros(0) if r is None else np.asarray(r, float)
+
+
+def ipfx_peaks(t, v):
+    """IPFX ``peak_t`` (ms) with its defaults, or None where IPFX is not installed."""
+    try:
+        from ipfx.feature_extractor import SpikeFeatureExtractor  # optional: only for this comparison
+    except ImportError:
+        return None
+    rate_khz = 1.0 / (t[1] - t[0])
+    ext = SpikeFeatureExtractor(filter=10.0 if rate_khz > 20.0 else None)
+    df = ext.process(t / 1000.0, v, np.zeros_like(v))
+    return np.zeros(0) if len(df) == 0 else 1000.0 * np.asarray(df["peak_t"], float)
+
+
+def _describe(t, v, tp):
+    """Shape of the spike peaking at ``tp`` (ms): peak, preceding 5 ms trough, max dV/dt."""
+    i = int(np.argmin(np.abs(t - tp)))
+    j = max(0, i - int(round(5.0 / (t[1] - t[0]))))
+    return (f"{tp:.1f} ms (peak {v[i]:+.0f} mV, trough {v[j:i + 1].min():+.0f} mV, "
+            f"max dV/dt {np.max(np.diff(v[j:i + 1]) / np.diff(t[j:i + 1])) if i > j else np.nan:.0f} mV/ms)")
+
+
+def _unmatched(a, b, tol=2.0):
+    """Times in ``a`` with no time of ``b`` within ``tol`` ms."""
+    return [x for x in a if b.size == 0 or np.min(np.abs(b - x)) > tol]
+
+
+def compare(records):
+    rows = []
+    for rec, k, t, v, ref in records:
+        ours = t[spike_peaks(t, v)]
+        row = {"recording": rec, "sweep": k, "rate_khz": round(1.0 / (t[1] - t[0]), 2),
+               "reference": ref, "hhjax": int(ours.size)}
+        for name, fn in (("efel", efel_peaks), ("ipfx", ipfx_peaks)):
+            p = fn(t, v)
+            row[name] = None if p is None else int(p.size)
+            if p is not None and p.size != ours.size:
+                row[name + "_missed"] = [_describe(t, v, x) for x in _unmatched(ours, p)]
+                row[name + "_extra"] = [_describe(t, v, x) for x in _unmatched(p, ours)]
+        rows.append(row)
+    return rows
+
+
+def synthetic():
+    """Traces whose counts are known by construction (the cases of issue 14)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(0.0, 300.0, 0.05)
+
+    def spikes(times, base, peak, trough, rise=1.0, fall=2.0, rec=4.0):
+        tk, vk = [0.0], [base]
+        for s in times:
+            tk += [s - rise, s, s + fall, s + fall + rec]
+            vk += [base, peak, trough, base]
+        return np.interp(t, tk + [400.0], vk + [base])
+
+    plateau = spikes(np.arange(20.0, 280.0, 25.0), -17.0, 10.0, -19.0) + rng.normal(0, 0.3, t.size)
+    block = np.where(t < 30, spikes([20.0], -65.0, 30.0, -70.0),
+                     -20.0 + 4.0 * np.sin(2 * np.pi * t / 9.0)) + rng.normal(0, 0.3, t.size)
+    noisy_plateau = np.where((t > 50) & (t < 250), -20.0, -65.0) + rng.normal(0, 0.7, t.size)
+    hyper = spikes([50.0, 150.0, 250.0], -95.0, 20.0, -100.0)
+    return [("plateau spikes -19 -> +10 mV", 11, plateau), ("depolarisation block at -20 mV", 1, block),
+            ("noise on a -20 mV plateau", 0, noisy_plateau), ("spikes from -95 mV", 3, hyper)], t
+
+
+def summary(rows, label):
+    out = [f"### {label}", "", "| detector | sweeps matching the reference | spikes missed | spikes added |",
+           "|---|---|---|---|"]
+    for det in ("hhjax", "efel", "ipfx"):
+        ok = [r for r in rows if isinstance(r[det], int)]
+        if not ok:
+            out.append(f"| {det} | not available | | |")
+            continue
+        d = np.array([r[det] - r["reference"] for r in ok])
+        out.append(f"| {det} | {int(np.sum(d == 0))} / {len(rows)} | {int(-d[d < 0].sum())} | {int(d[d > 0].sum())} |")
+    out += ["", "Disagreements (recording, sweep, kHz: reference / hhjax / eFEL / IPFX), with the "
+            "spikes a detector missed or added relative to hhjax's:", ""]
+    for r in rows:
+        if any(r[d] != r["reference"] for d in ("hhjax", "efel", "ipfx") if r[d] is not None):
+            out.append(f"- {r['recording']} {r['sweep']} ({r['rate_khz']} kHz): {r['reference']} / "
+                       f"{r['hhjax']} / {r['efel']} / {r['ipfx']}")
+            for key in ("efel_missed", "efel_extra", "ipfx_missed", "ipfx_extra"):
+                if r.get(key):
+                    shown = r[key][:3] + ([f"... {len(r[key]) - 3} more"] if len(r[key]) > 3 else [])
+                    out.append(f"  - {key.replace('_', ' ')}: " + "; ".join(shown))
+    return out + [""]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=None, help="recordings folder (default: ../shared/...)")
+    ap.add_argument("--out", type=Path, default=ROOT / "scripts" / "compare_detectors")
+    args = ap.parse_args(argv)
+    d = args.data or data_dir()
+    if d is None:
+        sys.exit("compare_detectors: no recordings folder found; pass --data DIR")
+    with open(ROOT / "tests" / "data" / "spike_counts.csv", newline="") as f:
+        ref = {(r["recording"], int(r["sweep"])): int(r["true_count"]) for r in csv.DictReader(f)}
+    full = [(r, k, t, v, ref[r, k]) for r, k, t, v in sweeps(d)]
+    coarse = [(r, k, t[::5], v[::5], n) for r, k, t, v, n in full if t[1] - t[0] < 0.1]
+    rng = np.random.default_rng(0)
+    variants = {"offset +40 mV": lambda t, v: (t, v + 40.0),
+                "2 mV RMS white noise": lambda t, v: (t, v + rng.normal(0.0, 2.0, v.size)),
+                "linearly upsampled to 50 kHz": lambda t, v: (np.arange(t[0], t[-1], 0.02),
+                                                             np.interp(np.arange(t[0], t[-1], 0.02), t, v))}
+    robust = {name: sum(int(spike_peaks(*f(t, v)).size != n) for _, _, t, v, n in full)
+              for name, f in variants.items()}
+    cases, t = synthetic()
+    res = {"native": compare(full), "decimated_to_4kHz": compare(coarse),
+           "synthetic": compare([(name, 0, t, v, n) for name, n, v in cases]),
+           "hhjax_sweeps_off_the_reference_after": robust}
+    md = ["# Spike detectors against the by-eye reference counts", ""]
+    md += summary(res["native"], "Native sampling (20 kHz ABFs, 4 kHz current.txt and B6)")
+    md += summary(res["decimated_to_4kHz"], "The 20 kHz recordings decimated to 4 kHz")
+    md += summary(res["synthetic"], "Synthetic traces (counts by construction, 20 kHz)")
+    md += ["### hhjax on altered recordings", "", "| alteration | sweeps off the reference |", "|---|---|"]
+    md += [f"| {k} | {n} / {len(full)} |" for k, n in robust.items()] + [""]
+    for path, text in ((args.out.with_suffix(".json"), json.dumps(res, indent=1)),
+                       (args.out.with_suffix(".md"), "\n".join(md))):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # atomic: no half-written output
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

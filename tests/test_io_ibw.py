@@ -1,0 +1,358 @@
+"""Igor binary waves, file sets, compressed files, example data and bad input (issue 14, 4 and 6).
+
+References: the B6 waves are checked against eFEL's ``current.txt`` (the same cell
+and sweep written as text, read here with ``np.loadtxt``), and the small waves
+are written by ``_write_ibw2`` below from Igor's technical note PTN003 (version 2
+layout) and read back with igor2 before hhjax sees them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import shutil
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hhjax.io import (ImplausibleVoltageWarning, example_recording, load_recording,
+                      read_ibw)
+from hhjax.io.examples import _REPO_DIR, _SHARED_DIR
+
+igor2 = pytest.importorskip("igor2")
+
+
+def _data(name: str) -> Path:
+    try:
+        return example_recording(name)
+    except FileNotFoundError as e:
+        pytest.skip(f"needs {name}, which is neither in data/recordings nor in ../shared: {e}")
+
+
+def _write_ibw2(path: Path, values, *, units: str, dx: float, x_units: str = "") -> Path:
+    """A version-2 Igor binary wave (PTN003): BinHeader2, WaveHeader2, float32 data,
+    16 bytes of padding, no note. The checksum makes the headers' int16 words sum to 0."""
+    data = np.asarray(values, dtype="<f4")
+    n = data.size
+    wave_header = struct.pack(
+        "<hl20shhl4s4slhddhhhddcclll2sLl",
+        2, 0, b"w", 0, 0, 0, units.encode(), x_units.encode(), n, 0, dx, 0.0,
+        0, 0, 0, 0.0, 0.0, b"\0", b"\0", 0, 0, 0, b"\0\0", 0, 0)
+    assert len(wave_header) == 110
+    wfm_size = 110 + 16 + data.nbytes   # sizeof(WaveHeader2) with wData[4], data, padding - 16
+
+    def bin_header(checksum: int) -> bytes:
+        return struct.pack("<hlllh", 2, wfm_size, 0, 0, checksum)
+
+    words = np.frombuffer(bin_header(0) + wave_header, dtype="<i2").astype(np.int64)
+    checksum = int(-words.sum()) % 65536
+    checksum = checksum - 65536 if checksum >= 32768 else checksum
+    path.write_bytes(bin_header(checksum) + wave_header + data.tobytes() + bytes(16))
+    return path
+
+
+def _cell(folder: Path, *, names=("cell_Ch0_{}.ibw", "cell_Ch3_{}.ibw"), numbers=(1, 2, 3),
+          v_units="mV", i_units="pA", n=200, dx=1e-4, v_scale=1.0, i_scale=1.0):
+    """One voltage and one current wave per number; sweep k steps to 10*k pA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for k, number in enumerate(numbers):
+        i_pa = np.where(np.arange(n) >= n // 2, 10.0 * (number), 0.0)
+        v_mv = -70.0 + 0.1 * i_pa + np.sin(np.arange(n) / 7.0)
+        _write_ibw2(folder / names[0].format(number), i_pa * i_scale, units=i_units, dx=dx)
+        _write_ibw2(folder / names[1].format(number), v_mv * v_scale, units=v_units, dx=dx)
+        truth[number] = (v_mv, i_pa)
+    return truth
+
+
+def _one_line(excinfo, start: str) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg and msg.startswith(start), msg
+    return msg
+
+
+# ------------------------------------------------------------------ the writer itself
+
+def test_handmade_wave_reads_back_with_igor2(tmp_path):
+    values = np.linspace(-3.0, 5.0, 37)
+    p = _write_ibw2(tmp_path / "w.ibw", values, units="nA", dx=2.5e-4, x_units="s")
+    raw = igor2.binarywave.load(str(p))                      # igor2 directly, not hhjax
+    assert raw["version"] == 2
+    np.testing.assert_array_equal(raw["wave"]["wData"], values.astype(np.float32))
+    assert raw["wave"]["wave_header"]["hsA"] == 2.5e-4
+    w = read_ibw(p)
+    assert (w["units"], w["x_units"], w["dx"], w["version"]) == ("nA", "s", 2.5e-4, 2)
+
+
+# ------------------------------------------------------------------ the real B6 waves
+
+def test_b6_set_matches_efel_text_of_the_same_sweep():
+    """BluePyEfe's B6_*_181 and eFEL's current.txt are the same sweep of the same cell."""
+    rec = load_recording(_data("B6"))
+    txt = _data("current.txt")
+    opener = lzma.open if txt.suffix == ".xz" else open
+    with opener(txt, "rt") as fh:
+        t_s, i_pa, v_mv = np.loadtxt(fh, unpack=True)
+    assert rec.sweeps == (0, 1, 2, 3, 4) and rec.metadata["file_numbers"] == [181, 182, 183,
+                                                                              184, 185]
+    assert rec.sampling_rate_hz == 4000.0 and rec.n_samples == t_s.size == 12000
+    np.testing.assert_allclose(rec.t, t_s * 1e3, atol=1e-9)
+    np.testing.assert_allclose(rec.v[0], v_mv, atol=1e-4)   # text has 5 decimals
+    np.testing.assert_allclose(rec.i[0], i_pa, atol=1e-4)
+    # Voltage from Ch3 (header mV), current from Ch0 (header pA): decided by the headers.
+    assert rec.metadata["voltage_channel"] == "B6_Ch3_IDRest_*.ibw"
+    assert rec.metadata["current_channel"] == "B6_Ch0_IDRest_*.ibw"
+
+
+def test_b6_glob_list_and_folder_agree():
+    folder = _data("B6")
+    files = sorted(folder.glob("*.ibw"))
+    by_folder = load_recording(folder)
+    by_glob = load_recording(str(folder / "B6_*.ibw"))
+    by_list = load_recording(files[::-1], sweeps=[4, 0])
+    np.testing.assert_array_equal(by_glob.v, by_folder.v)
+    np.testing.assert_array_equal(by_list.v, by_folder.v[[4, 0]])
+    np.testing.assert_array_equal(by_list.i, by_folder.i[[4, 0]])
+    # The IDRest step grows with the file number: order by number, not by listing.
+    step = by_folder.i[:, 4000:10000].mean(axis=1) - by_folder.i[:, :2000].mean(axis=1)
+    assert np.all(np.diff(step) > 0), step
+
+
+# ------------------------------------------------------------------ pairing, order, units
+
+def test_pairing_by_header_units_and_numeric_order(tmp_path):
+    # Voltage in the *lower* channel number here, the reverse of B6; numbers 9, 10, 11
+    # sort as 10, 11, 9 as text.
+    truth = _cell(tmp_path / "c", names=("c_Ch5_{}.ibw", "c_Ch1_{}.ibw"), numbers=(9, 10, 11))
+    rec = load_recording(tmp_path / "c")
+    assert rec.metadata["file_numbers"] == [9, 10, 11]
+    assert rec.metadata["voltage_channel"] == "c_Ch1_*.ibw"
+    for k, number in enumerate((9, 10, 11)):
+        np.testing.assert_allclose(rec.v[k], truth[number][0], atol=1e-4)
+        np.testing.assert_allclose(rec.i[k], truth[number][1], atol=1e-4)
+    assert rec.dt == pytest.approx(0.1)
+
+
+def test_units_from_headers_are_scaled(tmp_path):
+    truth = _cell(tmp_path / "si", v_units="V", i_units="nA", v_scale=1e-3, i_scale=1e-3)
+    rec = load_recording(str(tmp_path / "si" / "*.ibw"))
+    np.testing.assert_allclose(rec.v[2], truth[3][0], rtol=1e-6)
+    np.testing.assert_allclose(rec.i[2], truth[3][1], rtol=1e-6, atol=1e-9)
+    assert rec.metadata["units_in_file"]["v"] == "V"
+
+
+def test_x_units_in_ms_are_honoured(tmp_path):
+    folder = tmp_path / "ms"
+    folder.mkdir()
+    _write_ibw2(folder / "a_I_1.ibw", np.zeros(50), units="pA", dx=0.05, x_units="ms")
+    _write_ibw2(folder / "a_V_1.ibw", np.full(50, -65.0), units="mV", dx=0.05, x_units="ms")
+    assert load_recording(folder).sampling_rate_hz == 20000.0
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_no_stimulus_channel(tmp_path):
+    _cell(tmp_path / "c")
+    for f in (tmp_path / "c").glob("cell_Ch0_*"):
+        f.unlink()
+    pattern = str(tmp_path / "c" / "*.ibw")
+    with pytest.raises(ValueError) as e:
+        load_recording(pattern)
+    assert "no stimulus (current) channel" in _one_line(e, pattern)
+    one = str(tmp_path / "c" / "cell_Ch3_1.ibw")
+    with pytest.raises(ValueError) as e:
+        load_recording(one)
+    assert "no stimulus" in _one_line(e, one)
+
+
+@pytest.mark.parametrize("what", ["length", "sampling"])
+def test_set_whose_files_disagree(tmp_path, what):
+    _cell(tmp_path / "c")
+    odd = tmp_path / "c" / "cell_Ch0_2.ibw"
+    n, dx = (150, 1e-4) if what == "length" else (200, 5e-5)
+    _write_ibw2(odd, np.zeros(n), units="pA", dx=dx)
+    with pytest.raises(ValueError) as e:
+        load_recording(tmp_path / "c")
+    msg = _one_line(e, str(odd))
+    assert ("150 samples" if what == "length" else "20000 Hz") in msg and "agree" in msg
+
+
+def test_glob_that_matches_nothing(tmp_path):
+    pattern = str(tmp_path / "B7_*.ibw")
+    with pytest.raises(FileNotFoundError) as e:
+        load_recording(pattern)
+    assert "no file matches" in _one_line(e, pattern)
+
+
+def test_unpaired_and_unnumbered_files(tmp_path):
+    _cell(tmp_path / "c")
+    (tmp_path / "c" / "cell_Ch0_3.ibw").unlink()
+    with pytest.raises(ValueError) as e:
+        load_recording(tmp_path / "c")
+    assert "no current wave with file number 3" in _one_line(e, str(tmp_path / "c" / "cell_Ch3_3.ibw"))
+    bare = _write_ibw2(tmp_path / "volts.ibw", np.zeros(10), units="mV", dx=1e-4)
+    with pytest.raises(ValueError) as e:
+        load_recording([bare, tmp_path / "c" / "cell_Ch0_1.ibw"])
+    _one_line(e, str(bare))
+
+
+def test_implausible_voltage_warns_and_v_units_fixes_it(tmp_path):
+    _cell(tmp_path / "c", v_scale=1e-3)            # volts, labelled mV
+    with pytest.warns(ImplausibleVoltageWarning) as w:
+        load_recording(tmp_path / "c")
+    msg = str(w[0].message)
+    assert msg.startswith(str(tmp_path / "c")) and "\n" not in msg
+    assert "v_units='V'" in msg and "--v-units" in msg
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = load_recording(tmp_path / "c", v_units="V")
+    assert -71.5 < rec.v.min() < -60.0
+    _cell(tmp_path / "g", v_scale=10.0)            # gain applied twice: peaks far too high
+    with pytest.warns(ImplausibleVoltageWarning, match="gain or unit mistake"):
+        load_recording(tmp_path / "g")
+
+
+@pytest.mark.parametrize("name", ["18711001.abf", "171116sh_0018.abf", "17o05028_ic_steps.abf",
+                                  "171116sh_0016.abf", "File_axon_5.abf", "current.txt", "B6"])
+def test_real_recordings_are_plausible(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImplausibleVoltageWarning)
+        load_recording(_data(name))
+
+
+# ------------------------------------------------------------------ compressed files, data
+
+def test_compressed_file_loads_like_the_original(tmp_path):
+    plain = _data("File_axon_5.abf")
+    if plain.suffix != ".abf":
+        pytest.skip("needs the uncompressed File_axon_5.abf")
+    gz = tmp_path / "File_axon_5.abf.gz"
+    with open(plain, "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    a, b = load_recording(plain, sweeps=[8]), load_recording(gz, sweeps=[8])
+    np.testing.assert_array_equal(a.v, b.v)
+    np.testing.assert_array_equal(a.i, b.i)
+    assert b.source == str(gz.resolve())
+    bad = tmp_path / "broken.abf.xz"
+    bad.write_bytes(b"not xz")
+    with pytest.raises(ValueError) as e:
+        load_recording(bad)
+    assert "cannot decompress" in _one_line(e, str(bad))
+
+
+@pytest.mark.skipif(not (_SHARED_DIR / "18711001.abf").is_file(),
+                    reason="../shared/data/recordings/18711001.abf is absent (fresh clone): "
+                           "nothing to compare the repo's compressed copy with")
+def test_repo_copy_is_the_shared_original():
+    repo = _REPO_DIR / "18711001.abf.xz"
+    if not repo.is_file():
+        pytest.skip("the repo's data/recordings/18711001.abf.xz is absent")
+    with lzma.open(repo, "rb") as fh:
+        assert fh.read() == (_SHARED_DIR / "18711001.abf").read_bytes()
+
+
+def test_example_recording_prefers_the_repo_and_names_both_folders():
+    if (_REPO_DIR / "B6").is_dir():
+        assert example_recording("B6") == _REPO_DIR / "B6"
+    with pytest.raises(FileNotFoundError) as e:
+        example_recording("no_such_cell.abf")
+    msg = _one_line(e, "no_such_cell.abf")
+    assert str(_REPO_DIR) in msg and str(_SHARED_DIR) in msg
+
+
+# ------------------------------------------------------------------ neo fallback
+
+def _neo_file(path: Path, *, with_current: bool = True) -> Path:
+    """Three sweeps written with neo's own MATLAB writer (a format hhjax has no reader for):
+    voltage in V, current in nA; sweep k steps to 100*k pA."""
+    neo = pytest.importorskip("neo")
+    pq = pytest.importorskip("quantities")
+    pytest.importorskip("scipy")
+    block = neo.Block()
+    for k in range(3):
+        seg = neo.Segment(index=k)
+        v_mv = -65.0 + np.sin(np.arange(400) / 9.0) + k
+        seg.analogsignals.append(neo.AnalogSignal(v_mv[:, None] * 1e-3, units="V",
+                                                  sampling_rate=20 * pq.kHz, name="Vm"))
+        if with_current:
+            i_na = np.where(np.arange(400) >= 100, 0.1 * k, 0.0)
+            seg.analogsignals.append(neo.AnalogSignal(i_na[:, None], units="nA",
+                                                      sampling_rate=20 * pq.kHz, name="Iinj"))
+        block.segments.append(seg)
+    neo.io.NeoMatlabIO(str(path)).write_block(block)
+    return path
+
+
+def test_neo_reads_a_format_hhjax_has_no_reader_for(tmp_path):
+    p = _neo_file(tmp_path / "cell.mat")
+    rec = load_recording(p, sweeps=[2, 0])
+    assert rec.sweeps == (2, 0) and rec.sampling_rate_hz == 20000.0 and rec.n_samples == 400
+    np.testing.assert_allclose(rec.v[0], -65.0 + np.sin(np.arange(400) / 9.0) + 2, atol=1e-9)
+    np.testing.assert_allclose(rec.i[0, 100:], 200.0, rtol=1e-12)   # 0.2 nA = 200 pA
+    assert rec.metadata["format"] == "neo:NeoMatlabIO"
+
+
+def test_neo_file_without_current_and_unknown_extension(tmp_path):
+    p = _neo_file(tmp_path / "vonly.mat", with_current=False)
+    with pytest.raises(ValueError) as e:
+        load_recording(p)
+    assert "no stimulus (current) channel" in _one_line(e, str(p))
+    q = tmp_path / "cell.qqq"
+    q.write_bytes(b"x")
+    with pytest.raises(ValueError) as e:
+        load_recording(q)
+    assert "unsupported file type '.qqq'" in _one_line(e, str(q))
+
+
+# ------------------------------------------------------------------ the command line
+
+@pytest.mark.parametrize("case", ["no match", "no current", "lengths differ"])
+def test_cli_fit_bad_file_sets_fail_in_one_line_and_write_nothing(tmp_path, case, capsys,
+                                                                  monkeypatch):
+    from hhjax.cli import main
+
+    monkeypatch.setenv("HHJAX_NO_CACHE", "1")
+    _cell(tmp_path / "c")
+    if case == "no match":
+        target = named = str(tmp_path / "c" / "B7_*.ibw")
+    elif case == "no current":
+        for f in (tmp_path / "c").glob("cell_Ch0_*"):
+            f.unlink()
+        target = named = str(tmp_path / "c")
+    else:
+        named = str(_write_ibw2(tmp_path / "c" / "cell_Ch3_2.ibw", np.zeros(150), units="mV",
+                                dx=1e-4))
+        target = str(tmp_path / "c" / "cell_*.ibw")
+    out = tmp_path / "fit.json"
+    # No --model: a glob, a folder or .ibw files name a recording by themselves.
+    assert main(["fit", target, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"hhjax fit: error: {named}: "), err
+    assert not out.exists() and not list(tmp_path.glob(".fit.json*"))
+
+
+def test_cli_evaluate_warns_on_implausible_voltage_and_v_units_fixes_it(tmp_path, capsys,
+                                                                       monkeypatch):
+    from hhjax.cli import main
+    from hhjax.io.results import save_params
+    from hhjax.models.pospischil import RS
+
+    monkeypatch.setenv("HHJAX_NO_CACHE", "1")
+    _cell(tmp_path / "c", v_scale=1e-3)              # volts, labelled mV
+    fit_path = save_params(tmp_path / "fit.json", RS, settings={"dt_ms": 0.1})
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(fit_path), str(tmp_path / "c"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"hhjax evaluate: warning: {tmp_path / 'c'}: voltage implausible")
+    assert "\n" not in err and "--v-units" in err
+    assert main(["evaluate", str(fit_path), str(tmp_path / "c"), "--v-units", "V",
+                 "--out", str(out)]) == 0
+    assert capsys.readouterr().err.strip() == ""
+    assert main(["fit", str(tmp_path / "c"), "--v-units", "furlong", "--out",
+                 str(tmp_path / "f.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "v_units='furlong' is not a known voltage unit" in err and "\n" not in err
+    assert not (tmp_path / "f.json").exists()
