@@ -25,7 +25,7 @@ from . import pallas as pallas_hh
 from . import scan
 from .devices import batch_layout
 from .trace import Trace
-from .._pytree import float_dtype
+from .._pytree import as_dict, float_dtype
 from ..models.hh import HHParams
 from ..stimulus import Constant
 
@@ -193,7 +193,7 @@ def _keep(trace: Trace, record) -> Trace:
     if record is None:
         return trace
     state = trace.state
-    fields = {k: (getattr(state, k) if k in record else None) for k in state.__dataclass_fields__}
+    fields = {k: (x if k in record else None) for k, x in as_dict(state).items()}
     return dataclasses.replace(trace, state=type(state)(**fields))
 
 

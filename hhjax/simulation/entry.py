@@ -79,7 +79,7 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type, GATE_RULES)
-    record = _check_record(record, model.state_type)
+    recorded = _check_record(record, model.state_type)
 
     grid, stim = None, None
     if not callable(stimulus) and jnp.ndim(stimulus) >= 1:
@@ -97,7 +97,7 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
         params=params, stim=stim, grid=grid, y0=y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold),
-        record=record)
+        record=recorded)
     trace = run_call(call)
     _warn_if_diverged(trace, method, dt)
     return trace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -99,7 +100,7 @@ PARAM_RULES = ((lambda n: parameter_kind(n)[0] in ("capacitance", "area"), "> 0"
 GATE_RULES = ((lambda n: n != "v", "in [0, 1]", lambda a: (a >= 0) & (a <= 1)),)
 
 
-def _check_record(record, state_type):
+def _check_record(record, state_type) -> Optional[tuple[str, ...]]:
     """``record`` as a tuple of ``state_type``'s field names in field order (``None``:
     every field); one-line ``ValueError`` naming the argument otherwise."""
     if record is None:
