@@ -161,6 +161,7 @@ class CpuKernelBackend:
 
     def supports(self, call: SimulationCall) -> bool:
         return (call.grid is None
+                and call.n_steps < 2**31  # the kernel counts steps in int32
                 and call.method == "exp_euler"
                 and call.checkpoint_every is None
                 and type(call.params) is HHParams
