@@ -33,6 +33,13 @@ from ._pytree import as_dict
 
 METHODS = ("exp_euler", "euler", "rk4", "neuron")
 
+V_BOUND = 300.0
+"""|V| (mV) within which every model's rates and their derivatives are finite in float32
+and float64 with a margin (``scripts/divergence_bound.py``: the first failure is at 401 mV,
+Pospischil's rates with V_T moved by its fitting range; HH's at 809 mV). A run leaving it
+counts as diverged (``hhjax.simulation.trace.DIVERGENCE_BOUND`` is this value), and ``rk4``
+returns NaN when one of its stages leaves it."""
+
 
 def membrane_terms(model, params, state):
     """Total conductance ``G`` (mS/cm²) and ``sum(g * e)`` (µA/cm²) over all channels."""
@@ -70,9 +77,21 @@ def _one_minus_exp_over(x):
     return jnp.where(small, 1.0 - x * (0.5 - x / 6.0), -jnp.expm1(-x_safe) / x_safe)
 
 
+def clamp_unit(x):
+    """``x`` clamped to [0, 1], with gradient 1 inside (including at 0 and 1; ``jnp.clip``
+    would halve it at a tie). The exact gate updates stay in [0, 1] in exact arithmetic
+    but rounding took a float32 gate to 1.0000001.
+
+    >>> clamp_unit(jnp.array([-1e-7, 0.5, 1.0000001])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    return jnp.where(x < 0.0, 0.0, jnp.where(x > 1.0, 1.0, x))
+
+
 def _relax(x, x_inf, rate, dt):
-    """Exact solution of ``dx/dt = (x_inf - x) rate`` over ``dt`` with frozen coefficients."""
-    return x_inf + (x - x_inf) * jnp.exp(-dt * rate)
+    """Exact solution of ``dx/dt = (x_inf - x) rate`` over ``dt`` with frozen coefficients,
+    clamped to [0, 1] (gates only; see :func:`clamp_unit`)."""
+    return clamp_unit(x_inf + (x - x_inf) * jnp.exp(-dt * rate))
 
 
 def exp_euler_step(model, params, state, i_ext, dt):
@@ -102,14 +121,21 @@ def rk4_step(model, params, state, i_ext, dt):
         return model.state_type(**{k: x + a * as_dict(d)[k] for k, x in as_dict(s).items()})
 
     k1 = derivatives(model, params, state, i0)
-    k2 = derivatives(model, params, axpy(dt / 2, k1, state), i_mid)
-    k3 = derivatives(model, params, axpy(dt / 2, k2, state), i_mid)
-    k4 = derivatives(model, params, axpy(dt, k3, state), i1)
+    s1 = axpy(dt / 2, k1, state)
+    k2 = derivatives(model, params, s1, i_mid)
+    s2 = axpy(dt / 2, k2, state)
+    k3 = derivatives(model, params, s2, i_mid)
+    s3 = axpy(dt, k3, state)
+    k4 = derivatives(model, params, s3, i1)
     out = {}
     for k, x in as_dict(state).items():
         out[k] = x + dt / 6.0 * (
             as_dict(k1)[k] + 2.0 * as_dict(k2)[k] + 2.0 * as_dict(k3)[k] + as_dict(k4)[k]
         )
+    # A stage beyond V_BOUND (from a state far from steady state) can evaluate the rates
+    # where their derivatives overflow while the step lands back in range: mark it.
+    stages_ok = (jnp.abs(s1.v) <= V_BOUND) & (jnp.abs(s2.v) <= V_BOUND) & (jnp.abs(s3.v) <= V_BOUND)
+    out["v"] = jnp.where(stages_ok, out["v"], jnp.nan)
     return model.state_type(**out)
 
 

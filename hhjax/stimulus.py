@@ -20,6 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from . import _validate as check
 from ._pytree import pytree_dataclass
 
 
@@ -183,7 +184,7 @@ def constant(amplitude):
     >>> constant(jnp.array([2.0, 20.0]))(5.0).tolist()
     [2.0, 20.0]
     """
-    return Constant(jnp.asarray(amplitude))
+    return Constant(jnp.asarray(check.real_array(amplitude, "amplitude", "µA/cm² or pA")))
 
 
 def step(amplitude, start=0.0, stop=jnp.inf):
@@ -192,6 +193,8 @@ def step(amplitude, start=0.0, stop=jnp.inf):
     >>> float(step(10.0, 10.0, 90.0)(5.0))
     0.0
     """
+    check.real_array(amplitude, "amplitude", "µA/cm² or pA")
+    check.interval(start, stop)
     return Step(amplitude, start, stop)
 
 
@@ -200,6 +203,9 @@ def pulse(amplitude, start, duration):
 
     Seed 003's stimulus is ``pulse(10.0, 1.0, 2.0)``.
     """
+    check.real_array(amplitude, "amplitude", "µA/cm² or pA")
+    check.real_array(start, "start", "ms")
+    check.interval(0.0, duration, "0", "duration")
     return Step(amplitude, start, start + duration)
 
 
@@ -210,21 +216,37 @@ def pulses(amplitudes, starts, durations):
     >>> float(s(10.5))
     50.0
     """
+    lengths = {len(x) if hasattr(x, "__len__") else -1 for x in (amplitudes, starts, durations)}
+    if len(lengths) != 1:
+        raise ValueError(f"pulses: amplitudes, starts and durations differ in length ({sorted(lengths)})")
     return Sum(tuple(pulse(a, s, d) for a, s, d in zip(amplitudes, starts, durations)))
 
 
 def pulse_train(amplitude, start, width, period, n_pulses):
     """Regular pulses: ``n_pulses`` of ``width`` ms, one every ``period`` ms."""
+    check.real_array(amplitude, "amplitude", "µA/cm² or pA")
+    check.number(start, "start", "ms")
+    check.number(width, "width", "ms", low=0.0, low_open=True)
+    check.number(period, "period", "ms", low=0.0, low_open=True)
+    check.integer(n_pulses, "n_pulses", low=0)
     return PulseTrain(amplitude, start, width, period, float(n_pulses))
 
 
 def ramp(amp_start, amp_stop, start, stop):
     """A linear ramp of current between ``start`` and ``stop`` (ms)."""
+    check.real_array(amp_start, "amp_start", "µA/cm² or pA")
+    check.real_array(amp_stop, "amp_stop", "µA/cm² or pA")
+    check.interval(start, stop)
     return Ramp(amp_start, amp_stop, start, stop)
 
 
 def sine(amplitude, frequency, phase=0.0, offset=0.0, start=0.0, stop=jnp.inf):
     """A sinusoidal current; ``frequency`` in Hz."""
+    check.real_array(amplitude, "amplitude", "µA/cm² or pA")
+    check.real_array(frequency, "frequency", "Hz")
+    check.real_array(phase, "phase", "rad")
+    check.real_array(offset, "offset", "µA/cm² or pA")
+    check.interval(start, stop)
     return Sine(amplitude, frequency, phase, offset, start, stop)
 
 
@@ -232,6 +254,9 @@ def sampled(values, dt, t0=0.0, interpolation="hold"):
     """A recorded or precomputed waveform sampled every ``dt`` ms (time on the last axis)."""
     if interpolation not in ("hold", "linear"):
         raise ValueError(f"interpolation: expected 'hold' or 'linear', got {interpolation!r}")
+    check.real_array(values, "values", "µA/cm² or pA")
+    check.positive_number(dt, "dt", "ms")
+    check.number(t0, "t0", "ms")
     return Sampled(jnp.asarray(values), dt, t0, interpolation)
 
 
@@ -246,6 +271,11 @@ def ou_noise(key, *, duration, dt, mean=0.0, sigma=1.0, tau=5.0, shape=()):
     >>> noise.values.shape
     (1001,)
     """
+    check.positive_number(duration, "duration", "ms")
+    check.positive_number(dt, "dt", "ms")
+    check.positive_number(tau, "tau", "ms")
+    check.real_array(sigma, "sigma", "µA/cm² or pA", low=0.0)
+    check.real_array(mean, "mean", "µA/cm² or pA")
     n = int(round(duration / dt)) + 1
     a = jnp.exp(-dt / tau)
     z = jax.random.normal(key, (n,) + tuple(shape))

@@ -1,22 +1,28 @@
-"""Fit the Pospischil model to real recordings and check it on the sweeps it did not see.
+"""Panel benchmark: fit every recording in a folder with default settings and score the
+sweeps the fit did not see.
 
-For each recording (``hhjax.io.example_recording``: the repo's ``data/recordings``, else
-``../shared/data/recordings``): pick at most 4 sweeps by rule
-(:func:`hhjax.recordings.cell_fit.choose_sweeps`), fit them (:func:`fit_recording`, defaults),
-then score every *other* sweep with :func:`hhjax.recordings.evaluation.evaluate` against these
-targets (voltage as measured, no liquid-junction correction):
+    python scripts/bench_recordings.py DIR --out results.json [--seeds N] [--figures FIGDIR]
+                                       [--model pospischil|auto|...] [--quick]
 
-* resting potential within 2 mV (mean |error| over the held-out sweeps; the max and the
-  fraction of sweeps within 2 mV are reported too);
-* spike count (whole sweep, upward crossings of -20 mV) within ±1 on >= 80 % of them;
-* f–I curve (spikes in the depolarising steps / their duration) RMS error < 3 Hz.
+Within DIR a file is one recording, and so is a subfolder (e.g. a set of ``.ibw`` waves,
+read by :func:`hhjax.io.load_recording` as one recording); hidden entries and ``.md`` files
+are skipped. Each recording is fitted on the sweeps chosen by rule (at most 4,
+:func:`hhjax.recordings.evaluation.choose_sweeps`) and evaluated on every sweep with the
+rules of :mod:`hhjax.recordings.epochs` (observed and predicted alike). A recording that
+fails (unreadable, fit error) is recorded with its ``error`` and the run goes on.
 
-The search is random, so every file is fitted with several seeds (default 0, 1, 2) and
-each run is reported. Writes ``scripts/bench_recordings.json`` and prints a Markdown table.
-Wall times are on this machine's CPU, compilation included (``--quick``: a tiny search, a
-smoke test only).
+``results.json`` is ``{"cells": [...]}``, one entry per recording (per seed with
+``--seeds N``, each with a ``seed`` key)::
 
-    python scripts/bench_recordings.py [--files 18711001.abf,...] [--seeds 0,1,2] [--quick]
+    {"recording", "model", "fit_time_s", "fit_sweeps", ["seed"],
+     "sweeps": [{"sweep", "held_out", "observed_spikes", "predicted_spikes",
+                 "observed_rate_hz", "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV"}]}
+
+with null where a value is undefined (no depolarising epoch: no rate; spontaneous firing:
+no rest). ``fit_time_s`` is wall time, compilation included. A Markdown table per cell
+(held-out targets, detector counts, CPU time and the load average, since the CPU may be
+shared) goes to stdout and next to the JSON as ``.md``; a figure per cell goes to
+``--figures``.
 """
 
 from __future__ import annotations
@@ -26,86 +32,143 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
-import jax
-import numpy as np
+from hhjax.io import load_recording, save_json_atomic
+from hhjax.io.sources import inner_suffix
+from hhjax.recordings.cell_fit import fit_recording
+from hhjax.recordings.evaluation import choose_sweeps, evaluate, plot_evaluation, summarise
+from hhjax.recordings.select import fit_auto
 
-from hhjax.io import example_recording, load_recording, save_json_atomic
-from hhjax.recordings.evaluation import evaluate
-from hhjax.recordings.cell_fit import choose_sweeps, fit_recording
-
-TARGETS = {"18711001.abf": True, "171116sh_0018.abf": True, "File_axon_5.abf": False}
-HERE = Path(__file__).resolve().parent
-
-
-def score(rows):
-    d_n = np.array([r["predicted_spikes"] - r["observed_spikes"] for r in rows])
-    d_f = np.array([r["predicted_rate_hz"] - r["observed_rate_hz"] for r in rows])
-    d_r = np.array([r["predicted_rest_mV"] - r["observed_rest_mV"] for r in rows])
-    gam = [r["gamma"] for r in rows if r["gamma"] is not None and r["observed_spikes"] > 0]
-    return {"n_sweeps": len(rows), "within_1_spike": float(np.mean(np.abs(d_n) <= 1)),
-            "fi_rms_hz": float(np.sqrt(np.mean(d_f ** 2))), "rest_mean_abs_mV": float(np.mean(np.abs(d_r))),
-            "rest_max_abs_mV": float(np.max(np.abs(d_r))), "rest_within_2mV": float(np.mean(np.abs(d_r) <= 2.0)),
-            "mean_gamma_spiking": float(np.mean(gam)) if gam else None}
+SWEEP_KEYS = ("sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",
+              "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV")
+RECORDING_SUFFIXES = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz", ".ibw")
+QUICK = {"generations": 2, "population": 16, "steps": 0, "n_starts": 1}
 
 
-def bench(path, seed, quick):
-    name = path.name.removesuffix(".xz").removesuffix(".gz")   # the repo keeps some compressed
-    rec = load_recording(path)
-    sweeps = choose_sweeps(rec)
-    kw = dict(generations=3, population=48, steps=1) if quick else {}
-    res = fit_recording(rec, sweeps=sweeps, key=seed, progress=False, **kw)
-    held = [k for k in rec.sweeps if k not in sweeps]
-    t0 = time.perf_counter()
-    ev = evaluate(res.params, rec, sweeps=held, dt=res.settings["dt_ms"])
-    eval_s = time.perf_counter() - t0
-    fine = evaluate(res.params, rec, sweeps=held, dt=res.settings["dt_ms"] / 2)  # numerical check
-    s = score(ev["sweeps"])
-    met = {"rest_2mV": s["rest_mean_abs_mV"] < 2.0, "count_80pct": s["within_1_spike"] >= 0.8,
-           "fi_rms_3hz": s["fi_rms_hz"] < 3.0}
-    return {"file": name, "sweeps_fitted": list(sweeps), "sweeps_held_out": held,
-            "fit_wall_s": res.wall_time, "fit_timing_s": res.settings["timing_s"], "evaluate_wall_s": eval_s,
-            "loss": res.loss, "params": {k: getattr(res.params, k) for k in res.settings["trainable"]},
-            "stderr": res.stderr, "fitted_sweeps": score(res.features["sweeps"]), "held_out": s,
-            "held_out_at_half_dt": score(fine["sweeps"]), "targets_met": met,
-            "targets_apply": TARGETS.get(name, False), "per_sweep": ev["sweeps"],
-            "settings": {k: res.settings[k] for k in ("dt_ms", "method", "generations", "population",
-                                                        "n_starts", "steps", "lm_iterations", "rows", "weights")}}
+def find_recordings(folder):
+    """Entries of ``folder`` that are recordings: files with a recording suffix (inside a
+    ``.xz``/``.gz`` compression suffix too), and subfolders holding such files (one recording
+    each), in name order."""
+    out = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_file() and inner_suffix(p).lower() in RECORDING_SUFFIXES:
+            out.append(p)
+        elif p.is_dir() and any(inner_suffix(q).lower() in RECORDING_SUFFIXES for q in p.iterdir()):
+            out.append(p)
+    return out
+
+
+def targets(rows):
+    """The issue's held-out targets over sweep rows (``held_out`` ones), as a dict."""
+    held = [r for r in rows if r["held_out"]]
+    if not held:
+        return {"n_held_out": 0}
+    s = summarise([{**r, "gamma": None} for r in held])
+    top = max([r["observed_rate_hz"] or 0.0 for r in rows] + [0.0])
+    fi_limit = max(3.0, 0.1 * top)
+    return {"n_held_out": len(held), "count_ok_fraction": s["fraction_count_ok"],
+            "count_target_met": s["fraction_count_ok"] >= 0.8, "fi_rms_hz": s["fi_rms_hz"], "fi_limit_hz": fi_limit,
+            "fi_target_met": None if s["fi_rms_hz"] is None else s["fi_rms_hz"] < fi_limit,
+            "rest_error_mV": s["rest_error_mV"], "rest_compared": s["rest_compared"],
+            "rest_target_met": None if s["rest_error_mV"] is None else s["rest_error_mV"] < 2.0,
+            "qualitative_failures": s["qualitative_failures"]}
+
+
+def bench_one(path, folder, seed, args):
+    """One cell entry (and the extras for the Markdown table)."""
+    name = str(path.relative_to(folder))
+    cell = {"recording": name, "model": None, "fit_time_s": None, "fit_sweeps": [], "sweeps": []}
+    if seed is not None:
+        cell["seed"] = seed
+    extra = {}
+    try:
+        rec = load_recording(path)
+        train = choose_sweeps(rec)
+        kw = dict(sweeps=train, key=seed or 0, progress=False, **(QUICK if args.quick else {}))
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        if args.model == "auto":
+            res = fit_auto(rec, **kw, **({"search": QUICK} if args.quick else {}))
+            sel = res.settings["model_selection"]
+            print(f"  model {sel['winner']}: {sel['why']}", file=sys.stderr)
+        else:
+            res = fit_recording(rec, model=args.model, **kw)
+        cell.update(model=res.settings["model"], fit_time_s=round(time.perf_counter() - t0, 2),
+                    fit_sweeps=[int(k) for k in res.sweeps])
+        extra["cpu_s"] = time.process_time() - cpu0
+        used = set(cell["fit_sweeps"]) | set(res.settings.get("model_selection", {}).get("validation_sweeps", []))
+        out, (t_sim, v_sim) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
+        cell["sweeps"] = [{**{k: r[k] for k in SWEEP_KEYS if k != "held_out"}, "held_out": r["sweep"] not in used}
+                          for r in out["sweeps"]]
+        cell["sweeps"] = [{k: s[k] for k in SWEEP_KEYS} for s in cell["sweeps"]]
+        if args.figures:
+            stem = name.replace(os.sep, "_") + ("" if seed is None else f"_seed{seed}")
+            plot_evaluation(out, rec, t_sim, v_sim, Path(args.figures) / f"{stem}.png")
+    except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the panel
+        cell["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        extra["traceback"] = traceback.format_exc()
+    return cell, extra
+
+
+def _f(x, spec=".2f"):
+    return "–" if x is None else format(x, spec)
+
+
+def table(cells, extras):
+    lines = ["| recording | seed | model | fit sweeps | fit time s (CPU s) | held out | count within ±max(1,10 %) | "
+             "f–I RMS / limit (Hz) | rest error (mV, sweeps) | qualitative failures | observed spikes per sweep |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c, e in zip(cells, extras):
+        if "error" in c:
+            lines.append(f"| {c['recording']} | {c.get('seed', '–')} | – | – | – | – | error: {c['error']} | | | | |")
+            continue
+        t = targets(c["sweeps"])
+        ok = lambda m: "" if m is None else (" ✓" if m else " ✗")  # noqa: E731
+        lines.append(
+            f"| {c['recording']} | {c.get('seed', '–')} | {c['model']} | {c['fit_sweeps']} | {c['fit_time_s']:.0f} "
+            f"({e['cpu_s']:.0f}) | {t['n_held_out']} | {_f(100 * t.get('count_ok_fraction', 0), '.0f')} %"
+            f"{ok(t.get('count_target_met'))} | {_f(t.get('fi_rms_hz'))} / {_f(t.get('fi_limit_hz'), '.1f')}"
+            f"{ok(t.get('fi_target_met'))} | {_f(t.get('rest_error_mV'))} ({t.get('rest_compared', 0)})"
+            f"{ok(t.get('rest_target_met'))} | {t.get('qualitative_failures', '–')} | "
+            f"{[s['observed_spikes'] for s in c['sweeps']]} |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--files", default=",".join(TARGETS))
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated search seeds")
-    ap.add_argument("--quick", action="store_true", help="tiny search (smoke test; targets not expected)")
-    ap.add_argument("--out", default=str(HERE / "bench_recordings.json"))
+    ap.add_argument("folder", help="folder of recordings (a file or a subfolder is one recording)")
+    ap.add_argument("--out", required=True, help="results JSON")
+    ap.add_argument("--seeds", type=int, default=None, help="repeat each fit with search seeds 0..N-1")
+    ap.add_argument("--figures", default=None, help="folder for one figure per cell")
+    ap.add_argument("--model", default="pospischil", help="fit target, as hhjax fit --model (default pospischil)")
+    ap.add_argument("--quick", action="store_true", help="tiny search (a smoke test; targets not expected)")
     args = ap.parse_args(argv)
-    results = []
-    for name in [f for f in args.files.split(",") if f]:
-        try:
-            path = example_recording(name)
-        except FileNotFoundError as e:
-            print(f"skip {e}", file=sys.stderr)
-            continue
-        for seed in [int(x) for x in args.seeds.split(",") if x.strip()]:
-            print(f"fitting {name}, seed {seed} ...", file=sys.stderr, flush=True)
-            results.append({"seed": seed, **bench(path, seed, args.quick)})
-    out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
-                       "backend": jax.default_backend(), "note": "CPU shared with other jobs; timings noisy"},
-           "load_average_at_end": os.getloadavg(), "quick": args.quick, "results": results}
-    save_json_atomic(args.out, out)
-    print("| file | seed | fitted sweeps | fit time (s) | rest error mean / max (mV) | within ±1 spike | "
-          "f–I RMS (Hz) | Γ (spiking) | targets met |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        s, m = r["held_out"], r["targets_met"]
-        met = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in m.items()) if r["targets_apply"] else "(no targets)"
-        g = "–" if s["mean_gamma_spiking"] is None else f"{s['mean_gamma_spiking']:.2f}"
-        print(f"| {r['file']} | {r['seed']} | {r['sweeps_fitted']} | {r['fit_wall_s']:.0f} | {s['rest_mean_abs_mV']:.2f} / "
-              f"{s['rest_max_abs_mV']:.2f} | {100 * s['within_1_spike']:.0f} % of {s['n_sweeps']} | "
-              f"{s['fi_rms_hz']:.2f} | {g} | {met} |")
-    print(f"wrote {args.out}", file=sys.stderr)
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"bench_recordings: {folder}: not a folder", file=sys.stderr)
+        return 2
+    if args.figures:
+        Path(args.figures).mkdir(parents=True, exist_ok=True)
+    cells, extras = [], []
+    for path in find_recordings(folder):
+        for seed in (range(args.seeds) if args.seeds else [None]):
+            print(f"fitting {path.name}" + ("" if seed is None else f", seed {seed}") + " ...", file=sys.stderr, flush=True)
+            cell, extra = bench_one(path, folder, seed, args)
+            if "error" in cell:
+                print(f"  error: {cell['error']}", file=sys.stderr)
+            cells.append(cell)
+            extras.append(extra)
+            save_json_atomic(args.out, {"cells": cells})  # progress survives an interrupted run
+    md = table(cells, extras)
+    load = os.getloadavg()
+    note = (f"\n\nMachine: {platform.platform()}, {os.cpu_count()} CPUs; load average at the end "
+            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. Fit time is wall time, compilation included; "
+            f"CPU time in brackets.")
+    Path(args.out).with_suffix(".md").write_text(md + note + "\n")
+    print(md + note)
     return 0
 
 

@@ -170,7 +170,7 @@ def test_cli_evaluate_round_trip(tmp_path, synthetic, capsys):
 def test_coverage_warning_flags_sweeps_that_miss_the_fi_range():
     """18711001 steps 10 pA per sweep up to 290 pA and spikes from ~70 pA: sweeps 4, 6, 8
     (40-80 pA, one spiking) cannot pin down its f–I curve; the rule's own choice can."""
-    from hhjax.recordings.cell_fit import coverage_warning
+    from hhjax.recordings.evaluation import coverage_warning
 
     rec = load_recording(ABF)
     warning = coverage_warning(rec, [4, 6, 8])
@@ -184,15 +184,15 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     the ordinary least-squares error."""
     from types import SimpleNamespace
 
-    from hhjax.recordings.cell_fit import _stderr
+    from hhjax.recordings.laplace import N_SCALAR, _stderr
 
     rng = np.random.default_rng(0)
     n = 200
     spec = SimpleNamespace(names=("a", "b"), bounds=((0.0, 2.0, False), (0.0, 2.0, False)))
     data = {"sub": np.ones((1, n), bool), "t_obs": np.zeros((1, 3))}
-    jac = np.zeros((n + 5, 2))
+    jac = np.zeros((n + 3 + N_SCALAR, 2))
     jac[:n] = rng.normal(size=(n, 2))
-    r = np.zeros(n + 5)
+    r = np.zeros(n + 3 + N_SCALAR)
     r[:n] = 0.1 * rng.normal(size=n)
     se = _stderr(spec, np.zeros(2), jac, r, data)
     # ordinary least squares, mapped to natural units by dtheta/dz = 0.5 at z = 0
@@ -200,3 +200,35 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     np.testing.assert_allclose([se["a"], se["b"]], np.sqrt(np.diag(cov)), rtol=1e-9)
     jac[7, 1] = 1e17
     assert all(np.isnan(v) for v in _stderr(spec, np.zeros(2), jac, r, data).values())
+
+
+def test_fit_auto_selects_by_held_out_sweeps():
+    """--model auto: candidates fitted to the same training sweeps, scored on sweeps they
+    did not see; the report's scores are recomputable from its own validation rows."""
+    from hhjax.recordings.select import cv_score, fit_auto
+
+    rec = _synthetic(amps=(-60.0, 60.0, 100.0, 150.0, 200.0))
+    res = fit_auto(rec, sweeps=[0, 1, 4], candidates=("pospischil", "pospischil_ib"), key=0,
+                   search={"generations": 2, "population": 16, "steps": 0, "n_starts": 1})
+    sel = res.settings["model_selection"]
+    assert sel["training_sweeps"] == [0, 1, 4] and sel["validation_sweeps"] == [2, 3]
+    assert not set(sel["validation_sweeps"]) & set(sel["training_sweeps"])
+    assert sel["winner"] in ("pospischil", "pospischil_ib") and res.settings["model"] == sel["winner"]
+    top = max(r["observed_rate_hz"] or 0.0 for c in sel["candidates"].values() for r in c["validation_rows"])
+    for c in sel["candidates"].values():
+        assert [r["sweep"] for r in c["validation_rows"]] == [2, 3]
+        assert c["score"] == pytest.approx(cv_score(c["validation_rows"], top) + 10.0 * c["training_failures"])
+    best = min(sel["candidates"].values(), key=lambda c: c["score"])
+    assert sel["candidates"][sel["winner"]]["score"] == best["score"]
+    assert type(res.params).__name__ == ("PospischilParams" if sel["winner"] == "pospischil" else "PospischilIBParams")
+
+
+@pytest.mark.parametrize("argv, needle", [(["--model", "hh"], "--model"),
+                                          (["--model", "auto", "--preset", "pospischil"], "--preset")])
+def test_cli_fit_model_errors_are_one_line(tmp_path, synthetic, capsys, argv, needle):
+    from hhjax.cli import main
+
+    rec_path = synthetic.to_npz(tmp_path / "cell.npz")
+    assert main(["fit", str(rec_path), *argv, "--out", str(tmp_path / "fit.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and not (tmp_path / "fit.json").exists()

@@ -1,4 +1,4 @@
-"""The ``hhjax`` command line: ``demo``, ``simulate``, ``fit``, ``evaluate``.
+"""The ``hhjax`` command line: ``demo``, ``simulate``, ``fit``, ``evaluate``, ``fit-many``, ``export``.
 
 One module per verb, each with ``add_command(subparsers)``; what they share is in
 :mod:`hhjax.cli._common`. Every error is printed as one line on stderr with exit status 2.
@@ -10,10 +10,10 @@ import os
 import sys
 
 from ..cache import enable_compilation_cache
-from . import demo, evaluate, fit, simulate
-from ._common import CLIError, Parser, check_output_names
+from . import demo, evaluate, export, fit, fit_many, simulate
+from ._common import CLIError, Parser, check_output_names, exit_on_ctrl_c
 
-VERBS = (demo, simulate, fit, evaluate)
+VERBS = (demo, simulate, fit, evaluate, fit_many, export)
 
 
 def make_parser() -> Parser:
@@ -33,12 +33,22 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if argv is None:  # as a program (tests call main(argv) in-process)
+        exit_on_ctrl_c(args.verb)
     try:
         check_output_names(args)
         return args.func(args)
-    except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:
+    except KeyboardInterrupt:
+        # Outputs are staged and removed on the way out (cli._common.Outputs): nothing is left.
+        print(f"hhjax {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, TypeError, FileNotFoundError, OSError, MemoryError) as exc:
         message = " ".join(str(exc).split())
         print(f"hhjax {args.verb}: error: {message}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - never a traceback: one line, exit status 2
+        message = " ".join(str(exc).split())
+        print(f"hhjax {args.verb}: error: {type(exc).__name__}: {message}", file=sys.stderr)
         return 2
 
 

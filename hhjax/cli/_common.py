@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import sys
+import tempfile
+import threading
 import warnings
+from pathlib import Path
 from typing import Optional
 
 from .. import presets
@@ -84,11 +89,134 @@ def positive_int(text: str) -> int:
 
 
 def check_output_names(args: argparse.Namespace) -> None:
-    """Before any work: a mistyped --out or --plot should not cost a whole run first."""
+    """Before any work: a mistyped --out or --plot, or one that cannot be written, should
+    not cost a whole run first."""
+    outputs = [(flag, path) for flag, path in (("--out", getattr(args, "out", None)),
+                                               ("--plot", getattr(args, "plot", None))) if path]
+    if len(outputs) == 2 and os.path.abspath(outputs[0][1]) == os.path.abspath(outputs[1][1]):
+        raise CLIError(f"--plot: {outputs[1][1]}: the same file as --out")
     for flag, path, allowed in (("--out", getattr(args, "out", None), getattr(args, "out_suffixes", ())),
                                 ("--plot", getattr(args, "plot", None), PLOT_SUFFIXES)):
         if path and allowed and not str(path).lower().endswith(allowed):
             raise CLIError(f"{flag}: {path}: expected a file name ending in {' or '.join(allowed)}")
+        if path:
+            _check_writable(flag, path)
+
+
+def _check_writable(flag, path):
+    """A probe file in the destination's nearest existing directory (removed at once)."""
+    if os.path.isdir(path):
+        raise CLIError(f"{flag}: {path}: is a directory")
+    d = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(d):
+        if os.path.exists(d):
+            raise CLIError(f"{flag}: {path}: {d} is not a directory")
+        d = os.path.dirname(d)
+    try:
+        fd, probe = tempfile.mkstemp(dir=d, prefix=".hhjax-probe.")
+    except OSError as exc:
+        raise CLIError(f"{flag}: {path}: cannot write there ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+class Outputs:
+    """A command's output files, written only after every step has succeeded.
+
+    ``add(flag, path, writer)`` registers ``writer(tmp_path)``; :meth:`commit` runs every
+    writer into a hidden temporary file next to its destination and, once all succeeded,
+    renames them into place. Any failure (or Ctrl-C) removes every temporary file and
+    leaves no output behind; the error names the user's path, never a temporary one.
+    """
+
+    def __init__(self):
+        self._items = []
+
+    def add(self, flag, path, writer):
+        self._items.append((flag, str(path), writer))
+
+    def commit(self):
+        staged, made = [], []
+        try:
+            for flag, path, writer in self._items:
+                dest = Path(path)
+                _COMMITTING.add(dest)
+                made += _make_parents(dest.parent)
+                try:
+                    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.",
+                                               suffix=f".tmp{dest.suffix}")
+                    os.close(fd)
+                    staged.append((Path(tmp), dest))
+                    writer(Path(tmp))
+                except CLIError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any write failure is one line naming the path
+                    reason = getattr(exc, "strerror", None) or str(exc).replace(str(staged[-1][0]) if staged else "", path)
+                    raise CLIError(f"{flag}: {path}: cannot write ({reason})") from None
+            for tmp, dest in staged:
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, dest)
+            staged = []
+        finally:
+            _COMMITTING.clear()
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            if staged:
+                for d in reversed(made):
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        pass
+        for flag, path, _ in self._items:
+            print(f"wrote {path}")
+
+
+def _make_parents(directory: Path):
+    """Create ``directory`` and missing parents; return the ones created (deepest last)."""
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        if d.parent == d:
+            break
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir()
+    return list(reversed(missing))
+
+
+_COMMITTING: set = set()  # destinations of the outputs being written right now
+
+
+def _remove_staged():
+    """Temporary files of the outputs being written (ours and write_atomic's inside them)."""
+    for dest in list(_COMMITTING):
+        for p in dest.parent.glob(f".*{dest.name}.*"):
+            if ".tmp" in p.name:
+                p.unlink(missing_ok=True)
+
+
+def exit_on_ctrl_c(verb: str) -> None:
+    """As a program: Ctrl-C prints one line, removes temporary files and exits with 130 at
+    once, even while XLA runs (a Python handler would wait until the computation returns,
+    minutes for a long simulation). The C-level handler writes to a wakeup pipe that a
+    thread watches; exiting with ``os._exit`` also avoids tearing down the interpreter under
+    a compiling XLA thread, which crashed with SIGSEGV."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w)
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+
+    def watch():
+        while os.read(r, 1) != bytes([signal.SIGINT]):
+            pass
+        _remove_staged()
+        sys.stdout.flush()
+        sys.stderr.write(f"hhjax {verb}: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    threading.Thread(target=watch, name="hhjax-ctrl-c", daemon=True).start()
 
 
 def add_v_units_option(parser: argparse.ArgumentParser) -> None:

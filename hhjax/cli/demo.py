@@ -13,6 +13,7 @@ from .. import plot, presets, stimulus
 from ..analysis.spikes import spike_times
 from ..fitting.fitter import fit
 from ..simulation.entry import simulate
+from ._common import Outputs
 
 
 def run_demo_fit(progress=None, seed=0):
@@ -48,10 +49,11 @@ def cmd_demo(args):
     print(f"{int(spikes.count)} spikes at t = " + ", ".join(f"{x:.3f}" for x in times) + " ms")
     fig = plot.plot_trace(trace, params, panels=("stimulus", "v", "gates", "conductances", "currents"),
                           stimulus=stim, title="Hodgkin–Huxley neuron under a 10 µA/cm² step")
-    plot.save(fig, args.plot)
-    print(f"wrote {args.plot}")
+    outputs = Outputs()
+    outputs.add("--plot", args.plot, lambda tmp: plot.save(fig, str(tmp)))
     if not args.no_fit:
         run_demo_fit(progress=args.progress)
+    outputs.commit()
     return 0
 
 

@@ -8,18 +8,24 @@ from ..io import save_json_atomic
 from ..io.results import load_params
 from ..models import model_of
 from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
-from ._common import CLIError, add_v_units_option, load_recording_for
+from ..recordings.evaluation import format_value as fv
+from .. import _validate as check
+from ._common import CLIError, Outputs, add_v_units_option, load_recording_for
 
 
 def cmd_evaluate(args):
-    params = load_params(args.fit)
+    try:
+        params = load_params(args.fit)
+        with open(args.fit) as f:
+            settings = json.load(f).get("settings", {})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CLIError(f"{args.fit}: not a fit.json written by hhjax fit ({type(exc).__name__}: {exc})") from None
     if model_of(params).stimulus_units != "pA":
         raise CLIError(f"{args.fit}: a {model_of(params).name} model takes currents in "
                        f"{model_of(params).stimulus_units}, a recording's are in pA (fit a recording "
                        "with --model pospischil to evaluate it)")
-    with open(args.fit) as f:
-        settings = json.load(f).get("settings", {})
-    dt = float(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)))
+    dt = check.positive_number(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)),
+                               "--dt", "ms")
     method = settings.get("method", "exp_euler")
     rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units)
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
@@ -28,16 +34,16 @@ def cmd_evaluate(args):
     for r in result["sweeps"]:
         gamma = "–" if r["gamma"] is None else f"{r['gamma']:.2f}"
         print(f"sweep {r['sweep']:3d} {r['current_pA']:+7.1f} pA: spikes {r['observed_spikes']:2d} obs "
-              f"{r['predicted_spikes']:2d} model, rate {r['observed_rate_hz']:5.1f}/{r['predicted_rate_hz']:5.1f} Hz, "
-              f"rest {r['observed_rest_mV']:6.1f}/{r['predicted_rest_mV']:6.1f} mV, Γ {gamma}")
+              f"{r['predicted_spikes']:2d} model, rate {fv(r['observed_rate_hz'], '5.1f')}/{fv(r['predicted_rate_hz'], '5.1f')} Hz, "
+              f"rest {fv(r['observed_rest_mV'], '6.1f')}/{fv(r['predicted_rest_mV'], '6.1f')} mV, Γ {gamma}")
     print(f"within ±1 spike: {100 * s['fraction_within_1_spike']:.0f} % of {s['n_sweeps']} sweeps; "
-          f"f–I RMS {s['fi_rms_hz']:.2f} Hz; rest error {s['rest_error_mV']:.2f} mV (max {s['max_rest_error_mV']:.2f})")
+          f"f–I RMS {fv(s['fi_rms_hz'])} Hz; rest error {fv(s['rest_error_mV'])} mV (max {fv(s['max_rest_error_mV'])})")
+    outputs = Outputs()
     if args.out:
-        save_json_atomic(args.out, result)
-        print(f"wrote {args.out}")
+        outputs.add("--out", args.out, lambda tmp: save_json_atomic(tmp, result))
     if args.plot:
-        plot_evaluation(result, rec, t_sim, v_sim, args.plot)
-        print(f"wrote {args.plot}")
+        outputs.add("--plot", args.plot, lambda tmp: plot_evaluation(result, rec, t_sim, v_sim, str(tmp)))
+    outputs.commit()
     return 0
 
 

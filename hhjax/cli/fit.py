@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import warnings
 
@@ -14,11 +15,16 @@ from ..io import load_recording
 from ..io.sources import names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.cell_fit import DEFAULT_TRAINABLE, coverage_warning, fit_recording
-from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
+from ..recordings.select import fit_auto
+from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
-from ._common import (CLIError, add_v_units_option, build_params, load_recording_for,
+from .. import _validate as check
+from ._common import (CLIError, Outputs, add_v_units_option, build_params, load_recording_for,
                       positive_int)
+
+
+RECORDING_MODELS = (*MODELS, "auto")
 
 
 def load_trace_file(path):
@@ -53,22 +59,31 @@ def load_trace_file(path):
         raise CLIError(f"{path}: could not read trace ({type(exc).__name__}: {exc})") from None
     if t.size < 3:
         raise CLIError(f"{path}: needs at least 3 samples")
+    try:
+        check.columns(path, {"t_ms": (t, None), "v_mV": (v, check.VOLTAGE_LIMIT),
+                             "i_uA_cm2": (i, check.CURRENT_LIMIT)})
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     # Against the grid, not sample to sample: times written in float32 (about 7 digits)
     # wobble by more than 1e-4 dt between neighbours, but never by 1 % of dt.
     dt = (t[-1] - t[0]) / (t.size - 1)
     if not dt > 0 or np.max(np.abs(t - t[0] - dt * np.arange(t.size))) > 0.01 * dt:
         raise CLIError(f"{path}: time column t_ms must be uniformly increasing")
-    for name, arr in (("v_mV", v), ("i_uA_cm2", i)):
-        if not np.all(np.isfinite(arr)):
-            raise CLIError(f"{path}: column {name} contains NaN or inf")
     return t, v, i
 
 
 def cmd_fit_recording(args):
     """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
-    if args.model not in (None, "pospischil"):
-        raise CLIError(f"--model: recordings are fitted with 'pospischil' (got {args.model!r})")
+    model = args.model or "pospischil"
+    if model not in RECORDING_MODELS:
+        raise CLIError(f"--model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
+    # A recording fit takes 35-60 s with the default search: with --out it checkpoints by
+    # default next to it (removed once the outputs are written), so a killed fit resumes.
+    auto_checkpoint = args.checkpoint is None and args.out and not args.no_checkpoint and model != "auto"
+    checkpoint = f"{args.out}.checkpoint" if auto_checkpoint else args.checkpoint
+    if checkpoint is not None and model == "auto":
+        raise CLIError("--checkpoint: --model auto does not resume yet (fit one model to checkpoint it)")
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
     trainable = DEFAULT_TRAINABLE if args.trainable is None else \
         tuple(n.strip() for n in args.trainable.split(",") if n.strip())
@@ -83,10 +98,21 @@ def cmd_fit_recording(args):
             warning = ""
         if warning:
             print(f"hhjax fit: warning: {warning}", file=sys.stderr)
-    res = fit_recording(rec, sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
-                        n_starts=args.starts, steps=4 if args.steps is None else args.steps,
-                        progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt,
-                        method=args.method)
+    kw = dict(sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable, n_starts=args.starts,
+              progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt, method=args.method)
+    if model == "auto":
+        if init is not None:
+            raise CLIError("--preset: --model auto starts each candidate at its own preset; leave --preset out")
+        kw.pop("init")
+        res = fit_auto(rec, **kw, **({} if args.steps is None else {"steps": args.steps}))
+        sel = res.settings["model_selection"]
+        for n, c in sel["candidates"].items():
+            print(f"candidate {n}: cross-validated score {format_value(c['score'], '.3g')}, "
+                  f"training failures {c['training_failures']}, {c['fit_time_s']:.0f} s")
+        print(f"model: {sel['winner']} ({sel['why']})")
+    else:
+        res = fit_recording(rec, model=model, steps=4 if args.steps is None else args.steps, checkpoint=checkpoint,
+                            **kw, **{k: getattr(args, k) for k in ("generations", "population") if getattr(args, k)})
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
     for n in trainable:
@@ -97,17 +123,21 @@ def cmd_fit_recording(args):
               "so the Laplace approximation does not hold)")
     s = res.features["summary"]
     print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
-          f"f–I RMS {s['fi_rms_hz']:.2f} Hz, rest error {s['rest_error_mV']:.2f} mV; {res.wall_time:.0f} s")
+          f"f–I RMS {format_value(s['fi_rms_hz'])} Hz, rest error {format_value(s['rest_error_mV'])} mV; {res.wall_time:.0f} s")
+    outputs = Outputs()
     if args.out:
-        save_params(args.out, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
-                    features=res.features, settings=res.settings, wall_time_s=res.wall_time,
-                    stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
-                                "for e_l; lower bounds (residuals are autocorrelated)")
-        print(f"wrote {args.out}")
+        outputs.add("--out", args.out, lambda tmp: save_params(
+            tmp, res.params, stderr=res.stderr, loss=res.loss, sweeps=list(res.sweeps),
+            features=res.features, settings=res.settings, wall_time_s=res.wall_time,
+            model_selection=res.settings.get("model_selection"),
+            stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
+                        "for e_l; lower bounds (residuals are autocorrelated)"))
     if args.plot:
         out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
-        plot_evaluation(out, rec, t, v, args.plot)
-        print(f"wrote {args.plot}")
+        outputs.add("--plot", args.plot, lambda tmp: plot_evaluation(out, rec, t, v, str(tmp)))
+    outputs.commit()
+    if auto_checkpoint:
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return 0
 
 
@@ -125,12 +155,17 @@ def simulation_step(spacing, dt=None, finest=0.025):
 
 
 def cmd_fit(args):
-    if names_a_recording(args.trace) or args.model == "pospischil":
+    if args.dt is not None:
+        check.positive_number(args.dt, "--dt", "ms")
+    if names_a_recording(args.trace) or args.model in RECORDING_MODELS:
         return cmd_fit_recording(args)
     if args.model is not None:
-        raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model pospischil)")
+        raise CLIError(f"--model: {args.model!r} is not a model for traces (recordings: --model "
+                       f"{'|'.join(RECORDING_MODELS)})")
     if args.sweeps is not None:
         raise CLIError("--sweeps: a trace file has one sweep (sweeps apply to recordings)")
+    if args.checkpoint is not None:
+        raise CLIError("--checkpoint: only recording fits resume so far (a trace fit restarts)")
     t, v, i = load_trace_file(args.trace)
     spacing = float(np.round((t[-1] - t[0]) / (t.size - 1), 9))
     dt, record_every = simulation_step(spacing, args.dt)
@@ -147,17 +182,18 @@ def cmd_fit(args):
     for name in trainable:
         print(f"{name} = {float(getattr(result.params, name)):.6g} ± {float(result.stderr[name]):.3g}")
     print(f"loss (MSE) = {float(result.loss):.4g} mV², {result.wall_time:.1f} s")
+    if not np.all(np.isfinite(np.asarray(result.loss))):
+        raise CLIError("fit: no start reached a finite loss")
+    outputs = Outputs()
     if args.out:
-        save_fit(args.out, result, source=os.path.abspath(args.trace), preset=args.preset or "neuron")
-        print(f"wrote {args.out}")
+        outputs.add("--out", args.out, lambda tmp: save_fit(
+            tmp, result, source=os.path.abspath(args.trace), preset=args.preset or "neuron"))
     if args.plot:
         fitted = simulate(result.params, current, duration=spacing * (len(t) - 1),
                           dt=dt, method=args.method, y0=float(v[0]), record_every=record_every).v
         fig = plot.plot_fit(t, v, np.asarray(fitted))
-        plot.save(fig, args.plot)
-        print(f"wrote {args.plot}")
-    if not np.all(np.isfinite(np.asarray(result.loss))):
-        raise CLIError("fit: no start reached a finite loss")
+        outputs.add("--plot", args.plot, lambda tmp: plot.save(fig, str(tmp)))
+    outputs.commit()
     return 0
 
 
@@ -167,7 +203,9 @@ def add_command(sub) -> None:
                                  "a quoted glob such as 'B6_*.ibw', or a folder of .ibw files)")
     f.add_argument("--preset", default=None,
                    help="starting/fixed parameters (default: neuron for traces, pospischil for recordings)")
-    f.add_argument("--model", default=None, help="model for recordings: pospischil")
+    f.add_argument("--model", default=None,
+                   help="model for recordings: " + ", ".join(RECORDING_MODELS) + " (default pospischil; auto fits "
+                        "every candidate and keeps the best on held-out sweeps)")
     f.add_argument("--trainable", default=None,
                    help="comma-separated names (default: g_na,g_k,g_l for traces; the model's active and passive set for recordings)")
     f.add_argument("--starts", type=positive_int, default=4, help="starting points (default 4)")
@@ -182,4 +220,13 @@ def add_command(sub) -> None:
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
     add_v_units_option(f)
+    f.add_argument("--no-checkpoint", action="store_true",
+                   help="recordings: do not checkpoint (default with --out: OUT.checkpoint, removed at the end)")
+    f.add_argument("--generations", type=positive_int, default=None,
+                   help="recordings: generations of the cross-entropy search (default 16)")
+    f.add_argument("--population", type=positive_int, default=None,
+                   help="recordings: parameter sets per generation (default 160)")
+    f.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="recordings: save the search state in DIR after every generation/iteration; "
+                        "rerunning the same command resumes there")
     f.set_defaults(func=cmd_fit, out_suffixes=(".json",))

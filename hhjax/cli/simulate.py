@@ -13,7 +13,8 @@ from ..analysis.spikes import spike_times
 from ..io.recording import write_atomic
 from ..models import model_of
 from ..simulation.entry import simulate
-from ._common import CLIError, build_init, build_params, parse_assignments
+from .. import _validate as check
+from ._common import CLIError, Outputs, build_init, build_params, parse_assignments
 
 
 def write_trace(trace, path, current=None, units="µA/cm²", dt=None):
@@ -47,6 +48,9 @@ def write_trace(trace, path, current=None, units="µA/cm²", dt=None):
 def cmd_simulate(args):
     params = build_params(args.preset, parse_assignments(args.set, "--set"))
     y0 = build_init(params, args.init)
+    check.number(args.amplitude, "--amplitude", "µA/cm² or pA")
+    check.interval(args.start, args.stop if args.stop is not None else np.inf, "--start", "--stop")
+    check.number(args.threshold, "--threshold", "mV", allow_none=True)
     stim = stimulus.step(args.amplitude, args.start, args.stop if args.stop is not None else np.inf)
     trace = simulate(params, stim, duration=args.duration, dt=args.dt, method=args.method,
                      y0=y0, record_every=args.record_every)
@@ -56,16 +60,17 @@ def cmd_simulate(args):
     times = np.asarray(spikes.times)[: int(spikes.count)]
     print(f"{int(spikes.count)} spike(s) at t = " + ", ".join(f"{x:.3f}" for x in times) + " ms"
           if len(times) else "0 spikes")
+    outputs = Outputs()
     if args.out:
         # The current that drives the step starting at each sample (simulate evaluates
         # stimuli mid-step), i.e. what `hhjax fit` feeds back in for that step.
         current = stim(np.asarray(trace.t) + 0.5 * args.dt)
-        write_trace(trace, args.out, current, model_of(params).stimulus_units, args.dt * args.record_every)
-        print(f"wrote {args.out}")
+        outputs.add("--out", args.out, lambda tmp: write_trace(
+            trace, str(tmp), current, model_of(params).stimulus_units, args.dt * args.record_every))
     if args.plot:
         fig = plot.plot_trace(trace, params, title=f"{args.preset}, {args.amplitude} step")
-        plot.save(fig, args.plot)
-        print(f"wrote {args.plot}")
+        outputs.add("--plot", args.plot, lambda tmp: plot.save(fig, str(tmp)))
+    outputs.commit()
     return 0
 
 

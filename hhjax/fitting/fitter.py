@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import _validate as check
 from .. import presets as _presets
 from ._common import key_of, progress_bar
 from .direct import direct_estimate_batch, estimable
@@ -64,15 +65,20 @@ class FitResult:
     direct: object = None
     settings: dict = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        check.finite_loss(self.loss)  # a fit never returns a silent inf
+
 
 def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable):
-    target = np.asarray(target_v, dtype=float)
+    dt = check.positive_number(dt, "dt", "ms")
+    record_every = check.integer(record_every, "record_every")
+    duration = check.number(duration, "duration", "ms", low=0.0, low_open=True, allow_none=True)
+    check.stimulus(stimulus)
+    target = check.voltage_trace(target_v)
     if target.ndim < 1:
         raise ValueError("target_v: expected samples on the last axis, got a scalar")
     if target.shape[-1] < 3:
         raise ValueError(f"target_v: needs at least 3 samples on its last (time) axis, got shape {target.shape}")
-    if not np.all(np.isfinite(target)):
-        raise ValueError("target_v: contains NaN or inf (drop or interpolate bad samples first)")
     n_samples = target.shape[-1]
     n_steps = (n_samples - 1) * record_every
     if duration is None:
@@ -90,12 +96,6 @@ def _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainabl
                 f"target and stimulus have different lengths or sample rates")
         if not np.all(np.isfinite(np.asarray(stimulus))):
             raise ValueError("stimulus: contains NaN or inf")
-    names = [f.name for f in dataclasses.fields(base)]
-    bad = [n for n in trainable if n not in names]
-    if bad:
-        raise ValueError(f"trainable: {bad} are not parameters of {type(base).__name__} ({names})")
-    if len(set(trainable)) != len(trainable) or not trainable:
-        raise ValueError(f"trainable: expected distinct parameter names, got {list(trainable)}")
     return target, float(duration), n_steps
 
 
@@ -149,11 +149,9 @@ def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, dura
     """
     t_start = time.perf_counter()
     base = init if init is not None else (_presets.get_preset(preset) if isinstance(preset, str) else preset)
-    model_of(base)
-    # A single name is one parameter, not its letters.
-    trainable = (trainable,) if isinstance(trainable, str) else tuple(trainable)
-    if int(n_starts) < 1:
-        raise ValueError(f"n_starts: need at least 1 starting point, got {n_starts}")
+    model_of(check.params(base, "init" if init is not None else "preset"))
+    trainable = tuple(check.fit_options(base, trainable, n_starts=n_starts, steps=steps, bounds=bounds, tol=tol,
+                                        method=method))
     target, duration, n_steps = _check_inputs(target_v, stimulus, dt, duration, record_every, base, trainable)
     specs = resolve_bounds(trainable, {n: getattr(base, n) for n in trainable}, bounds)
     batch = target.shape[:-1]

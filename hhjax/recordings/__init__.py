@@ -1,7 +1,10 @@
-"""Real recordings: stimulus epochs, evaluation of a model against a recording's sweeps,
-and fitting a cell model to a recording."""
+"""Real recordings: protocol epochs, evaluation of a model against a recording's sweeps,
+fitting a cell model to a recording, and choosing the model by cross-validation."""
 
-from .cell_fit import RecordingFit, fit_recording
+from .cell_fit import MODELS, RecordingFit, fit_recording
+from .epochs import Epoch, epoch_features, parse_epochs
 from .evaluation import evaluate
+from .select import fit_auto
 
-__all__ = ["fit_recording", "RecordingFit", "evaluate"]
+__all__ = ["fit_recording", "fit_auto", "RecordingFit", "MODELS", "evaluate", "Epoch", "parse_epochs",
+           "epoch_features"]

@@ -1,14 +1,16 @@
 """Fit ONE conductance-based model to several sweeps of a current-clamp recording at once.
 
 ``fit_recording(rec)`` fits the Pospischil et al. (2008) model (Na, Kd, M, leak; a membrane
-area turns pA into densities) to the *measured* voltage (no liquid-junction correction).
+area turns pA into densities; :data:`MODELS` adds the FS start and the IB/LTS calcium
+variants) to the *measured* voltage (no liquid-junction correction).
 
 What is simulated, on a ``dt`` grid (default 0.1 ms; the recording is resampled): each
 fitted sweep from its start (the only time the cell is known to be at rest) to 100 ms after
 its largest step; one row is extended over a hyperpolarising step if no row holds one.
 The steps all rows share from the start (e.g. an identical -100 pA pre-pulse) are simulated
 once, and the rest in at most two groups of similar length, all as batch axes of one
-program; every row starts at the model's resting potential. Between each two spiking
+program; every row starts at the model's resting potential (at that row's own holding
+current when the fitted sweeps hold different currents, e.g. a ramp protocol). Between each two spiking
 sweeps an *interpolated* row (the mean of their currents: a step halfway between) is added,
 whose spike count must lie within max(1, 15 %) of the range of their counts around their
 mean (and between them): a smoothness prior on the f–I curve between the fitted points.
@@ -22,7 +24,15 @@ The loss (mean over rows) adds, per row:
 * spike timing: spike k against observed spike k where both exist,
   ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); spikes of both come from
   :func:`hhjax.spike_times`, whose 0 mV crossing times are interpolated, so differentiable;
-* resting potential ``((V_rest - voltage_base)/1 mV)²``.
+* resting potential ``((V_rest - rest)/1 mV)²`` where the sweep has a rest (spike-free
+  baseline, :mod:`hhjax.recordings.epochs`);
+* regime ``W_REGIME (missing late spikes + burst ISIs)²`` (W_REGIME = 4): in the last half
+  of the main depolarising epoch, ``max(0, min(3, n_cell) - n_model)`` where the cell keeps
+  firing, so a model that goes into depolarisation block or falls silent there pays even
+  when its total count is right; and the number of model ISIs shorter than half the
+  cell's shortest ISI on that row, so a bursting model pays where the cell fires singly.
+  With the count term (silence where the cell fires costs ``4 n²``), this keeps the search
+  out of regimes the training sweeps contradict.
 
 Parameters: e_l is replaced by the resting potential ``v_rest`` (e_l follows in closed form),
 started at the observed eFEL ``voltage_base``; g_l and area start at the direct least-
@@ -48,17 +58,32 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import MASK_MS, choose_sweeps, evaluate, fit_rows, model_rest, net_current, sweep_table
-from ..analysis.spikes import spike_times
+from .evaluation import choose_sweeps, evaluate, model_rest, net_current
+from .rows import MASK_MS, fit_rows
 from ..simulation.entry import simulate
-from ..fitting.transforms import dtheta_dz, from_unconstrained, resolve_bounds
-from ..fitting.uncertainty import covariance_from_jacobian
-from ..models.pospischil import RS
+from ..fitting.transforms import from_unconstrained, resolve_bounds
+from ..models.pospischil import FS, RS
+from ..models.pospischil_ca import IB, LTS
+from .. import _validate as check
+from ..solvers import METHODS
+from .checkpoint import Checkpoint, fingerprint, lm_state_of
+from .laplace import _stderr
+from .regime import N_SCALAR, model_spikes, regime_violations
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
-# Search spread in the unit (log-)interval of each parameter; the passive ones are known.
+W_REGIME = 4.0  # per missing late spike / per burst ISI (see the module docstring)
+#: Fit targets: name -> (starting parameters, trainable names added to the default set).
+MODELS = {
+    "pospischil": (RS, ()),            # regular spiking (the paper's RS cell)
+    "pospischil_fs": (FS, ()),         # fast spiking: same equations, the paper's FS cell
+    "pospischil_ib": (IB, ("g_cal",)),  # + L-type Ca current (intrinsically bursting)
+    "pospischil_lts": (LTS, ("g_cat", "v_x")),  # + T-type Ca current (low-threshold spiking)
+}
+# Search spread in the unit (log-)interval of each parameter; the passive ones are known
+# when the direct estimate on a hyperpolarising step gave them.
 _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
+DIRECT_EL_TOL = 15.0  # mV: largest |e_l - rest| of a passive estimate that is used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +115,9 @@ class RecordingFit:
     wall_time: float
     settings: dict
 
+    def __post_init__(self):
+        check.finite_loss(self.loss, "fit_recording")  # never a silent inf
+
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
@@ -98,7 +126,8 @@ class _Spec:
     dt: float
     method: str
     every: int
-    layout: tuple     # from evaluation.fit_rows
+    layout: tuple     # from rows.fit_rows
+    per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
 
 
 def _params_of(spec, base, z, i_hold):
@@ -128,10 +157,13 @@ def _simulate(spec, base, z, data):
     if p:
         pre = run(params, data["stim"][0, :p], duration=p * spec.dt, y0=y0)
         v_pre, y0 = pre.v, jax.tree_util.tree_map(lambda x: x[..., -1:], pre.state)
+    elif spec.per_row_hold:  # e.g. a ramp from a holding current that grows sweep by sweep
+        y0 = jax.lax.stop_gradient(model_rest(p_rows, data["hold"]))
     else:
         y0 = y0[..., None]
     for rows, steps in groups:
-        v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0).v
+        y0_g = y0[..., np.asarray(rows)] if spec.per_row_hold and not p else y0
+        v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0_g).v
         if p:
             v = jnp.concatenate([jnp.broadcast_to(v_pre[..., None, :-1], v.shape[:-1] + (p,)), v], -1)
         pad = n - v.shape[-1]
@@ -141,22 +173,13 @@ def _simulate(spec, base, z, data):
     return v if order == sorted(order) else v[..., np.argsort(order), :]
 
 
-def _crossings(v, valid, dt, k_max):
-    """Spike count and the (differentiable where timed by a crossing) times, ms, of the
-    first ``k_max`` spikes, by the package's one rule (:func:`hhjax.spike_times`); padded
-    samples (``~valid``) hold the last value, so they add no spike."""
-    del valid
-    sp = spike_times(jnp.arange(v.shape[-1]) * dt, v, max_spikes=k_max)
-    return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
-
-
 def _residuals(spec, base, z, data):
-    """Residuals ``(..., n_rows * (n_sub + k_max + 2))``; their sum of squares is the loss."""
+    """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
     v = _simulate(spec, base, z, data)
     v = jnp.where(jnp.isfinite(v), v, 100.0)
     e = spec.every
     d = CLIP_V * jnp.tanh((v[..., ::e] - data["v_obs"][..., ::e]) / CLIP_V)
-    n, times = _crossings(v, data["valid"], spec.dt, data["t_obs"].shape[-1])
+    n, times = model_spikes(v, data["valid"], spec.dt, data["t_obs"].shape[-1])
     # Samples near the model's own spikes are left out too (their derivatives are huge).
     t_sub = jnp.arange(d.shape[-1]) * (e * spec.dt)
     t_k = jnp.where(jnp.arange(times.shape[-1]) < n[..., None], jax.lax.stop_gradient(times), -1e9)
@@ -170,7 +193,9 @@ def _residuals(spec, base, z, data):
     r_t = r_t / jnp.sqrt(jnp.maximum(data["n_pair"], 1.0))[..., None]
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
-    r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None]], -1)
+    r_reg = jnp.sqrt(W_REGIME) * regime_violations(n, times, data)
+    r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
+                         r_reg[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])
     return r.reshape(r.shape[:-2] + (-1,))
 
@@ -190,7 +215,9 @@ def _initial(data, hyper_win, base, names, dt):
     """Starting values: the observed resting potential (eFEL voltage_base), the direct
     least-squares passive estimate (g_l, area) on a hyperpolarising step, else ``base``."""
     start = {n: float(getattr(base, n)) for n in names if n != "v_rest"}
-    start["v_rest"] = float(np.nanmean(data["rest"]))
+    rests = data["rest"][np.isfinite(data["rest"])]
+    # A cell firing spontaneously has no observed rest: start at the median baseline voltage.
+    start["v_rest"] = float(np.mean(rests)) if rests.size else float(np.median(data["v_obs"][:, :max(2, int(20 / dt))]))
     direct = {}
     rows = [r for r in range(len(hyper_win)) if hyper_win[r, 0] >= 0]
     if rows and ("g_l" in names or "area" in names):
@@ -200,7 +227,10 @@ def _initial(data, hyper_win, base, names, dt):
                               dataclasses.replace(base, e_l=start["v_rest"]), dt=dt,
                               trainable=est_names, window_ms=1.0, warn=False)
         direct = {n: float(getattr(est.params, n)) for n in est_names}
-        for n in ("g_l", "area"):
+        # The fit pins the rest at v_rest; a passive estimate that needs a leak reversal far
+        # from it (active currents at rest, e.g. a spontaneously firing cell) is not used.
+        direct["used"] = bool(abs(direct["e_l"] - start["v_rest"]) <= DIRECT_EL_TOL)
+        for n in ("g_l", "area") if direct["used"] else ():
             if n in start and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0:
                 start[n] = direct[n]
     return start, direct
@@ -208,12 +238,14 @@ def _initial(data, hyper_win, base, names, dt):
 
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
-                  generations=16, population=160, method="exp_euler", bounds=None):
+                  generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
     Args:
         recording: a :class:`hhjax.io.Recording` (measured V in mV, command current in pA).
-        model: ``"pospischil"`` (the model with a membrane area, so currents stay in pA).
+        model: a key of :data:`MODELS`: ``"pospischil"`` (RS start), ``"pospischil_fs"``,
+            ``"pospischil_ib"`` (+ L-type Ca), ``"pospischil_lts"`` (+ T-type Ca); their
+            extra conductances are added to ``trainable``.
         sweeps: sweep numbers to fit; default :func:`choose_sweeps` (4, by rule).
         trainable: parameter names; ``e_l`` is fitted through the resting potential.
         n_starts: points refined together by Levenberg–Marquardt; steps: its iterations
@@ -227,19 +259,30 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         init: params with the starting and fixed values (default: the RS preset).
         bounds: ``{name: (low, high)}`` overriding the physiological defaults.
         progress: tqdm bar (default: when stderr is a terminal).
+        checkpoint: a directory: the search state is saved there atomically after every
+            generation and LM iteration, and a rerun with the same inputs resumes from it
+            (bit for bit on the CPU). See :mod:`hhjax.recordings.checkpoint`.
 
     Returns:
         :class:`RecordingFit`.
     """
     t_start = time.perf_counter()
 
-    if model != "pospischil":
-        raise ValueError(f"model: recordings are fitted with 'pospischil' (got {model!r})")
-    base = init if init is not None else RS
-    trainable = tuple(trainable)
-    unknown = [n for n in trainable if not hasattr(base, n)]
-    if unknown or not trainable:
-        raise ValueError(f"trainable: {unknown or 'nothing'} not parameters of {type(base).__name__}")
+    if model not in MODELS:
+        raise ValueError(f"model: {model!r} is not a recording model; choose from {sorted(MODELS)} (or 'auto' "
+                         f"via hhjax.recordings.select.fit_auto)")
+    base = check.params(init if init is not None else MODELS[model][0], "init")
+    if not hasattr(recording, "select") or not hasattr(recording, "resample"):
+        raise TypeError(f"recording: expected an hhjax.io.Recording, got {type(recording).__name__}")
+    trainable = tuple(check.names(trainable, [f.name for f in dataclasses.fields(base)]))
+    trainable = trainable + tuple(n for n in MODELS[model][1] if n not in trainable)
+    check.integer(n_starts, "n_starts")
+    check.integer(steps, "steps", low=0)
+    check.integer(generations, "generations")
+    check.integer(population, "population", low=2)
+    check.positive_number(dt, "dt", "ms")
+    check.method(method, METHODS)
+    check.bounds(bounds)
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
@@ -248,7 +291,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                            {k: v for k, v in (bounds or {}).items() if k in names})
     if "v_rest" in names:
         specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
-    spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout)
+    spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
+                 bool(np.ptp(data_np["hold"]) > 1.0))
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
 
     def unit(n, x):
@@ -257,11 +301,29 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         return float(np.log(x / lo) / np.log(hi / lo) if log else (x - lo) / (hi - lo))
 
     mu = np.array([unit(n, start[n]) for n in names])
-    sig = np.array([_SPREAD.get(n, 0.22) for n in names])
+    # g_l and area are known (narrow search) only where the direct estimate gave them.
+    known = {n for n in ("g_l", "area") if direct.get("used") and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0}
+    sig = np.array([_SPREAD.get(n, 0.22) if n not in ("g_l", "area") or n in known else 0.22 for n in names])
     rng = np.random.default_rng(seed_of(key))
     bar = progress_bar(progress, generations + steps, "fit")
     pool_z, pool_l, history = [], [], []
-    for g in range(generations):  # cross-entropy search in the unit (log-)intervals
+    ckpt = saved = None
+    if checkpoint is not None:
+        ckpt = Checkpoint(checkpoint, fingerprint(
+            names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
+            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key)))
+        saved = ckpt.load()
+    g0 = 0
+    if saved is not None:
+        g0, mu, sig = int(saved["generation"]), saved["mu"], saved["sig"]
+        rng.bit_generator.state = saved["rng"]
+        pool_z, pool_l, history = list(saved["pool_z"]), list(saved["pool_l"]), saved["history"].tolist()
+        if bar is not None:
+            bar.update(g0)
+    save = lambda **lm: ckpt and ckpt.save(generation=g, mu=mu, sig=sig, rng=rng, pool_z=pool_z,  # noqa: E731
+                                           pool_l=pool_l, history=history, **lm)
+    g = g0
+    for g in range(g0 + 1, generations + 1):  # cross-entropy search in the unit (log-)intervals
         u = np.clip(mu + sig * rng.standard_normal((population, len(names))), 1e-3, 1 - 1e-3)
         u[0] = mu
         z = np.log(u) - np.log1p(-u)
@@ -271,21 +333,31 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         elite = 1.0 / (1.0 + np.exp(-allz[np.argsort(alll)[: max(8, population // 10)]]))
         mu, sig = elite.mean(0), np.maximum(0.6 * elite.std(0) + 0.2 * sig, 0.01)
         history.append(float(np.min(alll)))
+        save()
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
+    allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
     t_search = time.perf_counter()
     z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
-    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + 2)
-    state = _lm(spec, base, lm_blank(z0, n_res), data, 0) if steps else None
-    it = 0
-    for it in range(1, steps + 1):  # refine: one compiled LM step for all starts
+    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + N_SCALAR)
+    it, done, state = 0, False, None
+    if steps and saved is not None and int(saved["lm_it"]) >= 0:
+        it, done = int(saved["lm_it"]), bool(saved["lm_done"])
+        state = lm_state_of(saved, lm_blank(z0, n_res))
+    elif steps:
+        state = _lm(spec, base, lm_blank(z0, n_res), data, 0)
+        save(lm_it=0, lm_state=state)
+    for it in range(it + 1, steps + 1) if not done else ():  # refine: one compiled LM step for all starts
         state = _lm(spec, base, state, data, it)
         history.append(min(float(np.min(np.asarray(state.loss))), history[-1]))
+        # Every start keeps failing: a rugged spot.
+        done = bool(np.all(np.asarray(state.lam) > 1e2))
+        save(lm_it=it, lm_done=done, lm_state=state)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
-        if np.all(np.asarray(state.lam) > 1e2):  # every start keeps failing: a rugged spot
+        if done:
             break
     if bar is not None:
         bar.close()
@@ -313,32 +385,3 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     return RecordingFit(params=params, loss=float(losses[b]), sweeps=tuple(rec.sweeps), rows=rows,
                         features=features, stderr=stderr, start_losses=losses, history=np.asarray(history),
                         wall_time=time.perf_counter() - t_start, settings=settings)
-
-
-def _stderr(spec, z, jac, r, data_np):
-    """Laplace standard errors from the subthreshold rows of the LM Jacobian (natural units)."""
-    sub = data_np["sub"]
-    keep = np.concatenate([sub, np.zeros((sub.shape[0], data_np["t_obs"].shape[1] + 2), bool)], -1).reshape(-1)
-    jac = jac.astype(float)[keep]
-    # Residuals are clipped (|r| < 4) and z spans the bounds in a few units: a slope over 1e4
-    # is a spike appearing, where no Laplace error means anything (current.txt: 1e17).
-    if not np.all(np.isfinite(jac)) or np.max(np.abs(jac), initial=0.0) > 1e4:
-        return {n: float("nan") for n in spec.names}
-    scale = np.array([dtheta_dz(z[j], b) for j, b in enumerate(spec.bounds)])
-    cov, _ = covariance_from_jacobian(jac / scale, r.astype(float)[keep])
-    return {n: float(np.sqrt(max(cov[j, j], 0.0))) for j, n in enumerate(spec.names)}
-
-
-def coverage_warning(recording, sweeps):
-    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
-    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
-    info = sweep_table(recording)
-    chosen = [x for x in info if x[0] in set(sweeps)]
-    top = max(x[1] for x in info)
-    n_spiking = sum(x[2] for x in chosen)
-    hi = max(x[1] for x in chosen)
-    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
-        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
-                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
-                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
-    return ""

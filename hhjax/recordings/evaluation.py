@@ -4,14 +4,15 @@ Everything here compares the model with the *measured* voltage (no liquid-juncti
 correction) on the recording's own protocol:
 
 * :func:`stimulus_epochs` finds the holding current and the current steps of a sweep;
-* :func:`sweep_features` gives spikes (:func:`hhjax.spike_times`, the package's one rule),
-  the resting potential (eFEL ``voltage_base`` before the first step) and the firing rate
-  (spikes inside depolarising steps / their total duration, Hz: the f–I curve);
+* :func:`sweep_features` gives spikes, the resting potential (spike-free baselines only,
+  else None), spontaneous firing and the firing rate per depolarising epoch and pooled
+  (the f–I curve), by the rules of :mod:`hhjax.recordings.epochs`, for observed and
+  simulated traces alike;
 * :func:`model_rest` is the model's own resting potential at a holding current;
 * :func:`evaluate` simulates whole sweeps from that rest and scores them (``hhjax evaluate``
   prints and plots it, see :mod:`hhjax.cli.fit`);
-* :func:`choose_sweeps` and :func:`fit_rows` turn a protocol into what
-  :func:`hhjax.recordings.cell_fit.fit_recording` simulates.
+* :func:`choose_sweeps` picks the sweeps to fit (:mod:`hhjax.recordings.rows` turns them
+  into what :func:`hhjax.recordings.cell_fit.fit_recording` simulates).
 """
 
 from __future__ import annotations
@@ -25,23 +26,14 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
-from ..analysis.spikes import SPIKE_RULE, spike_train
+from .epochs import cell_rests, epoch_features, parse_epochs
+from ..analysis.spikes import SPIKE_RULE
 from ..models import model_of
 from ..simulation.entry import simulate
 from ..models.steady import steady_state
 from ..solvers import membrane_terms
 
 GAMMA_WINDOW_MS = 4.0
-POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
-
-
-@dataclasses.dataclass(frozen=True)
-class Epoch:
-    """A constant-current step: ``start``/``stop`` (ms) and ``amp`` (pA above holding)."""
-
-    start: float
-    stop: float
-    amp: float
 
 
 def parse_sweeps(text):
@@ -73,52 +65,23 @@ def parse_sweeps(text):
 
 
 def stimulus_epochs(t, i, *, min_ms=2.0):
-    """Holding current (pA) and the list of :class:`Epoch` steps of one sweep.
+    """Holding current (pA) and the :class:`~hhjax.recordings.epochs.Epoch` list of one
+    sweep (steps, pre-pulses, ramps): :func:`hhjax.recordings.epochs.parse_epochs`.
 
-    Holding is the median current over the first 20 ms (or 5 % of the sweep); a step is a
-    run of at least ``min_ms`` whose current differs from holding by more than a noise
-    tolerance (1 pA for command waveforms, 5 robust SDs for a measured current).
+    >>> t = np.arange(0, 500, 0.1); i = np.where((t >= 100) & (t < 300), 40., 0.)
+    >>> hold, ep = stimulus_epochs(t, i); hold, round(ep[0].amp)
+    (0.0, 40)
     """
-    t, i = np.asarray(t, float), np.asarray(i, float)
-    dt = float(t[1] - t[0])
-    n0 = max(3, int(round(min(20.0, 0.05 * (t[-1] - t[0])) / dt)))
-    head = i[:n0]
-    hold = float(np.median(head))
-    tol = max(1.0, 5.0 * 1.4826 * float(np.median(np.abs(head - hold))))
-    if tol > 1.0:  # measured (noisy) current: median-filter it over ~1 ms first
-        from scipy.ndimage import median_filter
-
-        i = median_filter(i, size=max(3, int(round(1.0 / dt)) | 1), mode="nearest")
-    cuts = np.flatnonzero(np.abs(np.diff(i)) > tol) + 1
-    bounds = np.concatenate([[0], cuts, [i.size]])
-    epochs = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        if (b - a) * dt < min_ms:
-            continue
-        amp = float(np.median(i[a:b])) - hold
-        if abs(amp) <= tol:
-            continue
-        start, stop = float(t[a]), float(t[b - 1] + dt)
-        if epochs and abs(epochs[-1].amp - amp) <= tol and start - epochs[-1].stop <= min_ms:
-            epochs[-1] = Epoch(epochs[-1].start, stop, epochs[-1].amp)
-        else:
-            epochs.append(Epoch(start, stop, amp))
-    return hold, epochs
+    return parse_epochs(t, i, min_ms=min_ms)
 
 
-def sweep_features(t, v, epochs):
-    """Observed (or simulated) features of one sweep (see the module docstring)."""
-    t, v = np.asarray(t, float), np.asarray(v, float)
-    spikes = spike_train(t, v)
-    on = epochs[0].start if epochs else float(t[-1])
-    rest = F.resting_potential(t, v, stim_start=on) if on - t[0] > 2.0 else float(np.median(v))
-    depol = [e for e in epochs if e.amp > 0]
-    dur = sum(e.stop - e.start for e in depol)
-    n_in = sum(int(np.sum((spikes >= e.start) & (spikes < e.stop + 2.0))) for e in depol)
-    amps = [e.amp for e in epochs]
-    current = max(amps) if depol else (min(amps) if amps else 0.0)
-    return {"spike_times": spikes, "spikes": int(spikes.size), "rest_mV": float(rest),
-            "rate_hz": 1000.0 * n_in / dur if dur > 0 else 0.0, "current_pA": float(current)}
+def sweep_features(t, v, epochs, hold=0.0):
+    """Features of one observed or simulated sweep, by the same rules
+    (:func:`hhjax.recordings.epochs.epoch_features`); ``current_pA`` is the absolute
+    command at the sweep's largest depolarising epoch (else its most negative one)."""
+    f = epoch_features(t, v, epochs)
+    f["current_pA"] = float(hold) + f["current_pA"]
+    return f
 
 
 def sweep_table(recording):
@@ -126,9 +89,9 @@ def sweep_table(recording):
     hyperpolarising step?)``."""
     info = []
     for k, sweep in enumerate(recording.sweeps):
-        _, epochs = stimulus_epochs(recording.t, recording.i[k])
-        f = sweep_features(recording.t, recording.v[k], epochs)
-        info.append((sweep, f["current_pA"], f["rate_hz"] > 0, any(e.amp < 0 for e in epochs)))
+        hold, epochs = stimulus_epochs(recording.t, recording.i[k])
+        f = sweep_features(recording.t, recording.v[k], epochs, hold)
+        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs)))
     return info
 
 
@@ -152,87 +115,19 @@ def choose_sweeps(recording, n=4):
     return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
 
 
-def fit_rows(rec, dt):
-    """The rows :func:`hhjax.recordings.cell_fit.fit_recording` simulates (see its module
-    docstring) and everything its loss needs about them, as NumPy arrays. ``rec`` must
-    already be on the ``dt`` grid. Returns ``(data, rows, every, hyper_windows, layout)``."""
-    t0, t_end = float(rec.t[0]), float(rec.t[0] + rec.duration)
-    spans, hyper = [], []
-    for k in range(rec.n_sweeps):
-        hold, epochs = stimulus_epochs(rec.t, rec.i[k])
-        pos = [e for e in epochs if e.amp > 0]
-        main = max(pos, key=lambda e: e.amp) if pos else (min(epochs, key=lambda e: e.amp) if epochs else None)
-        stop = min(t_end, main.stop + POST_MS) if main is not None else min(t_end, t0 + 500.0)
-        spans.append([k, stop, main, hold, epochs])
-        hyper += [(e.stop, k) for e in epochs if e.amp < 0]
-    if hyper and not any(stop <= spans[k][1] for stop, k in hyper):
-        stop, k = min(hyper)
-        spans[k][1] = min(t_end, stop + POST_MS)
-    n_len = max(int(round((s[1] - t0) / dt)) for s in spans) + 1
-    tt = np.arange(n_len) * dt
-    cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main")}
-    times, rows, hyper_win = [], [], []
-    for k, stop, main, hold, epochs in spans:
-        w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
-        m = min(w.n_samples, n_len)
-        v = np.concatenate([w.v[0, :m], np.full(n_len - m, w.v[0, m - 1])])
-        sp = spike_train(tt[:m], v[:m])
-        sub = tt < tt[m - 1] + dt / 2
-        for s in sp:
-            sub &= ~((tt > s - MASK_MS[0]) & (tt < s + MASK_MS[1]))
-        neg = [e for e in epochs if e.amp < 0 and e.stop <= stop]
-        hyper_win.append((int((neg[0].start - t0 - 20.0) // dt), int((neg[0].stop - t0 + 100.0) // dt))
-                         if neg and not sp.size else (-1, -1))
-        for key, val in (("v_obs", v), ("valid", tt < tt[m - 1] + dt / 2), ("sub", sub), ("n_lo", sp.size),
-                         ("n_hi", sp.size), ("rest", sweep_features(rec.t, rec.v[k], epochs)["rest_mV"]),
-                         ("hold", hold), ("stim", np.concatenate([w.i[0, : m - 1], np.full(n_len - m, hold)])),
-                         ("main", (main.start, main.stop, main.amp) if main is not None else (0, 0, 0))):
-            cols[key].append(val)
-        times.append(sp)
-        rows.append((int(rec.sweeps[k]), t0, round(stop, 3), "sweep"))
-    # Interpolated rows between consecutive spiking sweeps of the same protocol.
-    spk = sorted((r for r in range(len(spans)) if cols["n_hi"][r] > 0 and cols["main"][r][2] > 0),
-                 key=lambda r: cols["main"][r][2])
-    for a, b in zip(spk[:-1], spk[1:]):
-        (s0, s1, _), diff = cols["main"][a], np.abs(cols["stim"][a] - cols["stim"][b]) > 1e-6
-        inside = (tt[:-1] >= s0 - dt) & (tt[:-1] < s1 + dt)
-        if cols["main"][a][:2] != cols["main"][b][:2] or np.any(diff & ~inside) or cols["n_hi"][b] - cols["n_lo"][a] < 2:
-            continue
-        lo, hi = cols["n_lo"][a], cols["n_hi"][b]
-        mid, tol = (lo + hi) / 2.0, max(1.0, 0.15 * (hi - lo))
-        for key, val in (("v_obs", np.zeros(n_len)), ("valid", cols["valid"][a] & cols["valid"][b]),
-                         ("sub", np.zeros(n_len, bool)), ("n_lo", max(lo, mid - tol)), ("n_hi", min(hi, mid + tol)),
-                         ("rest", np.nan), ("hold", cols["hold"][a]), ("stim", (cols["stim"][a] + cols["stim"][b]) / 2),
-                         ("main", cols["main"][a])):
-            cols[key].append(val)
-        times.append(np.zeros(0))
-        rows.append((int(rec.sweeps[a]), t0, rows[a][2], f"interpolated {rows[a][0]}-{rows[b][0]}"))
-    data = {k: np.array(v) for k, v in cols.items() if k != "main"}
-    every = max(1, int(round(1.0 / dt)))
-    data["sub"] = data["sub"][:, ::every]
-    k_max = int(max(len(s) for s in times)) + 2
-    data["t_obs"] = np.array([np.concatenate([s, np.full(k_max - len(s), -1.0)]) for s in times])
-    data["n_pair"] = np.array([len(s) for s in times], float)
-    lengths = data["valid"].sum(1) - 1
-    return data, rows, every, np.array(hyper_win), _layout(data["stim"], lengths)
-
-
-def _layout(stim, lengths, overhead=3000):
-    """Static simulation plan: the steps all rows share (same current from the start) are
-    simulated once; the remaining rows in at most two groups of similar length, each padded
-    only to its own longest row. Returns ``(prefix_steps, (rows, steps), ...)``."""
-    same = np.all(np.abs(stim - stim[:1]) < 1e-6, axis=0)
-    p = int(np.argmin(same)) if not same.all() else int(stim.shape[1])
-    p = min(p, int(lengths.min()) - 1) if p >= 1000 else 0
-    rest = np.maximum(lengths - p, 1)
-    order = [int(r) for r in np.argsort(rest, kind="stable")]
-    best = (int(rest.max()) * len(order), (tuple(order),))
-    for j in range(1, len(order)):
-        a, b = order[:j], order[j:]
-        cost = int(rest[a].max()) * len(a) + int(rest[b].max()) * len(b) + overhead
-        if cost < best[0]:
-            best = (cost, (tuple(a), tuple(b)))
-    return (p,) + tuple((g, int(rest[list(g)].max())) for g in best[1])
+def coverage_warning(recording, sweeps):
+    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
+    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
+    info = sweep_table(recording)
+    chosen = [x for x in info if x[0] in set(sweeps)]
+    top = max(x[1] for x in info)
+    n_spiking = sum(x[2] for x in chosen)
+    hi = max(x[1] for x in chosen)
+    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
+        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
+                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
+                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
+    return ""
 
 
 def _tree_expand(params):
@@ -284,6 +179,19 @@ def simulate_sweeps(params, rec, *, dt=0.1, method="exp_euler"):
     return rr.t, np.asarray(v, float)
 
 
+def format_value(x, spec=".2f", none="–"):
+    """``x`` formatted with ``spec``, or ``none`` when it is undefined (None).
+
+    >>> format_value(None), format_value(1.234, ".1f")
+    ('–', '1.2')
+    """
+    return none if x is None else format(x, spec)
+
+
+def _nan(x):
+    return np.nan if x is None else float(x)
+
+
 def _num(x):
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
@@ -300,35 +208,66 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
     """
     rec = recording if sweeps is None else recording.select(sweeps)
     t_sim, v_sim = simulate_sweeps(params, rec, dt=dt, method=method)
+    parsed = [stimulus_epochs(rec.t, i) for i in rec.i]
+    obs = [sweep_features(rec.t, v, ep, h) for v, (h, ep) in zip(rec.v, parsed)]
+    sim = [sweep_features(t_sim, v, ep, h) for v, (h, ep) in zip(v_sim, parsed)]
+    holds = [h for h, _ in parsed]
+    rest_o, rest_p = cell_rests(obs, holds), cell_rests(sim, holds)
     rows = []
     for k, sweep in enumerate(rec.sweeps):
-        _, epochs = stimulus_epochs(rec.t, rec.i[k])
-        obs = sweep_features(rec.t, rec.v[k], epochs)
-        sim = sweep_features(t_sim, v_sim[k], epochs)
-        gamma = F.gamma_coincidence(obs["spike_times"], sim["spike_times"], rec.duration,
-                                    window_ms=GAMMA_WINDOW_MS)
-        rows.append({"sweep": int(sweep), "current_pA": obs["current_pA"],
-                     "observed_spikes": obs["spikes"], "predicted_spikes": sim["spikes"],
-                     "observed_rest_mV": obs["rest_mV"], "predicted_rest_mV": sim["rest_mV"],
-                     "observed_rate_hz": obs["rate_hz"], "predicted_rate_hz": sim["rate_hz"],
+        (hold, epochs), o, p = parsed[k], obs[k], sim[k]
+        gamma = F.gamma_coincidence(o["spike_times"], p["spike_times"], rec.duration, window_ms=GAMMA_WINDOW_MS)
+        rows.append({"sweep": int(sweep), "current_pA": o["current_pA"], "holding_pA": float(hold),
+                     "observed_spikes": o["spikes"], "predicted_spikes": p["spikes"],
+                     "observed_rest_mV": rest_o[k], "predicted_rest_mV": rest_p[k],
+                     "observed_rate_hz": o["rate_hz"], "predicted_rate_hz": p["rate_hz"],
+                     "observed_spontaneous_hz": o["spontaneous_hz"], "predicted_spontaneous_hz": p["spontaneous_hz"],
+                     "epochs": [{"kind": e.kind, "start_ms": e.start, "stop_ms": e.stop, "amp_pA": e.amp,
+                                 "observed_spikes": a["spikes"], "predicted_spikes": b["spikes"]}
+                                for e, a, b in zip(epochs, o["epochs"], p["epochs"])],
                      "gamma": _num(gamma),
-                     "observed_spike_times_ms": np.round(obs["spike_times"], 2).tolist(),
-                     "predicted_spike_times_ms": np.round(sim["spike_times"], 2).tolist()})
-    d_n = np.array([r["predicted_spikes"] - r["observed_spikes"] for r in rows])
-    d_f = np.array([r["predicted_rate_hz"] - r["observed_rate_hz"] for r in rows])
-    d_r = np.array([r["predicted_rest_mV"] - r["observed_rest_mV"] for r in rows])
-    gam = [r["gamma"] for r in rows if r["gamma"] is not None]
-    summary = {"n_sweeps": len(rows), "fraction_within_1_spike": float(np.mean(np.abs(d_n) <= 1)),
-               "fi_rms_hz": float(np.sqrt(np.mean(d_f ** 2))),
-               "rest_error_mV": float(np.mean(np.abs(d_r))), "max_rest_error_mV": float(np.max(np.abs(d_r))),
-               "mean_gamma": _num(np.mean(gam)) if gam else None}
-    out = {"source": rec.source, "sweeps": rows, "summary": summary,
+                     "observed_spike_times_ms": np.round(o["spike_times"], 2).tolist(),
+                     "predicted_spike_times_ms": np.round(p["spike_times"], 2).tolist()})
+    out = {"source": rec.source, "sweeps": rows, "summary": summarise(rows),
            "settings": {"dt_ms": dt, "method": method, "spike_rule": SPIKE_RULE,
                         "gamma_window_ms": GAMMA_WINDOW_MS,
-                        "rate": "spikes in depolarising steps (+2 ms) / their total duration",
-                        "rest": "eFEL voltage_base before the first step; model starts at its own rest",
+                        "rate": "spikes in depolarising epochs (+2 ms) / their total duration; null without one",
+                        "rest": "median V of the spike-free pre-stimulus baseline; null when a baseline "
+                                "window of any sweep at that holding current holds a spike (spontaneous "
+                                "firing); model starts at its own rest",
                         "ljp_corrected": False}}
     return (out, (t_sim, v_sim)) if return_traces else out
+
+
+def _pairs(rows, a, b):
+    return np.array([(r[a], r[b]) for r in rows if r[a] is not None and r[b] is not None], float).reshape(-1, 2)
+
+
+def summarise(rows):
+    """Scores over sweep rows of :func:`evaluate`: ``fraction_within_1_spike``,
+    ``fraction_count_ok`` (within ±max(1, 10 %) of the observed count), ``fi_rms_hz`` (over
+    sweeps where both rates are defined), ``rest_error_mV``/``max_rest_error_mV`` (mean/max
+    |error| where both rests are defined; None if nowhere), ``qualitative_failures`` (model
+    silent where the cell fires >= 3 spikes, or >= 3 where it is silent), ``mean_gamma``.
+
+    >>> r = [dict(observed_spikes=5, predicted_spikes=0, observed_rate_hz=10., predicted_rate_hz=0.,
+    ...           observed_rest_mV=-70., predicted_rest_mV=None, gamma=None)]
+    >>> s = summarise(r); s["qualitative_failures"], s["fi_rms_hz"], s["rest_error_mV"]
+    (1, 10.0, None)
+    """
+    n_o = np.array([r["observed_spikes"] for r in rows])
+    n_p = np.array([r["predicted_spikes"] for r in rows])
+    f, v = _pairs(rows, "observed_rate_hz", "predicted_rate_hz"), _pairs(rows, "observed_rest_mV", "predicted_rest_mV")
+    gam = [r["gamma"] for r in rows if r["gamma"] is not None]
+    d_r = np.abs(v[:, 1] - v[:, 0])
+    return {"n_sweeps": len(rows), "fraction_within_1_spike": float(np.mean(np.abs(n_p - n_o) <= 1)),
+            "fraction_count_ok": float(np.mean(np.abs(n_p - n_o) <= np.maximum(1, 0.1 * n_o))),
+            "fi_rms_hz": float(np.sqrt(np.mean((f[:, 1] - f[:, 0]) ** 2))) if f.size else None,
+            "rest_error_mV": float(np.mean(d_r)) if d_r.size else None,
+            "max_rest_error_mV": float(np.max(d_r)) if d_r.size else None,
+            "rest_compared": int(d_r.size),
+            "qualitative_failures": int(np.sum(((n_o >= 3) & (n_p == 0)) | ((n_o == 0) & (n_p >= 3)))),
+            "mean_gamma": _num(np.mean(gam)) if gam else None}
 
 
 def plot_evaluation(result, rec, t_sim, v_sim, path, n_traces=4):
@@ -351,11 +290,13 @@ def plot_evaluation(result, rec, t_sim, v_sim, path, n_traces=4):
     axes[len(pick) - 1].set_xlabel("t (ms)")
     ax = axes[-1]
     cur = [r["current_pA"] for r in rows]
-    ax.plot(cur, [r["observed_rate_hz"] for r in rows], "ko-", ms=3, label="observed")
-    ax.plot(cur, [r["predicted_rate_hz"] for r in rows], "s--", color="tab:red", ms=3, label="model")
+    for key, style, label in (("observed_rate_hz", "ko-", "observed"), ("predicted_rate_hz", "s--", "model")):
+        ax.plot(cur, [np.nan if r[key] is None else r[key] for r in rows], style, ms=3, label=label,
+                **({} if label == "observed" else {"color": "tab:red"}))
     ax.set_xlabel("step current (pA)")
     ax.set_ylabel("rate (Hz)")
-    ax.set_title(f"f–I: RMS error {result['summary']['fi_rms_hz']:.2f} Hz", fontsize=9)
+    rms = result["summary"]["fi_rms_hz"]
+    ax.set_title("f–I: RMS error " + ("undefined" if rms is None else f"{rms:.2f} Hz"), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return plot.save(fig, path)

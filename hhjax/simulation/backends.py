@@ -23,6 +23,7 @@ from typing import Any, Optional, Protocol
 from . import cpu_kernel
 from . import pallas as pallas_hh
 from . import scan
+from . import sharding
 from .devices import batch_layout
 from .trace import Trace
 from .._pytree import as_dict, float_dtype
@@ -60,6 +61,13 @@ def _not_committed_elsewhere(tree) -> bool:
                    for x in jax.tree_util.tree_leaves(tree))
 
 
+def _on_one_device(tree) -> bool:
+    """Some input is committed to a single device (an explicit ``jax.device_put``)."""
+    return any(isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and x.committed
+               and len(x.sharding.device_set) == 1 and jax.device_count() > 1
+               for x in jax.tree_util.tree_leaves(tree))
+
+
 def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
     """Whether :func:`hhjax.simulate` may run this call on the kernel (the conditions are listed in :mod:`hhjax.simulation.pallas`)."""
     return (
@@ -77,7 +85,7 @@ def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
 
 
 def try_simulate(params, stim, *, batch, n_steps, dt, y0, record_every, spike_threshold,
-                 record=None) -> Optional[Trace]:
+                 layout=(1, None), record=None) -> Optional[Trace]:
     """The kernel's trace for :func:`hhjax.simulate`, or ``None`` if the kernel failed to
     lower, compile or run here: then warn once and leave this and every later call to the
     reference path. Out-of-memory errors are raised (the reference needs at least as much)."""
@@ -85,6 +93,12 @@ def try_simulate(params, stim, *, batch, n_steps, dt, y0, record_every, spike_th
         # simulate reads trace.diverged right after (to warn), so waiting here costs nothing.
         # simulate has checked the inputs and found batch and n_steps; simulate_pallas
         # would do it again.
+        if layout[0] > 1:  # one kernel per device, each on its shard (shard_map)
+            return _keep(jax.block_until_ready(sharding.run_pallas_sharded(
+                params, jnp.asarray(stim.amplitude), y0, batch=batch, n_steps=n_steps, dt=dt,
+                record_every=record_every, n_shards=layout[0], padded=layout[1],
+                spike_threshold=None if spike_threshold is None else float(spike_threshold))),
+                record)
         trace = jax.block_until_ready(pallas_hh._launch(
             params, jnp.asarray(stim.amplitude), y0, batch=batch, n_steps=n_steps, dt=dt,
             record_every=record_every,
@@ -109,7 +123,8 @@ class SimulationCall:
 
     ``stim`` is a callable stimulus or ``None`` when ``grid`` (an array sampled on the
     simulation grid, time last) drives the run. ``batch`` is the broadcast batch shape,
-    ``n_steps`` the number of steps of ``dt`` ms.
+    ``n_steps`` the number of steps of ``dt`` ms. ``shard``: split the batch over devices
+    (``None``: as ``HHJAX_SHARD`` says; see :mod:`hhjax.simulation.sharding`).
     """
 
     params: Any
@@ -123,7 +138,22 @@ class SimulationCall:
     record_every: int
     checkpoint_every: Optional[int]
     spike_threshold: Optional[float]
+    shard: Optional[bool] = None
     record: Optional[tuple] = None  # names of the state variables to record; None: all
+
+    @property
+    def layout(self) -> tuple:
+        """``(n_shards, padded)`` of the flat batch (:func:`batch_layout`); one device when
+        an input was placed on one device explicitly (``jax.device_put(x, device)``) or a
+        default device is set (``jax.default_device``): the call runs there."""
+        if not self.batch:
+            return (1, None)
+        size = 1
+        for d in self.batch:
+            size *= int(d)
+        pinned = getattr(jax.config, "jax_default_device", None) is not None or _on_one_device(
+            (self.params, self.stim, self.grid, self.y0))
+        return batch_layout(size, False if pinned else self.shard)
 
 
 class Backend(Protocol):
@@ -150,7 +180,8 @@ class PallasBackend:
     def run(self, call: SimulationCall) -> Optional[Trace]:
         return try_simulate(call.params, call.stim, batch=call.batch, n_steps=call.n_steps, dt=call.dt,
                             y0=call.y0, record_every=call.record_every,
-                            spike_threshold=call.spike_threshold, record=call.record)
+                            spike_threshold=call.spike_threshold, layout=call.layout,
+                            record=call.record)
 
 
 class CpuKernelBackend:
@@ -208,14 +239,11 @@ class ScanBackend:
         return True
 
     def run(self, call: SimulationCall) -> Trace:
-        size = 1
-        for d in call.batch:
-            size *= int(d)
         return scan._run(
             call.params, call.stim, call.grid, call.y0, batch=call.batch, n_steps=call.n_steps,
             dt=call.dt, method=call.method, record_every=call.record_every,
             checkpoint_every=call.checkpoint_every, spike_threshold=call.spike_threshold,
-            layout=batch_layout(size) if call.batch else (1, None), record=call.record)
+            layout=call.layout, record=call.record)
 
 
 BACKENDS: tuple = (PallasBackend(), CpuKernelBackend(), ScanBackend())

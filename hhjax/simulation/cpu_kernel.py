@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import logging
+import math
 import os
 import warnings
 from functools import partial
@@ -58,7 +59,7 @@ _ABI = 3  # hhjax_cpu_kernel_abi() of a library this wrapper can drive
 VARIABLES = ("v", "m", "h", "n")
 """The state variables of :class:`~hhjax.HHState`, in the kernel's order."""
 
-_LOG2E = float(np.log2(np.e))
+_LOG2E = math.log2(math.e)
 # Rows of the per-neuron constant array (enum Row in hh_kernel.cc).
 _ROWS = ("v_offset", "dtq2", "k", "k2", "g_na", "ge_na", "g_k", "ge_k", "g_l", "ie_off", "ie_on")
 

@@ -1,4 +1,6 @@
-"""Run large batches on every CPU core: one JAX CPU device per core, the batch split across them.
+"""Run large batches on every CPU core: one JAX CPU device per core, the batch split across them
+(and the layout rule, :func:`batch_layout`, that splits batches over GPUs and hosts too;
+see :mod:`hhjax.simulation.sharding`).
 
 On a CPU, XLA runs one time step as several small kernels and splits each of them across
 the cores only when it judges that worthwhile, so a batch simulation uses about 1.3 of 2
@@ -15,6 +17,8 @@ from typing import Optional
 import os
 
 import jax
+
+from .sharding import shard_enabled
 
 # Below this many neurons per device the split costs more than it saves.
 MIN_NEURONS_PER_DEVICE = 32
@@ -69,21 +73,30 @@ def use_all_cores(n: Optional[int] = None) -> int:
     return have
 
 
-def batch_layout(size: int):
+def batch_layout(size: int, shard=None):
     """``(n_shards, padded_size)``: how :func:`hhjax.simulate` lays out a flat batch of
-    ``size`` neurons. It splits them over the CPU devices (when the default backend is the
-    CPU and each device gets at least ``MIN_NEURONS_PER_DEVICE``), and pads batches of
-    ``PAD_FROM`` or more neurons to a multiple of ``2 x n_shards``, because XLA's CPU
-    kernels ran about 3x slower on an odd number of neurons.
+    ``size`` neurons. It splits them over the devices of the default backend (CPU cores
+    made devices by :func:`use_all_cores`, GPUs) when each gets at least
+    ``MIN_NEURONS_PER_DEVICE``; under ``jax.distributed`` (several processes) always over
+    every device, since each process must take part. Batches of ``PAD_FROM`` or more
+    neurons, and every split batch, are padded to a multiple of ``2 x n_shards``, because
+    XLA's CPU kernels ran about 3x slower on an odd number of neurons. ``shard=False`` (or
+    the environment variable ``HHJAX_SHARD=0``, see
+    :func:`hhjax.simulation.sharding.shard_enabled`) keeps one device.
 
     >>> batch_layout(1)
     (1, 1)
     >>> batch_layout(1001)[1] % 2
     0
+    >>> batch_layout(1001, shard=False)[0]
+    1
     """
     n = 1
-    if size >= 2 * MIN_NEURONS_PER_DEVICE and jax.default_backend() == "cpu":
-        n = min(jax.device_count(), size // MIN_NEURONS_PER_DEVICE)
+    if shard_enabled(shard):
+        if jax.process_count() > 1:
+            n = jax.device_count()
+        elif size >= 2 * MIN_NEURONS_PER_DEVICE:
+            n = min(jax.device_count(), size // MIN_NEURONS_PER_DEVICE)
     if n == 1 and size < PAD_FROM:
         return 1, size
     # An even share per device is enough; padding costs a little every step, so pad no more.

@@ -8,11 +8,12 @@ from typing import Any, Optional, Sequence
 import warnings
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from .inputs import (GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time,
-                     _check_y0)
+from .. import _validate as check
+from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time, _check_y0
+from . import memory
 from .backends import SimulationCall, run_call
+from .sharding import count_true
 from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace
 from ..models import model_of
 from ..solvers import get_step
@@ -21,8 +22,8 @@ from ..stimulus import as_stimulus
 
 def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, method: str = "exp_euler",
              y0: Any = None, record_every: int = 1, checkpoint_every: Optional[int] = None,
-             spike_threshold: Optional[float] = COUNT_THRESHOLD,
-             record: Optional[Sequence[str]] = None) -> Trace:
+             spike_threshold: Optional[float] = COUNT_THRESHOLD, shard: Optional[bool] = None,
+             max_memory: Optional[int] = None, record: Optional[Sequence[str]] = None) -> Trace:
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -50,6 +51,14 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
             whose upward crossings are counted at every step into ``trace.spike_count`` (a
             cheap in-loop count; evaluation uses :func:`hhjax.spike_times`); ``None``
             disables counting.
+        shard: split a batch over all devices of the default backend (CPU devices, GPUs,
+            every process's devices under ``jax.distributed``); results stay sharded.
+            ``None`` (default): yes unless the environment variable ``HHJAX_SHARD=0``;
+            ``False``: one device. See :mod:`hhjax.simulation.sharding`.
+        max_memory: bytes the call may use (default: what the device has free, or the
+            ``HHJAX_MAX_MEMORY`` environment variable). Before compiling, the peak is
+            estimated (1.75x the trace, measured); a call over it runs in chunks of neurons
+            when the result fits, else raises a one-line ``MemoryError`` with the fix.
         record: names of the state variables to record, e.g. ``("v",)``; the others are
             never stored and are ``None`` in the trace. ``None`` (default) records all.
 
@@ -73,9 +82,13 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
         >>> tr.v.shape, int(tr.spike_count)
         ((4001,), 6)
     """
+    check.params(params)
     model = model_of(params)
     n_steps = _check_time(duration, dt, record_every, checkpoint_every)
     get_step(method)
+    check.stimulus(stimulus)
+    check.threshold(spike_threshold)
+    check.number(max_memory, "max_memory", "bytes", low=0.0, low_open=True, allow_none=True)
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type, GATE_RULES)
@@ -97,8 +110,9 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
         params=params, stim=stim, grid=grid, y0=y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold),
-        record=recorded)
-    trace = run_call(call)
+        shard=shard, record=recorded)
+    chunk = memory.plan(call, max_memory if max_memory is not None else memory.max_memory_from_env())
+    trace = run_call(call) if chunk is None else memory.run_chunked(call, chunk, run_call)
     _warn_if_diverged(trace, method, dt)
     return trace
 
@@ -106,11 +120,11 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
 def _warn_if_diverged(trace, method, dt):
     if isinstance(trace.diverged, jax.core.Tracer):
         return
-    n_bad = int(np.sum(np.asarray(trace.diverged)))
+    n_bad = count_true(trace.diverged)  # on the devices: diverged may span processes
     if n_bad:
         advice = "reduce dt" + ("" if method == "exp_euler" else " or use 'exp_euler'")
         warnings.warn(
-            f"simulate: {n_bad} neuron(s) diverged (non-finite or |V| > {DIVERGENCE_BOUND:g} mV) with "
+            f"simulate: {n_bad} neuron(s) diverged (non-finite, |V| > {DIVERGENCE_BOUND:g} mV or a gate outside [0, 1]) with "
             f"method={method!r}, dt={dt} ms; {advice}, or check the parameters. "
             f"See trace.diverged.",
             RuntimeWarning,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _validate as check
 from .._pytree import float_dtype
 from ..models.base import parameter_kind
 from ..stimulus import Function
@@ -25,12 +25,9 @@ def _check_time(duration, dt, record_every, checkpoint_every):
     for name, value in (("duration", duration), ("dt", dt)):
         if isinstance(value, jax.core.Tracer):
             raise TypeError(f"{name}: must be a static Python number (it sets the array sizes)")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name}: expected a number in ms, got {type(value).__name__}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name}: must be positive and finite (ms), got {value}")
+        check.positive_number(value, name, "ms")
+    check.integer(record_every, "record_every")
+    check.integer(checkpoint_every, "checkpoint_every", allow_none=True)
     n_steps = whole_steps(duration, dt)
     # Raise rather than round: silently changing the duration would misalign stimuli.
     if n_steps is None or n_steps < 1:
@@ -82,12 +79,13 @@ def _check_finite(tree, argname, allow_inf=("stop",), rules=()):
                 raise ValueError(f"{label}: contains inf")
         for applies, rule, ok in rules:
             if applies(name.lstrip(".")) and not bool(xp.all(ok(arr))):
-                raise ValueError(f"{label}: must be {rule}, got {np.asarray(arr)}")
+                shown = (np.asarray(arr) if getattr(arr, "is_fully_addressable", True)
+                         else "values outside it")
+                raise ValueError(f"{label}: must be {rule}, got {shown}")
 
 
 def _check_on_device(leaf) -> bool:
-    return (isinstance(leaf, jax.Array) and leaf.size >= 1 << 16
-            and any(d.platform != "cpu" for d in leaf.devices()))
+    return check.on_device(leaf)
 
 
 _all_finite = jax.jit(lambda x: jnp.isfinite(x).all())

@@ -41,8 +41,10 @@ N = 1e7, about 3x the reference loop. Its spike counts differ from float64's on 
 as many neurons (2e-5 of them) as the float32 reference loop's: ``ex2.approx`` rounding.
 
 Spike counting and divergence are those of :func:`hhjax.simulate`: upward crossings of
-``spike_threshold`` between consecutive steps, and ``diverged`` where V was ever NaN or
-``|V| > 1000`` mV (including the initial state) or the final state is not finite. Known
+``spike_threshold`` between consecutive steps, and ``diverged`` where the state ever left
+``trace.in_range`` (NaN, |V| beyond ``DIVERGENCE_BOUND``, a gate outside [0, 1]; the
+initial state included) or the final state is not finite. Gates are clamped to [0, 1]
+as in ``solvers.exp_euler_step``. Known
 difference: for V below about -930 mV the shared exponentials overflow and the kernel's
 state turns NaN where the reference may stay finite (such a run is flagged diverged).
 
@@ -68,7 +70,7 @@ from ..models.hh import HHParams, HHState
 from ..models.rates import q10_factor
 from .inputs import _batch_shape, _check_finite, _check_time, _check_y0
 from .records import _batch_major, _compiled_transpose, _padded_size
-from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace, upward_crossing
+from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace, in_range, upward_crossing
 from ..models.steady import steady_state
 from ..stimulus import Constant
 
@@ -111,7 +113,8 @@ def _gate(x, num, den, s, dtq2):
     r = 1.0 / (s * den)
     x_inf = (num * den) * r
     decay = jnp.exp2(-dtq2 * ((s * s) * r))
-    return x_inf + (x - x_inf) * decay
+    x = x_inf + (x - x_inf) * decay
+    return jnp.where(x < 0.0, _F(0.0), jnp.where(x > 1.0, _F(1.0), x))  # as solvers.clamp_unit
 
 
 def _step(c, v, m, h, n):
@@ -162,7 +165,6 @@ def _step(c, v, m, h, n):
 def _make_kernel(*, n_rec, record_every, spike_threshold):
     count_spikes = spike_threshold is not None
     thr = _F(spike_threshold if count_spikes else 0.0)
-    bound = _F(DIVERGENCE_BOUND)
 
     def kernel(c_ref, y0_ref, state_ref, ints_ref, *rec_refs):
         c = {name: c_ref[i, :] for i, name in enumerate(_ROWS)}
@@ -171,7 +173,7 @@ def _make_kernel(*, n_rec, record_every, spike_threshold):
             rec_ref[0, :] = st0[i]
         zeros = jnp.zeros_like(st0[0], jnp.int32)
         # NaN fails the comparison, so it counts as out of bounds.
-        bad0 = jnp.where(jnp.abs(st0[0]) <= bound, zeros, zeros + 1)
+        bad0 = jnp.where(in_range(*st0), zeros, zeros + 1)
 
         def one_step(_, carry):
             v, m, h, n, count, bad = carry
@@ -179,7 +181,7 @@ def _make_kernel(*, n_rec, record_every, spike_threshold):
             if count_spikes:
                 crossed = upward_crossing(v, v_new, thr)
                 count = jnp.where(crossed, count + 1, count)
-            bad = jnp.where(jnp.abs(v_new) <= bound, bad, zeros + 1)
+            bad = jnp.where(in_range(v_new, m, h, n), bad, zeros + 1)
             return v_new, m, h, n, count, bad
 
         def one_record(j, carry):

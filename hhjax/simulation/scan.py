@@ -7,13 +7,13 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._pytree import as_dict, float_dtype
 from ..models import model_of
 from ..models.steady import steady_state
 from ..solvers import get_step
-from .trace import DIVERGENCE_BOUND, Trace, upward_crossing
+from .sharding import neuron_sharding
+from .trace import Trace, state_in_range, upward_crossing
 
 
 def _stage_fracs(method):
@@ -85,7 +85,7 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
     recs_per_chunk = chunk // record_every
 
     def one_step(carry, x):
-        state, count, vmax, k = carry
+        state, count, bad, k = carry
         if grid is not None:
             currents = [x * scale] * len(fracs)
         else:
@@ -96,8 +96,8 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
         if spike_threshold is not None:
             crossed = upward_crossing(state.v, new.v, spike_threshold)
             count = count + crossed.astype(count.dtype)
-        vmax = jnp.maximum(vmax, jnp.abs(new.v))
-        return (new, count, vmax, k + 1), None
+        bad = bad | ~state_in_range(new)
+        return (new, count, bad, k + 1), None
 
     # Reverse mode keeps only the carry of each step and recomputes the step's insides on
     # the way back: the stacked residuals (58 per neuron-step for HH) cost more memory
@@ -132,7 +132,7 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
         xs = g.reshape((n_chunks, recs_per_chunk, record_every) + g.shape[1:])
 
     flat_batch = state0.v.shape
-    carry0 = (state0, jnp.zeros(flat_batch, jnp.int32), jnp.abs(state0.v), jnp.zeros((), jnp.int32))
+    carry0 = (state0, jnp.zeros(flat_batch, jnp.int32), ~state_in_range(state0), jnp.zeros((), jnp.int32))
     if record_every == 1 and checkpoint_every is None:
         # One flat scan: nested loops of length 1 would only slow compilation.
         def flat(carry, x):
@@ -140,10 +140,10 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
             return carry, kept(carry[0])
 
         xs_flat = None if xs is None else xs.reshape((n_steps,) + xs.shape[3:])
-        (final, count, vmax, _), recs = jax.lax.scan(flat, carry0, xs_flat, length=n_steps)
+        (final, count, bad, _), recs = jax.lax.scan(flat, carry0, xs_flat, length=n_steps)
         recs = jax.tree_util.tree_map(lambda r: r[None], recs)
     else:
-        (final, count, vmax, _), recs = jax.lax.scan(one_chunk, carry0, xs, length=n_chunks)
+        (final, count, bad, _), recs = jax.lax.scan(one_chunk, carry0, xs, length=n_chunks)
 
     n_rec = n_chunks * recs_per_chunk + 1
 
@@ -157,7 +157,7 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
     finite = jnp.ones(flat_batch, bool)
     for leaf in jax.tree_util.tree_leaves(final):
         finite = finite & jnp.isfinite(leaf)
-    diverged = unpad(~finite | ~(vmax <= DIVERGENCE_BOUND)).reshape(batch)
+    diverged = unpad(~finite | bad).reshape(batch)
     count = unpad(count).reshape(batch)
     t = jnp.arange(n_chunks * recs_per_chunk + 1, dtype=dtype) * (dt * record_every)
     return Trace(t=t, state=states, spike_count=count, diverged=diverged)
@@ -165,15 +165,12 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
 
 def _batch_sharder(n_shards):
     """``shard(x, axis=0)``: ask XLA to split ``x``'s flat neuron axis over ``n_shards``
-    devices (see :mod:`hhjax.devices`); the identity for one."""
+    devices (see :mod:`hhjax.simulation.sharding`); the identity for one."""
     if n_shards == 1:
         return lambda x, axis=0: x
-    mesh = Mesh(np.array(jax.devices()[:n_shards]), ("neurons",))
 
     def shard(x, axis=0):
-        spec = [None] * x.ndim
-        spec[axis] = "neurons"
-        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(*spec)))
+        return jax.lax.with_sharding_constraint(x, neuron_sharding(n_shards, x.ndim, axis))
 
     return shard
 

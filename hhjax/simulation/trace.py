@@ -9,9 +9,40 @@ import jax
 import jax.numpy as jnp
 
 from .._pytree import as_dict, pytree_dataclass
+from ..solvers import V_BOUND
 
-DIVERGENCE_BOUND = 1000.0
-"""|V| (mV) above which a neuron counts as diverged, in every backend."""
+DIVERGENCE_BOUND = V_BOUND
+"""|V| (mV) above which a neuron counts as diverged, in every backend: 300 mV, defined as
+:data:`hhjax.solvers.V_BOUND`, where every model's rates, one step of every method and their
+derivatives are still finite with a wide margin. ``scripts/divergence_bound.py`` finds the
+first non-finite value or derivative at |V| = 401 mV in float32 (Pospischil's rates with V_T
+moved by its fitting range) and none within ±2000 mV in float64; the classic HH rates fail
+from 809 mV (float32 ``exp`` underflow), which the old bound of 1000 mV let through. No
+neuron's membrane reaches 300 mV, so a trace beyond it is a runaway, not physiology."""
+
+GATE_TOLERANCE = 1e-5
+"""How far (absolute) a gate may leave [0, 1] before the neuron counts as diverged: float32
+rounding is ~1e-7; explicit schemes (``euler``, ``rk4``) overshoot by more only when
+``dt`` times a rate exceeds their stability limit."""
+
+
+def in_range(v, *gates):
+    """The rule every backend applies at every step: ``|v| <= DIVERGENCE_BOUND`` and each
+    gate within ``[-GATE_TOLERANCE, 1 + GATE_TOLERANCE]``; False for NaN.
+
+    >>> bool(in_range(-65.0, 0.5)), bool(in_range(-65.0, 1.01)), bool(in_range(float("nan")))
+    (True, False, False)
+    """
+    ok = jnp.abs(v) <= DIVERGENCE_BOUND
+    for g in gates:
+        ok = ok & (g >= -GATE_TOLERANCE) & (g <= 1.0 + GATE_TOLERANCE)
+    return ok
+
+
+def state_in_range(state):
+    """:func:`in_range` for a state pytree (``v`` and every other field a gate)."""
+    fields = as_dict(state)
+    return in_range(fields["v"], *(x for k, x in fields.items() if k != "v"))
 
 
 COUNT_THRESHOLD = 0.0
@@ -41,8 +72,9 @@ class Trace:
             fields are also available directly (``trace.v`` in mV, ``trace.m``, ...).
         spike_count: upward crossings of ``spike_threshold`` counted at every step (not
             only recorded ones), shape ``batch``.
-        diverged: ``True`` where the run blew up (non-finite or |V| > 1000 mV), shape
-            ``batch``. ``simulate`` also warns when called outside ``jit``.
+        diverged: ``True`` where the run left the valid range at any step (non-finite, |V| >
+            :data:`DIVERGENCE_BOUND` mV, or a gate outside [0, 1] beyond rounding), shape
+            ``batch``. Where it is False the rates and their derivatives are finite. ``simulate`` also warns when called outside ``jit``.
     """
 
     t: jax.Array

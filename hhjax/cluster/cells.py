@@ -1,0 +1,217 @@
+"""Cells for :func:`hhjax.cluster.fit_many`: finding recordings, naming and hashing them,
+and fitting one (the function each Dask worker runs).
+
+A cell is one recording: a file of a format :func:`hhjax.io.load_recording` reads, or a
+folder of ``.ibw`` files (one sweep per file). Its results go to ``OUT/<name>/``:
+``fit.json``, ``eval.json``, ``fit.png`` and last ``done.json`` (the summary row and the
+input hash), each written atomically, so a cell either has a complete ``done.json`` or
+counts as not finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cache import enable_compilation_cache
+from ..io import SUPPORTED, load_recording, save_json_atomic
+from ..io.results import save_params
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, fit_recording
+from ..recordings.evaluation import evaluate, plot_evaluation
+
+__all__ = ["Cell", "FitSettings", "find_cells", "input_hash", "fit_cell", "finished_row",
+           "worker_env"]
+
+FOLDER_SUFFIX = ".ibw"  # a folder of these is one recording (a sweep per file)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One recording: ``name`` (its results folder) and ``path`` (a file or an .ibw folder)."""
+
+    name: str
+    path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """What :func:`hhjax.recordings.cell_fit.fit_recording` is called with for every cell
+    (see there; ``sweeps`` ``None`` lets it choose). Part of each cell's input hash."""
+
+    sweeps: tuple | None = None
+    n_starts: int = 4
+    steps: int = 4
+    dt: float = 0.1
+    generations: int = 16
+    population: int = 160
+    seed: int = 0
+    method: str = "exp_euler"
+    plot: bool = True
+
+
+def _ibw_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() == FOLDER_SUFFIX for p in path.iterdir())
+
+
+def _cells_in(path: Path):
+    """Recordings under ``path``: itself if a recording file or an .ibw folder, else every
+    recording file and .ibw folder below it."""
+    if path.is_file():
+        yield path
+    elif _ibw_folder(path):
+        yield path
+    elif path.is_dir():
+        for entry in sorted(path.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                yield from _cells_in(entry)
+            elif entry.suffix.lower() in SUPPORTED:
+                yield entry
+
+
+def find_cells(inputs) -> list:
+    """The cells named by ``inputs`` (files, folders, glob patterns), each once, in order.
+
+    A pattern or folder that matches nothing raises ``FileNotFoundError`` naming it. Names
+    are the file's stem (the folder's name for .ibw folders), made unique with the parent
+    folder's name (and then a number) where two cells would share one.
+
+    >>> find_cells(["no/such/file.abf"])  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    FileNotFoundError: no/such/file.abf: no such file, folder or match
+    """
+    paths, seen = [], set()
+    for item in inputs:
+        matches = sorted(glob.glob(os.fspath(item), recursive=True)) if glob.has_magic(str(item)) \
+            else ([item] if os.path.exists(item) else [])
+        found = [p for m in matches for p in _cells_in(Path(m))]
+        if not found:
+            raise FileNotFoundError(f"{item}: no such file, folder or match")
+        for p in found:
+            key = os.path.realpath(p)
+            if key not in seen:
+                seen.add(key)
+                paths.append(Path(p))
+    names: dict = {}
+    cells = []
+    for p in paths:
+        name = p.name if p.is_dir() else p.stem
+        if name in names:
+            name = f"{p.parent.name}_{name}"
+        base, k = name, 2
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names[name] = p
+        cells.append(Cell(name=name, path=os.fspath(p)))
+    return cells
+
+
+def input_hash(cell: Cell, settings: FitSettings) -> str:
+    """SHA-256 of the cell's bytes (every file of a folder, with its name) and the settings:
+    a cell whose hash changed since its ``done.json`` is fitted again."""
+    h = hashlib.sha256(json.dumps(dataclasses.asdict(settings), sort_keys=True).encode())
+    path = Path(cell.path)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def finished_row(out_dir, cell: Cell, digest: str):
+    """The summary row of a cell finished with these inputs, else ``None``."""
+    done = Path(out_dir) / cell.name / "done.json"
+    try:
+        record = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("input_hash") != digest or record.get("row", {}).get("status") != "ok":
+        return None
+    return record["row"]
+
+
+def worker_env(cache_dir=None) -> dict:
+    """Environment for fit workers: one XLA CPU thread pool of one thread per worker
+    (Dask runs one worker per core, so XLA's own pool per core would oversubscribe them),
+    GPU memory not preallocated (several workers may share a GPU), and the shared
+    persistent compilation cache (``cache_dir``), so only the first worker compiles.
+
+    >>> worker_env("/tmp/c")["OMP_NUM_THREADS"]
+    '1'
+    """
+    env = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "HHJAX_SHARD": "0", "MPLBACKEND": "Agg"}
+    if cache_dir:
+        env["HHJAX_CACHE_DIR"] = os.fspath(cache_dir)
+    return env
+
+
+def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=None) -> dict:
+    """Fit one cell and write its results (the task each worker runs). Never raises for a
+    bad recording or a failed fit: the row then has ``status="failed"`` and the error.
+    ``cache_dir``: the persistent compilation cache shared by all workers (default
+    ``HHJAX_CACHE_DIR``, else hhjax's default)."""
+    enable_compilation_cache(cache_dir or os.environ.get("HHJAX_CACHE_DIR"))
+    folder = Path(out_dir) / cell.name
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {"cell": cell.name, "input": cell.path, "input_hash": digest, "status": "failed",
+           "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    save_json_atomic(folder / "running.json", {"pid": os.getpid(), "host": socket.gethostname(),
+                                               "started": time.time()})
+    try:
+        row.update(_fit_and_write(cell, folder, settings))
+        row["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 (a cell's failure is recorded, the run goes on)
+        row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+        save_json_atomic(folder / "error.json", {"error": row["error"],
+                                                 "traceback": traceback.format_exc()})
+    row["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    if row["status"] == "ok":
+        save_json_atomic(folder / "done.json", {"input_hash": digest, "row": row})
+        (folder / "error.json").unlink(missing_ok=True)
+    (folder / "running.json").unlink(missing_ok=True)
+    return row
+
+
+def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
+    """Load, fit, evaluate and write one cell; the row's result columns."""
+    rec = load_recording(cell.path)
+    sweeps = None
+    if settings.sweeps is not None:
+        sweeps = [s for s in settings.sweeps if s in rec.sweeps]
+        if not sweeps:
+            raise ValueError(f"sweeps: none of {list(settings.sweeps)} in {cell.path} "
+                             f"(it has {list(rec.sweeps)})")
+    res = fit_recording(rec, sweeps=sweeps, n_starts=settings.n_starts, steps=settings.steps,
+                        dt=settings.dt, key=settings.seed, generations=settings.generations,
+                        population=settings.population, method=settings.method, progress=False)
+    if not np.isfinite(res.loss):
+        raise RuntimeError("fit failed (no parameter set gave a finite loss)")
+    save_params(folder / "fit.json", res.params, stderr=res.stderr, loss=res.loss,
+                sweeps=list(res.sweeps), features=res.features, settings=res.settings,
+                wall_time_s=res.wall_time)
+    ev, (t, v) = evaluate(res.params, rec, dt=settings.dt, method=settings.method,
+                          return_traces=True)
+    save_json_atomic(folder / "eval.json", ev)
+    if settings.plot:
+        plot_evaluation(ev, rec, t, v, folder / "fit.png")
+    s = ev["summary"]
+    out = {"loss": float(res.loss), "sweeps": " ".join(str(k) for k in res.sweeps),
+           "fraction_within_1_spike": s["fraction_within_1_spike"], "fi_rms_hz": s["fi_rms_hz"],
+           "rest_error_mV": s["rest_error_mV"]}
+    out.update({n: float(getattr(res.params, n)) for n in DEFAULT_TRAINABLE})
+    return out

@@ -1,0 +1,225 @@
+"""Protocol epochs of a current-clamp sweep, and the features that follow from them.
+
+A sweep's command current is cut into straight pieces (Douglas–Peucker on ``(t, i)`` after
+splitting at jumps), which covers what rigs send:
+
+* the **holding current**: the level of the first constant piece (the sweep's start);
+* **steps**: constant pieces away from holding (pre-pulses, dual steps with a
+  hyperpolarising epoch between them, test pulses);
+* **ramps**: pieces whose current changes by more than the tolerance along the piece
+  (a slow ramp in every sweep, or a ramp after a step).
+
+A measured (noisy) current is median-filtered over ~1 ms first and only cut at jumps.
+
+From the epochs, with ONE spike rule (:func:`detect`, the package's detector) applied alike
+to observed and simulated voltage, :func:`epoch_features` gives
+
+* ``rate_hz`` per depolarising epoch (spikes from its start to 2 ms after its end / its
+  duration) and for the sweep (all depolarising epochs pooled: the f–I point); None
+  when the sweep has no depolarising epoch;
+* ``spontaneous_hz``: spikes in the *baseline windows* (current at holding, from
+  ``SETTLE_MS`` after the previous epoch) / their duration; None without such windows;
+* ``rest_mV``: the median voltage of the pre-stimulus baseline window (else the longest
+  settled baseline window), and only when no baseline window holds a spike. A cell that
+  fires spontaneously has no resting potential on that sweep: None, not a number.
+
+A short spike-free baseline does not prove a cell quiet (a cell firing at 5 Hz is often
+silent for 150 ms), so :func:`cell_rests` applies the rule across a recording: where any
+sweep fires spontaneously at a holding current, no sweep at that holding current has a rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..analysis.spikes import spike_train
+
+SETTLE_MS = 100.0    # a baseline window starts this long after the previous epoch ends
+MIN_BASE_MS = 10.0   # shortest baseline window used for the resting potential
+RATE_TAIL_MS = 2.0   # a spike up to this long after an epoch ends belongs to it
+CLEAN_TOL_PA = 1.0   # amplitude tolerance for command waveforms (pA)
+_SHAPE_TOL_PA = 0.02  # Douglas–Peucker tolerance for command waveforms (pA)
+
+
+@dataclasses.dataclass(frozen=True)
+class Epoch:
+    """One protocol epoch: ``start``/``stop`` (ms); ``amp`` (pA above holding: the step
+    level, or for a ramp the end with the larger excursion); ``kind`` "step" or "ramp";
+    ``amp_start``/``amp_stop`` the current above holding at either end (pA)."""
+
+    start: float
+    stop: float
+    amp: float
+    kind: str = "step"
+    amp_start: float | None = None
+    amp_stop: float | None = None
+
+    @property
+    def depolarising(self) -> bool:
+        return self.amp > 0
+
+
+def detect(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Spike times (ms) of one trace: the ONE place the recordings code detects spikes, by
+    the package's common rule (:func:`hhjax.analysis.spikes.spike_train`).
+
+    >>> t = np.arange(0.0, 10.0, 0.1); v = np.where((t > 3) & (t < 4), 20.0, -70.0)
+    >>> np.round(detect(t, v), 2).tolist()   # the 0 mV crossing, interpolated
+    [3.08]
+    """
+    return np.asarray(spike_train(np.asarray(t, float), np.asarray(v, float)))
+
+
+def _douglas_peucker(x, y, tol):
+    """Indices of the breakpoints of a piecewise-linear approximation of ``y(x)`` within ``tol``."""
+    keep, stack = {0, x.size - 1}, [(0, x.size - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        xs, ys = x[a:b + 1], y[a:b + 1]
+        line = y[a] + (y[b] - y[a]) * (xs - x[a]) / (x[b] - x[a])
+        k = int(np.argmax(np.abs(ys - line)))
+        if abs(ys[k] - line[k]) > tol:
+            keep.add(a + k)
+            stack += [(a, a + k), (a + k, b)]
+    return sorted(keep)
+
+
+def parse_epochs(t: np.ndarray, i: np.ndarray, *, min_ms: float = 2.0) -> tuple:
+    """Holding current (pA) and the list of :class:`Epoch` of one sweep.
+
+    Args:
+        t: sample times (ms), uniform. i: injected current (pA), command or measured.
+        min_ms: shorter pieces are ignored (settling of a measured current).
+
+    Returns:
+        ``(hold_pA, [Epoch, ...])`` in time order.
+
+    Example (a -50 pA pre-pulse, a step to +40 pA, then a ramp from 0 to 30 pA):
+        >>> t = np.arange(0, 1000, 0.1)
+        >>> i = np.where((t >= 100) & (t < 200), -50., 0.) + np.where((t >= 300) & (t < 500), 40., 0.)
+        >>> i = i + np.where(t >= 600, (t - 600) * 0.075, 0.) + 5.0
+        >>> hold, ep = parse_epochs(t, i)
+        >>> hold, [(e.kind, round(e.start), round(e.stop), round(e.amp)) for e in ep]
+        (5.0, [('step', 100, 200, -50), ('step', 300, 500, 40), ('ramp', 600, 1000, 30)])
+    """
+    t, i = np.asarray(t, float), np.asarray(i, float)
+    if t.ndim != 1 or t.shape != i.shape or t.size < 3:
+        raise ValueError("parse_epochs: t and i must be 1-D arrays of the same length (>= 3)")
+    dt = float(t[1] - t[0])
+    n0 = max(3, int(round(min(20.0, 0.05 * (t[-1] - t[0])) / dt)))
+    head = i[:n0]
+    noise = 1.4826 * float(np.median(np.abs(head - np.median(head))))
+    clean = 5.0 * noise <= CLEAN_TOL_PA
+    tol = CLEAN_TOL_PA if clean else 5.0 * noise
+    if not clean:  # measured current: median filter over ~1 ms, then cut at jumps only
+        from scipy.ndimage import median_filter  # scipy: a dependency of hhjax already
+
+        i = median_filter(i, size=max(3, int(round(1.0 / dt)) | 1), mode="nearest")
+    jumps = np.flatnonzero(np.abs(np.diff(i)) > tol) + 1
+    bounds = np.concatenate([[0], jumps, [i.size]])
+    pieces = []  # (a, b, level_a, level_b) with b exclusive
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if clean and b - a > 2:
+            cuts = _douglas_peucker(t[a:b], i[a:b], _SHAPE_TOL_PA)
+            for c0, c1 in zip(cuts[:-1], cuts[1:]):
+                pieces.append((a + c0, a + c1 + 1 if c1 == b - a - 1 else a + c1, i[a + c0], i[a + c1]))
+        else:
+            med = float(np.median(i[a:b]))
+            pieces.append((a, b, med, med))
+    first = pieces[0]
+    hold = float(np.median(i[first[0]:first[1]])) if abs(first[3] - first[2]) <= tol else float(np.median(head))
+    epochs = []
+    for a, b, ia, ib in pieces:
+        if (b - a) * dt < min_ms:
+            continue
+        start, stop = float(t[a]), float(t[b - 1] + dt)
+        if abs(ib - ia) > tol:  # ramp
+            da, db = ia - hold, ib - hold
+            epochs.append(Epoch(start, stop, db if abs(db) >= abs(da) else da, "ramp", float(da), float(db)))
+            continue
+        amp = float(np.median(i[a:b])) - hold
+        if abs(amp) <= tol:
+            continue
+        prev = epochs[-1] if epochs else None
+        if prev is not None and prev.kind == "step" and abs(prev.amp - amp) <= tol and start - prev.stop <= min_ms:
+            epochs[-1] = dataclasses.replace(prev, stop=stop)
+        else:
+            epochs.append(Epoch(start, stop, amp, "step", amp, amp))
+    return hold, epochs
+
+
+def baseline_windows(t, epochs, *, settle_ms: float = SETTLE_MS) -> list:
+    """``[(start, stop), ...]`` (ms) where the current is at holding: before the first
+    epoch, and from ``settle_ms`` after each epoch to the next (or the sweep's end).
+
+    >>> baseline_windows(np.arange(0.0, 1000.0, 1.0), [Epoch(100.0, 300.0, 50.0)])
+    [(0.0, 100.0), (400.0, 999.0)]
+    """
+    t0, t_end = float(t[0]), float(t[-1])
+    out, cursor = [], t0
+    for e in epochs:
+        if e.start > cursor:
+            out.append((cursor, e.start))
+        cursor = max(cursor, e.stop + settle_ms)
+    if t_end > cursor:
+        out.append((cursor, t_end))
+    return [(a, b) for a, b in out if b - a > 0]
+
+
+def _count(spikes, a, b):
+    return int(np.sum((spikes >= a) & (spikes < b)))
+
+
+def epoch_features(t: np.ndarray, v: np.ndarray, epochs: list) -> dict:
+    """Spikes, per-epoch and sweep rates, spontaneous rate and rest of one trace (see the
+    module docstring). Units: ms, mV, Hz, pA.
+
+    >>> t = np.arange(0, 600, 0.1)
+    >>> v = np.full_like(t, -70.0); v[(t > 300) & (t < 301)] = 20.0    # one spike in the step
+    >>> f = epoch_features(t, v, [Epoch(200.0, 400.0, 50.0)])
+    >>> f["spikes"], f["rate_hz"], f["rest_mV"], f["spontaneous_hz"]
+    (1, 5.0, -70.0, 0.0)
+    """
+    t, v = np.asarray(t, float), np.asarray(v, float)
+    spikes = detect(t, v)
+    per = []
+    for e in epochs:
+        n = _count(spikes, e.start, e.stop + RATE_TAIL_MS)
+        per.append({"start": e.start, "stop": e.stop, "kind": e.kind, "amp_pA": e.amp, "spikes": n,
+                    "rate_hz": 1000.0 * n / (e.stop - e.start)})
+    depol = [p for p in per if p["amp_pA"] > 0]
+    dur = sum(p["stop"] - p["start"] for p in depol)
+    rate = 1000.0 * sum(p["spikes"] for p in depol) / dur if depol else None
+    base = baseline_windows(t, epochs)
+    base_ms = sum(b - a for a, b in base)
+    n_base = sum(_count(spikes, a, b) for a, b in base)
+    spont = 1000.0 * n_base / base_ms if base_ms > 0 else None
+    rest = None
+    long_enough = [(a, b) for a, b in base if b - a >= MIN_BASE_MS]
+    if n_base == 0 and long_enough:
+        pre = [w for w in long_enough if w[0] == float(t[0]) and (not epochs or w[1] <= epochs[0].start)]
+        a, b = pre[0] if pre else max(long_enough, key=lambda w: w[1] - w[0])
+        rest = float(np.median(v[(t >= a) & (t < b)]))
+    amps = [e.amp for e in epochs]
+    current = max(amps) if any(a > 0 for a in amps) else (min(amps) if amps else 0.0)
+    return {"spike_times": spikes, "spikes": int(spikes.size), "rate_hz": rate, "rest_mV": rest,
+            "spontaneous_hz": spont, "spontaneous_spikes": n_base, "current_pA": float(current),
+            "epochs": per}
+
+
+def cell_rests(features: list, holds: list, *, tol_pA: float = CLEAN_TOL_PA) -> list:
+    """Rests (mV or None) of a recording's sweeps: each sweep's ``rest_mV``, except None for
+    every sweep whose holding current (pA, within ``tol_pA``) is one at which some sweep
+    fires spontaneously. ``features``: :func:`epoch_features` of each sweep.
+
+    >>> f = [{"rest_mV": -70.0, "spontaneous_spikes": 0}, {"rest_mV": None, "spontaneous_spikes": 4},
+    ...      {"rest_mV": -60.0, "spontaneous_spikes": 0}]
+    >>> cell_rests(f, [0.0, 0.0, 50.0])
+    [None, None, -60.0]
+    """
+    firing = [h for f, h in zip(features, holds) if f["spontaneous_spikes"] > 0]
+    return [None if any(abs(h - x) <= tol_pA for x in firing) else f["rest_mV"] for f, h in zip(features, holds)]

@@ -1,0 +1,43 @@
+"""What the recording fit charges a model for besides voltage: its spikes by the package's
+one rule, and the regimes the training sweeps contradict (block or silence where the cell
+fires on, bursts the cell does not make)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..analysis.spikes import spike_times
+
+N_SCALAR = 3  # residuals per row besides voltage samples and spike times: count, rest, regime
+
+
+def model_spikes(v, valid, dt, k_max):
+    """Spike count and the (differentiable where timed by a crossing) times, ms, of the
+    first ``k_max`` spikes, by the package's one rule (:func:`hhjax.spike_times`); padded
+    samples (``~valid``) hold the last value, so they add no spike."""
+    del valid
+    sp = spike_times(jnp.arange(v.shape[-1]) * dt, v, max_spikes=k_max)
+    return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
+
+
+def regime_violations(n, times, data):
+    """Per row: late spikes the cell makes but the model does not (depolarisation block,
+    silence; at most 3) plus model ISIs under half the cell's shortest ISI (bursts the cell
+    does not make). ``n``, ``times`` (ms): the model's spikes from :func:`model_spikes` (the
+    first ``k_max``); ``data`` from :func:`hhjax.recordings.rows.fit_rows` (``late_t``: the
+    late window in ms, ``late_obs``, ``isi_min``).
+
+    >>> d = {"late_t": jnp.array([[50.0, 100.0]]), "late_obs": jnp.array([5.0]), "isi_min": jnp.array([10.0])}
+    >>> regular, early = jnp.arange(5.0, 100.0, 10.0)[None], jnp.arange(5.0, 45.0, 4.0)[None]
+    >>> int(regime_violations(jnp.array([10]), regular, d)[0])   # fires on, ISIs 10 ms
+    0
+    >>> int(regime_violations(jnp.array([10]), early, d)[0])     # 3 late spikes missing + 9 ISIs < 5 ms
+    12
+    """
+    k = jnp.arange(times.shape[-1])
+    real = k < n[..., None]
+    late = real & (times >= data["late_t"][..., :1]) & (times < data["late_t"][..., 1:])
+    r_late = jnp.maximum(jnp.minimum(data["late_obs"], 3.0) - jnp.sum(late, -1), 0.0)
+    isi = times[..., 1:] - times[..., :-1]
+    pair = real[..., 1:] & (data["isi_min"][..., None] > 0)
+    return r_late + jnp.sum(pair & (isi < 0.5 * data["isi_min"][..., None]), -1)

@@ -1,0 +1,147 @@
+"""The rows :func:`hhjax.recordings.cell_fit.fit_recording` simulates, and what its loss
+needs about each (see that module's docstring), as NumPy arrays.
+
+Besides the voltage, spike counts and times, each row carries what the *regime* terms of
+the loss need (:data:`LATE_FRACTION`): the window of the last half of the row's main
+depolarising epoch and the observed spike count in it (a cell that keeps firing there
+rules out a model in depolarisation block or fallen silent), and the observed shortest
+interspike interval (a model ISI under half of it is a burst the cell does not make).
+
+Rows end :data:`POST_MS` after their main epoch; when a fitted sweep fires spontaneously,
+they run on through the following baseline (up to the next epoch, at most
+:data:`SPONTANEOUS_POST_MS`), so that whether the cell resumes firing after a step, or stays
+silent, is fitted too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .epochs import cell_rests, detect
+from .evaluation import stimulus_epochs, sweep_features
+
+POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
+SPONTANEOUS_POST_MS = 500.0  # ... up to this long (or the next epoch) when the cell fires spontaneously
+LATE_FRACTION = 0.5  # the late window is the last half of the main depolarising epoch
+
+
+def _nan(x):
+    return np.nan if x is None else float(x)
+
+
+def _passive_window(e, sp, t0, dt):
+    """Sample window (from 20 ms before to 100 ms after a hyperpolarising epoch ``e``) for the
+    direct passive estimate, cut short before any spike in it; ``(-1, -1)`` if a spike
+    falls before the epoch ends. ``sp``: spike times (ms, recording time)."""
+    a, b = e.start - 20.0, e.stop + 100.0
+    inside = sp[(sp >= a) & (sp < b)]
+    if inside.size and inside[0] < e.stop + MASK_MS[0]:
+        return (-1, -1)
+    if inside.size:
+        b = inside[0] - MASK_MS[0]
+    return (int((a - t0) // dt), int((b - t0) // dt))
+
+
+def _regime(sp, main, t0):
+    """``(late_start, late_stop, observed late count, observed min ISI)`` of one row (ms from
+    the row's start); zeros when the row has no depolarising main epoch."""
+    if main is None or main.amp <= 0:
+        return 0.0, 0.0, 0, 0.0
+    a = main.start + (1.0 - LATE_FRACTION) * (main.stop - main.start)
+    inside = sp[(sp >= main.start) & (sp < main.stop + 2.0)]
+    isi = float(np.min(np.diff(inside))) if inside.size >= 2 else 0.0
+    return a - t0, main.stop + 2.0 - t0, int(np.sum((sp >= a) & (sp < main.stop + 2.0))), isi
+
+
+def fit_rows(rec, dt):
+    """The rows to simulate for recording ``rec`` (already on the ``dt`` grid, ms) and the
+    loss's data (see the module docstring). Returns ``(data, rows, every, hyper_windows,
+    layout)``."""
+    t0, t_end = float(rec.t[0]), float(rec.t[0] + rec.duration)
+    spans, hyper = [], []
+    for k in range(rec.n_sweeps):
+        hold, epochs = stimulus_epochs(rec.t, rec.i[k])
+        pos = [e for e in epochs if e.amp > 0]
+        main = max(pos, key=lambda e: e.amp) if pos else (min(epochs, key=lambda e: e.amp) if epochs else None)
+        stop = min(t_end, main.stop + POST_MS) if main is not None else min(t_end, t0 + 500.0)
+        spans.append([k, stop, main, hold, epochs])
+        hyper += [(e.stop, k) for e in epochs if e.amp < 0]
+    if hyper and not any(stop <= spans[k][1] for stop, k in hyper):
+        stop, k = min(hyper)
+        spans[k][1] = min(t_end, stop + POST_MS)
+    feats = [sweep_features(rec.t, rec.v[k], ep) for k, _, _, _, ep in spans]
+    if any(f["spontaneous_spikes"] for f in feats):  # the baseline after a step is data too
+        for span in spans:
+            main, epochs = span[2], span[4]
+            if main is not None:
+                nxt = [e.start for e in epochs if e.start >= main.stop - 1e-9]
+                span[1] = max(span[1], min(t_end, main.stop + SPONTANEOUS_POST_MS, *nxt))
+    rests = cell_rests(feats, [s[3] for s in spans])
+    n_len = max(int(round((s[1] - t0) / dt)) for s in spans) + 1
+    tt = np.arange(n_len) * dt
+    cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime")}
+    times, rows, hyper_win = [], [], []
+    for k, stop, main, hold, epochs in spans:
+        w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
+        m = min(w.n_samples, n_len)
+        v = np.concatenate([w.v[0, :m], np.full(n_len - m, w.v[0, m - 1])])
+        sp = detect(tt[:m], v[:m])
+        sub = tt < tt[m - 1] + dt / 2
+        for s in sp:
+            sub &= ~((tt > s - MASK_MS[0]) & (tt < s + MASK_MS[1]))
+        neg = [e for e in epochs if e.amp < 0 and e.stop <= stop]
+        hyper_win.append(_passive_window(neg[0], sp + t0, t0, dt) if neg else (-1, -1))
+        for key, val in (("v_obs", v), ("valid", tt < tt[m - 1] + dt / 2), ("sub", sub), ("n_lo", sp.size),
+                         ("n_hi", sp.size), ("rest", _nan(rests[k])),
+                         ("regime", _regime(sp + t0, main, t0)),
+                         ("hold", hold), ("stim", np.concatenate([w.i[0, : m - 1], np.full(n_len - m, hold)])),
+                         ("main", (main.start, main.stop, main.amp) if main is not None else (0, 0, 0))):
+            cols[key].append(val)
+        times.append(sp)
+        rows.append((int(rec.sweeps[k]), t0, round(stop, 3), "sweep"))
+    # Interpolated rows between consecutive spiking sweeps of the same protocol.
+    spk = sorted((r for r in range(len(spans)) if cols["n_hi"][r] > 0 and cols["main"][r][2] > 0),
+                 key=lambda r: cols["main"][r][2])
+    for a, b in zip(spk[:-1], spk[1:]):
+        (s0, s1, _), diff = cols["main"][a], np.abs(cols["stim"][a] - cols["stim"][b]) > 1e-6
+        inside = (tt[:-1] >= s0 - dt) & (tt[:-1] < s1 + dt)
+        if cols["main"][a][:2] != cols["main"][b][:2] or np.any(diff & ~inside) or cols["n_hi"][b] - cols["n_lo"][a] < 2:
+            continue
+        lo, hi = cols["n_lo"][a], cols["n_hi"][b]
+        mid, tol = (lo + hi) / 2.0, max(1.0, 0.15 * (hi - lo))
+        for key, val in (("v_obs", np.zeros(n_len)), ("valid", cols["valid"][a] & cols["valid"][b]),
+                         ("sub", np.zeros(n_len, bool)), ("n_lo", max(lo, mid - tol)), ("n_hi", min(hi, mid + tol)),
+                         ("rest", np.nan), ("hold", cols["hold"][a]), ("stim", (cols["stim"][a] + cols["stim"][b]) / 2),
+                         ("main", cols["main"][a]), ("regime", (0.0, 0.0, 0, 0.0))):
+            cols[key].append(val)
+        times.append(np.zeros(0))
+        rows.append((int(rec.sweeps[a]), t0, rows[a][2], f"interpolated {rows[a][0]}-{rows[b][0]}"))
+    data = {k: np.array(v) for k, v in cols.items() if k not in ("main", "regime")}
+    reg = np.array(cols["regime"], float).reshape(-1, 4)
+    data["late_t"] = reg[:, :2]
+    data["late_obs"], data["isi_min"] = reg[:, 2], reg[:, 3]
+    every = max(1, int(round(1.0 / dt)))
+    data["sub"] = data["sub"][:, ::every]
+    k_max = int(max(len(s) for s in times)) + 2
+    data["t_obs"] = np.array([np.concatenate([s, np.full(k_max - len(s), -1.0)]) for s in times])
+    data["n_pair"] = np.array([len(s) for s in times], float)
+    lengths = data["valid"].sum(1) - 1
+    return data, rows, every, np.array(hyper_win), _layout(data["stim"], lengths)
+
+
+def _layout(stim, lengths, overhead=3000):
+    """Static simulation plan: the steps all rows share (same current from the start) are
+    simulated once; the remaining rows in at most two groups of similar length, each padded
+    only to its own longest row. Returns ``(prefix_steps, (rows, steps), ...)``."""
+    same = np.all(np.abs(stim - stim[:1]) < 1e-6, axis=0)
+    p = int(np.argmin(same)) if not same.all() else int(stim.shape[1])
+    p = min(p, int(lengths.min()) - 1) if p >= 1000 else 0
+    rest = np.maximum(lengths - p, 1)
+    order = [int(r) for r in np.argsort(rest, kind="stable")]
+    best = (int(rest.max()) * len(order), (tuple(order),))
+    for j in range(1, len(order)):
+        a, b = order[:j], order[j:]
+        cost = int(rest[a].max()) * len(a) + int(rest[b].max()) * len(b) + overhead
+        if cost < best[0]:
+            best = (cost, (tuple(a), tuple(b)))
+    return (p,) + tuple((g, int(rest[list(g)].max())) for g in best[1])

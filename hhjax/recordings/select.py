@@ -1,0 +1,152 @@
+"""Choosing the model by the data: ``hhjax fit RECORDING --model auto``.
+
+Every candidate of :data:`AUTO_CANDIDATES` is fitted (a smaller search each,
+:data:`AUTO_SEARCH`) to the same training sweeps (:func:`choose_sweeps`), then scored on
+*validation sweeps* it was not fitted to (:func:`validation_sweeps`: up to two spiking sweeps
+between the fitted currents, by rule) — cross-validation across sweeps, never the training
+loss, which a model with more currents can always lower. The score (lower is better) is
+the mean over validation sweeps of
+
+* ``|Δ count| / max(1, 10 % of the observed count)``,
+* ``|Δ rate| / max(3 Hz, 10 % of the recording's highest rate)``,
+* ``|Δ rest| / 2 mV`` where both rests are defined (1 where the cell has a rest and the
+  model fires spontaneously instead),
+
+plus 10 per qualitative failure (model silent where the cell fires >= 3 spikes, or >= 3
+where it is silent) on the validation sweeps *and on the training sweeps*: a candidate in a
+regime the training sweeps contradict cannot beat one that is not. Ties go to the earlier
+candidate (the simpler model first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from .cell_fit import fit_recording
+from .evaluation import choose_sweeps, evaluate, sweep_table
+
+AUTO_CANDIDATES = ("pospischil", "pospischil_fs", "pospischil_ib", "pospischil_lts")
+AUTO_SEARCH = {"generations": 8, "population": 96, "steps": 2}
+FAILURE_COST = 10.0
+
+
+def validation_sweeps(recording, train: list, n: int = 2) -> list:
+    """Up to ``n`` spiking sweeps not in ``train``, nearest to the currents halfway between
+    consecutive fitted spiking currents (else any spiking sweeps left; else any sweeps).
+
+    >>> from hhjax.io import Recording
+    >>> t = np.arange(0, 300, 0.1); amps = [0, 100, 200, 300, 400]
+    >>> i = np.array([np.where((t >= 50) & (t < 250), a, 0.0) for a in amps])
+    >>> v = np.full_like(i, -70.0); v[1:, 1000:1010] = 20.0     # every step >0 fires once
+    >>> rec = Recording(t, v, i, tuple(range(5)), 1e4, "toy")
+    >>> validation_sweeps(rec, [0, 1, 4])
+    [2, 3]
+    """
+    info = sweep_table(recording)
+    rest = [x for x in info if x[0] not in set(train)]
+    spiking = [x for x in rest if x[2]]
+    fitted = sorted(x[1] for x in info if x[0] in set(train) and x[2])
+    targets = [(a + b) / 2 for a, b in zip(fitted[:-1], fitted[1:])] or [np.median([x[1] for x in info])]
+    pool = spiking or rest
+    out: list = []
+    for goal in sorted(targets, key=lambda g: -min((abs(x[1] - g) for x in pool), default=0)):
+        left = [x for x in pool if x[0] not in out]
+        if left and len(out) < n:
+            out.append(min(left, key=lambda x: abs(x[1] - goal))[0])
+    for x in pool:
+        if len(out) >= n:
+            break
+        if x[0] not in out:
+            out.append(x[0])
+    return sorted(out)
+
+
+def cv_score(rows: list, top_rate_hz: float) -> float:
+    """Validation score of sweep rows from :func:`evaluate` (see the module docstring).
+
+    >>> r = dict(observed_spikes=10, predicted_spikes=12, observed_rate_hz=20.0, predicted_rate_hz=24.0,
+    ...          observed_rest_mV=-70.0, predicted_rest_mV=-69.0)
+    >>> cv_score([r], 40.0)   # 2/1 + 4/4 + 1/2
+    3.5
+    """
+    if not rows:
+        return float("inf")
+    total = 0.0
+    for r in rows:
+        n_o, n_p = r["observed_spikes"], r["predicted_spikes"]
+        s = abs(n_p - n_o) / max(1.0, 0.1 * n_o)
+        if r["observed_rate_hz"] is not None and r["predicted_rate_hz"] is not None:
+            s += abs(r["predicted_rate_hz"] - r["observed_rate_hz"]) / max(3.0, 0.1 * top_rate_hz)
+        if r["observed_rest_mV"] is not None:
+            s += 1.0 if r["predicted_rest_mV"] is None else abs(r["predicted_rest_mV"] - r["observed_rest_mV"]) / 2.0
+        s += FAILURE_COST * (((n_o >= 3) and n_p == 0) or (n_o == 0 and n_p >= 3))
+        total += s
+    return total / len(rows)
+
+
+def _failures(rows):
+    return sum(((r["observed_spikes"] >= 3) and r["predicted_spikes"] == 0)
+               or (r["observed_spikes"] == 0 and r["predicted_spikes"] >= 3) for r in rows)
+
+
+def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, progress=None,
+             search=None, **fit_kwargs):
+    """Fit every candidate and keep the one with the best cross-validated score.
+
+    Args:
+        recording: a :class:`hhjax.io.Recording`. sweeps: training sweeps (default
+            :func:`choose_sweeps`). candidates: keys of :data:`hhjax.recordings.cell_fit.MODELS`.
+        search: per-candidate search size (default :data:`AUTO_SEARCH`); ``fit_kwargs`` go
+            to :func:`fit_recording` for every candidate.
+
+    Returns:
+        The winner's :class:`~hhjax.recordings.cell_fit.RecordingFit`, its ``settings``
+        extended by ``"model_selection"``: ``winner``, ``why``, ``validation_sweeps``,
+        ``training_sweeps`` and per candidate ``score``, ``validation_rows`` (sweep, counts,
+        rates, rests), ``training_failures``, ``loss``, ``fit_time_s``.
+    """
+    t0 = time.perf_counter()
+    train = list(sweeps) if sweeps is not None else choose_sweeps(recording)
+    val = validation_sweeps(recording, train)
+    info = sweep_table(recording)
+    fits, table = {}, {}
+    for name in candidates:
+        kw = {**(search or AUTO_SEARCH), **fit_kwargs}
+        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress, **kw)
+        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
+        fits[name] = res
+        table[name] = {"rows": rows, "training_failures": int(_failures(res.features["sweeps"])),
+                       "loss": float(res.loss), "fit_time_s": float(res.wall_time)}
+    top = max([r["observed_rate_hz"] or 0.0 for t in table.values() for r in t["rows"]] + [0.0])
+    for name, t in table.items():
+        t["score"] = cv_score(t["rows"], top) + FAILURE_COST * t["training_failures"] if val else float("nan")
+    finite = [n for n in candidates if np.isfinite(table[n]["score"]) and np.isfinite(table[n]["loss"])]
+    if finite:
+        winner = min(finite, key=lambda n: (table[n]["score"], candidates.index(n)))
+        why = (f"lowest cross-validated score on held-out sweeps {val}: {table[winner]['score']:.3g} "
+               f"(others: " + ", ".join(f"{n} {table[n]['score']:.3g}" for n in candidates if n != winner) + ")")
+    else:  # no validation sweep (a recording of <= 4 sweeps): fall back to the default model
+        winner = candidates[0]
+        why = "no sweep left for validation: kept the default model, not chosen by the data"
+    selection = {"winner": winner, "why": why, "validation_sweeps": val, "training_sweeps": train,
+                 "score": "mean over validation sweeps of count, rate and rest errors in units of their "
+                          "targets, +10 per qualitative failure (validation and training sweeps)",
+                 "candidates": {n: {"score": _finite(t["score"]), "training_failures": t["training_failures"],
+                                    "loss": _finite(t["loss"]), "fit_time_s": t["fit_time_s"],
+                                    "validation_rows": [{k: r[k] for k in ("sweep", "observed_spikes", "predicted_spikes",
+                                                                           "observed_rate_hz", "predicted_rate_hz",
+                                                                           "observed_rest_mV", "predicted_rest_mV")}
+                                                        for r in t["rows"]]}
+                                for n, t in table.items()},
+                 "wall_time_s": time.perf_counter() - t0}
+    best = fits[winner]
+    n_sweeps = len(info)
+    settings = {**best.settings, "model": winner, "model_selection": selection, "n_sweeps_in_recording": n_sweeps}
+    return dataclasses.replace(best, settings=settings, wall_time=time.perf_counter() - t0)
+
+
+def _finite(x):
+    return float(x) if np.isfinite(x) else None

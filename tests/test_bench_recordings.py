@@ -1,0 +1,88 @@
+"""scripts/bench_recordings.py on a folder it has never seen: a tiny synthetic panel (a
+simulated Pospischil cell saved as NPZ, one unreadable file) with a tiny fit budget. Checks
+the results.json schema of issue 14, nulls where values are undefined, a figure per cell,
+and that a failing recording is recorded without stopping the panel."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hhjax import simulate
+from hhjax.io import Recording, load_recording
+from hhjax.models.pospischil import RS
+from hhjax.recordings.evaluation import model_rest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_recordings.py"
+SWEEP_KEYS = {"sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",
+              "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV"}
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_recordings", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _cell(path, amps=(-60.0, 0.0, 80.0, 150.0, 250.0), dt=0.1, duration=300.0):
+    p = dataclasses.replace(RS, area=1.0e-4)
+    n = int(round(duration / dt))
+    t = np.arange(n + 1) * dt
+    i = np.array([np.where((t >= 50.0 - 1e-9) & (t < 250.0 - 1e-9), a, 0.0) for a in amps])
+    v = np.asarray(simulate(p, i[:, :n], duration=n * dt, dt=dt, y0=float(model_rest(p)), spike_threshold=None).v)
+    Recording(t, v, i, tuple(range(len(amps))), 1000.0 / dt, "synthetic").to_npz(path)
+    return v
+
+
+def test_panel_schema_on_a_new_folder(tmp_path):
+    panel = tmp_path / "panel"
+    panel.mkdir()
+    v = _cell(panel / "cell_a.npz")
+    (panel / "broken.abf").write_bytes(b"not an abf")
+    (panel / "NOTES.md").write_text("not a recording")
+    out, figs = tmp_path / "results.json", tmp_path / "figs"
+    assert _bench().main([str(panel), "--out", str(out), "--figures", str(figs), "--quick"]) == 0
+    data = json.loads(out.read_text())
+    assert set(data) == {"cells"}
+    cells = {c["recording"]: c for c in data["cells"]}
+    assert set(cells) == {"cell_a.npz", "broken.abf"}
+    bad = cells["broken.abf"]
+    assert bad["error"] and bad["sweeps"] == [] and bad["model"] is None
+    good = cells["cell_a.npz"]
+    assert set(good) == {"recording", "model", "fit_time_s", "fit_sweeps", "sweeps"}
+    assert good["model"] == "pospischil" and good["fit_time_s"] > 0 and 1 <= len(good["fit_sweeps"]) <= 4
+    rec = load_recording(panel / "cell_a.npz")
+    assert [s["sweep"] for s in good["sweeps"]] == list(rec.sweeps)
+    for s in good["sweeps"]:
+        assert set(s) == SWEEP_KEYS
+        assert s["held_out"] == (s["sweep"] not in good["fit_sweeps"])
+        # Observed counts: upward crossings of -20 mV counted by hand on the simulated trace.
+        vk = v[s["sweep"]]
+        assert s["observed_spikes"] == int(np.sum((vk[:-1] <= -20) & (vk[1:] > -20)))
+    # Sweeps 0 (-60 pA) and 1 (0 pA) have no depolarising epoch: no rate, not 0 Hz.
+    assert good["sweeps"][0]["observed_rate_hz"] is None and good["sweeps"][1]["predicted_rate_hz"] is None
+    assert good["sweeps"][4]["observed_rate_hz"] > 0 and good["sweeps"][4]["observed_rest_mV"] < -60
+    assert (figs / "cell_a.npz.png").is_file()
+    assert (tmp_path / "results.md").read_text().count("cell_a.npz") == 1
+
+
+def test_seeds_give_one_entry_each(tmp_path):
+    panel = tmp_path / "p"
+    panel.mkdir()
+    _cell(panel / "c.npz", amps=(0.0, 150.0), duration=200.0)
+    out = tmp_path / "r.json"
+    assert _bench().main([str(panel), "--out", str(out), "--seeds", "2", "--quick"]) == 0
+    cells = json.loads(out.read_text())["cells"]
+    assert [c["seed"] for c in cells] == [0, 1] and all(c["recording"] == "c.npz" for c in cells)
+
+
+def test_not_a_folder(tmp_path, capsys):
+    assert _bench().main([str(tmp_path / "missing"), "--out", str(tmp_path / "r.json")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

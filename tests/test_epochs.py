@@ -1,0 +1,158 @@
+"""Protocol epochs (hhjax.recordings.epochs): synthetic protocols with known epochs, and the
+two shared recordings whose protocols SOURCES.md describes (dual steps with spontaneous
+firing; a ramp in every sweep)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hhjax.recordings.epochs import Epoch, baseline_windows, epoch_features, parse_epochs
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
+T = np.arange(0.0, 3000.0, 0.05)  # 20 kHz, 3 s
+
+
+def _box(a, b, amp):
+    return np.where((T >= a) & (T < b), amp, 0.0)
+
+
+def _spike_train(times, width=1.0, base=-65.0):
+    v = np.full_like(T, base)
+    for s in times:
+        v[(T >= s) & (T < s + width)] = 20.0
+    return v
+
+
+def test_dual_step_with_hyperpolarising_epoch_and_holding():
+    # Holding 15 pA; +60 pA step; -100 pA epoch; +60 pA again (the 171116sh protocol shape).
+    i = 15.0 + _box(146.85, 646.85, 60.0) + _box(1146.85, 1646.85, -100.0) + _box(1646.85, 2146.85, 60.0)
+    hold, ep = parse_epochs(T, i)
+    assert hold == 15.0
+    got = [(e.kind, e.start, e.stop, e.amp) for e in ep]
+    want = [("step", 146.85, 646.85, 60.0), ("step", 1146.85, 1646.85, -100.0), ("step", 1646.85, 2146.85, 60.0)]
+    assert len(got) == 3
+    for g, w in zip(got, want):
+        assert g[0] == w[0] and g[3] == pytest.approx(w[3])
+        assert g[1] == pytest.approx(w[1], abs=0.05) and g[2] == pytest.approx(w[2], abs=0.05)
+
+
+def test_prepulse_then_ramp():
+    ramp = np.where(T >= 1000.0, np.minimum(T - 1000.0, 1500.0) * 0.1, 0.0)  # 0 -> 150 pA over 1.5 s
+    ramp = np.where(T >= 2500.0, 0.0, ramp)
+    hold, ep = parse_epochs(T, _box(100.0, 400.0, -50.0) + ramp)
+    assert hold == 0.0
+    assert [e.kind for e in ep] == ["step", "ramp"]
+    r = ep[1]
+    assert r.start == pytest.approx(1000.0, abs=0.1) and r.stop == pytest.approx(2500.0, abs=0.1)
+    assert r.amp_start == pytest.approx(0.0, abs=0.1) and r.amp_stop == pytest.approx(150.0, abs=0.1)
+    assert r.amp == r.amp_stop and r.depolarising
+
+
+def test_noisy_measured_current():
+    rng = np.random.default_rng(1)
+    i = -12.5 + _box(700.0, 2700.0, 119.0) + 3.0 * rng.standard_normal(T.size)
+    hold, ep = parse_epochs(T, i)
+    assert hold == pytest.approx(-12.5, abs=1.0)
+    assert len(ep) == 1 and ep[0].amp == pytest.approx(119.0, abs=1.5)
+    assert ep[0].start == pytest.approx(700.0, abs=1.0) and ep[0].stop == pytest.approx(2700.0, abs=1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 25), st.integers(-20, 20).filter(lambda a: a != 0)), min_size=1, max_size=4),
+       st.integers(-10, 10))
+def test_steps_recovered(steps, hold):
+    """Any train of steps (100 ms slots, >= 10 pA apart from holding and from each other)
+    comes back as its epochs."""
+    t = np.arange(0.0, 100.0 * (len(steps) * 2 + 1), 0.1)
+    i = np.full_like(t, 5.0 * hold)
+    want, t0 = [], 100.0
+    for dur, amp in steps:
+        i[(t >= t0) & (t < t0 + 4.0 * dur)] += 10.0 * amp
+        want.append((t0, t0 + 4.0 * dur, 10.0 * amp))
+        t0 += 200.0
+    got_hold, ep = parse_epochs(t, i)
+    assert got_hold == 5.0 * hold
+    assert [(round(e.start, 6), round(e.stop, 6), e.amp) for e in ep] == [(a, b, c) for a, b, c in want]
+
+
+def test_rates_per_epoch_rest_and_spontaneous_firing():
+    ep = [Epoch(500.0, 1000.0, 50.0), Epoch(1200.0, 1400.0, -50.0), Epoch(2000.0, 2500.0, 80.0)]
+    # 4 spikes in epoch 1, 10 in epoch 3, none elsewhere: rest defined (the pre-stimulus median).
+    v = _spike_train(list(np.linspace(550, 950, 4)) + list(np.linspace(2010, 2490, 10)))
+    f = epoch_features(T, v, ep)
+    assert [e["spikes"] for e in f["epochs"]] == [4, 0, 10]
+    assert f["epochs"][0]["rate_hz"] == pytest.approx(8.0) and f["epochs"][2]["rate_hz"] == pytest.approx(20.0)
+    assert f["rate_hz"] == pytest.approx(14.0)  # 14 spikes / 1 s of depolarising epochs
+    assert f["rest_mV"] == -65.0 and f["spontaneous_hz"] == 0.0
+    # One spike in a settled baseline window: the cell fires spontaneously, rest is undefined.
+    f2 = epoch_features(T, _spike_train([1700.0, 2800.0]), ep)
+    assert f2["rest_mV"] is None and f2["spontaneous_spikes"] == 2
+    base = sum(b - a for a, b in baseline_windows(T, ep))
+    assert f2["spontaneous_hz"] == pytest.approx(2000.0 / base)
+    # A spike inside the settling time after an epoch (a rebound) is not spontaneous firing.
+    f3 = epoch_features(T, _spike_train([1450.0]), ep)
+    assert f3["rest_mV"] == -65.0 and f3["spontaneous_spikes"] == 0 and f3["spikes"] == 1
+    # No depolarising epoch: no rate (not zero).
+    assert epoch_features(T, v, [ep[1]])["rate_hz"] is None
+
+
+def _shared(name):
+    path = RECORDINGS / name
+    if not path.is_file():
+        pytest.skip(f"{name} not found in {RECORDINGS} (../shared is absent)")
+    pytest.importorskip("pyabf", reason="reading ABF needs the io extra (pyabf)")
+    from hhjax.io import load_recording
+
+    return load_recording(path)
+
+
+def test_dual_steps_and_spontaneous_firing_17o05028():
+    rec = _shared("17o05028_ic_steps.abf")
+    # SOURCES.md: step X = -50 + 10 k pA, a -50 pA epoch, then X again; fires at rest.
+    for k in range(rec.n_sweeps):
+        hold, ep = parse_epochs(rec.t, rec.i[k])
+        x = -50.0 + 10.0 * k
+        assert hold == 0.0
+        amps = [round(e.amp) for e in ep]
+        if x == 0:
+            assert amps == [-50]
+        elif x == -50:
+            assert amps == [-50, -50]  # the -50 epoch and the second step merge
+        else:
+            assert amps == [x, -50, x] and all(e.kind == "step" for e in ep)
+        f = epoch_features(rec.t, rec.v[k], ep)
+        assert (f["rate_hz"] is None) == (x <= 0)
+    # Sweep 5 (0 pA step) has no stimulus but spikes (spontaneous firing): no rest.
+    hold, ep = parse_epochs(rec.t, rec.i[5])
+    f = epoch_features(rec.t, rec.v[5], ep)
+    assert f["spikes"] >= 3 and f["spontaneous_hz"] > 1.0 and f["rest_mV"] is None
+
+
+def test_ramp_in_every_sweep_171116sh_0016():
+    rec = _shared("171116sh_0016.abf")
+    for k in range(1, rec.n_sweeps):
+        hold, ep = parse_epochs(rec.t, rec.i[k])
+        assert hold == pytest.approx(10.0 * (k - 1), abs=1e-3)
+        ramp = ep[0]
+        assert ramp.kind == "ramp" and ramp.start == pytest.approx(15.6, abs=0.1)
+        assert ramp.amp_start == pytest.approx(0.0, abs=0.1) and ramp.amp_stop == pytest.approx(10.0, abs=0.1)
+    hold, ep = parse_epochs(rec.t, rec.i[0])
+    assert ep == []
+
+
+def test_a_quiet_baseline_does_not_make_a_firing_cell_rest_17o05028():
+    """The cell fires spontaneously at 0 pA holding in sweeps 0-9; in sweeps 10-15 the short
+    pre-stimulus baseline happens to be spike-free. Across the recording no sweep at that
+    holding current has a rest."""
+    from hhjax.recordings.epochs import cell_rests
+
+    rec = _shared("17o05028_ic_steps.abf")
+    parsed = [parse_epochs(rec.t, i) for i in rec.i]
+    feats = [epoch_features(rec.t, v, ep) for v, (_, ep) in zip(rec.v, parsed)]
+    assert any(f["rest_mV"] is not None for f in feats)   # the per-sweep rule alone is fooled
+    assert cell_rests(feats, [h for h, _ in parsed]) == [None] * rec.n_sweeps
