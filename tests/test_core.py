@@ -186,10 +186,11 @@ def test_broadcast_params_and_stimulus_equal_loop():
 
 @pytest.fixture
 def reference_path(monkeypatch):
-    """On a GPU, eager constant-current calls take the Pallas kernel and traced ones the
-    reference path (they agree to ~0.05 mV, tests/test_pallas.py); these tests compare a
-    transformation of one path with itself."""
+    """Eager constant-current calls take a fused kernel (Pallas on a GPU, C++ on a CPU) and
+    traced ones the reference path (they agree to ~0.05 mV, tests/test_pallas.py,
+    tests/test_cpu_kernel.py); these tests compare a transformation of one path with itself."""
     monkeypatch.setenv("HHJAX_PALLAS", "0")
+    monkeypatch.setenv("HHJAX_CPU_KERNEL", "0")
 
 
 def test_vmap_over_stacked_params_equals_loop(reference_path):
@@ -235,7 +236,7 @@ def test_record_every_equals_subsampled_full_trace():
         assert int(sub.spike_count) == int(full.spike_count) >= 1
 
 
-def test_checkpoint_every_gives_identical_values():
+def test_checkpoint_every_gives_identical_values(reference_path):
     stim = S.step(10.0, 2.0, 18.0)
     full = hhjax.simulate(NEURON, stim, **SHORT)
     ck = hhjax.simulate(NEURON, stim, checkpoint_every=100, **SHORT)
@@ -253,6 +254,7 @@ def test_checkpoint_every_gives_identical_values():
 def no_compile(monkeypatch):
     """Fail the test if validation lets a bad call reach the compiled kernel."""
     monkeypatch.setenv("HHJAX_PALLAS", "0")  # on a GPU, compute would otherwise bypass _run
+    monkeypatch.setenv("HHJAX_CPU_KERNEL", "0")  # and on a CPU the fused C++ kernel would
 
     def boom(*args, **kwargs):
         raise AssertionError("_run reached: validation should have raised first")

@@ -41,6 +41,7 @@ def test_layout_pads_only_large_odd_batches_on_one_device():
 @pytest.mark.parametrize("kind", ["callable", "grid"])
 def test_padded_batch_matches_plain_layout(kind, monkeypatch):
     monkeypatch.setenv("HHJAX_PALLAS", "0")  # on a GPU: the padded reference path, not the kernel
+    monkeypatch.setenv("HHJAX_CPU_KERNEL", "0")  # on a CPU: not the fused C++ kernel either
     n = 301  # odd and >= PAD_FROM, so simulate pads it to 302
     assert batch_layout(n)[1] == 302
     amps = jnp.linspace(2.0, 20.0, n)
@@ -107,6 +108,7 @@ CHILD = textwrap.dedent("""
 def test_batch_split_over_two_cpu_devices_matches_one_device():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["JAX_PLATFORMS"] = "cpu"
+    env["HHJAX_CPU_KERNEL"] = "0"  # the split of the scan loop is tested, not the C++ kernel
     r = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env,
                        cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -84,7 +84,8 @@ CHILD = FIT_PROBLEM + textwrap.dedent("""
 
 def test_batch_on_two_devices_scan_and_kernel_match_one_device():
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "HHJAX_SHARD")}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               HHJAX_CPU_KERNEL="0")  # the split of the scan loop and Pallas, not the C++ kernel
     r = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env,
                        cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -114,10 +114,11 @@ def test_stimulus_sums_are_additive(a1, a2, a3, start, width, freq, t):
     np.testing.assert_allclose(ev(total, t), sum(ev(p, t) for p in parts), rtol=1e-5, atol=1e-4)
 
 
-def test_sampled_grid_equals_callable():
+def test_sampled_grid_equals_callable(monkeypatch):
     """Array stimuli on the grid (n_steps or n_steps + 1 samples) drive exactly like the
     equivalent callables: the zero-order-hold ``sampled`` waveform and, for a grid that
     holds a step, the step itself."""
+    monkeypatch.setenv("HHJAX_CPU_KERNEL", "0")  # steps would take the C++ kernel, grids not
     dt, duration = 0.025, 20.0
     n = int(round(duration / dt))
     rng = np.random.default_rng(0)
@@ -152,7 +153,9 @@ def test_batch_shape_follows_the_stimulus_each_call():
     assert run(lambda t: jnp.ones(4) * 5.0 * (t > 0.5)) == (4, 41)
 
 
-def test_plain_function_stimulus_equals_the_stimulus_object():
+def test_plain_function_stimulus_equals_the_stimulus_object(monkeypatch):
+    monkeypatch.setenv("HHJAX_CPU_KERNEL", "0")  # S.step would take the C++ kernel, fn not
+
     def fn(t):
         return jnp.where((t >= 10.0) & (t < 90.0), 10.0, 0.0)
 

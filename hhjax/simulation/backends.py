@@ -2,9 +2,11 @@
 
 :func:`hhjax.simulate` checks its inputs once, packs them into a :class:`SimulationCall`,
 and asks :data:`BACKENDS` in order; the first that supports the call and returns a trace
-wins. Today: the fused Pallas kernel (GPU, :mod:`hhjax.simulation.pallas`), then the
-reference ``lax.scan`` loop (:mod:`hhjax.simulation.scan`), which supports everything.
-A backend that fails at run time returns ``None`` and the next one runs the call.
+wins. Today: the fused Pallas kernel (GPU, :mod:`hhjax.simulation.pallas`), the fused
+C++ kernel (CPU, :mod:`hhjax.simulation.cpu_kernel`), then the reference ``lax.scan`` loop
+(:mod:`hhjax.simulation.scan`), which supports everything. A backend that fails at run
+time returns ``None`` and the next one runs the call. :func:`last_backend` names the
+backend that ran the latest call.
 """
 
 from __future__ import annotations
@@ -18,17 +20,18 @@ import jax.numpy as jnp
 import dataclasses
 from typing import Any, Optional, Protocol
 
+from . import cpu_kernel
 from . import pallas as pallas_hh
 from . import scan
 from . import sharding
 from .devices import batch_layout
 from .trace import Trace
-from .._pytree import float_dtype
+from .._pytree import as_dict, float_dtype
 from ..models.hh import HHParams
 from ..stimulus import Constant
 
-__all__ = ["SimulationCall", "Backend", "PallasBackend", "ScanBackend", "BACKENDS", "run_call",
-           "enabled"]
+__all__ = ["SimulationCall", "Backend", "PallasBackend", "CpuKernelBackend", "ScanBackend",
+           "BACKENDS", "run_call", "enabled", "last_backend"]
 
 
 def enabled() -> bool:
@@ -82,7 +85,7 @@ def applies(params, stim, *, method, checkpoint_every, y0=None) -> bool:
 
 
 def try_simulate(params, stim, *, batch, n_steps, dt, y0, record_every, spike_threshold,
-                 layout=(1, None)) -> Optional[Trace]:
+                 layout=(1, None), record=None) -> Optional[Trace]:
     """The kernel's trace for :func:`hhjax.simulate`, or ``None`` if the kernel failed to
     lower, compile or run here: then warn once and leave this and every later call to the
     reference path. Out-of-memory errors are raised (the reference needs at least as much)."""
@@ -91,14 +94,17 @@ def try_simulate(params, stim, *, batch, n_steps, dt, y0, record_every, spike_th
         # simulate has checked the inputs and found batch and n_steps; simulate_pallas
         # would do it again.
         if layout[0] > 1:  # one kernel per device, each on its shard (shard_map)
-            return jax.block_until_ready(sharding.run_pallas_sharded(
+            return _keep(jax.block_until_ready(sharding.run_pallas_sharded(
                 params, jnp.asarray(stim.amplitude), y0, batch=batch, n_steps=n_steps, dt=dt,
                 record_every=record_every, n_shards=layout[0], padded=layout[1],
-                spike_threshold=None if spike_threshold is None else float(spike_threshold)))
-        return jax.block_until_ready(pallas_hh._launch(
+                spike_threshold=None if spike_threshold is None else float(spike_threshold))),
+                record)
+        trace = jax.block_until_ready(pallas_hh._launch(
             params, jnp.asarray(stim.amplitude), y0, batch=batch, n_steps=n_steps, dt=dt,
             record_every=record_every,
-            spike_threshold=None if spike_threshold is None else float(spike_threshold)))
+            spike_threshold=None if spike_threshold is None else float(spike_threshold),
+            gates=record is None or any(k != "v" for k in record)))
+        return _keep(trace, record)
     except Exception as exc:  # noqa: BLE001 (any lowering/compile failure -> reference)
         if "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
             raise
@@ -133,6 +139,7 @@ class SimulationCall:
     checkpoint_every: Optional[int]
     spike_threshold: Optional[float]
     shard: Optional[bool] = None
+    record: Optional[tuple] = None  # names of the state variables to record; None: all
 
     @property
     def layout(self) -> tuple:
@@ -173,7 +180,53 @@ class PallasBackend:
     def run(self, call: SimulationCall) -> Optional[Trace]:
         return try_simulate(call.params, call.stim, batch=call.batch, n_steps=call.n_steps, dt=call.dt,
                             y0=call.y0, record_every=call.record_every,
-                            spike_threshold=call.spike_threshold, layout=call.layout)
+                            spike_threshold=call.spike_threshold, layout=call.layout,
+                            record=call.record)
+
+
+class CpuKernelBackend:
+    """The fused C++ kernel on a CPU (:mod:`hhjax.simulation.cpu_kernel`): classic HH,
+    ``exp_euler``, float32, constant or step currents, concrete inputs."""
+
+    name = "cpu_kernel"
+
+    def supports(self, call: SimulationCall) -> bool:
+        return (call.grid is None
+                and call.n_steps < 2**31  # the kernel counts steps in int32
+                and call.method == "exp_euler"
+                and call.checkpoint_every is None
+                and type(call.params) is HHParams
+                and cpu_kernel.enabled()
+                and _backend() == "cpu"
+                and float_dtype() == jnp.float32
+                and cpu_kernel.supports_stimulus(call.stim)
+                and _concrete((call.params, call.stim, call.y0))
+                and _on_one_cpu_device((call.params, call.stim, call.y0))
+                and cpu_kernel.available_or_note())
+
+    def run(self, call: SimulationCall) -> Optional[Trace]:
+        return cpu_kernel.try_simulate(call.params, call.stim, call.y0, batch=call.batch,
+                                       n_steps=call.n_steps, dt=call.dt,
+                                       record_every=call.record_every,
+                                       spike_threshold=call.spike_threshold,
+                                       record=call.record)
+
+
+def _on_one_cpu_device(tree) -> bool:
+    """No input is committed to a non-CPU device or spread over several devices (the
+    kernel runs on one device and uses every core itself)."""
+    return not any(isinstance(x, jax.Array) and x.committed
+                   and (len(x.devices()) > 1 or any(d.platform != "cpu" for d in x.devices()))
+                   for x in jax.tree_util.tree_leaves(tree))
+
+
+def _keep(trace: Trace, record) -> Trace:
+    """``trace`` with the state variables outside ``record`` set to None."""
+    if record is None:
+        return trace
+    state = trace.state
+    fields = {k: (x if k in record else None) for k, x in as_dict(state).items()}
+    return dataclasses.replace(trace, state=type(state)(**fields))
 
 
 class ScanBackend:
@@ -190,11 +243,27 @@ class ScanBackend:
             call.params, call.stim, call.grid, call.y0, batch=call.batch, n_steps=call.n_steps,
             dt=call.dt, method=call.method, record_every=call.record_every,
             checkpoint_every=call.checkpoint_every, spike_threshold=call.spike_threshold,
-            layout=call.layout)
+            layout=call.layout, record=call.record)
 
 
-BACKENDS: tuple = (PallasBackend(), ScanBackend())
+BACKENDS: tuple = (PallasBackend(), CpuKernelBackend(), ScanBackend())
 """The backends :func:`hhjax.simulate` asks, in order."""
+
+_LAST: list = [None]
+
+
+def last_backend() -> Optional[str]:
+    """The name of the backend that ran this process's latest :func:`hhjax.simulate` call
+    (``"pallas"``, ``"cpu_kernel"`` or ``"scan"``; under ``jit`` the call is traced once,
+    on ``"scan"``), or None before the first call.
+
+    Example:
+        >>> import hhjax
+        >>> _ = hhjax.simulate(hhjax.presets.NEURON, 10.0, duration=1.0, dt=0.025, method="rk4")
+        >>> hhjax.simulation.last_backend()
+        'scan'
+    """
+    return _LAST[0]
 
 
 def run_call(call: SimulationCall, backends: tuple = BACKENDS) -> Trace:
@@ -203,5 +272,6 @@ def run_call(call: SimulationCall, backends: tuple = BACKENDS) -> Trace:
         if backend.supports(call):
             trace = backend.run(call)
             if trace is not None:
+                _LAST[0] = backend.name
                 return trace
     raise RuntimeError("simulate: no backend ran this call")  # ScanBackend supports every call

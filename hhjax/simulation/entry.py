@@ -3,14 +3,14 @@ first backend that supports it (:mod:`hhjax.simulation.backends`)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import warnings
 import jax
 import jax.numpy as jnp
 
 from .. import _validate as check
-from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_time, _check_y0
+from .inputs import GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time, _check_y0
 from . import memory
 from .backends import SimulationCall, run_call
 from .sharding import count_true
@@ -23,7 +23,7 @@ from ..stimulus import as_stimulus
 def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, method: str = "exp_euler",
              y0: Any = None, record_every: int = 1, checkpoint_every: Optional[int] = None,
              spike_threshold: Optional[float] = COUNT_THRESHOLD, shard: Optional[bool] = None,
-             max_memory: Optional[int] = None) -> Trace:
+             max_memory: Optional[int] = None, record: Optional[Sequence[str]] = None) -> Trace:
     """Simulate a point neuron (or a batch of them) and return a :class:`Trace`.
 
     Args:
@@ -59,9 +59,17 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
             ``HHJAX_MAX_MEMORY`` environment variable). Before compiling, the peak is
             estimated (1.75x the trace, measured); a call over it runs in chunks of neurons
             when the result fits, else raises a one-line ``MemoryError`` with the fix.
+        record: names of the state variables to record, e.g. ``("v",)``; the others are
+            never stored and are ``None`` in the trace. ``None`` (default) records all.
 
     Returns:
         A :class:`Trace` with ``t`` (ms) and the state variables (``v`` in mV, gates).
+
+    Backends: classic HH with ``exp_euler`` in float32 under constant or step currents, with
+    concrete (not traced) inputs, runs on a fused kernel: Pallas on a GPU, C++ on a CPU
+    (:mod:`hhjax.simulation.cpu_kernel`); everything else, and every call under ``jit``,
+    ``grad`` or ``vmap``, on the reference ``lax.scan`` loop.
+    :func:`hhjax.simulation.last_backend` names the one that ran the latest call.
 
     Large batches on a multi-core CPU run faster after :func:`hhjax.use_all_cores`; the
     gradient with respect to a few parameters of a small run is fastest with
@@ -84,6 +92,7 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
     _check_finite(params, "params", rules=PARAM_RULES)
     _check_finite(stimulus, "stimulus")
     _check_y0(y0, model.state_type, GATE_RULES)
+    recorded = _check_record(record, model.state_type)
 
     grid, stim = None, None
     if not callable(stimulus) and jnp.ndim(stimulus) >= 1:
@@ -101,7 +110,7 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
         params=params, stim=stim, grid=grid, y0=y0, batch=tuple(batch), n_steps=n_steps, dt=float(dt),
         method=method, record_every=int(record_every), checkpoint_every=checkpoint_every,
         spike_threshold=None if spike_threshold is None else float(spike_threshold),
-        shard=shard)
+        shard=shard, record=recorded)
     chunk = memory.plan(call, max_memory if max_memory is not None else memory.max_memory_from_env())
     trace = run_call(call) if chunk is None else memory.run_chunked(call, chunk, run_call)
     _warn_if_diverged(trace, method, dt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -95,6 +96,26 @@ _all_finite = jax.jit(lambda x: jnp.isfinite(x).all())
 PARAM_RULES = ((lambda n: parameter_kind(n)[0] in ("capacitance", "area"), "> 0", lambda a: a > 0),
                (lambda n: parameter_kind(n)[0] == "conductance", ">= 0", lambda a: a >= 0))
 GATE_RULES = ((lambda n: n != "v", "in [0, 1]", lambda a: (a >= 0) & (a <= 1)),)
+
+
+def _check_record(record, state_type) -> Optional[tuple[str, ...]]:
+    """``record`` as a tuple of ``state_type``'s field names in field order (``None``:
+    every field); one-line ``ValueError`` naming the argument otherwise."""
+    if record is None:
+        return None
+    names = tuple(f for f in state_type.__dataclass_fields__)
+    if isinstance(record, str):
+        record = (record,)
+    try:
+        record = tuple(record)
+    except TypeError:
+        raise TypeError(f"record: expected names of state variables {list(names)}, got "
+                        f"{type(record).__name__}") from None
+    unknown = [r for r in record if r not in names]
+    if unknown:
+        raise ValueError(f"record: unknown state variable(s) {unknown} for "
+                         f"{state_type.__name__}; choose from {list(names)}")
+    return tuple(n for n in names if n in record)
 
 
 def _check_y0(y0, state_type, rules=()):

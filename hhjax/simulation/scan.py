@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._pytree import float_dtype
+from .._pytree import as_dict, float_dtype
 from ..models import model_of
 from ..models.steady import steady_state
 from ..solvers import get_step
@@ -28,11 +28,11 @@ def _stage_fracs(method):
     jax.jit,
     static_argnames=(
         "batch", "n_steps", "dt", "method", "record_every", "checkpoint_every", "spike_threshold",
-        "layout",
+        "layout", "record",
     ),
 )
 def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, checkpoint_every,
-         spike_threshold, layout=(1, None)):
+         spike_threshold, layout=(1, None), record=None):
     model = model_of(params)
     step_fn = get_step(method)
     dtype = float_dtype()
@@ -107,9 +107,13 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
     one_step = jax.checkpoint(one_step, prevent_cse=False,
                               policy=jax.checkpoint_policies.nothing_saveable)
 
+    def kept(state):
+        # Only the recorded variables leave the loop (record=None: all of them).
+        return {k: x for k, x in as_dict(state).items() if record is None or k in record}
+
     def one_record(carry, xs):
         carry, _ = jax.lax.scan(one_step, carry, xs, length=record_every)
-        return carry, carry[0]
+        return carry, kept(carry[0])
 
     def one_chunk(carry, xs):
         return jax.lax.scan(one_record, carry, xs, length=recs_per_chunk)
@@ -133,7 +137,7 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
         # One flat scan: nested loops of length 1 would only slow compilation.
         def flat(carry, x):
             carry, _ = one_step(carry, x)
-            return carry, carry[0]
+            return carry, kept(carry[0])
 
         xs_flat = None if xs is None else xs.reshape((n_steps,) + xs.shape[3:])
         (final, count, bad, _), recs = jax.lax.scan(flat, carry0, xs_flat, length=n_steps)
@@ -148,7 +152,8 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
         out = jnp.moveaxis(jnp.concatenate([x0[None], r], axis=0), 0, -1)
         return unpad(out).reshape(tuple(batch) + (n_rec,))
 
-    states = jax.tree_util.tree_map(assemble, state0, recs)
+    x0 = as_dict(state0)
+    states = model.state_type(**{k: assemble(x0[k], recs[k]) if k in recs else None for k in x0})
     finite = jnp.ones(flat_batch, bool)
     for leaf in jax.tree_util.tree_leaves(final):
         finite = finite & jnp.isfinite(leaf)
