@@ -12,7 +12,6 @@ backend that ran the latest call.
 from __future__ import annotations
 
 import os
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +24,7 @@ from . import pallas as pallas_hh
 from . import scan
 from . import sharding
 from .devices import batch_layout
-from .trace import Trace
+from .trace import Trace, kernel_failed
 from .._pytree import as_dict, float_dtype
 from ..models.hh import HHParams
 from ..stimulus import Constant
@@ -106,14 +105,8 @@ def try_simulate(params, stim, *, batch, n_steps, dt, y0, record_every, spike_th
             gates=record is None or any(k != "v" for k in record)))
         return _keep(trace, record)
     except Exception as exc:  # noqa: BLE001 (any lowering/compile failure -> reference)
-        if "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
-            raise
-        _FAILED.append(f"{type(exc).__name__}: {exc}")
-        warnings.warn(
-            "hhjax.simulate: the Pallas HH kernel failed on this GPU "
-            f"({type(exc).__name__}: {str(exc)[:300]}); using the reference path from now on "
-            "(set HHJAX_PALLAS=0 to skip the attempt).",
-            RuntimeWarning, stacklevel=3)
+        kernel_failed(exc, _FAILED, "the Pallas HH kernel failed on this GPU", "reference path", "HHJAX_PALLAS",
+                      stacklevel=3)
         return None
 
 

@@ -36,7 +36,6 @@ import glob
 import logging
 import math
 import os
-import warnings
 from functools import partial
 
 import jax
@@ -49,7 +48,7 @@ from ..stimulus import Constant, Step, Sum
 from .devices import cpu_cores
 from .inputs import (GATE_RULES, PARAM_RULES, _batch_shape, _check_finite, _check_record, _check_time,
                      _check_y0)
-from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace
+from .trace import COUNT_THRESHOLD, DIVERGENCE_BOUND, Trace, kernel_failed
 
 __all__ = ["available", "unavailable_reason", "isa", "enabled", "supports_stimulus", "simulate_cpu",
            "try_simulate", "VARIABLES"]
@@ -280,16 +279,8 @@ def try_simulate(params, stim, y0, *, batch, n_steps, dt, record_every, spike_th
         return jax.block_until_ready(_launch(
             params, stim, y0, batch=batch, n_steps=n_steps, dt=dt, record_every=record_every,
             spike_threshold=spike_threshold, record=record))
-    except MemoryError:
-        raise
     except Exception as exc:  # noqa: BLE001 (any failure of the kernel -> the XLA path)
-        if "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
-            raise
-        _FAILED.append(f"{type(exc).__name__}: {exc}")
-        warnings.warn(
-            "hhjax.simulate: the fused CPU kernel failed "
-            f"({type(exc).__name__}: {str(exc)[:300]}); using the XLA path from now on "
-            "(set HHJAX_CPU_KERNEL=0 to skip the attempt).", RuntimeWarning, stacklevel=4)
+        kernel_failed(exc, _FAILED, "the fused CPU kernel failed", "XLA path", "HHJAX_CPU_KERNEL", stacklevel=4)
         return None
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 
@@ -113,3 +115,17 @@ def final_state(trace: Trace) -> Any:
 def state_fields(state) -> dict:
     """``{name: array}`` of a state pytree."""
     return as_dict(state)
+
+
+def kernel_failed(exc: Exception, failed: list, what: str, fallback: str, switch: str, stacklevel: int) -> None:
+    """The rule every fused kernel follows when it fails at run time: out-of-memory errors
+    are raised (the fallback needs at least as much memory); anything else is recorded in
+    ``failed`` (which turns the kernel off for the rest of the process) and warned about
+    once (``what`` says what failed), naming the ``fallback`` path and the environment variable ``switch`` that skips the
+    attempt."""
+    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc) or "out of memory" in str(exc).lower():
+        raise exc
+    failed.append(f"{type(exc).__name__}: {exc}")
+    warnings.warn(f"hhjax.simulate: {what} ({type(exc).__name__}: {str(exc)[:300]}); using the "
+                  f"{fallback} from now on (set {switch}=0 to skip the attempt).",
+                  RuntimeWarning, stacklevel=stacklevel + 1)
