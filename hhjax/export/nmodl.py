@@ -43,6 +43,29 @@ FUNCTION exprelr_{tag}(z) {{
 """
 
 
+# Every mechanism's units block.
+_UNITS = """UNITS {
+    (mA) = (milliamp)
+    (mV) = (millivolt)
+    (S) = (siemens)
+}"""
+
+# The m, h, n gates of every HH-type mechanism start at steady state and relax with cnexp.
+_MHN_STATES = """INITIAL {
+    rates(v)
+    m = minf
+    h = hinf
+    n = ninf
+}
+
+DERIVATIVE states {
+    rates(v)
+    m' = (minf - m)*mrate
+    h' = (hinf - h)*hrate
+    n' = (ninf - n)*nrate
+}"""
+
+
 def uses_builtin_hh(params) -> bool:
     """True when ``params`` are classic HH in NEURON's own convention, so the built-in
     ``hh`` mechanism (with ``usetable_hh = 0``) is exactly the model.
@@ -104,11 +127,7 @@ NEURON {{
     THREADSAFE
 }}
 
-UNITS {{
-    (mA) = (milliamp)
-    (mV) = (millivolt)
-    (S) = (siemens)
-}}
+{_UNITS}
 
 PARAMETER {{
     gnabar = {_s(p.g_na)} (S/cm2)
@@ -139,19 +158,7 @@ BREAKPOINT {{
     il = gl*(v - el)
 }}
 
-INITIAL {{
-    rates(v)
-    m = minf
-    h = hinf
-    n = ninf
-}}
-
-DERIVATIVE states {{
-    rates(v)
-    m' = (minf - m)*mrate
-    h' = (hinf - h)*hrate
-    n' = (ninf - n)*nrate
-}}
+{_MHN_STATES}
 
 UNITSOFF
 PROCEDURE rates(v (mV)) {{ LOCAL u, q, a, b
@@ -186,11 +193,7 @@ NEURON {{
     THREADSAFE
 }}
 
-UNITS {{
-    (mA) = (milliamp)
-    (mV) = (millivolt)
-    (S) = (siemens)
-}}
+{_UNITS}
 
 PARAMETER {{
     gnabar = {_s(p.g_na)} (S/cm2)
@@ -251,11 +254,7 @@ NEURON {{
     THREADSAFE
 }}
 
-UNITS {{
-    (mA) = (milliamp)
-    (mV) = (millivolt)
-    (S) = (siemens)
-}}
+{_UNITS}
 
 PARAMETER {{
     gnabar = {_s(p.g_na)} (S/cm2)
@@ -284,19 +283,7 @@ BREAKPOINT {{
     ik = gkbar*n*n*n*n*(v - ek)
 }}
 
-INITIAL {{
-    rates(v)
-    m = minf
-    h = hinf
-    n = ninf
-}}
-
-DERIVATIVE states {{
-    rates(v)
-    m' = (minf - m)*mrate
-    h' = (hinf - h)*hrate
-    n' = (ninf - n)*nrate
-}}
+{_MHN_STATES}
 
 UNITSOFF
 PROCEDURE rates(v (mV)) {{ LOCAL u, q, a, b
@@ -331,11 +318,7 @@ NEURON {{
     THREADSAFE
 }}
 
-UNITS {{
-    (mA) = (milliamp)
-    (mV) = (millivolt)
-    (S) = (siemens)
-}}
+{_UNITS}
 
 PARAMETER {{
     gkbar = {_s(p.g_m)} (S/cm2)
