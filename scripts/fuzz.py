@@ -4,8 +4,13 @@ Each case is a batch of 8 neurons of a random model (HH, Pospischil, reduced), m
 time step, parameters, initial voltages and step currents; the invariants are those of
 ``tests/properties.py`` (no NaN without ``diverged``, gates in range, finite reverse- and
 forward-mode derivatives where not diverged, batch == single runs, jit == eager). A failing
-case is recorded (not raised) and the run goes on. Counts are written to JSON after every
-100 cases (atomically), so an interrupted run still reports what it did.
+case is recorded (not raised), with its invariant and its inputs (every one, so each can be
+rerun with ``properties.check_case``), and the run goes on. jit/eager and batch/single
+differences beyond the tolerance that a perturbation of the inputs by a few ulps also
+produces are not failures (``tests/properties.py`` explains the rule); their neurons are
+counted as ``rounding_excused``. Counts are written to JSON after every 100 cases
+(atomically), so an interrupted run still reports what it did, with the load average and
+the commit.
 
     python scripts/fuzz.py --cases 10000 --dtype both --out fuzz.json
 """
@@ -32,6 +37,22 @@ def _write(path, data):
     os.replace(tmp, path)
 
 
+def _jsonable(case):
+    """The case with its arrays as lists (enough to rerun it with ``properties.check_case``)."""
+    return {k: ({n: list(map(float, v)) for n, v in x.items()} if isinstance(x, dict)
+                else x.tolist() if hasattr(x, "tolist") else x) for k, x in case.items()}
+
+
+def _machine():
+    """Load average and commit, recorded beside the counts (the machine may be shared)."""
+    try:
+        commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip() or None
+    except OSError:
+        commit = None
+    return dict(load_average=[round(x, 2) for x in os.getloadavg()], cpus=os.cpu_count(), commit=commit)
+
+
 def run_one_dtype(n_cases, out, seed, seconds):
     import jax
     from hypothesis import HealthCheck, Phase, given, settings
@@ -40,8 +61,8 @@ def run_one_dtype(n_cases, out, seed, seconds):
     import properties as P
 
     counts = {"dtype": jax.dtypes.canonicalize_dtype(float).name, "cases": 0, "neurons": 0,
-              "diverged_neurons": 0, "gradients_checked": 0, "failures": 0, "failed_cases": [],
-              "by_method": {}, "seed": seed}
+              "diverged_neurons": 0, "gradients_checked": 0, "rounding_excused": 0, "failures": 0,
+              "failures_by_class": {}, "failed_cases": [], "by_method": {}, "seed": seed}
     t0 = time.perf_counter()
 
     @hseed(seed)
@@ -58,8 +79,12 @@ def run_one_dtype(n_cases, out, seed, seconds):
         except AssertionError as exc:
             counts["failures"] += 1
             counts["cases"] += 1
-            if len(counts["failed_cases"]) < 20:
-                counts["failed_cases"].append(f"{label}: {str(exc)[:500]}")
+            text = str(exc)
+            # Every check_case message starts with its invariant in brackets.
+            kind = text[1:text.index("]")] if text.startswith("[") and "]" in text else "other"
+            counts["failures_by_class"][kind] = counts["failures_by_class"].get(kind, 0) + 1
+            counts["failed_cases"].append(dict(label=label, kind=kind, message=text[:300],
+                                               case=_jsonable(case)))
         if counts["cases"] % 100 == 0:
             counts["wall_s"] = round(time.perf_counter() - t0, 1)
             _write(out, counts)
@@ -68,6 +93,7 @@ def run_one_dtype(n_cases, out, seed, seconds):
         warnings.simplefilter("ignore", RuntimeWarning)
         fuzz()
     counts["wall_s"] = round(time.perf_counter() - t0, 1)
+    counts["machine_at_end"] = _machine()
     _write(out, counts)
     return counts
 
@@ -81,7 +107,7 @@ def main():
     ap.add_argument("--out", default="fuzz.json")
     args = ap.parse_args()
     if args.dtype == "both":
-        results = {}
+        results = {"machine_at_start": _machine()}
         for dtype in ("float32", "float64"):
             part = f"{args.out}.{dtype}.json"
             env = dict(os.environ, JAX_ENABLE_X64="1" if dtype == "float64" else "0")
@@ -91,8 +117,10 @@ def main():
             with open(part) as f:
                 results[dtype] = json.load(f)
             os.remove(part)
-        total = {k: sum(r[k] for r in results.values())
-                 for k in ("cases", "neurons", "diverged_neurons", "gradients_checked", "failures")}
+        parts = [results[d] for d in ("float32", "float64")]
+        total = {k: sum(r[k] for r in parts) for k in ("cases", "neurons", "diverged_neurons",
+                                                       "gradients_checked", "rounding_excused", "failures")}
+        total["wall_s"] = round(sum(r["wall_s"] for r in parts), 1)
         _write(args.out, dict(total=total, **results))
         print(json.dumps(total))
         return
