@@ -41,6 +41,26 @@ counts as diverged (``hhjax.simulation.trace.DIVERGENCE_BOUND`` is this value), 
 returns NaN when one of its stages leaves it."""
 
 
+STABILITY_LIMIT = {"euler": 2.0, "rk4": 2.785}
+"""``dt`` times a gate's rate (``1/tau``, 1/ms) beyond which an explicit method amplifies
+the gate's distance from its steady state at every step: the real-axis stability limits of
+forward Euler (``|1 - z| <= 1``) and RK4 (``|1 - z + z^2/2 - z^3/6 + z^4/24| <= 1``, up to
+z = 2.785). There the computed gate only stays put where that distance is exactly zero in
+floating point (a float32 gate at 1.0 with a steady state that rounds to 1.0), while its
+derivatives grow by up to 1e6 per step: the fuzzer found ``jax.jvp`` infinite on such a
+trace that was not flagged. ``euler`` and ``rk4`` therefore return NaN (so: diverged) for
+a step that starts beyond the limit."""
+
+
+def _gates_stable(model, params, state, dt, limit):
+    """Whether every gate's ``dt * rate`` at the step's starting V is within ``limit``
+    (the rates are those the step evaluates first; XLA computes them once)."""
+    ok = jnp.ones(jnp.shape(state.v), bool)
+    for _, rate in model.kinetics(params, state.v).values():
+        ok = ok & (dt * rate <= limit)
+    return ok
+
+
 def membrane_terms(model, params, state):
     """Total conductance ``G`` (mS/cm²) and ``sum(g * e)`` (µA/cm²) over all channels."""
     total_g = 0.0
@@ -65,7 +85,10 @@ def derivatives(model, params, state, i_ext):
 def euler_step(model, params, state, i_ext, dt):
     """Forward Euler: every variable advanced from the old state."""
     d = derivatives(model, params, state, i_ext)
-    return model.state_type(**{k: x + dt * as_dict(d)[k] for k, x in as_dict(state).items()})
+    out = {k: x + dt * as_dict(d)[k] for k, x in as_dict(state).items()}
+    # Beyond the stability limit a gate's derivatives explode: mark it (STABILITY_LIMIT).
+    out["v"] = jnp.where(_gates_stable(model, params, state, dt, STABILITY_LIMIT["euler"]), out["v"], jnp.nan)
+    return model.state_type(**out)
 
 
 def _one_minus_exp_over(x):
@@ -134,7 +157,9 @@ def rk4_step(model, params, state, i_ext, dt):
         )
     # A stage beyond V_BOUND (from a state far from steady state) can evaluate the rates
     # where their derivatives overflow while the step lands back in range: mark it.
-    stages_ok = (jnp.abs(s1.v) <= V_BOUND) & (jnp.abs(s2.v) <= V_BOUND) & (jnp.abs(s3.v) <= V_BOUND)
+    # So can a gate beyond the stability limit (STABILITY_LIMIT).
+    stages_ok = ((jnp.abs(s1.v) <= V_BOUND) & (jnp.abs(s2.v) <= V_BOUND) & (jnp.abs(s3.v) <= V_BOUND)
+                 & _gates_stable(model, params, state, dt, STABILITY_LIMIT["rk4"]))
     out["v"] = jnp.where(stages_ok, out["v"], jnp.nan)
     return model.state_type(**out)
 

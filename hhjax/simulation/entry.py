@@ -57,7 +57,7 @@ def simulate(params: Any, stimulus: Any = 0.0, *, duration: float, dt: float, me
             ``False``: one device. See :mod:`hhjax.simulation.sharding`.
         max_memory: bytes the call may use (default: what the device has free, or the
             ``HHJAX_MAX_MEMORY`` environment variable). Before compiling, the peak is
-            estimated (1.75x the trace, measured); a call over it runs in chunks of neurons
+            estimated (1.25x the trace, measured; 1.8x under 16 MB); a call over it runs in chunks of neurons
             when the result fits, else raises a one-line ``MemoryError`` with the fix.
         record: names of the state variables to record, e.g. ``("v",)``; the others are
             never stored and are ``None`` in the trace. ``None`` (default) records all.

@@ -4,9 +4,12 @@ the call as it is, run it in chunks of neurons that fit, or raise a one-line
 :class:`MemoryError` naming the sizes and the fix. A call that cannot fit never reaches XLA
 (where 1e8 neurons sat at 0 % CPU and dt = 1e-9 ms was OOM-killed at 22.6 GB).
 
-The peak is measured, not guessed: ``scripts/measure_memory.py`` found 1.73x the returned
-trace on the CPU with ``record_every=1`` (1.55x with 10), from the growth of the peak
-resident set between 500 and 1000 neurons; the GPU benchmark measured 1.25x.
+The peak is measured, not guessed: ``scripts/measure_memory.py`` (growth of the peak
+resident set between 500 and 1000 neurons, ``scripts/memory.json``) finds at most 1.08x the
+returned trace on the CPU, on the fused kernel and on the ``lax.scan`` path alike, with
+``record_every`` 1 or 10; the GPU benchmark measured 1.25x for the Pallas kernel. Traces
+under :data:`hhjax.simulation.scan.RECORD_BLOCKS_FROM` (16 MB) are stacked and transposed
+on the scan path, which held 1.80x.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ import numpy as np
 
 from ..models import model_of
 from ..stimulus import Function, Sampled
+from .scan import RECORD_BLOCKS_FROM
 from .trace import Trace
 
-PEAK_FACTOR = 1.75
-"""Peak bytes of a run over the bytes of the trace it returns (measured, see above)."""
+PEAK_FACTOR = 1.25
+"""Peak bytes of a run over the bytes of the trace it returns: the largest measured (the
+GPU kernel's 1.25x; the CPU paths measured at most 1.08x, see above)."""
+
+STACKED_PEAK_FACTOR = 1.8
+"""The same for a trace under ``RECORD_BLOCKS_FROM`` on the scan path (measured 1.80x)."""
 
 SCRATCH_PER_NEURON = 64
 """Numbers per neuron besides the trace: state, carries, parameters, counters (generous)."""
@@ -37,14 +45,16 @@ def _n_vars(call) -> int:
 
 
 def estimate(call) -> dict:
-    """``dict(trace, total)`` in bytes for a :class:`~hhjax.simulation.backends.SimulationCall`."""
+    """``dict(trace, total)`` in bytes for a :class:`~hhjax.simulation.backends.SimulationCall`
+    (and ``factor``, the peak over the trace that ``total`` assumes)."""
     itemsize = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64)).itemsize
     size = math.prod(int(d) for d in call.batch)
     n_rec = call.n_steps // call.record_every + 1
     trace = _n_vars(call) * size * n_rec * itemsize
     grid = 0 if call.grid is None else size * call.n_steps * itemsize  # the time-major copy
-    total = PEAK_FACTOR * trace + grid + SCRATCH_PER_NEURON * size * itemsize
-    return dict(trace=trace, total=int(total), size=size, n_rec=n_rec, itemsize=itemsize)
+    factor = PEAK_FACTOR if trace >= RECORD_BLOCKS_FROM else STACKED_PEAK_FACTOR
+    total = factor * trace + grid + SCRATCH_PER_NEURON * size * itemsize
+    return dict(trace=trace, total=int(total), size=size, n_rec=n_rec, itemsize=itemsize, factor=factor)
 
 
 def available(platform: str | None = None) -> int:
@@ -135,7 +145,7 @@ def plan(call, max_memory=None) -> int | None:
         fix = f"simulate at most {max(int(budget // (4 * per_sample / need['size'])), 1)} neurons per call"
     raise MemoryError(
         f"simulate: needs about {_gb(need['total'])} ({need['size']} neuron(s) x {need['n_rec']} "
-        f"samples x {n_vars} variables = {_gb(need['trace'])} of trace, {PEAK_FACTOR}x at the peak) "
+        f"samples x {n_vars} variables = {_gb(need['trace'])} of trace, {need['factor']}x at the peak) "
         f"but {_gb(budget)} is {'allowed (max_memory)' if max_memory is not None else 'available'}; "
         f"{fix}, or a shorter duration or a larger dt")
 
