@@ -75,8 +75,9 @@ class Trace:
         spike_count: upward crossings of ``spike_threshold`` counted at every step (not
             only recorded ones), shape ``batch``.
         diverged: ``True`` where the run left the valid range at any step (non-finite, |V| >
-            :data:`DIVERGENCE_BOUND` mV, or a gate outside [0, 1] beyond rounding), shape
-            ``batch``. Where it is False the rates and their derivatives are finite. ``simulate`` also warns when called outside ``jit``.
+            :data:`DIVERGENCE_BOUND` mV, or a gate outside [0, 1] beyond rounding; ``euler``
+            and ``rk4`` also turn V non-finite at a step beyond a gate's stability limit,
+            :data:`hhjax.solvers.STABILITY_LIMIT`), shape ``batch``. Where it is False the rates and their derivatives are finite. ``simulate`` also warns when called outside ``jit``.
     """
 
     t: jax.Array
