@@ -16,7 +16,7 @@ import pytest
 import hhjax
 from hhjax import presets, stimulus
 from hhjax.cli import main as cli_main
-from hhjax.fitting.direct import direct_estimate
+from hhjax import direct_estimate
 from hhjax.fitting.transforms import from_unconstrained, resolve_bounds, to_unconstrained
 
 DT, DURATION = 0.05, 40.0
