@@ -69,6 +69,17 @@ def test_direct_estimate_warns_when_ill_conditioned():
         direct_estimate(v, 0.0, presets.NEURON, dt=DT, trainable=TRAINABLE)
 
 
+def test_direct_estimate_warns_on_negative_conductances_from_a_wrong_dt():
+    v = hhjax.simulate(presets.NEURON, STIM, duration=DURATION, dt=0.01).v
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the right dt: no warning at all
+        direct_estimate(v, STIM, presets.NEURON, dt=0.01, trainable=TRAINABLE)
+    # Told 10x too short a step, the currents look 10x too large and come out negative.
+    with pytest.warns(RuntimeWarning, match=r"negative estimate \(g_na=.*check dt"):
+        direct_estimate(v, STIM, presets.NEURON, dt=0.001, trainable=TRAINABLE)
+
+
 def test_transforms_keep_parameters_inside_bounds():
     specs = resolve_bounds(("g_na", "e_l"), {"g_na": 120.0, "e_l": -54.3}, {"g_na": (50.0, 200.0)})
     z = jnp.linspace(-30.0, 30.0, 101)
