@@ -9,8 +9,9 @@ fitted sweep from its start (the only time the cell is known to be at rest) to 1
 its largest step; one row is extended over a hyperpolarising step if no row holds one.
 The steps all rows share from the start (e.g. an identical -100 pA pre-pulse) are simulated
 once, and the rest in at most two groups of similar length, all as batch axes of one
-program; every row starts at the model's resting potential (at that row's own holding
-current when the fitted sweeps hold different currents, e.g. a ramp protocol). Between each two spiking
+program; every row starts as :func:`hhjax.recordings.evaluation.evaluate` starts its sweep
+(:func:`~hhjax.recordings.evaluation.settle_start`): at the model's rest at that row's
+holding current, or in its firing state where the cell fired before the first epoch. Between each two spiking
 sweeps an *interpolated* row (the mean of their currents: a step halfway between) is added,
 whose spike count must lie within max(1, 15 %) of the range of their counts around their
 mean (and between them): a smoothness prior on the f–I curve between the fitted points.
@@ -58,11 +59,12 @@ import numpy as np
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import choose_sweeps, evaluate, model_rest, net_current
-from .rows import MASK_MS, fit_rows
+from .evaluation import choose_sweeps, evaluate, model_rest, net_current, settle_start
+from .rows import MASK_MS, fit_rows, warn_if_subthreshold
 from ..simulation.entry import simulate
 from ..fitting.transforms import from_unconstrained, resolve_bounds
 from ..models.pospischil import FS, RS
+from ..models.steady import steady_state
 from ..models.pospischil_ca import IB, LTS
 from .. import _validate as check
 from ..solvers import METHODS
@@ -128,6 +130,7 @@ class _Spec:
     every: int
     layout: tuple     # from rows.fit_rows
     per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
+    fire: tuple = ()  # per row: the cell was firing when the sweep began (evaluation.settle_start)
 
 
 def _params_of(spec, base, z, i_hold):
@@ -153,16 +156,24 @@ def _simulate(spec, base, z, data):
     n = data["v_obs"].shape[-1]
     p, groups = spec.layout[0], spec.layout[1:]
     run = partial(simulate, dt=spec.dt, method=spec.method, spike_threshold=None)
+    start = partial(settle_start, dt=spec.dt, method=spec.method)  # the rule evaluate uses
+    fire, hold, rowwise = np.asarray(spec.fire or (False,) * data["v_obs"].shape[-2]), jnp.mean(data["hold"]), False
+    if p:  # the rows share a prefix, and so their start (rows._layout)
+        y0 = start(params, y0, hold, np.bool_(fire.all()))
+    elif spec.per_row_hold:  # e.g. a ramp from a holding current that grows sweep by sweep
+        y0 = start(p_rows, jax.lax.stop_gradient(model_rest(p_rows, data["hold"])), data["hold"], fire)
+        rowwise = True
+    elif fire.any():  # settled once, not per row
+        y0, rowwise = jax.tree_util.tree_map(lambda a, b: jnp.where(fire, a[..., None], b[..., None]), start(
+            params, y0, hold, np.True_), steady_state(params, y0)), True
+    else:
+        y0 = y0[..., None]
     parts, order = [], []
     if p:
         pre = run(params, data["stim"][0, :p], duration=p * spec.dt, y0=y0)
         v_pre, y0 = pre.v, jax.tree_util.tree_map(lambda x: x[..., -1:], pre.state)
-    elif spec.per_row_hold:  # e.g. a ramp from a holding current that grows sweep by sweep
-        y0 = jax.lax.stop_gradient(model_rest(p_rows, data["hold"]))
-    else:
-        y0 = y0[..., None]
     for rows, steps in groups:
-        y0_g = y0[..., np.asarray(rows)] if spec.per_row_hold and not p else y0
+        y0_g = jax.tree_util.tree_map(lambda x: x[..., np.asarray(rows)], y0) if rowwise else y0
         v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0_g).v
         if p:
             v = jnp.concatenate([jnp.broadcast_to(v_pre[..., None, :-1], v.shape[:-1] + (p,)), v], -1)
@@ -285,6 +296,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     check.bounds(bounds)
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
+    fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
+    warn_if_subthreshold(recording, rec.sweeps, data_np)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
     start, direct = _initial(data_np, hyper_win, base, names, dt)
     specs = resolve_bounds([n for n in names if n != "v_rest"], start,
@@ -292,7 +305,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     if "v_rest" in names:
         specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
     spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
-                 bool(np.ptp(data_np["hold"]) > 1.0))
+                 bool(np.ptp(data_np["hold"]) > 1.0), fire if any(fire) else ())
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
 
     def unit(n, x):
