@@ -5,16 +5,14 @@ area turns pA into densities; :data:`MODELS` adds the FS start and the IB/LTS ca
 variants) to the *measured* voltage (no liquid-junction correction).
 
 What is simulated, on a ``dt`` grid (default 0.1 ms; the recording is resampled): each
-fitted sweep from its start (the only time the cell is known to be at rest) to 100 ms after
-its largest step; one row is extended over a hyperpolarising step if no row holds one.
-The steps all rows share from the start (e.g. an identical -100 pA pre-pulse) are simulated
-once, and the rest in at most two groups of similar length, all as batch axes of one
-program; every row starts as :func:`hhjax.recordings.evaluation.evaluate` starts its sweep
-(:func:`~hhjax.recordings.evaluation.settle_start`): at the model's rest at that row's
-holding current, or in its firing state where the cell fired before the first epoch. Between each two spiking
-sweeps an *interpolated* row (the mean of their currents: a step halfway between) is added,
-whose spike count must lie within max(1, 15 %) of the range of their counts around their
-mean (and between them): a smoothness prior on the f–I curve between the fitted points.
+fitted sweep from its start to 100 ms after its last depolarising epoch (the rows of
+:mod:`hhjax.recordings.rows`), each starting as :func:`~hhjax.recordings.evaluation.evaluate`
+starts it (:func:`~hhjax.recordings.evaluation.settle_start`: the model's rest at the row's
+holding current, or its firing state where the cell fired before the first epoch). Steps all
+rows share from the start are simulated once, the rest in at most two groups of similar
+length, as batch axes of one program. Between each two spiking sweeps an *interpolated* row
+(a step halfway between) must fire within max(1, 15 %) of the range of their counts around
+their mean: a smoothness prior on the f–I curve between the fitted points.
 
 The loss (mean over rows) adds, per row:
 
@@ -58,17 +56,17 @@ import numpy as np
 
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
-from ..fitting.optimizers import lm_blank, lm_step
-from .evaluation import choose_sweeps, evaluate, model_rest, net_current, settle_start
+from ..fitting.optimizers import normal_terms, residuals_and_jacobian
+from ..fitting.strategies import DEFAULT_TOL, LevenbergMarquardt, run_strategy
+from .evaluation import choose_sweeps, evaluate, model_rest, net_current, row_starts
 from .rows import MASK_MS, fit_rows, warn_if_subthreshold
 from ..simulation.entry import simulate
 from ..fitting.transforms import from_unconstrained, resolve_bounds
 from ..models.pospischil import FS, RS
-from ..models.steady import steady_state
 from ..models.pospischil_ca import IB, LTS
 from .. import _validate as check
 from ..solvers import METHODS
-from .checkpoint import Checkpoint, fingerprint, lm_state_of
+from .checkpoint import Checkpoint, fingerprint, lm_run_of
 from .laplace import _stderr
 from .regime import N_SCALAR, model_spikes, regime_violations
 
@@ -156,18 +154,9 @@ def _simulate(spec, base, z, data):
     n = data["v_obs"].shape[-1]
     p, groups = spec.layout[0], spec.layout[1:]
     run = partial(simulate, dt=spec.dt, method=spec.method, spike_threshold=None)
-    start = partial(settle_start, dt=spec.dt, method=spec.method)  # the rule evaluate uses
-    fire, hold, rowwise = np.asarray(spec.fire or (False,) * data["v_obs"].shape[-2]), jnp.mean(data["hold"]), False
-    if p:  # the rows share a prefix, and so their start (rows._layout)
-        y0 = start(params, y0, hold, np.bool_(fire.all()))
-    elif spec.per_row_hold:  # e.g. a ramp from a holding current that grows sweep by sweep
-        y0 = start(p_rows, jax.lax.stop_gradient(model_rest(p_rows, data["hold"])), data["hold"], fire)
-        rowwise = True
-    elif fire.any():  # settled once, not per row
-        y0, rowwise = jax.tree_util.tree_map(lambda a, b: jnp.where(fire, a[..., None], b[..., None]), start(
-            params, y0, hold, np.True_), steady_state(params, y0)), True
-    else:
-        y0 = y0[..., None]
+    fire = spec.fire or (False,) * data["v_obs"].shape[-2]
+    y0, rowwise = row_starts(params, y0, data["hold"], fire, shared=bool(p), per_row=spec.per_row_hold,
+                             dt=spec.dt, method=spec.method)  # the rule evaluate uses
     parts, order = [], []
     if p:
         pre = run(params, data["stim"][0, :p], duration=p * spec.dt, y0=y0)
@@ -218,8 +207,9 @@ def _loss(spec, base, z, data):
 
 
 @partial(jax.jit, static_argnames=("spec",))
-def _lm(spec, base, state, data, it):
-    return lm_step(lambda z: _residuals(spec, base, z, data), state, it)
+def _residuals_and_jacobian(spec, base, z, data):
+    """Residuals ``(N, n)`` and their Jacobian ``(N, n, P)``: one forward-mode pass."""
+    return residuals_and_jacobian(lambda zz: _residuals(spec, base, zz, data), z)
 
 
 def _initial(data, hyper_win, base, names, dt):
@@ -324,7 +314,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     if checkpoint is not None:
         ckpt = Checkpoint(checkpoint, fingerprint(
             names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
-            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key)))
+            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key),
+            refine=LevenbergMarquardt.name))
         saved = ckpt.load()
     g0 = 0
     if saved is not None:
@@ -352,34 +343,37 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             bar.set_postfix(loss=f"{history[-1]:.3g}")
     allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
     t_search = time.perf_counter()
-    z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
-    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + N_SCALAR)
+    z0 = allz[np.argsort(alll)[:n_starts]]
+    jac_at = lambda z: _residuals_and_jacobian(spec, base, jnp.asarray(z, jnp.float32), data)  # noqa: E731
+    # The residuals are scaled so that their sum of squares is the loss: one "residual".
+    lm = LevenbergMarquardt(lambda z: normal_terms(*jac_at(z)), 1, DEFAULT_TOL, group=n_starts)
     it, done, state = 0, False, None
     if steps and saved is not None and int(saved["lm_it"]) >= 0:
-        it, done = int(saved["lm_it"]), bool(saved["lm_done"])
-        state = lm_state_of(saved, lm_blank(z0, n_res))
+        it, done, state = int(saved["lm_it"]), bool(saved["lm_done"]), lm_run_of(saved)
     elif steps:
-        state = _lm(spec, base, lm_blank(z0, n_res), data, 0)
+        state = lm.init(z0)
         save(lm_it=0, lm_state=state)
-    for it in range(it + 1, steps + 1) if not done else ():  # refine: one compiled LM step for all starts
-        state = _lm(spec, base, state, data, it)
-        history.append(min(float(np.min(np.asarray(state.loss))), history[-1]))
-        # Every start keeps failing: a rugged spot.
-        done = bool(np.all(np.asarray(state.lam) > 1e2))
-        save(lm_it=it, lm_done=done, lm_state=state)
+
+    def on_step(state, it):
+        history.append(min(float(np.min(lm.losses(state))), history[-1]))
+        save(lm_it=it, lm_done=bool(np.all(lm.done(state, it))), lm_state=state)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
-        if done:
-            break
+
+    if steps and not done:  # refine all starts together
+        state, it, done = run_strategy(lm, state, steps, first=it + 1, on_step=on_step)
     if bar is not None:
         bar.close()
-    losses = np.asarray(state.loss) if steps else np.sort(alll)[:n_starts]
+    losses = lm.losses(state) if steps else np.sort(alll)[:n_starts]
     b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
-    z_best = np.asarray(state.z if steps else z0)[b]
-    params = _params_of(spec, base, jnp.asarray(z_best), jnp.mean(data["hold"]))
+    z_all = lm.best_z(state) if steps else z0
+    params = _params_of(spec, base, jnp.asarray(z_all[b], jnp.float32), jnp.mean(data["hold"]))
     params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
-    stderr = _stderr(spec, z_best, np.asarray(state.jac[b]), np.asarray(state.r[b]), data_np) if steps else {}
+    stderr = {}
+    if steps:  # the Jacobian at the end (same batch shape as the LM's: nothing recompiles)
+        r, jac = (np.asarray(x) for x in jac_at(z_all))
+        stderr = _stderr(spec, z_all[b], jac[b], r[b], data_np)
     t_refine = time.perf_counter()
     features = evaluate(params, rec, dt=dt, method=method)
     settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),

@@ -20,6 +20,7 @@ correction) on the recording's own protocol:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -214,6 +215,25 @@ def settle_start(params, rest, i_hold_pA, firing, *, dt=0.1, method="exp_euler")
                   spike_threshold=None)
     settled = jax.tree_util.tree_map(lambda x: x[..., -1], tr.state)
     return jax.tree_util.tree_map(lambda a, b: jnp.where(firing, a, jnp.broadcast_to(b, shape)), settled, y_rest)
+
+
+def row_starts(params, rest, holds, firing, *, shared=False, per_row=False, dt=0.1, method="exp_euler"):
+    """Start states of a recording fit's rows by the rule of :func:`settle_start`, and
+    whether they carry a row axis. ``params`` leaves and ``rest`` (mV, a fixed point at the
+    mean holding current) have the search's batch shape; ``holds``/``firing``: per row.
+    ``shared``: the rows share a simulated prefix, so one start (firing if all rows are);
+    ``per_row``: the rows hold different currents, each starts at its own rest."""
+    firing, hold = np.asarray(firing, bool), jnp.mean(holds)
+    start = functools.partial(settle_start, dt=dt, method=method)
+    if shared:
+        return start(params, rest, hold, np.bool_(firing.all())), False
+    if per_row:
+        p_rows = _tree_expand(params)
+        return start(p_rows, jax.lax.stop_gradient(model_rest(p_rows, holds)), holds, firing), True
+    if firing.any():  # settled once, not per row
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(firing, a[..., None], b[..., None]), start(
+            params, rest, hold, np.True_), steady_state(params, rest)), True
+    return rest[..., None], False
 
 
 def model_start(params, i_hold_pA, firing, *, dt=0.1, method="exp_euler"):
