@@ -346,7 +346,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     z0 = allz[np.argsort(alll)[:n_starts]]
     jac_at = lambda z: _residuals_and_jacobian(spec, base, jnp.asarray(z, jnp.float32), data)  # noqa: E731
     # The residuals are scaled so that their sum of squares is the loss: one "residual".
-    lm = LevenbergMarquardt(lambda z: normal_terms(*jac_at(z)), 1, DEFAULT_TOL, group=n_starts)
+    lm = LevenbergMarquardt(lambda z: normal_terms(*(np.asarray(x, float) for x in jac_at(z)), xp=np), 1,
+                            DEFAULT_TOL, group=n_starts)
     it, done, state = 0, False, None
     if steps and saved is not None and int(saved["lm_it"]) >= 0:
         it, done, state = int(saved["lm_it"]), bool(saved["lm_done"]), lm_run_of(saved)
@@ -365,9 +366,10 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         state, it, done = run_strategy(lm, state, steps, first=it + 1, on_step=on_step)
     if bar is not None:
         bar.close()
-    losses = lm.losses(state) if steps else np.sort(alll)[:n_starts]
+    losses, z_all = (lm.losses(state), lm.best_z(state)) if steps else (np.sort(alll)[:n_starts], z0)
+    if not np.any(np.isfinite(losses)):  # no Jacobian was finite anywhere: keep the search's points
+        losses, z_all = np.sort(alll)[:n_starts], z0
     b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
-    z_all = lm.best_z(state) if steps else z0
     params = _params_of(spec, base, jnp.asarray(z_all[b], jnp.float32), jnp.mean(data["hold"]))
     params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
     stderr = {}
