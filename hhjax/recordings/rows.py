@@ -167,7 +167,9 @@ def warn_if_subthreshold(recording, sweeps, data):
     if np.any(data["n_hi"] > 0):
         return
     never = not any(detect(recording.t, v).size for v in recording.v)
+    have = [int(k) for k in recording.sweeps]
+    have = f"{have[0]}–{have[-1]}" if have == list(range(have[0], have[-1] + 1)) and len(have) > 2 else str(have)
     warnings.warn(f"{recording.source or '<recording>'}: " + (
-        "the cell never fires (no spike in any sweep)" if never else f"no spikes in the fitted sweeps {list(sweeps)}")
+        f"the cell never fires (no spike in sweeps {have})" if never else f"no spikes in the fitted sweeps {list(sweeps)}")
         + ": the fit continues on subthreshold data only (passive properties and rest; the spiking parameters "
         "stay near their start values and the f–I curve is not constrained)", UserWarning, stacklevel=3)
