@@ -28,11 +28,11 @@ def _stage_fracs(method):
     jax.jit,
     static_argnames=(
         "batch", "n_steps", "dt", "method", "record_every", "checkpoint_every", "spike_threshold",
-        "layout", "record",
+        "layout", "record", "trim",
     ),
 )
 def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, checkpoint_every,
-         spike_threshold, layout=(1, None), record=None):
+         spike_threshold, layout=(1, None), record=None, trim=True):
     model = model_of(params)
     step_fn = get_step(method)
     dtype = float_dtype()
@@ -146,19 +146,24 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
         (final, count, bad, _), recs = jax.lax.scan(one_chunk, carry0, xs, length=n_chunks)
 
     n_rec = n_chunks * recs_per_chunk + 1
+    # trim=False: the padded flat batch, still split (sharding.gather_uneven cuts it)
+    out_batch = tuple(batch) if trim else (padded,)
+
+    def cut(x):
+        return unpad(x) if trim else x
 
     def assemble(x0, r):
         r = r.reshape((n_rec - 1,) + r.shape[2:])
         out = jnp.moveaxis(jnp.concatenate([x0[None], r], axis=0), 0, -1)
-        return unpad(out).reshape(tuple(batch) + (n_rec,))
+        return cut(out).reshape(out_batch + (n_rec,))
 
     x0 = as_dict(state0)
     states = model.state_type(**{k: assemble(x0[k], recs[k]) if k in recs else None for k in x0})
     finite = jnp.ones(flat_batch, bool)
     for leaf in jax.tree_util.tree_leaves(final):
         finite = finite & jnp.isfinite(leaf)
-    diverged = unpad(~finite | bad).reshape(batch)
-    count = unpad(count).reshape(batch)
+    diverged = cut(~finite | bad).reshape(out_batch)
+    count = cut(count).reshape(out_batch)
     t = jnp.arange(n_chunks * recs_per_chunk + 1, dtype=dtype) * (dt * record_every)
     return Trace(t=t, state=states, spike_count=count, diverged=diverged)
 
