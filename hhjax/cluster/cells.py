@@ -148,15 +148,19 @@ def finished_row(out_dir, cell: Cell, digest: str):
 def worker_env(cache_dir=None) -> dict:
     """Environment for fit workers: one XLA CPU thread pool of one thread per worker
     (Dask runs one worker per core, so XLA's own pool per core would oversubscribe them),
-    GPU memory not preallocated (several workers may share a GPU), and the shared
-    persistent compilation cache (``cache_dir``), so only the first worker compiles.
+    GPU memory not preallocated (several workers may share a GPU), Dask's profiler off, and
+    the shared persistent compilation cache (``cache_dir``) keeping every program, so only
+    the first worker compiles. ``XLA_FLAGS`` is part of the cache's key: programs compiled
+    with other flags (e.g. by ``hhjax fit`` in a plain shell) are compiled again.
 
     >>> worker_env("/tmp/c")["OMP_NUM_THREADS"]
     '1'
     """
     env = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "HHJAX_SHARD": "0", "MPLBACKEND": "Agg"}
+           "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "HHJAX_SHARD": "0", "MPLBACKEND": "Agg",
+           # Dask's statistical profiler off (workers started by `dask worker`, jobqueue)
+           "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
     if cache_dir:
         env["HHJAX_CACHE_DIR"] = os.fspath(cache_dir)
         # JAX reads these at start: every program is cached, not only those that took
