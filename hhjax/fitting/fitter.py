@@ -24,7 +24,7 @@ from .direct import direct_estimate_batch, estimable
 from .losses import get_loss
 from ..models import model_of
 from .optimizers import gauss_newton_terms, optax_step
-from .strategies import GradientDescent, LevenbergMarquardt, Strategy
+from .strategies import DEFAULT_TOL, GradientDescent, LevenbergMarquardt, Strategy, run_strategy
 from ..simulation.entry import simulate
 from .transforms import dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds, sample_in_bounds, to_unconstrained
 from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
@@ -104,7 +104,7 @@ def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, dura
         loss: Union[str, Callable] = "mse", optimizer: Any = None, steps: Optional[int] = None,
         n_starts: int = 4, key: Any = None, method: str = "exp_euler", progress: Optional[bool] = None,
         preset: Any = "neuron", starts: Optional[dict] = None, record_every: int = 1,
-        checkpoint_every: Optional[int] = None, direct: Optional[bool] = None, tol: float = 1e-5,
+        checkpoint_every: Optional[int] = None, direct: Optional[bool] = None, tol: float = DEFAULT_TOL,
         fit_v0: bool = True) -> FitResult:
     """Fit model parameters to voltage trace(s).
 
@@ -195,16 +195,14 @@ def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, dura
     to_loss = lambda s: strategy.losses(s).reshape(n_targets, n_s)  # noqa: E731
     history = [to_loss(state)]
     bar = progress_bar(progress, steps, "fit")
-    it = 0
-    for it in range(1, steps + 1):
-        state = strategy.step(state, it)
-        losses = to_loss(state)
-        history.append(losses)
+
+    def on_step(state, it):
+        history.append(to_loss(state))
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{np.min(losses):.4g}")
-        if np.all(strategy.done(state, it)):
-            break
+            bar.set_postfix(loss=f"{np.min(history[-1]):.4g}")
+
+    state, it, _ = run_strategy(strategy, state, steps, on_step=on_step)
     if bar is not None:
         bar.close()
 
