@@ -192,13 +192,13 @@ def use_shared_cache(cache_dir=None) -> None:
 _COUNTS = {"programs": 0, "cache_hits": 0}
 
 
-def _count_event(name: str, **_kw) -> None:
-    if name == "/jax/compilation_cache/cache_hits":
+def _count_event(event: str, **_kw: str | int) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
         _COUNTS["cache_hits"] += 1
 
 
-def _count_duration(name: str, _secs: float, **_kw) -> None:
-    if name == "/jax/core/compile/backend_compile_duration":
+def _count_duration(event: str, duration_secs: float, **_kw: str | int) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
         _COUNTS["programs"] += 1
 
 
