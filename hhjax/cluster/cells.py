@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from ..cache import enable_compilation_cache
@@ -182,8 +183,6 @@ def use_shared_cache(cache_dir=None) -> None:
     cache_dir = cache_dir or os.environ.get("HHJAX_CACHE_DIR")
     if not cache_dir:
         return
-    import jax  # noqa: PLC0415 (only workers with a cache need it here)
-
     enable_compilation_cache(os.fspath(cache_dir), min_compile_time_s=0.0)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
@@ -207,8 +206,6 @@ def _start_counting() -> dict:
     persistent-cache hits among them in this process (listeners registered once per
     process; workers run one task at a time)."""
     if not _COUNTS.get("registered"):
-        import jax  # noqa: PLC0415
-
         jax.monitoring.register_event_listener(_count_event)
         jax.monitoring.register_event_duration_secs_listener(_count_duration)
         _COUNTS["registered"] = 1
