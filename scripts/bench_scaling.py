@@ -1,17 +1,28 @@
-"""Scaling benchmark (issue 17): populations over devices and processes, cells over Dask
-workers, and an on-paper table for 1e9 neurons.
+"""Scaling benchmark (issue 17): W2 over devices and processes, and an on-paper table for
+1e9 neurons derived from measured rates.
 
-    python scripts/bench_scaling.py [--n 1e5] [--repeats 3] [--cells 8] [--out scripts/bench_scaling.json]
+    python scripts/bench_scaling.py --n 1e6 --out scripts/bench_scaling.json [--repeats 3]
+    python scripts/bench_scaling.py --paper-only --out scripts/bench_scaling.json  # redo the table
 
-W2 (classic HH, currents 2-20 µA/cm², 100 ms at dt 0.025, state recorded every 10 steps,
-spikes counted) with 1 process x 1 CPU device, 1 process x 2 devices, and 2 processes x 1
-device (jax.distributed on localhost, gloo collectives): each in fresh processes, the first
-call (compilation) timed apart, then the median of ``--repeats`` calls, each ended by
-block_until_ready. Spike counts of the three are compared in full.
-Dask: ``--cells`` copies of one shared recording fitted with small settings by ``hhjax
-fit-many`` on 2 workers against the same fits one after another in one process, both with a
-compilation cache warmed by one untimed fit (its time is recorded apart).
-The machine (cores, load average) is recorded in the JSON; the README table is printed.
+W2 (classic HH, currents 2-20 µA/cm², 100 ms at dt 0.025 = 4,000 steps, V recorded every
+10 steps, spikes counted) with 1 process x 1 CPU device, 1 process x 2 devices, and 2
+processes x 1 device (``jax.distributed`` on localhost, gloo collectives), each in fresh
+processes. The batch comes from :func:`hhjax.distributed.population` and the call is
+``jax.jit(simulate)``, compiled ahead of time (``lower().compile()``, timed apart), so
+all three run the same program: the reference loop, split over the devices with sharding
+constraints (the fused C++ kernel runs one device per process and is measured by
+bench_cpu.py). Then the median of ``--repeats`` runs, each ended by block_until_ready;
+CPU time per run; the load average and the CPU share of other processes. Spike counts of
+the three are compared in full (SHA-256 of the gathered counts).
+
+Memory at N = 1e6: V is 1e6 x 401 x 4 B = 1.6 GB (about twice that at the peak).
+Time at N = 1e6: a run is 4e9 neuron-steps, about 30 CPU-seconds here (1.3e8 per
+CPU-second), so on 2 quiet cores ~15-30 s a run and ~3 min for the three setups with 2
+repeats (15 min under a load of 12 on the shared machine).
+
+On paper: 1e9 neurons x 1 s at dt 0.025, spikes counted, start and end state kept, from
+the rates and memory measured here (this JSON), in bench_gpu.json (H100) and in
+bench_cpu_quiet.json (the fused C++ kernel on this machine).
 """
 
 from __future__ import annotations
@@ -20,21 +31,22 @@ import argparse
 import json
 import os
 import platform
-import shutil
+import resource
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # this checkout's hhjax, not an installed one
-H100_RATE = 1.7e11  # neuron-steps/s per H100 with spikes counted (README, bench_gpu.json)
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench_machine import Watch  # noqa: E402
+
+STEPS = 4000  # 100 ms at dt 0.025
 
 W2_CHILD = r"""
 import json, sys, time
-mode, pid, nproc, ndev, port, n, repeats = sys.argv[1:8]
+pid, nproc, ndev, port, n, repeats = sys.argv[1:7]
 pid, nproc, ndev, n, repeats = int(pid), int(nproc), int(ndev), int(float(n)), int(repeats)
 import jax
 jax.config.update("jax_platforms", "cpu")
@@ -42,43 +54,34 @@ jax.config.update("jax_num_cpu_devices", ndev)
 if nproc > 1:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=nproc, process_id=pid,
-                               heartbeat_timeout_seconds=30)
+                               heartbeat_timeout_seconds=60)
 import numpy as np, hhjax, hashlib
 from hhjax.distributed import population, Linspace, gather
 pop = population(n, current=Linspace(2.0, 20.0))
-params, stim = pop.params(hhjax.presets.NEURON), hhjax.stimulus.constant(pop["current"])
-def run():
-    t = time.perf_counter()
-    tr = hhjax.simulate(params, stim, duration=100.0, dt=0.025, record_every=10)
-    jax.block_until_ready(tr)
-    return time.perf_counter() - t, tr
-first, tr = run()
-del tr
-times = []
-for _ in range(repeats):
-    dt_, tr = run()
-    times.append(dt_)
-    counts = gather(tr.spike_count, pop.size)
-    devices = len(tr.v.sharding.device_set)
-    del tr
-print(json.dumps(dict(first_s=first, median_s=float(np.median(times)), times_s=times,
-                      devices=devices, processes=jax.process_count(), spikes=int(counts.sum()),
-                      counts_sha=hashlib.sha256(counts.astype(np.int32).tobytes()).hexdigest())))
-"""
+params, amps = pop.params(hhjax.presets.NEURON), pop["current"]
 
-SEQUENTIAL_FITS = r"""
-import json, sys, time
-t0 = time.perf_counter()
-from hhjax.cluster import FitSettings
-from hhjax.io import load_recording
-from hhjax.recordings.cell_fit import fit_recording
-s = FitSettings(**json.loads(sys.argv[1]))
-out = {}
-for path in sys.argv[2:]:
-    r = fit_recording(load_recording(path), n_starts=s.n_starts, steps=s.steps, dt=s.dt, key=s.seed,
-                      generations=s.generations, population=s.population, progress=False)
-    out[path] = {n: float(getattr(r.params, n)) for n in ("g_na", "g_k", "g_m", "v_t", "g_l", "area")}
-print(json.dumps(dict(wall_s=time.perf_counter() - t0, params=out)))
+def w2(params, amps):
+    tr = hhjax.simulate(params, hhjax.stimulus.constant(amps), duration=100.0, dt=0.025,
+                        record_every=10, record=("v",))
+    return tr.v, tr.spike_count
+
+t = time.perf_counter()
+compiled = jax.jit(w2).lower(params, amps).compile()
+compile_s = time.perf_counter() - t
+times, cpus = [], []
+for _ in range(repeats):
+    t, c = time.perf_counter(), time.process_time()
+    v, counts = jax.block_until_ready(compiled(params, amps))
+    times.append(time.perf_counter() - t)
+    cpus.append(time.process_time() - c)
+    devices = len(v.sharding.device_set)
+    del v
+counts = gather(counts, pop.size)
+print(json.dumps(dict(compile_s=compile_s, median_s=float(np.median(times)), times_s=times,
+                      cpu_s=cpus, devices=devices, processes=jax.process_count(),
+                      padded=pop.padded,
+                      spikes=int(counts.sum()),
+                      counts_sha=hashlib.sha256(counts.astype(np.int32).tobytes()).hexdigest())))
 """
 
 
@@ -88,155 +91,147 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _env(extra=None):
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS", "HHJAX_SHARD")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra or {})
     return env
 
 
 def w2(n, repeats, nproc, ndev):
     """One configuration of W2 in fresh processes; the slowest process's numbers."""
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, "-c", W2_CHILD, "w2", str(i), str(nproc), str(ndev),
-                               str(port), str(n), str(repeats)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env())
-             for i in range(nproc)]
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=3600)
-        if p.returncode:
-            raise RuntimeError(f"W2 child failed: {err[-2000:]}")
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with Watch() as watch:
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", W2_CHILD, str(i), str(nproc), str(ndev),
+                                   str(port), str(n), str(repeats)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=_env())
+                 for i in range(nproc)]
+        outs = []
+        for p in procs:
+            out, err = p.communicate(timeout=3600)
+            if p.returncode:
+                raise RuntimeError(f"W2 child failed: {err[-2000:]}")
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+        wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_all = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime  # the children, start to end
     worst = max(outs, key=lambda o: o["median_s"])
-    steps = 100.0 / 0.025
-    return {**worst, "processes": nproc, "devices_per_process": ndev,
-            "rate": n * steps / worst["median_s"],
-            "same_counts_on_every_process": len({o["counts_sha"] for o in outs}) == 1}
+    cpu_per_run = [sum(o["cpu_s"][k] for o in outs) for k in range(repeats)]
+    cpu_median = sorted(cpu_per_run)[len(cpu_per_run) // 2]
+    return {**worst, "processes": nproc, "devices_per_process": ndev, "wall_all_s": wall,
+            "cpu_all_s": cpu_all, "cpu_s_per_run_all_processes": cpu_per_run,
+            "rate": n * STEPS / worst["median_s"], "rate_per_cpu_s": n * STEPS / cpu_median,
+            "same_counts_on_every_process": len({o["counts_sha"] for o in outs}) == 1,
+            **watch.summary(cpu_all, wall)}
 
 
-def dask_fits(n_cells, workdir):
-    """``n_cells`` copies of one recording: hhjax fit-many on 2 workers vs one process."""
-    from hhjax.cluster import FitSettings, worker_env
-    from hhjax.io import default_recordings_dir, load_recording
-
-    src = default_recordings_dir() / "File_axon_5.abf"
-    if not src.exists():
-        return {"skipped": f"{src} not present"}
-    cells = workdir / "cells"
-    cells.mkdir()
-    rec = load_recording(src).select([1, 6]).time_window(0.0, 700.0)
-    paths = []
-    for k in range(n_cells):
-        paths.append(str(rec.to_npz(cells / f"copy{k}.npz")))
-    settings = FitSettings(n_starts=2, steps=2, generations=8, population=80, plot=False)
-    flags = ["--starts", "2", "--steps", "2", "--generations", "8", "--population", "80", "--no-plot"]
-    # Both runs use one persistent compilation cache, warmed by an untimed fit first: the
-    # steady state of a lab fitting cell after cell (compilation is timed apart, as
-    # first_fit_s). The cells are identical in shape, so no later fit compiles.
-    cache = workdir / "cache"
-    env = _env(worker_env(cache))
-
-    def sequential(paths_):
-        t_ = time.perf_counter()
-        r_ = subprocess.run([sys.executable, "-c", SEQUENTIAL_FITS, json.dumps(settings.__dict__), *paths_],
-                            capture_output=True, text=True, env=env, timeout=3600)
-        if r_.returncode:
-            raise RuntimeError(r_.stderr[-2000:])
-        return time.perf_counter() - t_, json.loads(r_.stdout.strip().splitlines()[-1])
-
-    first_fit_s, _ = sequential(paths[:1])
-    seq_wall, seq_out = sequential(paths)
-    t = time.perf_counter()
-    run = subprocess.run([sys.executable, "-c", "import sys, hhjax.cli as c; sys.exit(c.main())",
-                          "fit-many", str(cells), "--out", str(workdir / "out"), "--workers", "2",
-                          "--cache-dir", str(cache), *flags],
-                         capture_output=True, text=True, env=env, timeout=3600)
-    dask_wall = time.perf_counter() - t
-    if run.returncode:
-        raise RuntimeError(run.stderr[-2000:])
-    table = json.loads((workdir / "out" / "summary.json").read_text())["cells"]
-    same = all(abs(r[k] - seq_out["params"][r["input"]][k]) <= 1e-5 * abs(seq_out["params"][r["input"]][k])
-               for r in table for k in ("g_na", "g_k", "g_m", "v_t", "g_l", "area"))
-    return {"cells": n_cells, "workers": 2, "settings": settings.__dict__,
-            "first_fit_with_compilation_s": first_fit_s, "sequential_wall_s": seq_wall, "dask_wall_s": dask_wall,
-            "ratio": dask_wall / seq_wall, "identical_parameters": same}
+def _gpu_rate_and_bytes(path):
+    """The H100 W2 rate with spikes counted and start/end state kept (the largest N in
+    bench_gpu.json), and its measured peak bytes per neuron."""
+    g = json.loads(Path(path).read_text())
+    row = max(g["w2_counts"], key=lambda r: r["n"])
+    return {"device": g["device"], "n": row["n"], "rate": row["pallas"]["neuron_steps_per_s"],
+            "bytes_per_neuron": row["pallas"]["peak_bytes_after"] / row["n"], "source": Path(path).name}
 
 
-def on_paper(host_rate, cores_here=2, cores_per_host=64):
-    """1e9 neurons x 1 s (dt 0.025, 40,000 steps), spikes counted, start and end state kept."""
+def _cpu_kernel_rate(path):
+    """The fused C++ kernel's best W2 rate (V every 10 steps) in bench_cpu_quiet.json, if any."""
+    try:
+        rows = json.loads(Path(path).read_text())["W2"]["kernel_v"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return max(r["neuron_steps_per_s"] for r in rows.values())
+
+
+def on_paper(res, gpu_json, cpu_kernel_rate=None, cores_per_big_host=64):
+    """1e9 neurons x 1 s (dt 0.025, 40,000 steps), spikes counted, start and end state kept,
+    from measured per-device rates; memory per device from the H100's measured bytes per
+    neuron (the same arrays on a CPU)."""
     n, steps = 1e9, 1000.0 / 0.025
     work = n * steps
-    # Bytes per neuron held during a run (float32): per-neuron parameters (9 HH leaves after
-    # broadcasting), kernel constants (10 rows) and state in/out (4 + 4), counts and flags
-    # (2), start and end records of V, m, h, n (8), plus 25 % for the record transpose.
-    per_neuron = 4 * (9 + 10 + 4 + 4 + 2 + 8 * 1.25)
-    per_core = host_rate / cores_here
-    rows = []
-    for name, devices, rate in (("8 × H100 (Pallas kernel, README's measured rate)", 8, H100_RATE),
-                                (f"64 CPU hosts × {cores_here} cores (this machine's best rate)", 64, host_rate),
-                                (f"64 CPU hosts × {cores_per_host} cores (per-core rate × cores)",
-                                 64, cores_per_host * per_core)):
-        rows.append({"setup": name, "devices": devices, "rate_per_device": rate,
-                     "seconds": work / (devices * rate), "neurons_per_device": n / devices,
-                     "gb_per_device": n / devices * per_neuron / 1e9})
-    return {"work_neuron_steps": work, "bytes_per_neuron": per_neuron, "rows": rows}
+    gpu = _gpu_rate_and_bytes(gpu_json)
+    cores = res["machine"]["cores"]
+    # Per core: neuron-steps per CPU-second (robust to other jobs on a shared machine; on a
+    # quiet one it equals the wall rate per core). A host: that times its cores.
+    best_label = max(res["w2"], key=lambda k: res["w2"][k]["rate_per_cpu_s"])
+    per_core = res["w2"][best_label]["rate_per_cpu_s"]
+    host_rate = per_core * cores
+    rows = [("8 × H100, fused Pallas kernel", 8, gpu["rate"],
+             f"{gpu['source']}: W2 at N = {gpu['n']:.0e}, {gpu['device']}")]
+    rows.append((f"64 CPU hosts like this one ({cores} cores), sharded reference loop (what jax.distributed "
+                 f"runs today)", 64, host_rate,
+                 f"this JSON: {best_label}, N = {res['n']:.0e}, {per_core:.2e} per CPU-second × {cores} cores"))
+    if cpu_kernel_rate:
+        rows.append((f"64 CPU hosts like this one, if each ran the fused C++ kernel on its shard (not "
+                     f"wired into the multi-process path)", 64, cpu_kernel_rate,
+                     "bench_cpu_quiet.json: the kernel's best W2 rate on this machine"))
+    rows.append((f"64 CPU hosts × {cores_per_big_host} cores, sharded reference loop (assumes linear "
+                 f"scaling over cores)", 64, per_core * cores_per_big_host,
+                 f"this JSON: {per_core:.2e} per CPU-second × {cores_per_big_host}"))
+    out = []
+    for name, devices, rate, source in rows:
+        out.append({"setup": name, "devices": devices, "rate_per_device": rate, "rate_source": source,
+                    "seconds": work / (devices * rate), "neurons_per_device": n / devices,
+                    "gb_per_device": n / devices * gpu["bytes_per_neuron"] / 1e9})
+    return {"work_neuron_steps": work, "bytes_per_neuron": gpu["bytes_per_neuron"],
+            "bytes_per_neuron_source": f"{gpu['source']}: peak device memory / N at N = {gpu['n']:.0e}",
+            "rows": out}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=float, default=1e5, help="W2 neurons (default 1e5; see README)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--cells", type=int, default=8)
-    ap.add_argument("--skip-dask", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "scripts" / "bench_scaling.json"))
+    ap.add_argument("--n", type=float, default=1e6, help="W2 neurons (default 1e6)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", required=True, help="results JSON")
+    ap.add_argument("--paper-only", action="store_true",
+                    help="recompute the on-paper table of --out from its measured rates")
+    ap.add_argument("--gpu-json", default=str(ROOT / "scripts" / "bench_gpu.json"))
+    ap.add_argument("--cpu-json", default=str(ROOT / "scripts" / "bench_cpu_quiet.json"))
     args = ap.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
-    res = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "load_before": os.getloadavg()}, "commit": commit, "n": int(args.n),
-           "w2": {}}
-    for label, nproc, ndev in (("1 process × 1 device", 1, 1), ("1 process × 2 devices", 1, 2),
-                               ("2 processes × 1 device", 2, 1)):
-        res["w2"][label] = w2(int(args.n), args.repeats, nproc, ndev)
-        print(label, json.dumps(res["w2"][label]), flush=True)
-    shas = {v["counts_sha"] for v in res["w2"].values()}
-    res["identical_spike_counts"] = len(shas) == 1
-    two_dev = res["w2"]["1 process × 2 devices"]["rate"]
-    res["two_processes_over_two_devices"] = res["w2"]["2 processes × 1 device"]["rate"] / two_dev
-    if not args.skip_dask:
-        work = Path(tempfile.mkdtemp(prefix="hhjax-bench-dask-"))
-        try:
-            res["dask"] = dask_fits(args.cells, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print("dask", json.dumps(res.get("dask")), flush=True)
-    best = max(res["w2"]["1 process × 2 devices"]["rate"], res["w2"]["2 processes × 1 device"]["rate"])
-    res["on_paper"] = on_paper(best, cores_here=os.cpu_count() or 2)
-    res["machine"]["load_after"] = os.getloadavg()
+    if args.paper_only:
+        res = json.loads(Path(args.out).read_text())
+    else:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip()
+        res = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                           "load_before": os.getloadavg()}, "commit": commit, "n": int(args.n),
+               "steps": STEPS, "repeats": args.repeats, "w2": {}}
+        for label, nproc, ndev in (("1 process × 1 device", 1, 1), ("1 process × 2 devices", 1, 2),
+                                   ("2 processes × 1 device", 2, 1)):
+            res["w2"][label] = w2(int(args.n), args.repeats, nproc, ndev)
+            print(label, json.dumps(res["w2"][label]), flush=True)
+        res["identical_spike_counts"] = len({v["counts_sha"] for v in res["w2"].values()}) == 1
+        two_dev = res["w2"]["1 process × 2 devices"]["rate"]
+        res["two_processes_over_two_devices"] = res["w2"]["2 processes × 1 device"]["rate"] / two_dev
+        res["machine"]["load_after"] = os.getloadavg()
+    res["on_paper"] = on_paper(res, args.gpu_json, _cpu_kernel_rate(args.cpu_json))
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(report(res))
 
 
 def report(res) -> str:
     """The README tables from a results dict."""
-    lines = [f"W2, N = {res['n']:.0e}, 100 ms at dt 0.025, state recorded every 10 steps, spikes counted:", "",
-             "| setup | neuron-steps/s | median run | first call | devices |", "|---|---|---|---|---|"]
+    lines = [f"W2, N = {res['n']:.0e}, 100 ms at dt 0.025, V every 10 steps, spikes counted "
+             f"(commit {res['commit']}, {res['machine']['cores']} cores):", "",
+             "| setup | neuron-steps/s | median run | CPU s per run | neuron-steps per CPU-s | compile | load (mean) "
+             "| others' CPU share |", "|---|---|---|---|---|---|---|---|"]
     for label, r in res["w2"].items():
-        lines.append(f"| {label} | {r['rate']:.2e} | {r['median_s']:.2f} s | {r['first_s']:.2f} s | {r['devices']} |")
+        cpu = sorted(r["cpu_s_per_run_all_processes"])[len(r["cpu_s_per_run_all_processes"]) // 2]
+        lines.append(f"| {label} | {r['rate']:.2e} | {r['median_s']:.1f} s | {cpu:.1f} | {r['rate_per_cpu_s']:.2e} | "
+                     f"{r['compile_s']:.1f} s | "
+                     f"{r['load_1min']['mean']:.1f} | {100 * r.get('others_cpu_share', float('nan')):.0f} % |")
     lines += ["", f"Identical spike counts: {res['identical_spike_counts']}; 2 processes reach "
               f"{100 * res['two_processes_over_two_devices']:.0f} % of 1 process × 2 devices.", ""]
-    d = res.get("dask")
-    if d and "ratio" in d:
-        lines += [f"Dask: {d['cells']} copies on {d['workers']} workers {d['dask_wall_s']:.0f} s, sequential "
-                  f"{d['sequential_wall_s']:.0f} s (ratio {d['ratio']:.2f}; warm compilation cache, the first "
-                  f"fit with compilation {d['first_fit_with_compilation_s']:.0f} s); identical parameters: "
-                  f"{d['identical_parameters']}.", ""]
     p = res["on_paper"]
-    lines += ["| 1e9 neurons × 1 s | rate per device | time | neurons per device | memory per device |",
-              "|---|---|---|---|---|"]
+    lines += [f"1e9 neurons × 1 s ({p['work_neuron_steps']:.0e} neuron-steps), {p['bytes_per_neuron']:.0f} B "
+              f"per neuron ({p['bytes_per_neuron_source']}):", "",
+              "| setup | rate per device (neuron-steps/s) | from | time | neurons per device | memory per device |",
+              "|---|---|---|---|---|---|"]
     for r in p["rows"]:
-        lines.append(f"| {r['setup']} | {r['rate_per_device']:.1e} | {r['seconds']:.0f} s | "
+        t = r["seconds"]
+        when = f"{t:.0f} s" if t < 600 else f"{t / 3600:.1f} h"
+        lines.append(f"| {r['setup']} | {r['rate_per_device']:.1e} | {r['rate_source']} | {when} | "
                      f"{r['neurons_per_device']:.2e} | {r['gb_per_device']:.1f} GB |")
     return "\n".join(lines)
 

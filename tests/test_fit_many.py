@@ -118,6 +118,12 @@ def test_fit_many_matches_sequential_fits_survives_a_killed_worker_and_resumes(c
         for p in PARAMS:
             np.testing.assert_allclose(row[p], reference[path][p], rtol=1e-5, err_msg=f"{name}.{p}")
     assert table[killed[0]]["worker"].split(":")[-1] != str(killed[1])  # refitted elsewhere
+    # The workers found the fit's programs in the cache the sequential run filled (every
+    # program is cached, not only those that took JAX's default 1 s to compile).
+    built = [(table[n]["xla_programs"], table[n]["xla_cache_hits"]) for n in NAMES]
+    print("programs built, cache hits per cell:", built)
+    assert sum(p for p, _ in built) > 0
+    assert all(h >= p / 2 for p, h in built), built
 
     # Rerun on the good cells: all skipped, no cluster needed.
     again = subprocess.run(_cli("fit-many", str(cells), "--out", str(out), *FLAGS), capture_output=True,

@@ -57,8 +57,29 @@ CHILD = FIT_PROBLEM + textwrap.dedent("""
     out["off"] = len(off.v.sharding.device_set)
     pinned = hhjax.simulate(p, hhjax.stimulus.constant(jax.device_put(amps, jax.devices()[1])), **kw)
     out["pinned"] = [d.id for d in pinned.v.sharding.device_set]  # an explicit device_put is obeyed
+    # A batch that does not divide over the 2 devices: padded, computed split, then cut back
+    # to one copy on the default device (not one copy per device), scan loop and kernel alike.
+    m = 301
+    am = jnp.linspace(0.0, 20.0, m)
+    tu = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.constant(am), **kw)
+    ku = run_pallas_sharded(hhjax.presets.NEURON, am, None, batch=(m,), n_steps=800, dt=0.025,
+                            record_every=40, spike_threshold=0.0, n_shards=2, padded=batch_layout(m)[1])
+    ref1 = hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.constant(am), shard=False, **kw)
+    out["uneven"] = dict(
+        layout=batch_layout(m), shapes=[list(x.v.shape) for x in (tu, ku)],
+        copies=[sum(s.data.nbytes for s in x.v.addressable_shards) / x.v.nbytes for x in (tu, ku)],
+        counts=[np.asarray(x.spike_count).tolist() for x in (tu, ku, ref1)],
+        v=[np.asarray(x.v).tolist() for x in (tu, ku, ref1)],
+        mixes=float(jnp.sum(tu.v[:n] - tr.v)))  # with the 300-neuron result split over both devices
+    # HHJAX_SHARD is read on every call; a jitted function keeps what it read when traced.
+    f = jax.jit(lambda a: hhjax.simulate(hhjax.presets.NEURON, hhjax.stimulus.constant(a), **kw).v)
+    jitted = [len(f(amps).sharding.device_set)]
     os.environ["HHJAX_SHARD"] = "0"
     out["env_off"] = len(hhjax.simulate(p, hhjax.stimulus.constant(amps), **kw).v.sharding.device_set)
+    jitted.append(len(f(amps).sharding.device_set))
+    jax.clear_caches()
+    jitted.append(len(f(amps).sharding.device_set))
+    out["jitted"] = jitted
     # A diverging neuron is counted on the devices for simulate's warning.
     bad = dataclasses.replace(p, c_m=jnp.where(jnp.arange(n) == 7, 1e-4, 1.0))
     import warnings
@@ -106,6 +127,18 @@ def test_batch_on_two_devices_scan_and_kernel_match_one_device():
         np.testing.assert_allclose(got["v"], ref.v, rtol=0, atol=1e-5 if path == "scan" else 0.05)
     assert child["kernel"]["diverged"] == 0
     assert child["off"] == 1 and child["env_off"] == 1 and child["pinned"] == [1]
+    assert child["jitted"] == [2, 2, 1]  # traced with the split; kept; retraced without
+    # 301 neurons over 2 devices: padded, split, and back as one copy of 301 neurons whose
+    # counts and voltages are those of the unsplit run on one device.
+    u = child["uneven"]
+    assert u["layout"][0] == 2 and u["layout"][1] > 301 and u["layout"][1] % 2 == 0
+    assert u["shapes"] == [[301, 21], [301, 21]] and u["copies"] == [1.0, 1.0]
+    ref_u = np.asarray(u["counts"][2])
+    assert ref_u.sum() > 0
+    for got, v, tol in zip(u["counts"][:2], u["v"][:2], (1e-5, 0.05)):
+        np.testing.assert_array_equal(got, ref_u)
+        np.testing.assert_allclose(v, u["v"][2], rtol=0, atol=tol)
+    assert np.isfinite(u["mixes"])
     n_bad, messages = child["diverged"]
     assert n_bad >= 1 and any(f"{n_bad} neuron(s) diverged" in m for m in messages)
     # The batch fit (8 targets x 8 starts) ran over both devices and agrees with one device.

@@ -21,16 +21,18 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from ..cache import enable_compilation_cache
 from ..io import SUPPORTED, load_recording, save_json_atomic
 from ..io.results import save_params
+from ..io.sources import inner_suffix
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, fit_recording
 from ..recordings.evaluation import evaluate, plot_evaluation
 
 __all__ = ["Cell", "FitSettings", "find_cells", "input_hash", "fit_cell", "finished_row",
-           "worker_env"]
+           "worker_env", "use_shared_cache"]
 
 FOLDER_SUFFIX = ".ibw"  # a folder of these is one recording (a sweep per file)
 
@@ -60,7 +62,7 @@ class FitSettings:
 
 
 def _ibw_folder(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() == FOLDER_SUFFIX for p in path.iterdir())
+    return path.is_dir() and any(inner_suffix(p) == FOLDER_SUFFIX for p in path.iterdir())
 
 
 def _cells_in(path: Path):
@@ -76,7 +78,7 @@ def _cells_in(path: Path):
                 continue
             if entry.is_dir():
                 yield from _cells_in(entry)
-            elif entry.suffix.lower() in SUPPORTED:
+            elif inner_suffix(entry) in SUPPORTED:  # also .gz/.xz compressed
                 yield entry
 
 
@@ -106,7 +108,8 @@ def find_cells(inputs) -> list:
     names: dict = {}
     cells = []
     for p in paths:
-        name = p.name if p.is_dir() else p.stem
+        plain = Path(p.stem) if inner_suffix(p) != p.suffix.lower() else p  # c.abf.xz -> c.abf
+        name = p.name if p.is_dir() else plain.stem
         if name in names:
             name = f"{p.parent.name}_{name}"
         base, k = name, 2
@@ -146,18 +149,67 @@ def finished_row(out_dir, cell: Cell, digest: str):
 def worker_env(cache_dir=None) -> dict:
     """Environment for fit workers: one XLA CPU thread pool of one thread per worker
     (Dask runs one worker per core, so XLA's own pool per core would oversubscribe them),
-    GPU memory not preallocated (several workers may share a GPU), and the shared
-    persistent compilation cache (``cache_dir``), so only the first worker compiles.
+    GPU memory not preallocated (several workers may share a GPU), Dask's profiler off, and
+    the shared persistent compilation cache (``cache_dir``) keeping every program, so only
+    the first worker compiles. ``XLA_FLAGS`` is part of the cache's key: programs compiled
+    with other flags (e.g. by ``hhjax fit`` in a plain shell) are compiled again.
 
     >>> worker_env("/tmp/c")["OMP_NUM_THREADS"]
     '1'
     """
     env = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "HHJAX_SHARD": "0", "MPLBACKEND": "Agg"}
+           "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "HHJAX_SHARD": "0", "MPLBACKEND": "Agg",
+           # Dask's statistical profiler off (workers started by `dask worker`, jobqueue)
+           "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
     if cache_dir:
         env["HHJAX_CACHE_DIR"] = os.fspath(cache_dir)
+        # JAX reads these at start: every program is cached, not only those that took
+        # over a second to compile (a fit compiles ~150 programs, most in < 0.5 s).
+        env["JAX_COMPILATION_CACHE_DIR"] = os.fspath(cache_dir)
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
     return env
+
+
+def use_shared_cache(cache_dir=None) -> None:
+    """Point JAX's persistent compilation cache at ``cache_dir`` (default
+    ``HHJAX_CACHE_DIR``; nothing if neither is set) and cache every program: JAX's
+    default keeps only programs that took ≥ 1 s to compile, and most of the ~150 programs
+    of a recording fit take less, so a second worker would compile those again.
+
+    >>> use_shared_cache(None)  # no directory given or in HHJAX_CACHE_DIR: nothing changes
+    """
+    cache_dir = cache_dir or os.environ.get("HHJAX_CACHE_DIR")
+    if not cache_dir:
+        return
+    enable_compilation_cache(os.fspath(cache_dir), min_compile_time_s=0.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+_COUNTS = {"programs": 0, "cache_hits": 0}
+
+
+def _count_event(event: str, **_kw: str | int) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _COUNTS["cache_hits"] += 1
+
+
+def _count_duration(event: str, duration_secs: float, **_kw: str | int) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        _COUNTS["programs"] += 1
+
+
+def _start_counting() -> dict:
+    """Counts of XLA programs built (compiled, or loaded from the persistent cache) and of
+    persistent-cache hits among them in this process (listeners registered once per
+    process; workers run one task at a time)."""
+    if not _COUNTS.get("registered"):
+        jax.monitoring.register_event_listener(_count_event)
+        jax.monitoring.register_event_duration_secs_listener(_count_duration)
+        _COUNTS["registered"] = 1
+    return {k: _COUNTS[k] for k in ("programs", "cache_hits")}
 
 
 def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=None) -> dict:
@@ -165,9 +217,10 @@ def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=
     bad recording or a failed fit: the row then has ``status="failed"`` and the error.
     ``cache_dir``: the persistent compilation cache shared by all workers (default
     ``HHJAX_CACHE_DIR``, else hhjax's default)."""
-    enable_compilation_cache(cache_dir or os.environ.get("HHJAX_CACHE_DIR"))
+    use_shared_cache(cache_dir)
+    before = _start_counting()
     folder = Path(out_dir) / cell.name
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     row: dict[str, Any] = {"cell": cell.name, "input": cell.path, "input_hash": digest, "status": "failed",
            "worker": f"{socket.gethostname()}:{os.getpid()}"}
     save_json_atomic(folder / "running.json", {"pid": os.getpid(), "host": socket.gethostname(),
@@ -180,6 +233,9 @@ def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=
         save_json_atomic(folder / "error.json", {"error": row["error"],
                                                  "traceback": traceback.format_exc()})
     row["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    row["cpu_time_s"] = round(time.process_time() - c0, 3)
+    # programs built for this cell (compiled or loaded) and persistent-cache hits among them
+    row.update({f"xla_{k}": _COUNTS[k] - before[k] for k in before})
     if row["status"] == "ok":
         save_json_atomic(folder / "done.json", {"input_hash": digest, "row": row})
         (folder / "error.json").unlink(missing_ok=True)

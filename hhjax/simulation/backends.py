@@ -232,11 +232,14 @@ class ScanBackend:
         return True
 
     def run(self, call: SimulationCall) -> Trace:
-        return scan._run(
+        layout = call.layout
+        uneven = sharding.splits_unevenly(layout, call.batch)
+        trace = scan._run(
             call.params, call.stim, call.grid, call.y0, batch=call.batch, n_steps=call.n_steps,
             dt=call.dt, method=call.method, record_every=call.record_every,
             checkpoint_every=call.checkpoint_every, spike_threshold=call.spike_threshold,
-            layout=call.layout, record=call.record)
+            layout=layout, record=call.record, trim=not uneven)
+        return sharding.gather_uneven(trace, call.batch) if uneven else trace
 
 
 BACKENDS: tuple = (PallasBackend(), CpuKernelBackend(), ScanBackend())

@@ -28,11 +28,11 @@ def _stage_fracs(method):
     jax.jit,
     static_argnames=(
         "batch", "n_steps", "dt", "method", "record_every", "checkpoint_every", "spike_threshold",
-        "layout", "record",
+        "layout", "record", "trim",
     ),
 )
 def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, checkpoint_every,
-         spike_threshold, layout=(1, None), record=None):
+         spike_threshold, layout=(1, None), record=None, trim=True):
     model = model_of(params)
     step_fn = get_step(method)
     dtype = float_dtype()
@@ -135,6 +135,12 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
 
     flat_batch = state0.v.shape
     carry0 = (state0, jnp.zeros(flat_batch, jnp.int32), ~state_in_range(state0), jnp.zeros((), jnp.int32))
+    # trim=False: the padded flat batch, still split (sharding.gather_uneven cuts it)
+    out_batch = tuple(batch) if trim else (padded,)
+
+    def cut(x):
+        return unpad(x) if trim else x
+
     x0 = as_dict(state0)
     kept0 = kept(state0)
     itemsize = jnp.dtype(dtype).itemsize
@@ -155,8 +161,9 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
         rows = padded if n_shards > 1 else size  # one device: the padding never enters the buffers
         carry, bufs = _write_blocks(run_block, carry0, kept0, n_blocks, per_block, n_rec,
                                     rows if batch else None, dtype, shard)
+        keep = size if trim else rows
         states = model.state_type(**{
-            k: ((bufs[k][:size] if rows != size else bufs[k]).reshape(tuple(batch) + (n_rec,))
+            k: ((bufs[k][:keep] if rows != keep else bufs[k]).reshape(out_batch + (n_rec,))
                 if batch else bufs[k]) if k in bufs else None for k in x0})
     else:
         if n_blocks == 1:
@@ -167,15 +174,15 @@ def _run(params, stim, grid, y0, *, batch, n_steps, dt, method, record_every, ch
 
         def assemble(x, r):
             out = jnp.moveaxis(jnp.concatenate([x[None], r], axis=0), 0, -1)
-            return unpad(out).reshape(tuple(batch) + (n_rec,))
+            return cut(out).reshape(out_batch + (n_rec,))
 
         states = model.state_type(**{k: assemble(x0[k], recs[k]) if k in recs else None for k in x0})
     final, count, bad, _ = carry
     finite = jnp.ones(flat_batch, bool)
     for leaf in jax.tree_util.tree_leaves(final):
         finite = finite & jnp.isfinite(leaf)
-    diverged = unpad(~finite | bad).reshape(batch)
-    count = unpad(count).reshape(batch)
+    diverged = cut(~finite | bad).reshape(out_batch)
+    count = cut(count).reshape(out_batch)
     t = jnp.arange(n_rec, dtype=dtype) * (dt * record_every)
     return Trace(t=t, state=states, spike_count=count, diverged=diverged)
 

@@ -10,9 +10,17 @@ where they were computed (``trace.v.sharding``); :func:`count_true` reduces on t
 Switch it off with ``simulate(..., shard=False)`` or the environment variable
 ``HHJAX_SHARD=0`` (everything then runs on the default device).
 
+The switch is read on every call of :func:`hhjax.simulate`. Inside a function that is
+traced once and reused (your own ``jax.jit``, and the simulations inside :func:`hhjax.fit`),
+it is read when that function is traced: a later change applies to new traces only
+(``jax.clear_caches()`` forces them).
+
 A batch whose size does not divide by the number of devices is padded (copies of the last
-neuron) and cut back afterwards; JAX cannot shard an array unevenly, so such results come
-back replicated on every device. For large runs build the batch with
+neuron), computed split over the devices, and cut back afterwards. JAX cannot hold an
+unevenly split array, so in one process :func:`gather_uneven` brings such results (cut to
+the batch) to the default device, uncommitted: one copy, not one per device, and they mix
+with any other array. Under ``jax.distributed`` they come back replicated on every device
+(each process must be able to read them); there, build the batch with
 :func:`hhjax.distributed.population`, which rounds its size up to a whole number per device.
 """
 
@@ -28,6 +36,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import pallas as pallas_hh
+from .._pytree import as_dict
 from ..models.hh import HHState
 from .trace import Trace
 
@@ -99,9 +108,9 @@ def _flat_padded(x, batch, size, padded, dtype=jnp.float32):
 
 @partial(jax.jit, static_argnames=("batch", "padded", "n_shards", "n_steps", "dt",
                                    "record_every", "spike_threshold", "block", "gates",
-                                   "interpret", "num_warps"))
+                                   "interpret", "num_warps", "trim"))
 def _kernel_on_shards(params, amplitude, y0, *, batch, padded, n_shards, n_steps, dt,
-                      record_every, spike_threshold, block, gates, interpret, num_warps):
+                      record_every, spike_threshold, block, gates, interpret, num_warps, trim=True):
     size = int(np.prod(batch)) if batch else 1
     flat = partial(_flat_padded, batch=batch, size=size, padded=padded)
     params = jax.tree_util.tree_map(flat, params)
@@ -128,6 +137,8 @@ def _kernel_on_shards(params, amplitude, y0, *, batch, padded, n_shards, n_steps
         out_specs=(PartitionSpec(), [PartitionSpec(None, AXIS)] * n_vars, P, P),
         check_vma=False)(params, amplitude, y0)
     t, rec, count, bad = out
+    if not trim:  # still padded and split: gather_uneven cuts it
+        return t, rec, count, bad
     return t, rec, count[:size].reshape(batch), bad[:size].reshape(batch)
 
 
@@ -151,16 +162,60 @@ def run_pallas_sharded(params, amplitude, y0, *, batch, n_steps, dt, record_ever
         num_warps = max(1, min(8, block // 32))
     if interpret is None:
         interpret = jax.default_backend() == "cpu"
+    uneven = splits_unevenly((n_shards, padded), batch)
     size = int(np.prod(batch)) if batch else 1
     t, rec, count, diverged = _kernel_on_shards(
         params, amplitude, y0, batch=tuple(batch), padded=int(padded), n_shards=int(n_shards),
         n_steps=int(n_steps), dt=float(dt), record_every=int(record_every),
         spike_threshold=spike_threshold, block=block, gates=bool(gates),
-        interpret=bool(interpret), num_warps=int(num_warps))
+        interpret=bool(interpret), num_warps=int(num_warps), trim=not uneven)
     # One variable at a time, each time-major copy donated to its transpose: the peak stays
     # about one variable above the trace, as on one device.
-    records = [_to_trace_layout(rec.pop(0), size=size, batch=tuple(batch))
-               for _ in range(len(rec))]
+    keep, shape = (padded, (padded,)) if uneven else (size, tuple(batch))
+    records = [_to_trace_layout(rec.pop(0), size=keep, batch=shape) for _ in range(len(rec))]
     v = records[0]
     m, h, n = records[1:] if gates else (None, None, None)
-    return Trace(t=t, state=HHState(v=v, m=m, h=h, n=n), spike_count=count, diverged=diverged)
+    trace = Trace(t=t, state=HHState(v=v, m=m, h=h, n=n), spike_count=count, diverged=diverged)
+    return gather_uneven(trace, batch) if uneven else trace
+
+
+def splits_unevenly(layout, batch) -> bool:
+    """Whether a batch of shape ``batch`` laid out as ``layout`` (``(n_shards, padded)``
+    from :func:`hhjax.simulation.batch_layout`) is split over several devices of this one
+    process but does not divide over them: its results are cut back with
+    :func:`gather_uneven`.
+
+    >>> splits_unevenly((2, 304), (301,)), splits_unevenly((2, 304), (302,))
+    (True, False)
+    """
+    n_shards, padded = layout
+    size = int(np.prod(batch)) if batch else 0
+    return bool(batch) and n_shards > 1 and size % n_shards != 0 and jax.process_count() == 1
+
+
+def gather_uneven(trace: Trace, batch) -> Trace:
+    """``trace`` of a padded flat batch (neurons first, still split over the devices), cut
+    to ``batch`` (the first ``prod(batch)`` neurons) and placed on the default device,
+    uncommitted, so it mixes with arrays on any device. One process only (the arrays must
+    be addressable here); traced arrays (under ``jit``) are cut in place.
+
+    >>> tr = Trace(t=jnp.zeros(3), state=HHState(v=jnp.ones((4, 3)), m=None, h=None, n=None),
+    ...            spike_count=jnp.arange(4), diverged=jnp.zeros(4, bool))
+    >>> out = gather_uneven(tr, (3,))
+    >>> out.v.shape, out.spike_count.tolist(), out.v.committed
+    ((3, 3), [0, 1, 2], False)
+    """
+    batch = tuple(batch)
+    size = int(np.prod(batch))
+
+    def cut(x):
+        if x is None:
+            return None
+        if isinstance(x, jax.core.Tracer):
+            return x[:size].reshape(batch + x.shape[1:])
+        host = np.asarray(jax.device_get(x))[:size]  # one process: every shard is addressable
+        return jnp.asarray(host.reshape(batch + host.shape[1:]))
+
+    state = trace.state
+    return Trace(t=trace.t, state=type(state)(**{k: cut(x) for k, x in as_dict(state).items()}),
+                 spike_count=cut(trace.spike_count), diverged=cut(trace.diverged))
