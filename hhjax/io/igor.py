@@ -18,6 +18,7 @@ the current of sweep 181, ``B6_Ch3_IDRest_181.ibw`` its voltage) is a *file set*
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -56,6 +57,10 @@ def read_ibw(path: Any) -> dict:
     # igor2 is an optional dependency (the 'io' extra), needed only for .ibw files.
     from igor2 import binarywave
 
+    # On a corrupted wave igor2 logs its raw bytes (the whole file) before raising; the
+    # error below says it in one line instead.
+    log = logging.getLogger(binarywave.__name__)
+    was_disabled, log.disabled = log.disabled, True
     try:
         with open_stream(Path(path)) as fh:
             data = binarywave.load(fh)
@@ -64,7 +69,9 @@ def read_ibw(path: Any) -> dict:
         values = np.asarray(wave["wData"])
     except Exception as e:  # igor2 raises ValueError, struct.error, IndexError, ...
         raise fail(path, f"cannot read Igor binary wave (truncated or corrupted?): "
-                         f"{type(e).__name__}: {e}") from None
+                         f"{type(e).__name__}: {str(e)[:200]}") from None
+    finally:
+        log.disabled = was_disabled
     if values.dtype.kind not in "fiu":
         raise fail(path, f"wave holds {values.dtype} data, not numbers")
     if values.ndim != 1:
