@@ -88,11 +88,12 @@ def mutate(data: bytes, rng, text: bool) -> tuple[str, bytes]:
     return kind, bytes(b)
 
 
-def fuzz(sources: list, n: int, rng, limit_s: float, text: bool, load=load_recording):
-    """Mutate one of ``sources`` per mutant (the first if there is one) and load them all."""
+def fuzz(sources: list, n: int, rng, limit_s: float, text: bool, load=load_recording, keep=None):
+    """Mutate one of ``sources`` per mutant and load them all; mutants slower than 1 s or
+    failing are copied to the folder ``keep`` (if given) to be reproduced."""
     originals = [Path(p).read_bytes() for p in sources]
     counts = {"mutants": 0, "loaded": 0, "documented_errors": 0, "failures": 0, "timeouts": 0,
-              "max_seconds": 0.0, "by_mutation": {}, "failed": []}
+              "max_seconds": 0.0, "over_1s": 0, "by_mutation": {}, "failed": []}
     with tempfile.TemporaryDirectory() as d:
         paths = [Path(d) / Path(p).name for p in sources]
         for p, data in zip(paths, originals):
@@ -118,7 +119,12 @@ def fuzz(sources: list, n: int, rng, limit_s: float, text: bool, load=load_recor
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 faulthandler.cancel_dump_traceback_later()
-            counts["max_seconds"] = max(counts["max_seconds"], round(time.perf_counter() - t0, 3))
+            seconds = time.perf_counter() - t0
+            counts["max_seconds"] = max(counts["max_seconds"], round(seconds, 3))
+            counts["over_1s"] += seconds > 1.0
+            if keep is not None and (seconds > 1.0 or outcome in ("failures", "timeouts")):
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                (Path(keep) / f"{k}_{kind}_{outcome}_{seconds:.1f}s_{paths[which].name}").write_bytes(blob)
             counts["mutants"] += 1
             counts[outcome] += 1
             counts["by_mutation"].setdefault(kind, {}).setdefault(outcome, 0)
@@ -159,6 +165,7 @@ def main():
     ap.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="fuzz_loaders.json")
+    ap.add_argument("--keep", default=None, metavar="DIR", help="save slow or failing mutants here")
     args = ap.parse_args()
     abf = next((d / "File_axon_5.abf" for d in (SHARED, REPO) if (d / "File_axon_5.abf").is_file()), None)
     ibw = [REPO / "B6" / "B6_Ch3_IDRest_181.ibw", REPO / "B6" / "B6_Ch0_IDRest_181.ibw"]
@@ -181,10 +188,11 @@ def main():
         sources = {"abf": ([abf], False), "csv": ([csv], True), "nwb": ([nwb], False), "ibw": (ibw, False)}
         for fmt in formats:
             t0 = time.perf_counter()
-            results[fmt] = fuzz(sources[fmt][0], args.mutants, rng, args.seconds, sources[fmt][1])
+            results[fmt] = fuzz(sources[fmt][0], args.mutants, rng, args.seconds, sources[fmt][1],
+                                keep=None if args.keep is None else Path(args.keep) / fmt)
             results[fmt]["wall_seconds"] = round(time.perf_counter() - t0, 1)
             print(fmt, {k: results[fmt][k] for k in ("mutants", "loaded", "documented_errors", "failures",
-                                                      "timeouts", "max_seconds", "wall_seconds")}, flush=True)
+                                                      "timeouts", "max_seconds", "over_1s", "wall_seconds")}, flush=True)
     results["settings"] = dict(seconds_per_load=args.seconds, memory_gb=args.memory_gb, seed=args.seed,
                                abf=abf.name, nwb=f"3 sweeps of {abf.name} written with pynwb",
                                ibw=[p.name for p in ibw], load_average=os.getloadavg())
