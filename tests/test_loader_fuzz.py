@@ -105,3 +105,13 @@ def test_csv_nan_and_inf_are_named_by_column_and_row(tmp_path):
     p.write_text("t_ms,v_mV,i_pA\n0,-65,0\nnan,-65,0\n0.2,-65,0\n")
     with pytest.raises(ValueError, match=r"column t_ms, row 2: NaN"):
         load_recording(p)
+
+
+def test_nwb_series_larger_than_free_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    pytest.importorskip("pynwb")
+    from hhjax.io import formats
+    p = tmp_path / "cell.nwb"
+    _script().write_nwb(load_recording(RECORDINGS / "File_axon_5.abf").select([0]), p)
+    monkeypatch.setattr(formats, "available", lambda platform=None: 16 * 20000 - 1)  # one sweep: 20,000 samples
+    with pytest.raises(ValueError, match=r"cell\.nwb: series 'vm_0' declares \(20000,\) samples .* free memory"):
+        load_recording(p)

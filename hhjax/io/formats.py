@@ -22,6 +22,7 @@ from .abf_checks import check_abf_header, check_abf_layout
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
 from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
+from ..simulation.memory import available
 from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_sources, inner_suffix, \
     opened, rate_from_times
 
@@ -192,7 +193,11 @@ def _series_rate(path: Any, s: Any) -> float:
     return rate_from_times(path, np.asarray(ts[:], dtype=np.float64) * 1e3)
 
 
-def _series_values(s: Any) -> np.ndarray:
+def _series_values(path: Any, s: Any) -> np.ndarray:
+    need = 16 * int(np.prod(np.shape(s.data)))  # the stored samples and their float64 copy
+    if need > available("cpu"):  # a corrupted or hostile header can declare any size
+        raise fail(path, f"series {s.name!r} declares {np.shape(s.data)} samples ({need / 1e9:.3g} GB "
+                         "to load), more than the free memory")
     offset = getattr(s, "offset", 0.0) or 0.0
     return np.asarray(s.data[:], dtype=np.float64).reshape(-1) * float(s.conversion) + offset
 
@@ -254,7 +259,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         sv, si = pairs[k]
         fv = unit_factor(path, "v", sv.unit, v_units)
         fi = unit_factor(path, "i", si.unit, i_units)
-        v, c = _series_values(sv) * fv, _series_values(si) * fi
+        v, c = _series_values(path, sv) * fv, _series_values(path, si) * fi
         if v.size != c.size:
             raise fail(path, f"sweep {k}: voltage has {v.size} samples, stimulus {c.size}")
         rates |= {_series_rate(path, sv), _series_rate(path, si)}
