@@ -16,7 +16,7 @@ import pytest
 import hhjax
 from hhjax import presets, stimulus
 from hhjax.cli import main as cli_main
-from hhjax.fitting.direct import direct_estimate
+from hhjax import direct_estimate
 from hhjax.fitting.transforms import from_unconstrained, resolve_bounds, to_unconstrained
 
 DT, DURATION = 0.05, 40.0
@@ -67,6 +67,17 @@ def test_direct_estimate_warns_when_ill_conditioned():
     v = hhjax.simulate(presets.NEURON, 0.0, duration=20.0, dt=DT, y0=-65.0).v
     with pytest.warns(RuntimeWarning, match="ill-conditioned"):
         direct_estimate(v, 0.0, presets.NEURON, dt=DT, trainable=TRAINABLE)
+
+
+def test_direct_estimate_warns_on_negative_conductances_from_a_wrong_dt():
+    v = hhjax.simulate(presets.NEURON, STIM, duration=DURATION, dt=0.01).v
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the right dt: no warning at all
+        direct_estimate(v, STIM, presets.NEURON, dt=0.01, trainable=TRAINABLE)
+    # Told 10x too short a step, the currents look 10x too large and come out negative.
+    with pytest.warns(RuntimeWarning, match=r"negative estimate \(g_na=.*check dt"):
+        direct_estimate(v, STIM, presets.NEURON, dt=0.001, trainable=TRAINABLE)
 
 
 def test_transforms_keep_parameters_inside_bounds():

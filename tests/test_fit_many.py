@@ -36,7 +36,7 @@ SEQUENTIAL = """
 import json, sys
 from hhjax.cluster import FitSettings
 from hhjax.io import load_recording
-from hhjax.recordings.cell_fit import fit_recording
+from hhjax.recordings import fit_recording
 s = FitSettings(**json.loads(sys.argv[1]))
 out = {}
 for path in sys.argv[2:]:

@@ -337,7 +337,7 @@ def test_cli_fit_bad_file_sets_fail_in_one_line_and_write_nothing(tmp_path, case
 def test_cli_evaluate_warns_on_implausible_voltage_and_v_units_fixes_it(tmp_path, capsys,
                                                                        monkeypatch):
     from hhjax.cli import main
-    from hhjax.io.results import save_params
+    from hhjax import save_params
     from hhjax.models.pospischil import RS
 
     monkeypatch.setenv("HHJAX_NO_CACHE", "1")

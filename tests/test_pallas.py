@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax.simulation import backends as pallas_dispatch, pallas as pallas_hh
+from hhjax.simulation import backends, pallas
 from hhjax import stimulus as S
 from hhjax.simulation.pallas import simulate_pallas
 from hhjax.presets import NEURON
@@ -63,8 +63,8 @@ def test_one_step_matches_reference_step_including_singular_points():
     gates = hhjax.steady_state(NEURON, v - 3.0)
     state = hhjax.HHState(v=v, m=gates.m, h=gates.h, n=gates.n)
     amp = jnp.full(v.shape, 5.0, jnp.float32)
-    c = {k: jnp.broadcast_to(x, v.shape) for k, x in pallas_hh._constants(NEURON, amp, DT).items()}
-    got = pallas_hh._step(c, state.v, state.m, state.h, state.n)
+    c = {k: jnp.broadcast_to(x, v.shape) for k, x in pallas._constants(NEURON, amp, DT).items()}
+    got = pallas._step(c, state.v, state.m, state.h, state.n)
     ref = exp_euler_step(hhjax.model_of(NEURON), NEURON, state, amp, DT)
     for name, g, r in zip("vmhn", got, (ref.v, ref.m, ref.h, ref.n)):
         assert np.all(np.isfinite(np.asarray(g))), name
@@ -196,48 +196,48 @@ def test_bad_inputs_raise_clear_errors(call, exc, match):
 @pytest.fixture
 def as_if_gpu(monkeypatch):
     """Make the hook believe the backend is a GPU (the kernel then runs interpreted)."""
-    monkeypatch.setattr(pallas_dispatch, "_backend", lambda: "gpu")
-    monkeypatch.setattr(pallas_dispatch, "_FAILED", [])
+    monkeypatch.setattr(backends, "_backend", lambda: "gpu")
+    monkeypatch.setattr(backends, "_FAILED", [])
     monkeypatch.delenv("HHJAX_PALLAS", raising=False)
 
 
 def test_hook_applies_only_to_plain_float32_hh_exp_euler_constant_calls(as_if_gpu, monkeypatch):
     stim = S.constant(AMPS)
     kw = dict(method="exp_euler", checkpoint_every=None)
-    assert pallas_dispatch.applies(NEURON, stim, **kw)
-    assert not pallas_dispatch.applies(NEURON, stim, method="rk4", checkpoint_every=None)
-    assert not pallas_dispatch.applies(NEURON, stim, method="exp_euler", checkpoint_every=40)
-    assert not pallas_dispatch.applies(NEURON, S.step(1.0, 1.0, 2.0), **kw)
-    assert not pallas_dispatch.applies(hhjax.ReducedParams(), stim, **kw)
+    assert backends.applies(NEURON, stim, **kw)
+    assert not backends.applies(NEURON, stim, method="rk4", checkpoint_every=None)
+    assert not backends.applies(NEURON, stim, method="exp_euler", checkpoint_every=40)
+    assert not backends.applies(NEURON, S.step(1.0, 1.0, 2.0), **kw)
+    assert not backends.applies(hhjax.ReducedParams(), stim, **kw)
     seen = []
-    jax.jit(lambda g: seen.append(pallas_dispatch.applies(dataclasses.replace(NEURON, g_na=g),
+    jax.jit(lambda g: seen.append(backends.applies(dataclasses.replace(NEURON, g_na=g),
                                                           stim, **kw)) or g)(120.0)
     assert seen == [False]  # traced (jit / grad / vmap): reference path
     with jax.enable_x64(True):
-        assert not pallas_dispatch.applies(NEURON, stim, **kw)
+        assert not backends.applies(NEURON, stim, **kw)
     monkeypatch.setenv("HHJAX_PALLAS", "0")
-    assert not pallas_dispatch.applies(NEURON, stim, **kw)
-    monkeypatch.setattr(pallas_dispatch, "_backend", lambda: "cpu")
+    assert not backends.applies(NEURON, stim, **kw)
+    monkeypatch.setattr(backends, "_backend", lambda: "cpu")
     monkeypatch.delenv("HHJAX_PALLAS")
-    assert not pallas_dispatch.applies(NEURON, stim, **kw)
+    assert not backends.applies(NEURON, stim, **kw)
 
 
 def test_hook_follows_default_device_and_pinned_inputs(monkeypatch):
     # On a GPU machine, jax.default_device(cpu) or inputs put on the CPU run the call on the
     # CPU, where the compiled kernel cannot run: the hook must see that.
-    monkeypatch.setattr(pallas_dispatch.jax, "default_backend", lambda: "gpu")
-    assert pallas_dispatch._backend() == "gpu"
+    monkeypatch.setattr(backends.jax, "default_backend", lambda: "gpu")
+    assert backends._backend() == "gpu"
     with jax.default_device(jax.devices("cpu")[0]):
-        assert pallas_dispatch._backend() == "cpu"
+        assert backends._backend() == "cpu"
     pinned = jax.device_put(AMPS, jax.devices("cpu")[0])
-    assert not pallas_dispatch._not_committed_elsewhere((NEURON, S.constant(pinned), None))
-    assert pallas_dispatch._not_committed_elsewhere((NEURON, S.constant(AMPS), None))
+    assert not backends._not_committed_elsewhere((NEURON, S.constant(pinned), None))
+    assert backends._not_committed_elsewhere((NEURON, S.constant(AMPS), None))
 
 
 def test_simulate_uses_the_kernel_when_it_applies(as_if_gpu, monkeypatch):
     calls = []
-    real = pallas_hh._launch
-    monkeypatch.setattr(pallas_hh, "_launch",
+    real = pallas._launch
+    monkeypatch.setattr(pallas, "_launch",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     got = hhjax.simulate(NEURON, S.constant(AMPS), duration=30.0, dt=DT)
     assert calls == [1]
@@ -251,7 +251,7 @@ def test_simulate_falls_back_with_one_warning_when_the_kernel_fails(as_if_gpu, m
     def broken(*args, **kwargs):
         raise NotImplementedError("lowering failed")
 
-    monkeypatch.setattr(pallas_hh, "_launch", broken)
+    monkeypatch.setattr(pallas, "_launch", broken)
     with pytest.warns(RuntimeWarning, match="Pallas HH kernel failed"):
         got = hhjax.simulate(NEURON, S.constant(AMPS[:3]), duration=5.0, dt=DT)
     with warnings.catch_warnings():
@@ -266,22 +266,22 @@ def test_simulate_falls_back_with_one_warning_when_the_kernel_fails(as_if_gpu, m
 def test_jax_deprecation_of_the_triton_backend_does_not_disable_the_kernel(as_if_gpu, monkeypatch):
     # JAX 0.11 warns at lowering; under -W error that became an exception, and the
     # dispatcher then left the whole process on the reference path.
-    real = pallas_hh._run
+    real = pallas._run
 
     def warns_then_runs(*a, **k):
         warnings.warn("The Pallas Triton backend is deprecated and will be removed",
                       DeprecationWarning, stacklevel=1)
         return real(*a, **k)
 
-    monkeypatch.setattr(pallas_hh, "_run", warns_then_runs)
+    monkeypatch.setattr(pallas, "_run", warns_then_runs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         hhjax.simulate(NEURON, S.constant(AMPS[:3]), duration=5.0, dt=DT)
-    assert pallas_dispatch._FAILED == []
+    assert backends._FAILED == []
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the CPU behaviour")
 def test_cpu_backend_never_calls_the_kernel(monkeypatch):
-    monkeypatch.setattr(pallas_hh, "_launch", lambda *a, **k: pytest.fail("kernel used"))
+    monkeypatch.setattr(pallas, "_launch", lambda *a, **k: pytest.fail("kernel used"))
     tr = hhjax.simulate(NEURON, S.constant(AMPS[:3]), duration=5.0, dt=DT)
     assert tr.v.shape == (3, 201)

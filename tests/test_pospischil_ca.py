@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hhjax import simulate
-from hhjax.io.results import load_params, save_params
+from hhjax import load_params, save_params
 from hhjax.models import model_of
 from hhjax.models.pospischil import RS
 from hhjax.models.pospischil_ca import IB, LTS, l_type_kinetics, t_type_kinetics

@@ -14,8 +14,9 @@ from hhjax.io import Recording, example_recording, load_recording
 from hhjax.models.pospischil import RS
 from hhjax.presets import NEURON
 from hhjax.recordings.evaluation import evaluate, model_rest, parse_sweeps, stimulus_epochs
-from hhjax.recordings.cell_fit import choose_sweeps, fit_recording
-from hhjax.io.results import load_params, save_params
+from hhjax.recordings import fit_recording
+from hhjax.recordings.evaluation import choose_sweeps
+from hhjax import load_params, save_params
 from hhjax import simulate
 
 

@@ -66,6 +66,50 @@ DERIVATIVE states {
 }"""
 
 
+# Lines that several templates share (their .mod files stay as NEURON's own are written).
+_NA_K_ASSIGNED = """    ena (mV)
+    ek (mV)
+    ina (mA/cm2)
+    ik (mA/cm2)"""
+_MHN_ASSIGNED = """    minf hinf ninf
+    mrate (/ms) hrate (/ms) nrate (/ms)"""
+_MHN_CURRENTS = """    SOLVE states METHOD cnexp
+    ina = gnabar*m*m*m*h*(v - ena)
+    ik = gkbar*n*n*n*n*(v - ek)"""
+
+
+def _neuron_block(tag: str, ions: tuple, ranges: str, nonspecific: str | None = None) -> str:
+    """The NEURON block (ion ``x`` read as ``ex``, written as ``ix``) and the UNITS block."""
+    lines = [f"    SUFFIX {tag}"] + [f"    USEION {x} READ e{x} WRITE i{x}" for x in ions]
+    lines += [f"    NONSPECIFIC_CURRENT {nonspecific}"] if nonspecific else []
+    lines += [f"    RANGE {ranges}", "    THREADSAFE"]
+    return "NEURON {\n" + "\n".join(lines) + "\n}\n\n" + _UNITS
+
+
+# (gate, alpha, beta) in u = v - offset, q the temperature factor; {tag} names the exprelr.
+_HH_RATES = (
+    ("m", "q*exprelr_{tag}((25 - u)/10)", "q*4*exp(-u/18)"),
+    ("h", "q*0.07*exp(-u/20)", "q/(exp((30 - u)/10) + 1)"),
+    ("n", "q*0.1*exprelr_{tag}((10 - u)/10)", "q*0.125*exp(-u/80)"),
+)
+_HH2_RATES = (
+    ("m", "q*1.28*exprelr_{tag}((13 - u)/4)", "q*1.4*exprelr_{tag}((u - 40)/5)"),
+    ("h", "q*0.128*exp((17 - u)/18)", "q*4/(1 + exp(-(u - 40)/5))"),
+    ("n", "q*0.16*exprelr_{tag}((15 - u)/5)", "q*0.5*exp((10 - u)/40)"),
+)  # Pospischil et al. (2008), HH2.mod
+
+
+def _mhn_rates(u: str, q: str, gates: tuple, tag: str) -> str:
+    """The m/h/n INITIAL and DERIVATIVE blocks and the ``rates`` procedure, which sets
+    ``xrate = alpha + beta`` and ``xinf = alpha/xrate`` (the rule of
+    :func:`hhjax.models.rates.from_alpha_beta`) for each ``(x, alpha, beta)`` of ``gates``
+    in ``u`` (the shifted voltage), with temperature factor ``q``."""
+    body = "\n".join(f"    a = {a}\n    b = {b}\n    {x}rate = a + b\n    {x}inf = a/{x}rate".format(tag=tag)
+                     for x, a, b in gates)
+    return (f"{_MHN_STATES}\n\nUNITSOFF\nPROCEDURE rates(v (mV)) {{ LOCAL u, q, a, b\n    u = {u}\n"
+            f"    q = {q}\n{body}\n}}\n{_SAFE_EXPREL.format(tag=tag)}\nUNITSON")
+
+
 def uses_builtin_hh(params) -> bool:
     """True when ``params`` are classic HH in NEURON's own convention, so the built-in
     ``hh`` mechanism (with ``usetable_hh = 0``) is exactly the model.
@@ -118,16 +162,7 @@ def _s(g_ms):
 def _hh_mod(p, prefix):
     tag = f"{prefix}_hh"
     return f"""
-NEURON {{
-    SUFFIX {tag}
-    USEION na READ ena WRITE ina
-    USEION k READ ek WRITE ik
-    NONSPECIFIC_CURRENT il
-    RANGE gnabar, gkbar, gl, el, voff
-    THREADSAFE
-}}
-
-{_UNITS}
+{_neuron_block(tag, ("na", "k"), "gnabar, gkbar, gl, el, voff", nonspecific="il")}
 
 PARAMETER {{
     gnabar = {_s(p.g_na)} (S/cm2)
@@ -140,60 +175,26 @@ PARAMETER {{
 ASSIGNED {{
     v (mV)
     celsius (degC) : rates scale by 3^((celsius - 6.3)/10), as hh.mod
-    ena (mV)
-    ek (mV)
-    ina (mA/cm2)
-    ik (mA/cm2)
+{_NA_K_ASSIGNED}
     il (mA/cm2)
-    minf hinf ninf
-    mrate (/ms) hrate (/ms) nrate (/ms)
+{_MHN_ASSIGNED}
 }}
 
 STATE {{ m h n }}
 
 BREAKPOINT {{
-    SOLVE states METHOD cnexp
-    ina = gnabar*m*m*m*h*(v - ena)
-    ik = gkbar*n*n*n*n*(v - ek)
+{_MHN_CURRENTS}
     il = gl*(v - el)
 }}
 
-{_MHN_STATES}
-
-UNITSOFF
-PROCEDURE rates(v (mV)) {{ LOCAL u, q, a, b
-    u = v - voff
-    q = 3^((celsius - 6.3)/10)
-    a = q*exprelr_{tag}((25 - u)/10)
-    b = q*4*exp(-u/18)
-    mrate = a + b
-    minf = a/mrate
-    a = q*0.07*exp(-u/20)
-    b = q/(exp((30 - u)/10) + 1)
-    hrate = a + b
-    hinf = a/hrate
-    a = q*0.1*exprelr_{tag}((10 - u)/10)
-    b = q*0.125*exp(-u/80)
-    nrate = a + b
-    ninf = a/nrate
-}}
-{_SAFE_EXPREL.format(tag=tag)}
-UNITSON
+{_mhn_rates("v - voff", "3^((celsius - 6.3)/10)", _HH_RATES, tag)}
 """
 
 
 def _reduced_mod(p, prefix):
     tag = f"{prefix}_reduced"
     return f"""
-NEURON {{
-    SUFFIX {tag}
-    USEION na READ ena WRITE ina
-    USEION k READ ek WRITE ik
-    RANGE gnabar, gkbar, vhalfm, km, vhalfn, kn, taun, minf
-    THREADSAFE
-}}
-
-{_UNITS}
+{_neuron_block(tag, ("na", "k"), "gnabar, gkbar, vhalfm, km, vhalfn, kn, taun, minf")}
 
 PARAMETER {{
     gnabar = {_s(p.g_na)} (S/cm2)
@@ -207,10 +208,7 @@ PARAMETER {{
 
 ASSIGNED {{
     v (mV)
-    ena (mV)
-    ek (mV)
-    ina (mA/cm2)
-    ik (mA/cm2)
+{_NA_K_ASSIGNED}
     minf : instantaneous Na activation, refreshed with the gates (see hhjax.export.nmodl)
     ninf
 }}
@@ -246,15 +244,7 @@ def _pos_hh2_mod(p, prefix):
     tag = f"{prefix}_pos_hh2"
     return f"""
 : Na and delayed-rectifier K of Pospischil et al. (2008), ModelDB 123623 HH2.mod form.
-NEURON {{
-    SUFFIX {tag}
-    USEION na READ ena WRITE ina
-    USEION k READ ek WRITE ik
-    RANGE gnabar, gkbar, vt, q10, temp
-    THREADSAFE
-}}
-
-{_UNITS}
+{_neuron_block(tag, ("na", "k"), "gnabar, gkbar, vt, q10, temp")}
 
 PARAMETER {{
     gnabar = {_s(p.g_na)} (S/cm2)
@@ -267,43 +257,17 @@ PARAMETER {{
 ASSIGNED {{
     v (mV)
     celsius (degC)
-    ena (mV)
-    ek (mV)
-    ina (mA/cm2)
-    ik (mA/cm2)
-    minf hinf ninf
-    mrate (/ms) hrate (/ms) nrate (/ms)
+{_NA_K_ASSIGNED}
+{_MHN_ASSIGNED}
 }}
 
 STATE {{ m h n }}
 
 BREAKPOINT {{
-    SOLVE states METHOD cnexp
-    ina = gnabar*m*m*m*h*(v - ena)
-    ik = gkbar*n*n*n*n*(v - ek)
+{_MHN_CURRENTS}
 }}
 
-{_MHN_STATES}
-
-UNITSOFF
-PROCEDURE rates(v (mV)) {{ LOCAL u, q, a, b
-    u = v - vt
-    q = q10^((celsius - temp)/10)
-    a = q*1.28*exprelr_{tag}((13 - u)/4)
-    b = q*1.4*exprelr_{tag}((u - 40)/5)
-    mrate = a + b
-    minf = a/mrate
-    a = q*0.128*exp((17 - u)/18)
-    b = q*4/(1 + exp(-(u - 40)/5))
-    hrate = a + b
-    hinf = a/hrate
-    a = q*0.16*exprelr_{tag}((15 - u)/5)
-    b = q*0.5*exp((10 - u)/40)
-    nrate = a + b
-    ninf = a/nrate
-}}
-{_SAFE_EXPREL.format(tag=tag)}
-UNITSON
+{_mhn_rates("v - vt", "q10^((celsius - temp)/10)", _HH2_RATES, tag)}
 """
 
 
@@ -311,14 +275,7 @@ def _pos_im_mod(p, prefix):
     tag = f"{prefix}_pos_im"
     return f"""
 : Slow M-type K current of Pospischil et al. (2008), ModelDB 123623 IM.mod form.
-NEURON {{
-    SUFFIX {tag}
-    USEION k READ ek WRITE ik
-    RANGE gkbar, taumax, q10, temp
-    THREADSAFE
-}}
-
-{_UNITS}
+{_neuron_block(tag, ("k",), "gkbar, taumax, q10, temp")}
 
 PARAMETER {{
     gkbar = {_s(p.g_m)} (S/cm2)

@@ -101,7 +101,8 @@ def direct_estimate(target_v: ArrayLike, stimulus: Any, params: Any, *, dt: floa
     Returns:
         :class:`DirectEstimate`. Warns when the problem is ill-conditioned (condition
         number of the column-normalised design > 1e3), i.e. the trace does not pin down the
-        parameters independently.
+        parameters independently, and when a conductance, capacitance or area comes out
+        negative (usually a wrong ``dt`` or stimulus units).
 
     Example:
         >>> import hhjax
@@ -124,6 +125,13 @@ def direct_estimate(target_v: ArrayLike, stimulus: Any, params: Any, *, dt: floa
             f"direct_estimate: ill-conditioned (condition number {float(cond):.3g}); the trace "
             f"does not constrain {estimable(params, trainable)} independently. Use a richer "
             f"stimulus or fewer trainables.", RuntimeWarning, stacklevel=2)
+    negative = [f"{n}={float(getattr(est.params, n)):.3g}" for n in estimable(params, trainable)
+                if parameter_kind(n)[0] in ("conductance", "capacitance", "area")
+                and not isinstance(getattr(est.params, n), jax.core.Tracer) and float(getattr(est.params, n)) < 0]
+    if warn and negative:
+        # No physical cell has these: the trace and the model disagree in time or scale.
+        warnings.warn(f"direct_estimate: negative estimate ({', '.join(negative)}); check dt (ms), "
+                      f"the stimulus units and that the trace is voltage in mV", RuntimeWarning, stacklevel=2)
     return est
 
 

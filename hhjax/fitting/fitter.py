@@ -25,7 +25,7 @@ from .losses import get_loss
 from ..models import model_of
 from .optimizers import gauss_newton_terms, optax_step
 from .resume import load_fit_state, open_fit_checkpoint, save_fit_state
-from .strategies import GradientDescent, LevenbergMarquardt, Strategy
+from .strategies import DEFAULT_TOL, GradientDescent, LevenbergMarquardt, Strategy, run_strategy
 from ..simulation.entry import simulate
 from .transforms import dtheta_dz, from_unconstrained, from_unconstrained_np, resolve_bounds, sample_in_bounds, to_unconstrained
 from .uncertainty import correlated_pairs, correlation, covariance_from_gauss_newton
@@ -105,7 +105,7 @@ def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, dura
         loss: Union[str, Callable] = "mse", optimizer: Any = None, steps: Optional[int] = None,
         n_starts: int = 4, key: Any = None, method: str = "exp_euler", progress: Optional[bool] = None,
         preset: Any = "neuron", starts: Optional[dict] = None, record_every: int = 1,
-        checkpoint_every: Optional[int] = None, direct: Optional[bool] = None, tol: float = 1e-5,
+        checkpoint_every: Optional[int] = None, direct: Optional[bool] = None, tol: float = DEFAULT_TOL,
         fit_v0: bool = True, checkpoint: Optional[str] = None) -> FitResult:
     """Fit model parameters to voltage trace(s).
 
@@ -206,17 +206,16 @@ def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, dura
     if resumed is not None:
         state, history, it, finished = resumed
     bar = progress_bar(progress, steps, "fit")
-    for it in range(it + 1, it + 1 if finished else steps + 1):
-        state = strategy.step(state, it)
-        losses = to_loss(state)
-        history.append(losses)
+
+    def on_step(state, it):
+        history.append(to_loss(state))
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{np.min(losses):.4g}")
-        stop = bool(np.all(strategy.done(state, it)))
-        save_fit_state(ckpt, state, history, it, finished=stop or it == steps)
-        if stop:
-            break
+            bar.set_postfix(loss=f"{np.min(history[-1]):.4g}")
+        save_fit_state(ckpt, state, history, it, finished=it == steps or bool(np.all(strategy.done(state, it))))
+
+    if not finished:
+        state, it, _ = run_strategy(strategy, state, steps, first=it + 1, on_step=on_step)
     if bar is not None:
         bar.close()
 

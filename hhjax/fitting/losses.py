@@ -61,7 +61,10 @@ def soft_spikes(v, *, threshold=COUNT_THRESHOLD, sharpness=2.0):
     """A differentiable spike indicator per sample step (≈1 at an upward crossing).
 
     ``sigmoid(k (v[t+1] - θ)) * sigmoid(k (θ - v[t]))`` with ``k = sharpness`` (1/mV):
-    exactly a crossing detector as ``k -> inf``, smooth for finite ``k``.
+    exactly a crossing detector as ``k -> inf``, smooth for finite ``k``. It relaxes the
+    in-loop counter's rule (:func:`hhjax.simulation.trace.upward_crossing` at
+    ``COUNT_THRESHOLD``) so that a loss can have a gradient; counts that are reported or
+    evaluated come from the package's one detector, :func:`hhjax.spike_times`.
     """
     above = jax.nn.sigmoid(sharpness * (v[..., 1:] - threshold))
     below = jax.nn.sigmoid(sharpness * (threshold - v[..., :-1]))

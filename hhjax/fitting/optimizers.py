@@ -6,14 +6,11 @@
   forward-mode ``jvp`` of a simulation whose batch holds each row ``P`` times, copy ``p``
   carrying the tangent of parameter ``p``. Forward mode keeps no tape: memory does not
   grow with the number of time steps, so 10 s traces cost no more memory per step than
-  100 ms ones. Two forms:
-
-  - :func:`gauss_newton_terms` (compiled: the simulation and its Jacobian, reduced to
-    ``Jᵀr`` and ``JᵀJ``) with :func:`lm_init` / :func:`lm_update` (host-side NumPy,
-    float64: the P×P solves and the accept/reject logic). Only the simulation is compiled,
-    which is most of what a cold :func:`hhjax.fit` waits for.
-  - :func:`lm_step`, the same step entirely under ``jit`` (for residuals whose rows are
-    weighted or masked afterwards, as in the recording fit).
+  100 ms ones. :func:`gauss_newton_terms` (compiled: the simulation and its Jacobian,
+  reduced to ``Jᵀr`` and ``JᵀJ``) with :func:`lm_init` / :func:`lm_update` (host-side
+  NumPy, float64: the P×P solves and the accept/reject logic). Only the simulation is
+  compiled, which is most of what a cold fit waits for. :func:`hhjax.fit` and the
+  recording fit both drive them through :class:`hhjax.fitting.strategies.LevenbergMarquardt`.
 * :func:`optax_step` — any optax optimiser on any scalar loss (reverse mode; use
   ``checkpoint_every`` to bound its memory on long traces).
 
@@ -33,32 +30,6 @@ import optax
 from .._pytree import pytree_dataclass
 
 
-@pytree_dataclass
-class LMState:
-    """Levenberg–Marquardt state for ``N`` rows: unconstrained params ``z`` (N, P),
-    residuals ``r`` (N, n), Jacobian ``jac`` (N, n, P), sum of squares ``loss`` (N,),
-    damping ``lam``, last relative improvement, and the last iteration at which a trial step
-    was non-finite (-1 if never)."""
-
-    z: jax.Array
-    r: jax.Array
-    jac: jax.Array
-    loss: jax.Array
-    lam: jax.Array
-    improvement: jax.Array
-    nan_at: jax.Array
-
-
-def lm_blank(z, n_residuals):
-    """A state whose first :func:`lm_step` only evaluates ``r`` and ``J`` at ``z`` (a zero
-    Jacobian gives a zero step and an infinite loss accepts it), so initialisation reuses the
-    compiled step."""
-    n, p = z.shape
-    return LMState(z, jnp.zeros((n, n_residuals), z.dtype), jnp.zeros((n, n_residuals, p), z.dtype),
-                   jnp.full((n,), jnp.inf, z.dtype), jnp.full((n,), 3e-3, z.dtype),
-                   jnp.full((n,), jnp.inf, z.dtype), jnp.full((n,), -1, jnp.int32))
-
-
 def residuals_and_jacobian(residual_fn, z):
     """``r(z)`` (N, n) and ``∂r_b/∂z_b`` (N, n, P) from one forward-mode pass.
 
@@ -75,7 +46,11 @@ def residuals_and_jacobian(residual_fn, z):
 def gauss_newton_terms(residual_fn, z):
     """Per row: sum of squares ``(N,)``, gradient ``Jᵀr`` ``(N, P)``, Gauss–Newton matrix
     ``JᵀJ`` ``(N, P, P)`` and whether all of them are finite ``(N,)``."""
-    r, jac = residuals_and_jacobian(residual_fn, z)
+    return normal_terms(*residuals_and_jacobian(residual_fn, z))
+
+
+def normal_terms(r, jac):
+    """:func:`gauss_newton_terms` from residuals ``r`` (N, n) and Jacobian ``jac`` (N, n, P)."""
     sse = jnp.sum(r * r, axis=-1)
     g = jnp.einsum("bnp,bn->bp", jac, r)
     h = jnp.einsum("bnp,bnq->bpq", jac, jac)
@@ -116,25 +91,24 @@ def lm_init(z, terms):
         nan_at=np.where(finite, -1, 0).astype(int))
 
 
-def _lm_delta(h, g, lam, xp, solve):
-    """Damped Gauss–Newton step per row (Marquardt's diagonal scaling), capped; ``xp`` is
-    ``jnp`` or ``np`` and ``solve(a, b)`` solves the batched P×P systems."""
-    diag = xp.diagonal(h, axis1=-2, axis2=-1)
-    floor = 1e-12 * xp.max(diag, axis=-1, keepdims=True) + 1e-30
-    damped = h + (lam[:, None] * (diag + floor))[..., None] * xp.eye(h.shape[-1], dtype=h.dtype)
-    delta = -solve(damped, g)
-    delta = xp.where(xp.isfinite(delta), delta, 0.0)
+def _lm_delta(h, g, lam):
+    """Damped Gauss–Newton step per row (Marquardt's diagonal scaling), capped."""
+    diag = np.diagonal(h, axis1=-2, axis2=-1)
+    floor = 1e-12 * np.max(diag, axis=-1, keepdims=True) + 1e-30
+    damped = h + (lam[:, None] * (diag + floor))[..., None] * np.eye(h.shape[-1], dtype=h.dtype)
+    delta = -_host_solve(damped, g)
+    delta = np.where(np.isfinite(delta), delta, 0.0)
     # A step of more than 2 in sigmoid space jumps across most of the bounds: cap it.
-    return delta * xp.minimum(1.0, 2.0 / (xp.max(xp.abs(delta), axis=-1, keepdims=True) + 1e-30))
+    return delta * np.minimum(1.0, 2.0 / (np.max(np.abs(delta), axis=-1, keepdims=True) + 1e-30))
 
 
-def _lm_decide(loss, loss_new, finite, lam, xp):
+def _lm_decide(loss, loss_new, finite, lam):
     """Per row: accept the trial point (finite and lower loss)?, its relative improvement,
     and the new damping."""
     accept = finite & (loss_new < loss)
-    improvement = xp.where(accept & xp.isfinite(loss), (loss - loss_new) / xp.maximum(loss, 1e-30),
-                           xp.where(accept, xp.inf, 0.0))
-    return accept, improvement, xp.clip(xp.where(accept, lam / 3.0, lam * 4.0), 1e-9, 1e9)
+    improvement = np.where(accept & np.isfinite(loss), (loss - loss_new) / np.maximum(loss, 1e-30),
+                           np.where(accept, np.inf, 0.0))
+    return accept, improvement, np.clip(np.where(accept, lam / 3.0, lam * 4.0), 1e-9, 1e9)
 
 
 def _host_solve(a, b):
@@ -147,34 +121,18 @@ def _host_solve(a, b):
 def lm_propose(s: LMHostState):
     """The damped Gauss–Newton trial point for every row."""
     with np.errstate(all="ignore"):
-        return s.z + _lm_delta(s.h, s.g, s.lam, np, _host_solve)
+        return s.z + _lm_delta(s.h, s.g, s.lam)
 
 
 def lm_update(s: LMHostState, z_new, terms, iteration):
     """Accept each row's trial point if its loss is finite and lower; adapt the damping."""
     sse, g, h, finite = _host_terms(terms)
     with np.errstate(invalid="ignore", divide="ignore"):
-        accept, improvement, lam = _lm_decide(s.sse, sse, finite, s.lam, np)
+        accept, improvement, lam = _lm_decide(s.sse, sse, finite, s.lam)
     return LMHostState(
         z=np.where(accept[:, None], z_new, s.z), sse=np.where(accept, sse, s.sse),
         g=np.where(accept[:, None], g, s.g), h=np.where(accept[:, None, None], h, s.h),
         lam=lam, improvement=improvement, nan_at=np.where(finite, s.nan_at, iteration))
-
-
-def lm_step(residual_fn, s: LMState, iteration):
-    """One damped Gauss–Newton step per row; accepted only if that row's loss decreases."""
-    g = jnp.einsum("bnp,bn->bp", s.jac, s.r)
-    h = jnp.einsum("bnp,bnq->bpq", s.jac, s.jac)
-    z_new = s.z + _lm_delta(h, g, s.lam, jnp, lambda a, b: jnp.linalg.solve(a, b[..., None])[..., 0])
-    r_new, jac_new = residuals_and_jacobian(residual_fn, z_new)
-    loss_new = jnp.sum(r_new * r_new, axis=-1)
-    finite = jnp.isfinite(loss_new) & jnp.all(jnp.isfinite(jac_new), axis=(-2, -1))
-    accept, improvement, lam = _lm_decide(s.loss, loss_new, finite, s.lam, jnp)
-    return LMState(
-        z=jnp.where(accept[:, None], z_new, s.z), r=jnp.where(accept[:, None], r_new, s.r),
-        jac=jnp.where(accept[:, None, None], jac_new, s.jac), loss=jnp.where(accept, loss_new, s.loss),
-        lam=lam, improvement=improvement, nan_at=jnp.where(finite, s.nan_at, iteration),
-    )
 
 
 @pytree_dataclass

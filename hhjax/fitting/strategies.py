@@ -4,10 +4,7 @@ A strategy works on ``N`` independent rows (targets × starts) of unconstrained 
 ``z`` (N, P), in the way optax composes transformations::
 
     state = strategy.init(z)
-    for it in range(1, steps + 1):
-        state = strategy.step(state, it)
-        if np.all(strategy.done(state, it)):
-            break
+    state, last, done = run_strategy(strategy, state, steps)   # step until every row is done
     strategy.status(state, steps)   # why each row stopped, as data
 
 * :class:`LevenbergMarquardt` — damped Gauss–Newton on least-squares residuals, from any
@@ -29,9 +26,29 @@ import numpy as np
 
 from .optimizers import LMHostState, OptaxState, lm_init, lm_propose, lm_update, optax_init
 
+DEFAULT_TOL = 1e-5
+"""Relative loss change under which a row counts as converged (``tol`` of :func:`hhjax.fit`
+and of the recording fit's refinement)."""
+
 PATIENCE = 20
 """Optax iterations without a best loss lower by ``tol`` before a row stops (Adam rarely
 improves on every step, so a shorter patience stopped good fits early)."""
+
+
+def run_strategy(strategy: "Strategy", state: Any, steps: int, *, first: int = 1,
+                 on_step: Callable[[Any, int], None] | None = None) -> tuple[Any, int, bool]:
+    """Iterations ``first .. steps`` of ``strategy`` from ``state``, stopping early once
+    every row is done; ``on_step(state, iteration)`` runs after each (progress, history,
+    checkpoints). Returns ``(state, last iteration, every row done)``."""
+    it, done = first - 1, False
+    for it in range(first, steps + 1):
+        state = strategy.step(state, it)
+        done = bool(np.all(strategy.done(state, it)))
+        if on_step is not None:
+            on_step(state, it)
+        if done:
+            break
+    return state, it, done
 
 
 class FitStatus(str, enum.Enum):

@@ -103,13 +103,5 @@ def _channels(params: HHParams, s: HHState):
     return na_k_leak(params, params.g_na * s.m * s.m * s.m * s.h, s.n, s.v)
 
 
-HH = register(
-    Model(
-        name="hh",
-        params_type=HHParams,
-        state_type=HHState,
-        kinetics=_kinetics,
-        channels=_channels,
-        default_voltage=lambda p: p.v_offset,
-    )
-)
+HH = register(Model(name="hh", params_type=HHParams, state_type=HHState, kinetics=_kinetics,
+                    channels=_channels, default_voltage=lambda p: p.v_offset))

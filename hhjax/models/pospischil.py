@@ -131,18 +131,9 @@ def _channels(params: PospischilParams, s: PospischilState):
     return na_k_leak(params, params.g_na * s.m * s.m * s.m * s.h, s.n, s.v, m=(params.g_m * s.p, params.e_k))
 
 
-POSPISCHIL = register(
-    Model(
-        name="pospischil",
-        params_type=PospischilParams,
-        state_type=PospischilState,
-        kinetics=_kinetics,
-        channels=_channels,
-        default_voltage=lambda p: p.e_l,
-        stimulus_scale=lambda p: 1e-6 / p.area,
-        stimulus_units="pA",
-    )
-)
+POSPISCHIL = register(Model(name="pospischil", params_type=PospischilParams, state_type=PospischilState,
+                            kinetics=_kinetics, channels=_channels, default_voltage=lambda p: p.e_l,
+                            stimulus_scale=lambda p: 1e-6 / p.area, stimulus_units="pA"))
 
 #: The paper's fitted regular-spiking (RS) pyramidal cell: soma d = L = 61.4 µm,
 #: g_leak 2.05e-5 S/cm², E_leak -70.3 mV, g_Na 0.056 S/cm², g_Kd 6e-3 S/cm², g_M 7.5e-5 S/cm²,

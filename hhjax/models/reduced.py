@@ -73,13 +73,5 @@ def _channels(params: ReducedParams, s: ReducedState):
     return na_k_leak(params, params.g_na * m * m * m * (0.89 - 1.1 * s.n), s.n, s.v)
 
 
-REDUCED = register(
-    Model(
-        name="reduced",
-        params_type=ReducedParams,
-        state_type=ReducedState,
-        kinetics=_kinetics,
-        channels=_channels,
-        default_voltage=lambda p: p.e_l,
-    )
-)
+REDUCED = register(Model(name="reduced", params_type=ReducedParams, state_type=ReducedState,
+                         kinetics=_kinetics, channels=_channels, default_voltage=lambda p: p.e_l))

@@ -57,7 +57,8 @@ import numpy as np
 
 from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
-from ..fitting.optimizers import lm_blank, lm_step
+from ..fitting.optimizers import normal_terms, residuals_and_jacobian
+from ..fitting.strategies import DEFAULT_TOL, LevenbergMarquardt, run_strategy
 from .evaluation import choose_sweeps, evaluate, model_rest, net_current
 from .rows import MASK_MS, fit_rows
 from ..simulation.entry import simulate
@@ -66,7 +67,7 @@ from ..models.pospischil import FS, RS
 from ..models.pospischil_ca import IB, LTS
 from .. import _validate as check
 from ..solvers import METHODS
-from .checkpoint import Checkpoint, fingerprint, lm_state_of
+from .checkpoint import Checkpoint, fingerprint, lm_run_of
 from .laplace import _stderr
 from .regime import N_SCALAR, model_spikes, regime_violations
 
@@ -207,8 +208,9 @@ def _loss(spec, base, z, data):
 
 
 @partial(jax.jit, static_argnames=("spec",))
-def _lm(spec, base, state, data, it):
-    return lm_step(lambda z: _residuals(spec, base, z, data), state, it)
+def _residuals_and_jacobian(spec, base, z, data):
+    """Residuals ``(N, n)`` and their Jacobian ``(N, n, P)``: one forward-mode pass."""
+    return residuals_and_jacobian(lambda zz: _residuals(spec, base, zz, data), z)
 
 
 def _initial(data, hyper_win, base, names, dt):
@@ -311,7 +313,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     if checkpoint is not None:
         ckpt = Checkpoint(checkpoint, fingerprint(
             names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
-            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key)))
+            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key),
+            refine=LevenbergMarquardt.name))
         saved = ckpt.load()
     g0 = 0
     if saved is not None:
@@ -339,34 +342,37 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             bar.set_postfix(loss=f"{history[-1]:.3g}")
     allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
     t_search = time.perf_counter()
-    z0 = jnp.asarray(allz[np.argsort(alll)[:n_starts]], jnp.float32)
-    n_res = data_np["v_obs"].shape[0] * (data_np["sub"].shape[1] + data_np["t_obs"].shape[1] + N_SCALAR)
+    z0 = allz[np.argsort(alll)[:n_starts]]
+    jac_at = lambda z: _residuals_and_jacobian(spec, base, jnp.asarray(z, jnp.float32), data)  # noqa: E731
+    # The residuals are scaled so that their sum of squares is the loss: one "residual".
+    lm = LevenbergMarquardt(lambda z: normal_terms(*jac_at(z)), 1, DEFAULT_TOL, group=n_starts)
     it, done, state = 0, False, None
     if steps and saved is not None and int(saved["lm_it"]) >= 0:
-        it, done = int(saved["lm_it"]), bool(saved["lm_done"])
-        state = lm_state_of(saved, lm_blank(z0, n_res))
+        it, done, state = int(saved["lm_it"]), bool(saved["lm_done"]), lm_run_of(saved)
     elif steps:
-        state = _lm(spec, base, lm_blank(z0, n_res), data, 0)
+        state = lm.init(z0)
         save(lm_it=0, lm_state=state)
-    for it in range(it + 1, steps + 1) if not done else ():  # refine: one compiled LM step for all starts
-        state = _lm(spec, base, state, data, it)
-        history.append(min(float(np.min(np.asarray(state.loss))), history[-1]))
-        # Every start keeps failing: a rugged spot.
-        done = bool(np.all(np.asarray(state.lam) > 1e2))
-        save(lm_it=it, lm_done=done, lm_state=state)
+
+    def on_step(state, it):
+        history.append(min(float(np.min(lm.losses(state))), history[-1]))
+        save(lm_it=it, lm_done=bool(np.all(lm.done(state, it))), lm_state=state)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3g}")
-        if done:
-            break
+
+    if steps and not done:  # refine all starts together
+        state, it, done = run_strategy(lm, state, steps, first=it + 1, on_step=on_step)
     if bar is not None:
         bar.close()
-    losses = np.asarray(state.loss) if steps else np.sort(alll)[:n_starts]
+    losses = lm.losses(state) if steps else np.sort(alll)[:n_starts]
     b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
-    z_best = np.asarray(state.z if steps else z0)[b]
-    params = _params_of(spec, base, jnp.asarray(z_best), jnp.mean(data["hold"]))
+    z_all = lm.best_z(state) if steps else z0
+    params = _params_of(spec, base, jnp.asarray(z_all[b], jnp.float32), jnp.mean(data["hold"]))
     params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
-    stderr = _stderr(spec, z_best, np.asarray(state.jac[b]), np.asarray(state.r[b]), data_np) if steps else {}
+    stderr = {}
+    if steps:  # the Jacobian at the end (same batch shape as the LM's: nothing recompiles)
+        r, jac = (np.asarray(x) for x in jac_at(z_all))
+        stderr = _stderr(spec, z_all[b], jac[b], r[b], data_np)
     t_refine = time.perf_counter()
     features = evaluate(params, rec, dt=dt, method=method)
     settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),

@@ -11,14 +11,17 @@ bit for bit), so on the CPU a resumed fit equals an uninterrupted one bit for bi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
 from pathlib import Path
 
-import jax
 import numpy as np
+
+from ..fitting.optimizers import LMHostState
+from ..fitting.strategies import LMRun
 
 FILE = "fit_state.npz"
 
@@ -74,8 +77,9 @@ class Checkpoint:
                       pool_z=np.stack(pool_z), pool_l=np.stack(pool_l), history=np.asarray(history, float),
                       lm_it=np.array(lm_it), lm_done=np.array(bool(lm_done)))
         if lm_state is not None:
-            for k, leaf in enumerate(jax.tree_util.tree_leaves(lm_state)):
-                arrays[f"lm_{k}"] = np.asarray(leaf)
+            arrays.update({f"lm_{f.name}": np.asarray(getattr(lm_state.lm, f.name))
+                           for f in dataclasses.fields(lm_state.lm)})
+            arrays.update(lm_stall=np.asarray(lm_state.stall), lm_rejects=np.asarray(lm_state.rejects))
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +94,7 @@ class Checkpoint:
             tmp.unlink(missing_ok=True)
 
 
-def lm_state_of(saved: dict, template):
-    """The saved LM state, with the structure of ``template`` (e.g. ``lm_blank(...)``)."""
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    return jax.tree_util.tree_unflatten(
-        treedef, [jax.numpy.asarray(saved[f"lm_{k}"]) for k in range(len(leaves))])
+def lm_run_of(saved: dict) -> LMRun:
+    """The saved Levenberg–Marquardt state (:class:`hhjax.fitting.strategies.LMRun`)."""
+    lm = LMHostState(**{f.name: saved[f"lm_{f.name}"] for f in dataclasses.fields(LMHostState)})
+    return LMRun(lm, saved["lm_stall"], saved["lm_rejects"])
