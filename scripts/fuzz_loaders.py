@@ -133,6 +133,14 @@ def fuzz(sources: list, n: int, rng, limit_s: float, text: bool, load=load_recor
     return counts
 
 
+def _resident_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            return round(int(f.read().split("VmRSS:")[1].split()[0]) / 1024, 1)
+    except (OSError, IndexError, ValueError):  # not Linux
+        return float("nan")
+
+
 def write_nwb(rec, path: Path) -> None:
     """The sweeps of ``rec`` as an NWB file (CurrentClampSeries + CurrentClampStimulusSeries)."""
     import datetime
@@ -191,8 +199,10 @@ def main():
             results[fmt] = fuzz(sources[fmt][0], args.mutants, rng, args.seconds, sources[fmt][1],
                                 keep=None if args.keep is None else Path(args.keep) / fmt)
             results[fmt]["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            results[fmt]["resident_mb_after"] = _resident_mb()
             print(fmt, {k: results[fmt][k] for k in ("mutants", "loaded", "documented_errors", "failures",
-                                                      "timeouts", "max_seconds", "over_1s", "wall_seconds")}, flush=True)
+                                                      "timeouts", "max_seconds", "over_1s", "wall_seconds",
+                                                      "resident_mb_after")}, flush=True)
     results["settings"] = dict(seconds_per_load=args.seconds, memory_gb=args.memory_gb, seed=args.seed,
                                abf=abf.name, nwb=f"3 sweeps of {abf.name} written with pynwb",
                                ibw=[p.name for p in ibw], load_average=os.getloadavg())

@@ -115,3 +115,17 @@ def test_nwb_series_larger_than_free_memory_is_refused_before_reading(tmp_path, 
     monkeypatch.setattr(formats, "available", lambda platform=None: 16 * 20000 - 1)  # one sweep: 20,000 samples
     with pytest.raises(ValueError, match=r"cell\.nwb: series 'vm_0' declares \(20000,\) samples .* free memory"):
         load_recording(p)
+
+
+def test_ibw_with_an_absurd_section_size_is_rejected_and_later_loads_work(tmp_path):
+    """A flipped bit in dimEUnitsSize made igor2 build a 2 GB parser, kept for every later load."""
+    pytest.importorskip("igor2")
+    from hhjax.io import read_ibw
+    good = RECORDINGS / "B6" / "B6_Ch0_IDRest_181.ibw"
+    b = bytearray(good.read_bytes())
+    b[20:24] = struct.pack(">l", 67108864)   # the big-endian v5 header's first dimEUnitsSize
+    p = tmp_path / "bad.ibw"
+    p.write_bytes(bytes(b))
+    with pytest.raises(ValueError, match=r"bad\.ibw: corrupted Igor binary wave: its header declares"):
+        read_ibw(p)
+    assert read_ibw(good)["values"].size == 12000
