@@ -125,3 +125,30 @@ def test_cli_trace_fit_resumes_from_its_checkpoint(tmp_path, capsys):
         plain, resumed = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("plain", "resumed"))
         assert resumed["params"] == plain["params"] and resumed["loss"] == plain["loss"]
     assert (ckpt / TRACE_FIT_FILE).exists()
+
+
+def test_recording_fits_checkpoint_by_default_without_out(tmp_path, monkeypatch, capsys):
+    """Without --out a recording fit checkpoints in the cache, under a name that the same
+    command finds again and another command (or recording) does not."""
+    from hhjax.cli import fit as cli_fit
+    from hhjax.io import Recording
+    t = np.arange(200) * 0.1
+    rec = Recording(t, np.full((1, 200), -65.0), np.zeros((1, 200)), (0,), 1e4, "x").to_npz(tmp_path / "a.npz")
+    monkeypatch.setattr(cli_fit, "CHECKPOINTS", str(tmp_path / "cache"))
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit_recording(rec, **kw):
+        seen.append(kw["checkpoint"])
+        raise Stop
+
+    monkeypatch.setattr(cli_fit, "fit_recording", fake_fit_recording)
+    base = ["fit", str(rec), "--model", "pospischil", "--generations", "2"]
+    for args in (base, base, base[:-1] + ["3"], base + ["--out", str(tmp_path / "o.json")]):
+        assert main(args) == 2  # the stub's error, reported as one line
+    assert os.path.dirname(seen[0]) == str(tmp_path / "cache") and seen[0] == seen[1] != seen[2]
+    assert seen[3] == str(tmp_path / "o.json") + ".checkpoint"
+    assert main(base + ["--no-checkpoint"]) == 2
+    assert seen[4] is None and len(seen) == 5
