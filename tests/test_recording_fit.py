@@ -233,3 +233,104 @@ def test_cli_fit_model_errors_are_one_line(tmp_path, synthetic, capsys, argv, ne
     assert main(["fit", str(rec_path), *argv, "--out", str(tmp_path / "fit.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err and not (tmp_path / "fit.json").exists()
+
+
+def test_cli_fit_of_a_cell_that_never_fires_says_so(tmp_path, capsys, monkeypatch):
+    """Subthreshold sweeps only: the fit goes on (fit.json is written) and says, in one
+    line naming the file, that it fitted subthreshold data only."""
+    from hhjax.cli import main
+    from hhjax.recordings.epochs import detect
+
+    monkeypatch.setenv("HHJAX_NO_CACHE", "1")
+    rec = _synthetic(amps=(-60.0, -20.0, 5.0))
+    assert all(detect(rec.t, v).size == 0 for v in rec.v)   # the premise: no spike anywhere
+    path = rec.to_npz(tmp_path / "quiet.npz")
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--model", "pospischil", "--out", str(out), "--generations", "2",
+                 "--population", "8", "--steps", "1", "--no-checkpoint"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hhjax fit:")]
+    assert len(err) == 1 and err[0].startswith(f"hhjax fit: warning: {path}: the cell never fires"), err
+    assert "subthreshold data only" in err[0]
+    assert json.loads(out.read_text())["params"]
+
+
+# A fit to 17o05028_ic_steps.abf (pospischil, seed 0): at 0 pA it has a stable rest AND a
+# ~6 Hz limit cycle (bistable), as that cell has.
+BISTABLE = dataclasses.replace(RS, g_na=41.967, g_k=16.726, g_m=0.046827, tau_max=580.26, v_t=-49.453,
+                               g_l=0.0062614, e_l=16.19, area=6.0304e-05)
+
+
+def test_a_sweep_begun_firing_starts_in_the_model_firing_state():
+    """Two sweeps of a bistable model at 0 pA with a -50 pA step at 600-800 ms: one begun
+    where a 2 s run after a kick left it (firing: "the previous sweep left it firing"), one
+    at rest. evaluate() starts each as the cell began (fires_at_start), and so predicts both;
+    from the fixed point alone the firing sweep is silent until the step."""
+    import jax
+    from hhjax.models.steady import steady_state
+    from hhjax.recordings.evaluation import simulate_sweeps
+    from hhjax.recordings.rows import fit_rows
+
+    n = 10000
+    t = np.arange(n + 1) * DT
+    i = np.zeros((2, n + 1))
+    i[:, (t >= 600.0 - 1e-9) & (t < 800.0 - 1e-9)] = -50.0
+    rest = steady_state(BISTABLE, model_rest(BISTABLE))
+    kicked = dataclasses.replace(rest, v=np.float32(0.0))
+    history = simulate(BISTABLE, 0.0, duration=2000.0, dt=DT, y0=kicked, spike_threshold=None)
+    firing = jax.tree_util.tree_map(lambda x: x[-1], history.state)
+    v = np.stack([np.asarray(simulate(BISTABLE, i[k, :n], duration=n * DT, dt=DT, y0=y0, spike_threshold=None).v)
+                  for k, y0 in enumerate((firing, rest))])
+    rec = Recording(t, v, i, (0, 1), 1000.0 / DT, "bistable")
+    from hhjax.recordings.epochs import detect
+    before = [detect(t, x)[detect(t, x) < 600.0].size for x in v]
+    assert before[0] >= 3 and before[1] == 0                 # the premise
+    rows = evaluate(BISTABLE, rec)["sweeps"]
+    for r in rows:
+        assert abs(r["predicted_spikes"] - r["observed_spikes"]) <= 1, r
+    _, v_rest_start = simulate_sweeps(BISTABLE, rec)          # both from the fixed point
+    assert detect(t, v_rest_start[0])[detect(t, v_rest_start[0]) < 600.0].size == 0
+    data = fit_rows(rec.resample(DT), DT)[0]
+    assert data["fire0"].tolist() == [True, False]
+
+
+def _flat_recording(holds, steps, spiking, n=6000):
+    """Hand-made sweeps at 10 kHz: holding current ``holds[k]`` pA, a step of ``steps[k]`` pA
+    at 100-400 ms, and 5 square spikes in the step on the sweeps in ``spiking``."""
+    t = np.arange(n) * DT
+    i = np.array([h + np.where((t >= 100.0) & (t < 400.0), s, 0.0) for h, s in zip(holds, steps)])
+    v = np.full(i.shape, -65.0)
+    for k in spiking:
+        for a in (150.0, 200.0, 250.0, 300.0, 350.0):
+            v[k, (t >= a) & (t < a + 1.0)] = 20.0
+    return Recording(t, v, i, tuple(range(len(holds))), 1000.0 / DT, "flat")
+
+
+def test_choose_sweeps_spans_the_holding_currents():
+    """Holding current raised sweep by sweep (a ramp-like protocol): the subthreshold pick
+    is the lowest holding current (the other end of the I-V curve from the spiking sweeps),
+    not the largest step; with one holding current the largest step, as before."""
+    holds = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+    rec = _flat_recording(holds, [10.0] * 6, spiking=(4, 5))
+    assert choose_sweeps(rec) == [0, 4, 5]
+    rec = _flat_recording([0.0] * 6, [10.0, 20.0, 30.0, 40.0, 50.0, 60.0], spiking=(4, 5))
+    assert choose_sweeps(rec) == [3, 4, 5]
+
+
+def test_rows_cover_every_depolarising_epoch():
+    """A dual-step sweep (step, hyperpolarising epoch, step): its f–I point pools both steps,
+    so its fit row runs to POST_MS after the second (hand-computed: 900 + 100 ms)."""
+    from hhjax.recordings.rows import POST_MS, fit_rows
+
+    n = 12000
+    t = np.arange(n) * DT
+    i = np.zeros((2, n))
+    for k, amp in enumerate((30.0, 60.0)):
+        i[k] = np.where((t >= 100.0) & (t < 300.0), amp, 0.0) + np.where((t >= 400.0) & (t < 600.0), -50.0, 0.0) \
+            + np.where((t >= 600.0) & (t < 900.0), amp, 0.0)
+    v = np.full(i.shape, -65.0)
+    for k in (0, 1):
+        for a in (150.0, 250.0, 650.0, 750.0, 850.0)[: 3 + 2 * k]:
+            v[k, (t >= a) & (t < a + 1.0)] = 20.0
+    rec = Recording(t, v, i, (0, 1), 1000.0 / DT, "dual")
+    _, rows, *_ = fit_rows(rec, DT)
+    assert [r[2] for r in rows if r[3] == "sweep"] == [pytest.approx(900.0 + POST_MS)] * 2

@@ -75,6 +75,24 @@ def load_trace_file(path):
     return t, v, i
 
 
+def _fit_recording_model(model, rec, kw, init, checkpoint, args):
+    """The recording fit of ``hhjax fit`` (``--model auto`` or one model)."""
+    if model == "auto":
+        if init is not None:
+            raise CLIError("--preset: --model auto starts each candidate at its own preset; leave --preset out")
+        kw.pop("init")
+        res = fit_auto(rec, **kw, **({} if args.steps is None else {"steps": args.steps}))
+        sel = res.settings["model_selection"]
+        for n, c in sel["candidates"].items():
+            print(f"candidate {n}: cross-validated score {format_value(c['score'], '.3g')}, "
+                  f"training failures {c['training_failures']}, {c['fit_time_s']:.0f} s")
+        print(f"model: {sel['winner']} ({sel['why']})")
+    else:
+        res = fit_recording(rec, model=model, steps=4 if args.steps is None else args.steps, checkpoint=checkpoint,
+                            **kw, **{k: getattr(args, k) for k in ("generations", "population") if getattr(args, k)})
+    return res
+
+
 def cmd_fit_recording(args):
     """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
     model = args.model or "pospischil"
@@ -103,19 +121,17 @@ def cmd_fit_recording(args):
             print(f"hhjax fit: warning: {warning}", file=sys.stderr)
     kw = dict(sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable, n_starts=args.starts,
               progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt, method=args.method)
-    if model == "auto":
-        if init is not None:
-            raise CLIError("--preset: --model auto starts each candidate at its own preset; leave --preset out")
-        kw.pop("init")
-        res = fit_auto(rec, **kw, **({} if args.steps is None else {"steps": args.steps}))
-        sel = res.settings["model_selection"]
-        for n, c in sel["candidates"].items():
-            print(f"candidate {n}: cross-validated score {format_value(c['score'], '.3g')}, "
-                  f"training failures {c['training_failures']}, {c['fit_time_s']:.0f} s")
-        print(f"model: {sel['winner']} ({sel['why']})")
-    else:
-        res = fit_recording(rec, model=model, steps=4 if args.steps is None else args.steps, checkpoint=checkpoint,
-                            **kw, **{k: getattr(args, k) for k in ("generations", "population") if getattr(args, k)})
+    with warnings.catch_warnings(record=True) as caught:  # the fit's own warnings: one line each
+        warnings.simplefilter("always", UserWarning)
+        res = _fit_recording_model(model, rec, kw, init, checkpoint, args)
+    hhjax_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ours = [w for w in caught
+            if issubclass(w.category, UserWarning) and os.path.abspath(w.filename).startswith(hhjax_dir)]
+    for message in dict.fromkeys(" ".join(str(w.message).split()) for w in ours):  # auto: once, not per candidate
+        print(f"hhjax fit: warning: {message}", file=sys.stderr)
+    for w in caught:
+        if w not in ours:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not np.isfinite(res.loss):
         raise CLIError(f"{args.trace}: fit failed (no parameter set gave a finite loss)")
     for n in trainable:

@@ -49,12 +49,14 @@ def gauss_newton_terms(residual_fn, z):
     return normal_terms(*residuals_and_jacobian(residual_fn, z))
 
 
-def normal_terms(r, jac):
-    """:func:`gauss_newton_terms` from residuals ``r`` (N, n) and Jacobian ``jac`` (N, n, P)."""
-    sse = jnp.sum(r * r, axis=-1)
-    g = jnp.einsum("bnp,bn->bp", jac, r)
-    h = jnp.einsum("bnp,bnq->bpq", jac, jac)
-    finite = jnp.isfinite(sse) & jnp.all(jnp.isfinite(h), axis=(-2, -1)) & jnp.all(jnp.isfinite(g), axis=-1)
+def normal_terms(r, jac, xp=jnp):
+    """:func:`gauss_newton_terms` from residuals ``r`` (N, n) and Jacobian ``jac`` (N, n, P);
+    ``xp=np`` reduces float64 copies on the host (a float32 ``JᵀJ`` overflows where a spike
+    appears under a tiny change and the Jacobian reaches ~1e17)."""
+    sse = xp.sum(r * r, axis=-1)
+    g = xp.einsum("bnp,bn->bp", jac, r)
+    h = xp.einsum("bnp,bnq->bpq", jac, jac)
+    finite = xp.isfinite(sse) & xp.all(xp.isfinite(h), axis=(-2, -1)) & xp.all(xp.isfinite(g), axis=-1)
     return sse, g, h, finite
 
 

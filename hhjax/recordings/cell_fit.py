@@ -5,15 +5,14 @@ area turns pA into densities; :data:`MODELS` adds the FS start and the IB/LTS ca
 variants) to the *measured* voltage (no liquid-junction correction).
 
 What is simulated, on a ``dt`` grid (default 0.1 ms; the recording is resampled): each
-fitted sweep from its start (the only time the cell is known to be at rest) to 100 ms after
-its largest step; one row is extended over a hyperpolarising step if no row holds one.
-The steps all rows share from the start (e.g. an identical -100 pA pre-pulse) are simulated
-once, and the rest in at most two groups of similar length, all as batch axes of one
-program; every row starts at the model's resting potential (at that row's own holding
-current when the fitted sweeps hold different currents, e.g. a ramp protocol). Between each two spiking
-sweeps an *interpolated* row (the mean of their currents: a step halfway between) is added,
-whose spike count must lie within max(1, 15 %) of the range of their counts around their
-mean (and between them): a smoothness prior on the f–I curve between the fitted points.
+fitted sweep from its start to 100 ms after its last depolarising epoch (the rows of
+:mod:`hhjax.recordings.rows`), each starting as :func:`~hhjax.recordings.evaluation.evaluate`
+starts it (:func:`~hhjax.recordings.evaluation.settle_start`: the model's rest at the row's
+holding current, or its firing state where the cell fired before the first epoch). Steps all
+rows share from the start are simulated once, the rest in at most two groups of similar
+length, as batch axes of one program. Between each two spiking sweeps an *interpolated* row
+(a step halfway between) must fire within max(1, 15 %) of the range of their counts around
+their mean: a smoothness prior on the f–I curve between the fitted points.
 
 The loss (mean over rows) adds, per row:
 
@@ -59,8 +58,8 @@ from ..fitting._common import progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import normal_terms, residuals_and_jacobian
 from ..fitting.strategies import DEFAULT_TOL, LevenbergMarquardt, run_strategy
-from .evaluation import choose_sweeps, evaluate, model_rest, net_current
-from .rows import MASK_MS, fit_rows
+from .evaluation import choose_sweeps, evaluate, model_rest, net_current, row_starts
+from .rows import MASK_MS, fit_rows, warn_if_subthreshold
 from ..simulation.entry import simulate
 from ..fitting.transforms import from_unconstrained, resolve_bounds
 from ..models.pospischil import FS, RS
@@ -129,6 +128,7 @@ class _Spec:
     every: int
     layout: tuple     # from rows.fit_rows
     per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
+    fire: tuple = ()  # per row: the cell was firing when the sweep began (evaluation.settle_start)
 
 
 def _params_of(spec, base, z, i_hold):
@@ -154,16 +154,15 @@ def _simulate(spec, base, z, data):
     n = data["v_obs"].shape[-1]
     p, groups = spec.layout[0], spec.layout[1:]
     run = partial(simulate, dt=spec.dt, method=spec.method, spike_threshold=None)
+    fire = spec.fire or (False,) * data["v_obs"].shape[-2]
+    y0, rowwise = row_starts(params, y0, data["hold"], fire, shared=bool(p), per_row=spec.per_row_hold,
+                             dt=spec.dt, method=spec.method)  # the rule evaluate uses
     parts, order = [], []
     if p:
         pre = run(params, data["stim"][0, :p], duration=p * spec.dt, y0=y0)
         v_pre, y0 = pre.v, jax.tree_util.tree_map(lambda x: x[..., -1:], pre.state)
-    elif spec.per_row_hold:  # e.g. a ramp from a holding current that grows sweep by sweep
-        y0 = jax.lax.stop_gradient(model_rest(p_rows, data["hold"]))
-    else:
-        y0 = y0[..., None]
     for rows, steps in groups:
-        y0_g = y0[..., np.asarray(rows)] if spec.per_row_hold and not p else y0
+        y0_g = jax.tree_util.tree_map(lambda x: x[..., np.asarray(rows)], y0) if rowwise else y0
         v = run(p_rows, data["stim"][np.asarray(rows), p:p + steps], duration=steps * spec.dt, y0=y0_g).v
         if p:
             v = jnp.concatenate([jnp.broadcast_to(v_pre[..., None, :-1], v.shape[:-1] + (p,)), v], -1)
@@ -287,6 +286,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     check.bounds(bounds)
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
+    fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
+    warn_if_subthreshold(recording, rec.sweeps, data_np)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
     start, direct = _initial(data_np, hyper_win, base, names, dt)
     specs = resolve_bounds([n for n in names if n != "v_rest"], start,
@@ -294,7 +295,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     if "v_rest" in names:
         specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
     spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
-                 bool(np.ptp(data_np["hold"]) > 1.0))
+                 bool(np.ptp(data_np["hold"]) > 1.0), fire if any(fire) else ())
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
 
     def unit(n, x):
@@ -345,7 +346,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     z0 = allz[np.argsort(alll)[:n_starts]]
     jac_at = lambda z: _residuals_and_jacobian(spec, base, jnp.asarray(z, jnp.float32), data)  # noqa: E731
     # The residuals are scaled so that their sum of squares is the loss: one "residual".
-    lm = LevenbergMarquardt(lambda z: normal_terms(*jac_at(z)), 1, DEFAULT_TOL, group=n_starts)
+    lm = LevenbergMarquardt(lambda z: normal_terms(*(np.asarray(x, float) for x in jac_at(z)), xp=np), 1,
+                            DEFAULT_TOL, group=n_starts)
     it, done, state = 0, False, None
     if steps and saved is not None and int(saved["lm_it"]) >= 0:
         it, done, state = int(saved["lm_it"]), bool(saved["lm_done"]), lm_run_of(saved)
@@ -364,9 +366,10 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         state, it, done = run_strategy(lm, state, steps, first=it + 1, on_step=on_step)
     if bar is not None:
         bar.close()
-    losses = lm.losses(state) if steps else np.sort(alll)[:n_starts]
+    losses, z_all = (lm.losses(state), lm.best_z(state)) if steps else (np.sort(alll)[:n_starts], z0)
+    if not np.any(np.isfinite(losses)):  # no Jacobian was finite anywhere: keep the search's points
+        losses, z_all = np.sort(alll)[:n_starts], z0
     b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
-    z_all = lm.best_z(state) if steps else z0
     params = _params_of(spec, base, jnp.asarray(z_all[b], jnp.float32), jnp.mean(data["hold"]))
     params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
     stderr = {}

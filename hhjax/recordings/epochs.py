@@ -21,7 +21,11 @@ to observed and simulated voltage, :func:`epoch_features` gives
   ``SETTLE_MS`` after the previous epoch) / their duration; None without such windows;
 * ``rest_mV``: the median voltage of the pre-stimulus baseline window (else the longest
   settled baseline window), and only when no baseline window holds a spike. A cell that
-  fires spontaneously has no resting potential on that sweep: None, not a number.
+  fires spontaneously has no resting potential on that sweep: None, not a number;
+* ``start_spikes``: spikes in the pre-stimulus window (before the first epoch; the whole
+  sweep if it has none). A cell that fires there was already firing when the sweep began:
+  :func:`fires_at_start` is the rule by which a model run starts firing too
+  (:func:`hhjax.recordings.evaluation.model_start`).
 
 A short spike-free baseline does not prove a cell quiet (a cell firing at 5 Hz is often
 silent for 150 ms), so :func:`cell_rests` applies the rule across a recording: where any
@@ -198,6 +202,7 @@ def epoch_features(t: np.ndarray, v: np.ndarray, epochs: list) -> dict:
     base_ms = sum(b - a for a, b in base)
     n_base = sum(_count(spikes, a, b) for a, b in base)
     spont = 1000.0 * n_base / base_ms if base_ms > 0 else None
+    n_start = _count(spikes, float(t[0]), epochs[0].start if epochs else float(t[-1]) + 1.0)
     rest = None
     long_enough = [(a, b) for a, b in base if b - a >= MIN_BASE_MS]
     if n_base == 0 and long_enough:
@@ -207,7 +212,8 @@ def epoch_features(t: np.ndarray, v: np.ndarray, epochs: list) -> dict:
     amps = [e.amp for e in epochs]
     current = max(amps) if any(a > 0 for a in amps) else (min(amps) if amps else 0.0)
     return {"spike_times": spikes, "spikes": int(spikes.size), "rate_hz": rate, "rest_mV": rest,
-            "spontaneous_hz": spont, "spontaneous_spikes": n_base, "current_pA": float(current),
+            "spontaneous_hz": spont, "spontaneous_spikes": n_base, "start_spikes": n_start,
+            "current_pA": float(current),
             "epochs": per}
 
 
@@ -223,3 +229,16 @@ def cell_rests(features: list, holds: list, *, tol_pA: float = CLEAN_TOL_PA) -> 
     """
     firing = [h for f, h in zip(features, holds) if f["spontaneous_spikes"] > 0]
     return [None if any(abs(h - x) <= tol_pA for x in firing) else f["rest_mV"] for f, h in zip(features, holds)]
+
+
+def fires_at_start(features: dict) -> bool:
+    """Whether the cell was firing when the sweep began: a spike in its pre-stimulus window
+    (``features`` from :func:`epoch_features`). The state a sweep starts from is a boundary
+    condition, like its holding current: it depends on the cell's history before the sweep
+    (e.g. whether the previous sweep left a bistable cell firing or silent), which the file
+    does not hold, but the pre-stimulus window shows which of the two it was.
+
+    >>> fires_at_start({"start_spikes": 2}), fires_at_start({"start_spikes": 0})
+    (True, False)
+    """
+    return features["start_spikes"] > 0

@@ -9,7 +9,9 @@ correction) on the recording's own protocol:
   (the f–I curve), by the rules of :mod:`hhjax.recordings.epochs`, for observed and
   simulated traces alike;
 * :func:`model_rest` is the model's own resting potential at a holding current;
-* :func:`evaluate` simulates whole sweeps from that rest and scores them (``hhjax evaluate``
+* :func:`model_start` is the state a sweep starts from: that rest, or, where the cell was
+  already firing when the sweep began, the model's firing state at that current;
+* :func:`evaluate` simulates whole sweeps from there and scores them (``hhjax evaluate``
   prints and plots it, see :mod:`hhjax.cli.fit`);
 * :func:`choose_sweeps` picks the sweeps to fit (:mod:`hhjax.recordings.rows` turns them
   into what :func:`hhjax.recordings.cell_fit.fit_recording` simulates).
@@ -18,6 +20,7 @@ correction) on the recording's own protocol:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -26,7 +29,7 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
-from .epochs import cell_rests, epoch_features, parse_epochs
+from .epochs import CLEAN_TOL_PA, cell_rests, epoch_features, fires_at_start, parse_epochs
 from ..analysis.spikes import SPIKE_RULE
 from ..models import model_of
 from ..simulation.entry import simulate
@@ -34,6 +37,7 @@ from ..models.steady import steady_state
 from ..solvers import membrane_terms
 
 GAMMA_WINDOW_MS = 4.0
+START_SETTLE_MS, START_KICK_MV = 1000.0, 0.0  # a firing start: settle this long after a kick to this V
 
 
 def parse_sweeps(text):
@@ -86,25 +90,33 @@ def sweep_features(t, v, epochs, hold=0.0):
 
 def sweep_table(recording):
     """Per sweep: ``(sweep, current_pA, spikes during its depolarising steps?, has a
-    hyperpolarising step?)``."""
+    hyperpolarising step?, holding_pA)``."""
     info = []
     for k, sweep in enumerate(recording.sweeps):
         hold, epochs = stimulus_epochs(recording.t, recording.i[k])
         f = sweep_features(recording.t, recording.v[k], epochs, hold)
-        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs)))
+        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs), float(hold)))
     return info
 
 
 def choose_sweeps(recording, n=4):
-    """Up to ``n`` sweeps, by rule: the subthreshold sweep with the largest step (preferring
-    one that also holds a hyperpolarising step), then spiking sweeps spread evenly over the
-    f–I range, the lowest and the highest included."""
+    """Up to ``n`` sweeps, by rule: one subthreshold sweep, then spiking sweeps spread evenly
+    over the f–I range, the lowest and the highest included.
+
+    The subthreshold sweep is the one with a hyperpolarising step if any (the passive
+    estimate needs one), else the one with the largest step. Where the sweeps hold
+    different currents (a protocol that raises the holding current sweep by sweep), the
+    resting potentials at those currents are the cell's I–V curve, and the spiking sweeps
+    sit at its top: the subthreshold pick then goes to the lowest holding current first, so
+    that the fitted rests span the I–V curve instead of extrapolating it.
+    """
     info = sweep_table(recording)
     quiet = [x for x in info if not x[2]]
     spiking = sorted((x for x in info if x[2]), key=lambda x: x[1])
+    holds_differ = bool(np.ptp([x[4] for x in info]) > CLEAN_TOL_PA)
     pick = []
     if quiet:
-        q = max(quiet, key=lambda x: (x[3], x[1]))
+        q = max(quiet, key=lambda x: (x[3], -x[4] if holds_differ else 0.0, x[1]))
         pick.append(q[0])
         if not q[3] and any(x[3] for x in info):
             pick.append(min((x for x in info if x[3]), key=lambda x: x[1])[0])
@@ -167,13 +179,78 @@ def model_rest(params, i_hold_pA=0.0, *, v_lo=-120.0, v_hi=-10.0, n_grid=221):
     return v
 
 
-def simulate_sweeps(params, rec, *, dt=0.1, method="exp_euler"):
-    """Simulate every sweep of ``rec`` (its own current, from the model's rest at that
-    sweep's holding current) on a ``dt`` grid. Returns ``(t, v)`` with ``v`` (n_sweeps, n)."""
+def settle_start(params, rest, i_hold_pA, firing, *, dt=0.1, method="exp_euler"):
+    """States (leaves shaped like ``rest``'s V) that sweeps start from, given the model's
+    rest ``rest`` (a voltage, mV, or a state) at holding current ``i_hold_pA`` (pA):
+
+    * where ``firing`` is False, the rest (the fixed point; gates at steady state);
+    * where it is True (the cell was firing when the sweep began,
+      :func:`hhjax.recordings.epochs.fires_at_start`), the state after :data:`START_SETTLE_MS`
+      at the holding current from the rest kicked to :data:`START_KICK_MV`: on the model's
+      firing attractor if it has one at that current (a model bistable there, as cells
+      often are, would otherwise sit at its fixed point and stay silent), back near rest if
+      not. The phase on the cycle is arbitrary (about ±1 spike per sweep).
+
+    ``firing`` is static (NumPy bools broadcasting against ``rest``); no gradient flows
+    through the settling run (forward-mode Jacobians through 1 s of limit cycle are large
+    and useless). One rule for :func:`evaluate` and the fit alike.
+
+    >>> from hhjax.models.pospischil import RS
+    >>> y = settle_start(RS, -71.9, 0.0, np.array([False, True]))
+    >>> [round(float(v), 1) for v in y.v]       # RS at 0 pA: no firing state, back near rest
+    [-71.9, -71.9]
+    """
+    firing = np.asarray(firing, bool)
+    y_rest = rest if hasattr(rest, "v") else steady_state(params, jnp.asarray(rest))
+    if not firing.any():
+        return y_rest
+    p_sg = jax.tree_util.tree_map(jax.lax.stop_gradient, params)
+    y_sg = jax.tree_util.tree_map(jax.lax.stop_gradient, y_rest)
+    shape = jnp.broadcast_shapes(jnp.shape(y_sg.v), firing.shape)
+    y_sg = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, shape), y_sg)
+    kicked = dataclasses.replace(y_sg, v=jnp.full(shape, START_KICK_MV, y_sg.v.dtype))
+    n = int(round(START_SETTLE_MS / dt))
+    hold = jnp.broadcast_to(jnp.asarray(i_hold_pA, y_sg.v.dtype)[..., None], shape + (n,))
+    tr = simulate(p_sg, hold, duration=n * dt, dt=dt, method=method, y0=kicked, record_every=n,
+                  spike_threshold=None)
+    settled = jax.tree_util.tree_map(lambda x: x[..., -1], tr.state)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(firing, a, jnp.broadcast_to(b, shape)), settled, y_rest)
+
+
+def row_starts(params, rest, holds, firing, *, shared=False, per_row=False, dt=0.1, method="exp_euler"):
+    """Start states of a recording fit's rows by the rule of :func:`settle_start`, and
+    whether they carry a row axis. ``params`` leaves and ``rest`` (mV, a fixed point at the
+    mean holding current) have the search's batch shape; ``holds``/``firing``: per row.
+    ``shared``: the rows share a simulated prefix, so one start (firing if all rows are);
+    ``per_row``: the rows hold different currents, each starts at its own rest."""
+    firing, hold = np.asarray(firing, bool), jnp.mean(holds)
+    start = functools.partial(settle_start, dt=dt, method=method)
+    if shared:
+        return start(params, rest, hold, np.bool_(firing.all())), False
+    if per_row:
+        p_rows = _tree_expand(params)
+        return start(p_rows, jax.lax.stop_gradient(model_rest(p_rows, holds)), holds, firing), True
+    if firing.any():  # settled once, not per row
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(firing, a[..., None], b[..., None]), start(
+            params, rest, hold, np.True_), steady_state(params, rest)), True
+    return rest[..., None], False
+
+
+def model_start(params, i_hold_pA, firing, *, dt=0.1, method="exp_euler"):
+    """The state a sweep at holding current ``i_hold_pA`` (pA) starts from:
+    :func:`settle_start` from :func:`model_rest`."""
+    return settle_start(params, model_rest(params, i_hold_pA), i_hold_pA, firing, dt=dt, method=method)
+
+
+def simulate_sweeps(params, rec, *, dt=0.1, method="exp_euler", firing=None):
+    """Simulate every sweep of ``rec`` (its own current, from :func:`model_start` at that
+    sweep's holding current; ``firing``: per sweep, whether the cell was firing when it
+    began, default no) on a ``dt`` grid. Returns ``(t, v)`` with ``v`` (n_sweeps, n)."""
     rr = rec.resample(dt)
     n = rr.n_samples
     holds = np.array([stimulus_epochs(rr.t, i)[0] for i in rr.i])
-    y0 = model_rest(params, jnp.asarray(holds))  # eager: jit would compile for seconds
+    firing = np.zeros(len(holds), bool) if firing is None else np.asarray(firing, bool)
+    y0 = model_start(params, jnp.asarray(holds), firing, dt=dt, method=method)  # eager: jit compiles for seconds
     v = simulate(params, jnp.asarray(rr.i[:, : n - 1]), duration=(n - 1) * dt, dt=dt,
                  method=method, y0=y0, spike_threshold=None).v
     return rr.t, np.asarray(v, float)
@@ -207,9 +284,9 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
     ``mean_gamma``). ``return_traces=True`` adds ``(t_sim, v_sim)`` as a second value.
     """
     rec = recording if sweeps is None else recording.select(sweeps)
-    t_sim, v_sim = simulate_sweeps(params, rec, dt=dt, method=method)
     parsed = [stimulus_epochs(rec.t, i) for i in rec.i]
     obs = [sweep_features(rec.t, v, ep, h) for v, (h, ep) in zip(rec.v, parsed)]
+    t_sim, v_sim = simulate_sweeps(params, rec, dt=dt, method=method, firing=[fires_at_start(o) for o in obs])
     sim = [sweep_features(t_sim, v, ep, h) for v, (h, ep) in zip(v_sim, parsed)]
     holds = [h for h, _ in parsed]
     rest_o, rest_p = cell_rests(obs, holds), cell_rests(sim, holds)
@@ -234,7 +311,10 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
                         "rate": "spikes in depolarising epochs (+2 ms) / their total duration; null without one",
                         "rest": "median V of the spike-free pre-stimulus baseline; null when a baseline "
                                 "window of any sweep at that holding current holds a spike (spontaneous "
-                                "firing); model starts at its own rest",
+                                "firing)",
+                        "start": "the model starts at its own rest at the sweep's holding current, or, where "
+                                 "the cell fires before the first epoch, after 1000 ms at holding from a kick "
+                                 "to 0 mV (its firing state, if it has one)",
                         "ljp_corrected": False}}
     return (out, (t_sim, v_sim)) if return_traces else out
 

@@ -7,17 +7,25 @@ depolarising epoch and the observed spike count in it (a cell that keeps firing 
 rules out a model in depolarisation block or fallen silent), and the observed shortest
 interspike interval (a model ISI under half of it is a burst the cell does not make).
 
-Rows end :data:`POST_MS` after their main epoch; when a fitted sweep fires spontaneously,
-they run on through the following baseline (up to the next epoch, at most
+Each row starts where its sweep did (``fire0``: the cell was firing before the first epoch,
+:func:`hhjax.recordings.epochs.fires_at_start`; the fit then starts that row in the model's
+firing state, as :func:`hhjax.recordings.evaluation.evaluate` does).
+
+Rows end :data:`POST_MS` after their last depolarising epoch (a sweep's f–I point pools all
+of them, e.g. both steps of a dual-step protocol, so the fit sees all of them too; without
+one, after the main hyperpolarising epoch); when a fitted sweep fires spontaneously, they
+run on through the following baseline (up to the next epoch, at most
 :data:`SPONTANEOUS_POST_MS`), so that whether the cell resumes firing after a step, or stays
 silent, is fitted too.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from .epochs import cell_rests, detect
+from .epochs import cell_rests, detect, fires_at_start
 from .evaluation import stimulus_epochs, sweep_features
 
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
@@ -63,25 +71,27 @@ def fit_rows(rec, dt):
         hold, epochs = stimulus_epochs(rec.t, rec.i[k])
         pos = [e for e in epochs if e.amp > 0]
         main = max(pos, key=lambda e: e.amp) if pos else (min(epochs, key=lambda e: e.amp) if epochs else None)
-        stop = min(t_end, main.stop + POST_MS) if main is not None else min(t_end, t0 + 500.0)
-        spans.append([k, stop, main, hold, epochs])
+        last = pos[-1] if pos else main  # the f–I point pools every depolarising epoch: fit them all
+        stop = min(t_end, last.stop + POST_MS) if last is not None else min(t_end, t0 + 500.0)
+        spans.append([k, stop, main, hold, epochs, last])
         hyper += [(e.stop, k) for e in epochs if e.amp < 0]
     if hyper and not any(stop <= spans[k][1] for stop, k in hyper):
         stop, k = min(hyper)
         spans[k][1] = min(t_end, stop + POST_MS)
-    feats = [sweep_features(rec.t, rec.v[k], ep) for k, _, _, _, ep in spans]
+    feats = [sweep_features(rec.t, rec.v[k], ep) for k, _, _, _, ep, _ in spans]
     if any(f["spontaneous_spikes"] for f in feats):  # the baseline after a step is data too
         for span in spans:
-            main, epochs = span[2], span[4]
-            if main is not None:
-                nxt = [e.start for e in epochs if e.start >= main.stop - 1e-9]
-                span[1] = max(span[1], min(t_end, main.stop + SPONTANEOUS_POST_MS, *nxt))
+            last, epochs = span[5], span[4]
+            if last is not None:
+                nxt = [e.start for e in epochs if e.start >= last.stop - 1e-9]
+                span[1] = max(span[1], min(t_end, last.stop + SPONTANEOUS_POST_MS, *nxt))
     rests = cell_rests(feats, [s[3] for s in spans])
     n_len = max(int(round((s[1] - t0) / dt)) for s in spans) + 1
     tt = np.arange(n_len) * dt
-    cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime")}
+    cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime",
+                            "fire0")}
     times, rows, hyper_win = [], [], []
-    for k, stop, main, hold, epochs in spans:
+    for k, stop, main, hold, epochs, _ in spans:
         w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
         m = min(w.n_samples, n_len)
         v = np.concatenate([w.v[0, :m], np.full(n_len - m, w.v[0, m - 1])])
@@ -95,24 +105,28 @@ def fit_rows(rec, dt):
                          ("n_hi", sp.size), ("rest", _nan(rests[k])),
                          ("regime", _regime(sp + t0, main, t0)),
                          ("hold", hold), ("stim", np.concatenate([w.i[0, : m - 1], np.full(n_len - m, hold)])),
-                         ("main", (main.start, main.stop, main.amp) if main is not None else (0, 0, 0))):
+                         ("main", (main.start, main.stop, main.amp) if main is not None else (0, 0, 0)),
+                         ("fire0", fires_at_start(feats[k]))):
             cols[key].append(val)
         times.append(sp)
         rows.append((int(rec.sweeps[k]), t0, round(stop, 3), "sweep"))
     # Interpolated rows between consecutive spiking sweeps of the same protocol.
     spk = sorted((r for r in range(len(spans)) if cols["n_hi"][r] > 0 and cols["main"][r][2] > 0),
                  key=lambda r: cols["main"][r][2])
+    depol = [tuple((round(e.start, 6), round(e.stop, 6)) for e in span[4] if e.amp > 0) for span in spans]
     for a, b in zip(spk[:-1], spk[1:]):
-        (s0, s1, _), diff = cols["main"][a], np.abs(cols["stim"][a] - cols["stim"][b]) > 1e-6
-        inside = (tt[:-1] >= s0 - dt) & (tt[:-1] < s1 + dt)
-        if cols["main"][a][:2] != cols["main"][b][:2] or np.any(diff & ~inside) or cols["n_hi"][b] - cols["n_lo"][a] < 2:
+        diff = np.abs(cols["stim"][a] - cols["stim"][b]) > 1e-6
+        inside = np.zeros(tt.size - 1, bool)
+        for s0, s1 in depol[a]:
+            inside |= (tt[:-1] >= s0 - t0 - dt) & (tt[:-1] < s1 - t0 + dt)
+        if depol[a] != depol[b] or np.any(diff & ~inside) or cols["n_hi"][b] - cols["n_lo"][a] < 2:
             continue
         lo, hi = cols["n_lo"][a], cols["n_hi"][b]
         mid, tol = (lo + hi) / 2.0, max(1.0, 0.15 * (hi - lo))
         for key, val in (("v_obs", np.zeros(n_len)), ("valid", cols["valid"][a] & cols["valid"][b]),
                          ("sub", np.zeros(n_len, bool)), ("n_lo", max(lo, mid - tol)), ("n_hi", min(hi, mid + tol)),
                          ("rest", np.nan), ("hold", cols["hold"][a]), ("stim", (cols["stim"][a] + cols["stim"][b]) / 2),
-                         ("main", cols["main"][a]), ("regime", (0.0, 0.0, 0, 0.0))):
+                         ("main", cols["main"][a]), ("regime", (0.0, 0.0, 0, 0.0)), ("fire0", cols["fire0"][a])):
             cols[key].append(val)
         times.append(np.zeros(0))
         rows.append((int(rec.sweeps[a]), t0, rows[a][2], f"interpolated {rows[a][0]}-{rows[b][0]}"))
@@ -126,16 +140,16 @@ def fit_rows(rec, dt):
     data["t_obs"] = np.array([np.concatenate([s, np.full(k_max - len(s), -1.0)]) for s in times])
     data["n_pair"] = np.array([len(s) for s in times], float)
     lengths = data["valid"].sum(1) - 1
-    return data, rows, every, np.array(hyper_win), _layout(data["stim"], lengths)
+    return data, rows, every, np.array(hyper_win), _layout(data["stim"], lengths, len(set(data["fire0"].tolist())) > 1)
 
 
-def _layout(stim, lengths, overhead=3000):
-    """Static simulation plan: the steps all rows share (same current from the start) are
-    simulated once; the remaining rows in at most two groups of similar length, each padded
-    only to its own longest row. Returns ``(prefix_steps, (rows, steps), ...)``."""
+def _layout(stim, lengths, starts_differ=False, overhead=3000):
+    """Static simulation plan: the steps all rows share (same current from the same start
+    state) are simulated once; the remaining rows in at most two groups of similar length,
+    each padded only to its own longest row. Returns ``(prefix_steps, (rows, steps), ...)``."""
     same = np.all(np.abs(stim - stim[:1]) < 1e-6, axis=0)
     p = int(np.argmin(same)) if not same.all() else int(stim.shape[1])
-    p = min(p, int(lengths.min()) - 1) if p >= 1000 else 0
+    p = min(p, int(lengths.min()) - 1) if p >= 1000 and not starts_differ else 0
     rest = np.maximum(lengths - p, 1)
     order = [int(r) for r in np.argsort(rest, kind="stable")]
     best = (int(rest.max()) * len(order), (tuple(order),))
@@ -145,3 +159,17 @@ def _layout(stim, lengths, overhead=3000):
         if cost < best[0]:
             best = (cost, (tuple(a), tuple(b)))
     return (p,) + tuple((g, int(rest[list(g)].max())) for g in best[1])
+
+
+def warn_if_subthreshold(recording, sweeps, data):
+    """Warn (one line naming the file) when the fitted rows ``data`` hold no spike: the fit
+    then goes on with subthreshold data only. ``recording``: the whole recording."""
+    if np.any(data["n_hi"] > 0):
+        return
+    never = not any(detect(recording.t, v).size for v in recording.v)
+    have = [int(k) for k in recording.sweeps]
+    have = f"{have[0]}–{have[-1]}" if have == list(range(have[0], have[-1] + 1)) and len(have) > 2 else str(have)
+    warnings.warn(f"{recording.source or '<recording>'}: " + (
+        f"the cell never fires (no spike in sweeps {have})" if never else f"no spikes in the fitted sweeps {list(sweeps)}")
+        + ": the fit continues on subthreshold data only (passive properties and rest; the spiking parameters "
+        "stay near their start values and the f–I curve is not constrained)", UserWarning, stacklevel=3)
