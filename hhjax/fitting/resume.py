@@ -171,7 +171,9 @@ def save_fit_state(ckpt: Optional[StateFile], state: Any, history: list, iterati
 
 def load_fit_state(ckpt: Optional[StateFile], template: Any) -> Optional[tuple]:
     """``(state, history, iteration, finished)`` saved in ``ckpt``, or None."""
-    saved = None if ckpt is None else ckpt.load()
+    if ckpt is None:
+        return None
+    saved = ckpt.load()
     if saved is None:
         return None
     n = len(state_arrays(template))
