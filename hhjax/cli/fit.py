@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
 import warnings
+from typing import Optional
 
 import numpy as np
 
 from .. import plot
 from ..fitting.fitter import fit
+from ..fitting.resume import fingerprint
 from ..io import load_recording
 from ..io.sources import names_a_recording
 from ..io.results import save_fit, save_params
@@ -96,10 +99,10 @@ def cmd_fit_recording(args):
     if model not in RECORDING_MODELS:
         raise CLIError(f"--model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
-    # A recording fit takes 35-60 s with the default search: with --out it checkpoints by
-    # default next to it (removed once the outputs are written), so a killed fit resumes.
-    auto_checkpoint = args.checkpoint is None and args.out and not args.no_checkpoint and model != "auto"
-    checkpoint = f"{args.out}.checkpoint" if auto_checkpoint else args.checkpoint
+    # A recording fit takes 35-60 s with the default search: it checkpoints by default
+    # (removed once the outputs are written), so a killed fit resumes when rerun.
+    auto_checkpoint = args.checkpoint is None and not args.no_checkpoint and model != "auto"
+    checkpoint = default_checkpoint(args, rec) if auto_checkpoint else args.checkpoint
     if checkpoint is not None and model == "auto":
         raise CLIError("--checkpoint: --model auto does not resume yet (fit one model to checkpoint it)")
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
@@ -152,9 +155,29 @@ def cmd_fit_recording(args):
         out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
         outputs.add("--plot", args.plot, lambda tmp: plot_evaluation(out, rec, t, v, str(tmp)))
     outputs.commit()
-    if auto_checkpoint:
+    if auto_checkpoint and checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)
     return 0
+
+
+CHECKPOINTS = os.path.join(os.path.expanduser("~"), ".cache", "hhjax", "checkpoints")
+_NOT_SETTINGS = ("out", "plot", "progress", "checkpoint", "no_checkpoint", "func", "out_suffixes")
+
+
+def default_checkpoint(args, rec) -> Optional[str]:
+    """Where a recording fit checkpoints unless told otherwise: ``OUT.checkpoint`` beside
+    ``--out``, else a folder in ``~/.cache/hhjax/checkpoints`` named by a digest of the
+    recording's samples and the command's settings (so the same command finds it again);
+    None when that folder cannot be made."""
+    if args.out:
+        return f"{args.out}.checkpoint"
+    try:
+        os.makedirs(CHECKPOINTS, exist_ok=True)
+    except OSError:  # no writable home: the fit runs without a checkpoint
+        return None
+    settings = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    text = fingerprint(settings=settings, t=rec.t, v=rec.v, i=rec.i, sweeps=list(rec.sweeps))
+    return os.path.join(CHECKPOINTS, hashlib.sha256(text.encode()).hexdigest()[:20])
 
 
 def simulation_step(spacing, dt=None, finest=0.025):
@@ -180,8 +203,6 @@ def cmd_fit(args):
                        f"{'|'.join(RECORDING_MODELS)})")
     if args.sweeps is not None:
         raise CLIError("--sweeps: a trace file has one sweep (sweeps apply to recordings)")
-    if args.checkpoint is not None:
-        raise CLIError("--checkpoint: only recording fits resume so far (a trace fit restarts)")
     t, v, i = load_trace_file(args.trace)
     spacing = float(np.round((t[-1] - t[0]) / (t.size - 1), 9))
     dt, record_every = simulation_step(spacing, args.dt)
@@ -194,7 +215,7 @@ def cmd_fit(args):
     current = np.repeat(i[:-1], record_every)
     result = fit(v, current, init=params, dt=dt, record_every=record_every,
                  trainable=trainable, n_starts=args.starts, steps=args.steps, direct=True,
-                 method=args.method, progress=args.progress)
+                 method=args.method, progress=args.progress, checkpoint=args.checkpoint)
     for name in trainable:
         print(f"{name} = {float(getattr(result.params, name)):.6g} ± {float(result.stderr[name]):.3g}")
     print(f"loss (MSE) = {float(result.loss):.4g} mV², {result.wall_time:.1f} s")
@@ -237,12 +258,15 @@ def add_command(sub) -> None:
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
     add_v_units_option(f)
     f.add_argument("--no-checkpoint", action="store_true",
-                   help="recordings: do not checkpoint (default with --out: OUT.checkpoint, removed at the end)")
+                   help="recordings: do not checkpoint. By default a recording fit (35-60 s with the default "
+                        "search) saves its state after every generation/iteration in OUT.checkpoint, or without "
+                        "--out in ~/.cache/hhjax/checkpoints, resumes from it when the same command is rerun, "
+                        "and removes it once the outputs are written (--model auto does not checkpoint yet)")
     f.add_argument("--generations", type=positive_int, default=None,
                    help="recordings: generations of the cross-entropy search (default 16)")
     f.add_argument("--population", type=positive_int, default=None,
                    help="recordings: parameter sets per generation (default 160)")
     f.add_argument("--checkpoint", default=None, metavar="DIR",
-                   help="recordings: save the search state in DIR after every generation/iteration; "
-                        "rerunning the same command resumes there")
+                   help="save the fit's state in DIR after every generation/iteration (recordings) or "
+                        "iteration (traces); rerunning the same command resumes there (DIR is kept)")
     f.set_defaults(func=cmd_fit, out_suffixes=(".json",))

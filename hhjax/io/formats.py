@@ -17,10 +17,14 @@ from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
+from .. import _validate as check
+from .abf_checks import check_abf_header, check_abf_layout
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
 from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
-from .sources import SET_FORMATS, check_voltage_plausible, expand_sources, inner_suffix, opened
+from ..simulation.memory import available
+from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_sources, inner_suffix, \
+    opened, rate_from_times
 
 SUPPORTED = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz", ".ibw")
 
@@ -98,9 +102,7 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         rec = load_ibw_set(label, files, sweeps, int(channel), v_units, i_units)
     else:
         rec = _load_file(label, files[0], sweeps, int(channel), v_units, i_units)
-    bad_v, bad_i = (int(np.count_nonzero(~np.isfinite(a))) for a in (rec.v, rec.i))
-    if bad_v or bad_i:
-        raise fail(label, f"{bad_v} voltage and {bad_i} current samples are NaN or infinite")
+    check_finite(rec, label)
     check_voltage_plausible(rec, label)
     return rec
 
@@ -122,19 +124,6 @@ def _single_channel(path: Any, channel: int) -> None:
         raise fail(path, f"channel {channel} out of range; this file has one channel (0)")
 
 
-def _rate_from_times(path: Any, t_ms: np.ndarray) -> float:
-    # Tolerate jitter from printed decimals but not gaps or reordering.
-    if t_ms.size < 2:
-        raise fail(path, "needs at least 2 samples to know the sampling rate")
-    d = np.diff(t_ms)
-    dt = (t_ms[-1] - t_ms[0]) / (t_ms.size - 1)
-    if not dt > 0 or np.max(np.abs(d - dt)) > 0.01 * dt:
-        raise fail(path, f"time is not uniformly sampled (steps from {d.min():g} to "
-                         f"{d.max():g} ms); resample it before loading")
-    fs = 1000.0 / dt
-    return float(round(fs)) if abs(fs - round(fs)) < 1e-6 * fs else fs
-
-
 def _metadata(fmt: str, **kw: Any) -> dict:
     return {"format": fmt, "units": dict(UNITS), **kw}
 
@@ -147,14 +136,15 @@ def _load_abf(path, p, sweeps, channel, v_units, i_units) -> Recording:
     with np.printoptions():
         import pyabf
 
+    check_abf_header(path, p)  # pyabf sizes loops and arrays by the header's numbers
     try:
-        abf = pyabf.ABF(str(p))
+        abf = pyabf.ABF(str(p), loadData=False)
     except Exception as e:  # pyabf raises struct.error, ValueError, ... on bad files
-        raise fail(path, f"cannot read ABF file (truncated or corrupted?): "
-                         f"{type(e).__name__}: {e}") from None
+        raise fail(path, f"cannot read ABF file (truncated or corrupted?): {type(e).__name__}: {e}") from None
     if channel >= abf.channelCount:
         raise fail(path, f"channel {channel} out of range; this file has "
                          f"{abf.channelCount} channel(s) (0-{abf.channelCount - 1})")
+    check_abf_layout(path, abf, channel)
     wanted = list(abf.sweepList) if sweeps is None else check_sweeps(path, sweeps, abf.sweepList)
     vs, cs, n_epochs = [], [], 0
     try:
@@ -167,8 +157,7 @@ def _load_abf(path, p, sweeps, channel, v_units, i_units) -> Recording:
             n_epochs = max(n_epochs, len(ep.types) - 2 if ep is not None else 0)
         units_y, units_c = abf.sweepUnitsY, abf.sweepUnitsC
     except Exception as e:
-        raise fail(path, f"cannot read ABF sweep data (truncated or corrupted?): "
-                         f"{type(e).__name__}: {e}") from None
+        raise fail(path, f"cannot read ABF sweep data (truncated or corrupted?): {type(e).__name__}: {e}") from None
     v, c = np.stack(vs), np.stack(cs)
     if not np.all(np.isfinite(c)):
         raise fail(path, "no usable current/command channel: the command waveform "
@@ -201,10 +190,14 @@ def _series_rate(path: Any, s: Any) -> float:
     ts = getattr(s, "timestamps", None)
     if ts is None:
         raise fail(path, f"series {s.name!r} has neither a rate nor timestamps")
-    return _rate_from_times(path, np.asarray(ts[:], dtype=np.float64) * 1e3)
+    return rate_from_times(path, np.asarray(ts[:], dtype=np.float64) * 1e3)
 
 
-def _series_values(s: Any) -> np.ndarray:
+def _series_values(path: Any, s: Any) -> np.ndarray:
+    need = 16 * int(np.prod(np.shape(s.data)))  # the stored samples and their float64 copy
+    if need > available("cpu"):  # a corrupted or hostile header can declare any size
+        raise fail(path, f"series {s.name!r} declares {np.shape(s.data)} samples ({need / 1e9:.3g} GB "
+                         "to load), more than the free memory")
     offset = getattr(s, "offset", 0.0) or 0.0
     return np.asarray(s.data[:], dtype=np.float64).reshape(-1) * float(s.conversion) + offset
 
@@ -266,7 +259,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         sv, si = pairs[k]
         fv = unit_factor(path, "v", sv.unit, v_units)
         fi = unit_factor(path, "i", si.unit, i_units)
-        v, c = _series_values(sv) * fv, _series_values(si) * fi
+        v, c = _series_values(path, sv) * fv, _series_values(path, si) * fi
         if v.size != c.size:
             raise fail(path, f"sweep {k}: voltage has {v.size} samples, stimulus {c.size}")
         rates |= {_series_rate(path, sv), _series_rate(path, si)}
@@ -332,6 +325,7 @@ def _load_text(path, p, sweeps, channel, v_units, i_units) -> Recording:
                              "3 columns (time s, current pA, voltage mV) or a header such "
                              "as 't_ms,v_mV,i_pA'")
         cols, units, fmt = {"t": 0, "i": 1, "v": 2}, {"t": "s", "i": "pA", "v": "mV"}, "efel-txt"
+        fields = ["time (s)", "current (pA)", "voltage (mV)"]
     else:
         cols, units, fmt = {}, {}, "csv"
         for n, name in enumerate(fields):
@@ -352,10 +346,11 @@ def _load_text(path, p, sweeps, channel, v_units, i_units) -> Recording:
             raise fail(path, f"rows have {data.shape[1]} values but the header has {len(fields)}")
     if not units["t"]:
         raise fail(path, "time column has no unit; name it t_ms or t_s")
+    check.columns(path, {fields[cols[k]]: (data[:, cols[k]], None) for k in ("t", "v", "i")})
     t = data[:, cols["t"]] * unit_factor(path, "t", units["t"], None)
     v = data[:, cols["v"]] * unit_factor(path, "v", units["v"], v_units)
     i = data[:, cols["i"]] * unit_factor(path, "i", units["i"], i_units)
-    fs = _rate_from_times(path, t)
+    fs = rate_from_times(path, t)
     if sweeps is not None:
         check_sweeps(path, sweeps, [0])
     t_grid = t[0] + np.arange(t.size) * (1000.0 / fs)
@@ -390,7 +385,7 @@ def _load_npz(path, p, sweeps, channel, v_units, i_units) -> Recording:
         raise fail(path, f"inconsistent shapes: t {t.shape}, v {v.shape}, i {i.shape}")
     numbers = tuple(int(k) for k in arrays.get("sweeps", np.arange(v.shape[0])))
     fs = float(arrays["sampling_rate_hz"]) if "sampling_rate_hz" in arrays else \
-        _rate_from_times(path, t)
+        rate_from_times(path, t)
     md = json.loads(str(arrays["metadata_json"])) if "metadata_json" in arrays else {}
     md = {**md, "original_format": md.get("format"), "format": "npz", "units": dict(UNITS)}
     if "source" in arrays and str(arrays["source"]):

@@ -18,7 +18,10 @@ the current of sweep 181, ``B6_Ch3_IDRest_181.ibw`` its voltage) is a *file set*
 
 from __future__ import annotations
 
+import io
+import logging
 import re
+import struct
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -36,6 +39,28 @@ def _text(raw: Any) -> str:
     if isinstance(raw, bytes):
         raw = raw.split(b"\x00", 1)[0].decode("latin-1")
     return str(raw or "").strip()
+
+
+# Binary header of each wave version: struct format and the indices of the byte counts of
+# the sections that follow it (TN003; pictSize is reserved and ignored).
+_IBW_HEADERS = {1: ("hlh", (1,)), 2: ("hlllh", (1, 2)), 3: ("hllllh", (1, 2, 3)),
+                5: ("hhllll4l4llll", tuple(range(2, 15)))}
+
+
+def _check_ibw_sizes(path: Any, raw: bytes) -> None:
+    """igor2 sizes its reads and parser by the header's byte counts: one beyond the file (a
+    flipped bit) made it build a 2 GB parser. Refuse counts the file cannot hold."""
+    if len(raw) < 2:
+        return  # igor2's own error
+    order = "<" if struct.unpack_from("<h", raw)[0] in _IBW_HEADERS else ">"
+    fmt, idx = _IBW_HEADERS.get(struct.unpack_from(order + "h", raw)[0], (None, ()))
+    if fmt is None or len(raw) < struct.calcsize(order + fmt):
+        return  # igor2's own error
+    fields = struct.unpack_from(order + fmt, raw)
+    sizes = [fields[k] for k in idx]
+    if min(sizes) < 0 or struct.calcsize(order + fmt) + sum(sizes) > len(raw):
+        raise fail(path, f"corrupted Igor binary wave: its header declares sections of {sizes} bytes, "
+                         f"more than the file's {len(raw)} bytes")
 
 
 def read_ibw(path: Any) -> dict:
@@ -58,13 +83,27 @@ def read_ibw(path: Any) -> dict:
 
     try:
         with open_stream(Path(path)) as fh:
-            data = binarywave.load(fh)
+            raw = fh.read()
+    except (OSError, EOFError) as e:  # gzip/lzma errors are OSError/EOFError
+        raise fail(path, f"cannot read file: {type(e).__name__}: {e}") from None
+    _check_ibw_sizes(path, raw)
+    # On a corrupted wave igor2 logs its raw bytes (the whole file) before raising; the
+    # error below says it in one line instead.
+    log = logging.getLogger(binarywave.__name__)
+    was_disabled, log.disabled = log.disabled, True
+    try:
+        data = binarywave.load(io.BytesIO(raw))
         wave, version = data["wave"], int(data["version"])
         header = wave["wave_header"]
         values = np.asarray(wave["wData"])
     except Exception as e:  # igor2 raises ValueError, struct.error, IndexError, ...
+        # igor2 reuses one parser per thread, and a failed parse can leave it sized for
+        # the bad header (every later load then slow or a MemoryError): start afresh.
+        vars(getattr(binarywave, "_thread_local", object())).pop("wave", None)
         raise fail(path, f"cannot read Igor binary wave (truncated or corrupted?): "
-                         f"{type(e).__name__}: {e}") from None
+                         f"{type(e).__name__}: {str(e)[:200]}") from None
+    finally:
+        log.disabled = was_disabled
     if values.dtype.kind not in "fiu":
         raise fail(path, f"wave holds {values.dtype} data, not numbers")
     if values.ndim != 1:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
+from .. import _validate as check
 from .recording import Recording, fail
 
 # Compressed files are read through a temporary copy: pyabf and igor2 want a path.
@@ -159,3 +160,37 @@ def check_voltage_plausible(rec: Recording, label: str) -> None:
                  "units in the file); check it and pass v_units=... with the true units")
     warnings.warn(f"{label}: voltage implausible for mV: {'; '.join(problems)}: {cause} "
                   "(--v-units on the command line)", ImplausibleVoltageWarning, stacklevel=3)
+
+
+def rate_from_times(path: Any, t_ms: np.ndarray) -> float:
+    """Sampling rate (Hz) of sample times ``t_ms`` (ms) that must be uniform within 1 % of a step.
+
+    Example:
+        >>> rate_from_times("x.csv", np.array([0.0, 0.1, 0.2]))
+        10000.0
+    """
+    # Tolerate jitter from printed decimals but not gaps or reordering.
+    if t_ms.size < 2:
+        raise fail(path, "needs at least 2 samples to know the sampling rate")
+    d = np.diff(t_ms)
+    dt = (t_ms[-1] - t_ms[0]) / (t_ms.size - 1)
+    if not dt > 0 or np.max(np.abs(d - dt)) > 0.01 * dt:
+        raise fail(path, f"time is not uniformly sampled (steps from {d.min():g} to "
+                         f"{d.max():g} ms); resample it before loading")
+    fs = 1000.0 / dt
+    return float(round(fs)) if abs(fs - round(fs)) < 1e-6 * fs else fs
+
+
+def check_finite(rec: Recording, label: str) -> None:
+    """Reject NaN or infinite samples, naming the sweep and the 1-based sample (the rule
+    :func:`hhjax._validate.columns` applies to every input column).
+
+    Example:
+        >>> rec = Recording(np.arange(3) * 0.1, np.array([[-65.0, np.nan, -65.0]]), np.zeros((1, 3)), (4,), 1e4)
+        >>> check_finite(rec, "cell.abf")
+        Traceback (most recent call last):
+        ...
+        ValueError: cell.abf: column v (sweep 4), row 2: NaN
+    """
+    for k, n in enumerate(rec.sweeps):
+        check.columns(label, {f"v (sweep {n})": (rec.v[k], None), f"i (sweep {n})": (rec.i[k], None)})
