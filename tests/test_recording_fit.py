@@ -334,3 +334,10 @@ def test_rows_cover_every_depolarising_epoch():
     rec = Recording(t, v, i, (0, 1), 1000.0 / DT, "dual")
     _, rows, *_ = fit_rows(rec, DT)
     assert [r[2] for r in rows if r[3] == "sweep"] == [pytest.approx(900.0 + POST_MS)] * 2
+
+
+def test_fit_recording_refuses_voltage_beyond_500_mV(synthetic):
+    # Volts read as millivolts the other way round (x1000): a one-line error, no fit.
+    bad = dataclasses.replace(synthetic, v=synthetic.v * 1000.0)
+    with pytest.raises(ValueError, match=r"recording: \|V\| up to .* mV is beyond ±500 mV"):
+        fit_recording(bad, generations=1, population=2, steps=0)

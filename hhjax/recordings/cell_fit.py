@@ -284,6 +284,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     check.positive_number(dt, "dt", "ms")
     check.method(method, METHODS)
     check.bounds(bounds)
+    check.voltage_trace(recording.v, "recording")
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
