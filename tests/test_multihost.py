@@ -124,3 +124,10 @@ def test_population_describes_ranges_grids_and_draws():
         population(10, g_na=Uniform(1.0, 2.0))
     with pytest.raises(ValueError, match="Grid"):
         population(7, current=Grid([1.0, 2.0]))
+    # Each description checks itself when it is made, naming the bad field.
+    for bad, match in ((lambda: Uniform(2.0, 1.0), "Uniform: lo must be below hi"),
+                       (lambda: Normal(0.0, -1.0), "Normal: sd must be >= 0"),
+                       (lambda: Linspace(0.0, float("nan")), "Linspace: hi must be a finite number"),
+                       (lambda: Uniform("1", 2.0), "Uniform: lo must be a finite number")):
+        with pytest.raises(ValueError, match=match):
+            bad()

@@ -26,12 +26,29 @@ __all__ = ["Linspace", "Uniform", "Normal", "Grid", "Population", "population", 
            "local_parts", "check_initialized"]
 
 
+def _check(owner: str, values: dict, rule: str = "", holds: Any = None) -> None:
+    """Each of ``values`` a finite number, then ``holds()`` true (else ``rule`` is the message)."""
+    for name, x in values.items():
+        try:
+            ok = not isinstance(x, (str, bytes)) and np.ndim(x) == 0 and bool(np.isfinite(float(x)))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{owner}: {name} must be a finite number, got {x!r}")
+    if holds is not None and not holds():
+        raise ValueError(f"{owner}: {rule}, got " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
 @dataclasses.dataclass(frozen=True)
 class Linspace:
-    """Evenly spaced from ``lo`` to ``hi`` (both included) over the neurons, in the field's units."""
+    """Evenly spaced from ``lo`` to ``hi`` (both included; ``hi < lo`` runs downwards) over
+    the neurons, in the field's units."""
 
     lo: float
     hi: float
+
+    def __post_init__(self):
+        _check("Linspace", dict(lo=self.lo, hi=self.hi))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +58,19 @@ class Uniform:
     lo: float
     hi: float
 
+    def __post_init__(self):
+        _check("Uniform", dict(lo=self.lo, hi=self.hi), "lo must be below hi", lambda: self.lo < self.hi)
+
 
 @dataclasses.dataclass(frozen=True)
 class Normal:
-    """Independent draws, normal with ``mean`` and standard deviation ``sd``, from the ``key``."""
+    """Independent draws, normal with ``mean`` and standard deviation ``sd`` (≥ 0), from the ``key``."""
 
     mean: float
     sd: float
+
+    def __post_init__(self):
+        _check("Normal", dict(mean=self.mean, sd=self.sd), "sd must be >= 0", lambda: self.sd >= 0)
 
 
 @dataclasses.dataclass(frozen=True)
