@@ -48,6 +48,20 @@ def test_goncalves_summary_matches_numpy_and_scipy():
     assert ours[0, 0] > 3 and ours[2, 0] == 0  # a spiking and a silent trace: both paths tested
 
 
+def test_goncalves_spike_count_is_the_package_detector_not_a_crossing_count():
+    # Noise around 0 mV during the step (a depolarised plateau) crosses 0 mV dozens of
+    # times but holds no spike; two 60 mV spikes on the plateau are two.
+    from types import SimpleNamespace
+    t = np.arange(0.0, DURATION, 0.1)
+    v = np.where((t >= T_ON) & (t < T_OFF), 0.0, -65.0) + np.random.default_rng(0).normal(0.0, 1.0, t.size)
+    crossings = int(np.sum((v[:-1] < 0) & (v[1:] >= 0)))
+    spiky = v.copy()
+    for t_peak in (T_ON + 30.0, T_ON + 60.0):
+        spiky += 60.0 * np.exp(-0.5 * ((t - t_peak) / 0.3) ** 2)
+    counts = [float(goncalves_summary(SimpleNamespace(t=t, v=x), T_ON, T_OFF)[0]) for x in (v, spiky)]
+    assert crossings > 20 and counts == [0.0, 2.0]
+
+
 def test_simulator_numpy_batch_matches_single_runs():
     names = ["g_na", "g_k", "v_t"]
     sim = simulator(hhjax.presets.POSPISCHIL, STIM, names, duration=DURATION)
