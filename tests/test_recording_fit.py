@@ -203,14 +203,20 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     assert all(np.isnan(v) for v in _stderr(spec, np.zeros(2), jac, r, data).values())
 
 
-def test_fit_auto_selects_by_held_out_sweeps():
+def test_fit_auto_selects_by_held_out_sweeps(tmp_path):
     """--model auto: candidates fitted to the same training sweeps, scored on sweeps they
     did not see; the report's scores are recomputable from its own validation rows."""
     from hhjax.recordings.select import cv_score, fit_auto
 
     rec = _synthetic(amps=(-60.0, 60.0, 100.0, 150.0, 200.0))
-    res = fit_auto(rec, sweeps=[0, 1, 4], candidates=("pospischil", "pospischil_ib"), key=0,
-                   search={"generations": 2, "population": 16, "steps": 0, "n_starts": 1})
+    kw = dict(sweeps=[0, 1, 4], candidates=("pospischil", "pospischil_ib"), key=0,
+              search={"generations": 2, "population": 16, "steps": 0, "n_starts": 1})
+    res = fit_auto(rec, checkpoint=str(tmp_path / "ck"), **kw)
+    # Each candidate checkpointed in its own folder; a rerun replays them to the same result.
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["pospischil", "pospischil_ib"]
+    again = fit_auto(rec, checkpoint=str(tmp_path / "ck"), **kw)
+    assert again.params == res.params and again.settings["model_selection"]["winner"] == \
+        res.settings["model_selection"]["winner"]
     sel = res.settings["model_selection"]
     assert sel["training_sweeps"] == [0, 1, 4] and sel["validation_sweeps"] == [2, 3]
     assert not set(sel["validation_sweeps"]) & set(sel["training_sweeps"])

@@ -81,7 +81,7 @@ def _fit_recording_model(model, rec, kw, init, checkpoint, args):
         if init is not None:
             raise CLIError("--preset: --model auto starts each candidate at its own preset; leave --preset out")
         kw.pop("init")
-        res = fit_auto(rec, **kw, **({} if args.steps is None else {"steps": args.steps}))
+        res = fit_auto(rec, checkpoint=checkpoint, **kw, **({} if args.steps is None else {"steps": args.steps}))
         sel = res.settings["model_selection"]
         for n, c in sel["candidates"].items():
             print(f"candidate {n}: cross-validated score {format_value(c['score'], '.3g')}, "
@@ -101,10 +101,8 @@ def cmd_fit_recording(args):
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
     # A recording fit takes 35-60 s with the default search: it checkpoints by default
     # (removed once the outputs are written), so a killed fit resumes when rerun.
-    auto_checkpoint = args.checkpoint is None and not args.no_checkpoint and model != "auto"
+    auto_checkpoint = args.checkpoint is None and not args.no_checkpoint
     checkpoint = default_checkpoint(args, rec) if auto_checkpoint else args.checkpoint
-    if checkpoint is not None and model == "auto":
-        raise CLIError("--checkpoint: --model auto does not resume yet (fit one model to checkpoint it)")
     # fit_cli's --trainable default is meant for HH traces: take the recording default then.
     trainable = DEFAULT_TRAINABLE if args.trainable is None else \
         tuple(n.strip() for n in args.trainable.split(",") if n.strip())
@@ -261,7 +259,7 @@ def add_command(sub) -> None:
                    help="recordings: do not checkpoint. By default a recording fit (35-60 s with the default "
                         "search) saves its state after every generation/iteration in OUT.checkpoint, or without "
                         "--out in ~/.cache/hhjax/checkpoints, resumes from it when the same command is rerun, "
-                        "and removes it once the outputs are written (--model auto does not checkpoint yet)")
+                        "and removes it once the outputs are written (--model auto: one subfolder per candidate)")
     f.add_argument("--generations", type=positive_int, default=None,
                    help="recordings: generations of the cross-entropy search (default 16)")
     f.add_argument("--population", type=positive_int, default=None,

@@ -21,6 +21,7 @@ candidate (the simpler model first).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -93,7 +94,7 @@ def _failures(rows):
 
 
 def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, progress=None,
-             search=None, **fit_kwargs):
+             search=None, checkpoint=None, **fit_kwargs):
     """Fit every candidate and keep the one with the best cross-validated score.
 
     Args:
@@ -101,6 +102,9 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
             :func:`choose_sweeps`). candidates: keys of :data:`hhjax.recordings.cell_fit.MODELS`.
         search: per-candidate search size (default :data:`AUTO_SEARCH`); ``fit_kwargs`` go
             to :func:`fit_recording` for every candidate.
+        checkpoint: a directory; each candidate checkpoints in its own subfolder (named
+            by the candidate), so a rerun resumes the unfinished candidate and replays the
+            finished ones from their saved state.
 
     Returns:
         The winner's :class:`~hhjax.recordings.cell_fit.RecordingFit`, its ``settings``
@@ -115,7 +119,8 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     fits, table = {}, {}
     for name in candidates:
         kw = {**(search or AUTO_SEARCH), **fit_kwargs}
-        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress, **kw)
+        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
+                            checkpoint=None if checkpoint is None else os.path.join(checkpoint, name), **kw)
         rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
         fits[name] = res
         table[name] = {"rows": rows, "training_failures": int(_failures(res.features["sweeps"])),
