@@ -99,7 +99,7 @@ def cmd_fit_recording(args):
     if model not in RECORDING_MODELS:
         raise CLIError(f"--model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
-    # A recording fit takes 35-60 s with the default search: it checkpoints by default
+    # A recording fit takes 10-60 s with the default search: it checkpoints by default
     # (removed once the outputs are written), so a killed fit resumes when rerun.
     auto_checkpoint = args.checkpoint is None and not args.no_checkpoint
     checkpoint = default_checkpoint(args, rec) if auto_checkpoint else args.checkpoint
@@ -256,7 +256,7 @@ def add_command(sub) -> None:
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
     add_v_units_option(f)
     f.add_argument("--no-checkpoint", action="store_true",
-                   help="recordings: do not checkpoint. By default a recording fit (35-60 s with the default "
+                   help="recordings: do not checkpoint. By default a recording fit (10-60 s with the default "
                         "search) saves its state after every generation/iteration in OUT.checkpoint, or without "
                         "--out in ~/.cache/hhjax/checkpoints, resumes from it when the same command is rerun, "
                         "and removes it once the outputs are written (--model auto: one subfolder per candidate)")
