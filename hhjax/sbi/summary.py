@@ -59,7 +59,7 @@ def goncalves_summary(trace, t_on: float, t_off: float, *, sample_dt: float | No
         >>> int(s[0]), round(float(s[1]), 1)    # spikes during the step, resting V (mV)
         (11, -71.0)
     """
-    t, v = trace.t, trace.v
+    t, v = trace.t, jnp.asarray(trace.v)  # NumPy float64 input computes in JAX's float dtype
     if sample_dt is None:
         try:
             sample_dt = float(t[1] - t[0])
