@@ -22,6 +22,13 @@ def progress_bar(progress: Optional[bool], total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False)
 
 
+def advance(bar: Any, loss: str) -> None:
+    """One step of a :func:`progress_bar` (``None``: nothing), showing ``loss``."""
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=loss)
+
+
 def seed_of(key: Any) -> int:
     """The one seeding rule: ``key`` is ``None`` (seed 0), an int seed, or a JAX key, for
     which the seed is its last word (``PRNGKey(k)`` -> ``k``).

@@ -19,7 +19,7 @@ import optax
 
 from .. import _validate as check
 from .. import presets as _presets
-from ._common import key_of, progress_bar
+from ._common import advance, key_of, progress_bar
 from .direct import direct_estimate_batch, estimable
 from .losses import get_loss
 from ..models import model_of
@@ -207,12 +207,10 @@ def fit(target_v: ArrayLike, stimulus: Any, init: Any = None, *, dt: float, dura
         state, history, it, finished = resumed
     bar = progress_bar(progress, steps, "fit")
 
-    def on_step(state, it):
+    def on_step(state, it, done):
         history.append(to_loss(state))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.min(history[-1]):.4g}")
-        save_fit_state(ckpt, state, history, it, finished=it == steps or bool(np.all(strategy.done(state, it))))
+        advance(bar, f"{np.min(history[-1]):.4g}")
+        save_fit_state(ckpt, state, history, it, finished=it == steps or done)
 
     if not finished:
         state, it, _ = run_strategy(strategy, state, steps, first=it + 1, on_step=on_step)

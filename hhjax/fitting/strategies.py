@@ -36,16 +36,16 @@ improves on every step, so a shorter patience stopped good fits early)."""
 
 
 def run_strategy(strategy: "Strategy", state: Any, steps: int, *, first: int = 1,
-                 on_step: Callable[[Any, int], None] | None = None) -> tuple[Any, int, bool]:
+                 on_step: Callable[[Any, int, bool], None] | None = None) -> tuple[Any, int, bool]:
     """Iterations ``first .. steps`` of ``strategy`` from ``state``, stopping early once
-    every row is done; ``on_step(state, iteration)`` runs after each (progress, history,
-    checkpoints). Returns ``(state, last iteration, every row done)``."""
+    every row is done; ``on_step(state, iteration, every row done)`` runs after each
+    (progress, history, checkpoints). Returns ``(state, last iteration, every row done)``."""
     it, done = first - 1, False
     for it in range(first, steps + 1):
         state = strategy.step(state, it)
         done = bool(np.all(strategy.done(state, it)))
         if on_step is not None:
-            on_step(state, it)
+            on_step(state, it, done)
         if done:
             break
     return state, it, done

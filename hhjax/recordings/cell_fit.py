@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..fitting._common import progress_bar, seed_of
+from ..fitting._common import advance, progress_bar, seed_of
 from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import normal_terms, residuals_and_jacobian
 from ..fitting.strategies import DEFAULT_TOL, LevenbergMarquardt, run_strategy
@@ -339,9 +339,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         mu, sig = elite.mean(0), np.maximum(0.6 * elite.std(0) + 0.2 * sig, 0.01)
         history.append(float(np.min(alll)))
         save()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]:.3g}")
+        advance(bar, f"{history[-1]:.3g}")
     allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
     t_search = time.perf_counter()
     z0 = allz[np.argsort(alll)[:n_starts]]
@@ -356,12 +354,10 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         state = lm.init(z0)
         save(lm_it=0, lm_state=state)
 
-    def on_step(state, it):
+    def on_step(state, it, done):
         history.append(min(float(np.min(lm.losses(state))), history[-1]))
-        save(lm_it=it, lm_done=bool(np.all(lm.done(state, it))), lm_state=state)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]:.3g}")
+        save(lm_it=it, lm_done=done, lm_state=state)
+        advance(bar, f"{history[-1]:.3g}")
 
     if steps and not done:  # refine all starts together
         state, it, done = run_strategy(lm, state, steps, first=it + 1, on_step=on_step)
