@@ -286,16 +286,23 @@ def ceiling(sizes, repeats, counts, cores):
         if r.returncode:
             return {"skipped": True, "note": "gcc failed: " + r.stderr[-500:]}
         out["compile_command"] = " ".join(cmd[:6] + ["scripts/cpu_ceiling.c", "-lm"])
-        for n in sizes:
-            log(f"C ceiling N={n}")
-            cpath = os.path.join(d, f"counts{n}.bin")
-            r = subprocess.run([exe, str(n), str(repeats), cpath], capture_output=True, text=True,
-                               env=dict(os.environ, OMP_NUM_THREADS=str(cores)))
-            res = dict(json.loads(r.stdout), loadavg=loadavg())
-            c = np.fromfile(cpath, np.int32)
-            res["spikes_total_minus_hhjax"] = int(c.sum() - counts[n].sum())
-            res["neurons_count_differs"] = int(np.sum(c != counts[n]))
-            out[str(n)] = res
+        out.update(ceiling_runs(exe, d, sizes, repeats, cores, lambda c, n: {
+            "spikes_total_minus_hhjax": int(c.sum() - counts[n].sum()),
+            "neurons_count_differs": int(np.sum(c != counts[n]))}))
+    return out
+
+
+def ceiling_runs(exe, d, sizes, repeats, cores, compare):
+    """The compiled C ceiling ``exe`` at each N (scratch files in ``d``): its JSON result,
+    the load average, and ``compare(its spike counts, N)`` (a dict of checks)."""
+    import numpy as np
+    out = {}
+    for n in sizes:
+        log(f"C ceiling N={n}")
+        cpath = os.path.join(d, f"counts{n}.bin")
+        r = subprocess.run([exe, str(n), str(repeats), cpath], capture_output=True, text=True,
+                           env=dict(os.environ, OMP_NUM_THREADS=str(cores)))
+        out[str(n)] = dict(json.loads(r.stdout), loadavg=loadavg(), **compare(np.fromfile(cpath, np.int32), n))
     return out
 
 

@@ -31,7 +31,7 @@ import argparse, json, os, statistics, subprocess, sys, tempfile, textwrap, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]  # this checkout's hhjax, and bench.py beside this file
-from bench import _on_event, loadavg, log, machine, run_peer, subproc_json, timed  # noqa: E402
+from bench import _on_event, ceiling_runs, loadavg, log, machine, run_peer, subproc_json, timed  # noqa: E402
 
 STEPS, DT, DURATION = 4000, 0.025, 100.0
 
@@ -99,15 +99,8 @@ def ceiling(sizes, repeats, counts, cores):
         exe, out["compile_command"], err = build_ceiling(d)
         if exe is None:
             return {"skipped": True, "note": "gcc failed: " + err[-500:]}
-        for n in sizes:
-            log(f"C ceiling N={n}")
-            cpath = os.path.join(d, f"counts{n}.bin")
-            r = subprocess.run([exe, str(n), str(repeats), cpath], capture_output=True, text=True,
-                               env=dict(os.environ, OMP_NUM_THREADS=str(cores)))
-            res = dict(json.loads(r.stdout), loadavg=loadavg())
-            c = np.fromfile(cpath, np.int32)
-            res["neurons_count_differs_from_kernel"] = int(np.sum(c != counts[n]))
-            out[str(n)] = res
+        out.update(ceiling_runs(exe, d, sizes, repeats, cores, lambda c, n: {
+            "neurons_count_differs_from_kernel": int(np.sum(c != counts[n]))}))
     return out
 
 
