@@ -15,6 +15,7 @@ from .._pytree import float_dtype
 from .base import model_of
 
 
+@jax.jit
 def steady_state(params: Any, v: ArrayLike) -> Any:
     """The model state with every gate at its steady state for membrane potential ``v`` (mV).
 

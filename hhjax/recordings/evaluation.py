@@ -153,6 +153,7 @@ def net_current(params, v, i_hold_pA):
     return g * v - ge - jnp.asarray(i_hold_pA) * model.stimulus_scale(params)
 
 
+@functools.partial(jax.jit, static_argnames=("v_lo", "v_hi", "n_grid"))
 def model_rest(params, i_hold_pA=0.0, *, v_lo=-120.0, v_hi=-10.0, n_grid=221):
     """The model's resting potential (mV) at holding current ``i_hold_pA``, differentiably.
 
