@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("dask.distributed")
 
-from hhjax.cluster import FitSettings, find_cells, input_hash, worker_env  # noqa: E402
+from hhjax.cluster import FitSettings, core_sets, find_cells, input_hash, worker_env  # noqa: E402
 from hhjax.cluster.cells import finished_row  # noqa: E402
 from hhjax.io import default_recordings_dir  # noqa: E402
 
@@ -118,6 +118,8 @@ def test_fit_many_matches_sequential_fits_survives_a_killed_worker_and_resumes(c
         for p in PARAMS:
             np.testing.assert_allclose(row[p], reference[path][p], rtol=1e-5, err_msg=f"{name}.{p}")
     assert table[killed[0]]["worker"].split(":")[-1] != str(killed[1])  # refitted elsewhere
+    if hasattr(os, "sched_getaffinity"):  # each worker, the restarted one too, on its own cores
+        assert {tuple(table[n]["cores"]) for n in NAMES} <= {tuple(c) for c in core_sets(2)}, table
     # The workers found the fit's programs in the cache the sequential run filled (every
     # program is cached, not only those that took JAX's default 1 s to compile).
     built = [(table[n]["xla_programs"], table[n]["xla_cache_hits"]) for n in NAMES]

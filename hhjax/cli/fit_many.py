@@ -20,7 +20,7 @@ def cmd_fit_many(args):
     try:
         rows = fit_many(args.inputs, args.out, settings=settings, scheduler=args.scheduler,
                         n_workers=args.workers, cache_dir=args.cache_dir, progress=args.progress,
-                        connect_timeout=args.connect_timeout)
+                        connect_timeout=args.connect_timeout, pin_workers=not args.no_pin)
     except SchedulerUnreachable as exc:
         raise CLIError(str(exc)) from None
     failed = [r for r in rows if r["status"] != "ok"]
@@ -43,6 +43,8 @@ def add_command(sub) -> None:
                                                      "(default: a LocalCluster on this machine)")
     f.add_argument("--workers", type=positive_int, default=None,
                    help="LocalCluster worker processes (default: one per core)")
+    f.add_argument("--no-pin", action="store_true",
+                   help="leave LocalCluster workers unpinned (default: each on cores of its own)")
     f.add_argument("--connect-timeout", type=float, default=10.0,
                    help="seconds to wait for --scheduler (default 10)")
     f.add_argument("--cache-dir", default=None,

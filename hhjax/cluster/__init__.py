@@ -4,7 +4,9 @@ finds, on an embedded ``LocalCluster`` or on a scheduler started elsewhere (e.g.
 ``hhjax fit-many INPUTS... --out results/``."""
 
 from .cells import Cell, FitSettings, find_cells, fit_cell, input_hash, worker_env
+from .pinning import PinWorkers, core_sets, pin_threads
 from .runner import SUMMARY_COLUMNS, SchedulerUnreachable, fit_many, write_summary
 
 __all__ = ["fit_many", "FitSettings", "Cell", "find_cells", "fit_cell", "input_hash", "worker_env",
-           "write_summary", "SUMMARY_COLUMNS", "SchedulerUnreachable"]
+           "write_summary", "SUMMARY_COLUMNS", "SchedulerUnreachable", "PinWorkers", "core_sets",
+           "pin_threads"]

@@ -233,6 +233,8 @@ def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=
         save_json_atomic(folder / "error.json", {"error": row["error"],
                                                  "traceback": traceback.format_exc()})
     row["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    if hasattr(os, "sched_getaffinity"):  # the cores it ran on (pinned workers: their own)
+        row["cores"] = sorted(os.sched_getaffinity(0))
     row["cpu_time_s"] = round(time.process_time() - c0, 3)
     # programs built for this cell (compiled or loaded) and persistent-cache hits among them
     row.update({f"xla_{k}": _COUNTS[k] - before[k] for k in before})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..io import save_json_atomic, write_atomic
 from ..simulation.devices import cpu_cores
+from .pinning import PinWorkers, core_sets
 from .cells import Cell, FitSettings, find_cells, finished_row, fit_cell, input_hash, worker_env
 
 __all__ = ["fit_many", "write_summary", "SchedulerUnreachable"]
@@ -37,9 +38,10 @@ def write_summary(out_dir, rows) -> None:
     save_json_atomic(Path(out_dir) / "summary.json", {"cells": rows})
 
 
-def _client(scheduler, n_workers, cache_dir, connect_timeout):
+def _client(scheduler, n_workers, cache_dir, connect_timeout, pin=True):
     """A Dask client: to ``scheduler`` if given, else to a new LocalCluster of ``n_workers``
-    single-threaded worker processes. Returns ``(client, cluster or None)``."""
+    single-threaded worker processes, each pinned to cores of its own if ``pin``
+    (:mod:`hhjax.cluster.pinning`). Returns ``(client, cluster or None)``."""
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415 (optional: hhjax[cluster])
 
     if scheduler:
@@ -55,14 +57,18 @@ def _client(scheduler, n_workers, cache_dir, connect_timeout):
     # Workers take their configuration from here: no statistical profiler sampling the fit's
     # thread 100 times a second (about 4 % of a fit's CPU time).
     with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=n_workers or cpu_cores(), threads_per_worker=1,
+        n_workers = n_workers or cpu_cores()
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
                                processes=True, dashboard_address=None, env=env)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    if pin:
+        client.register_plugin(PinWorkers(core_sets(n_workers)))
+    return client, cluster
 
 
 def fit_many(inputs, out_dir, *, settings: FitSettings = FitSettings(), scheduler=None,
              n_workers=None, cache_dir=None, progress=None, connect_timeout=10.0,
-             client=None) -> list:
+             client=None, pin_workers: bool = True) -> list:
     """Fit every recording in ``inputs`` (files, folders, globs; see
     :func:`hhjax.cluster.find_cells`) on Dask and write ``OUT/<cell>/`` results and the
     summary table as each cell finishes.
@@ -82,6 +88,8 @@ def fit_many(inputs, out_dir, *, settings: FitSettings = FitSettings(), schedule
         cache_dir: the persistent compilation cache the workers share (default
             ``OUT/.xla-cache``). client: an existing ``dask.distributed.Client`` to use.
         progress: a bar over cells (default: when stderr is a terminal).
+        pin_workers: pin each worker of the LocalCluster started here to cores of its own
+            (:mod:`hhjax.cluster.pinning`; 1.4x faster with 2 workers on 2 cores).
 
     Returns:
         The rows of the summary table (dicts), in cell-name order.
@@ -107,7 +115,7 @@ def fit_many(inputs, out_dir, *, settings: FitSettings = FitSettings(), schedule
         return [rows[c.name] for c in cells]
     own = client is None
     if own:
-        client, cluster = _client(scheduler, n_workers, cache_dir, connect_timeout)
+        client, cluster = _client(scheduler, n_workers, cache_dir, connect_timeout, pin_workers)
     bar = _bar(progress, len(cells), len(cells) - len(todo))
     try:
         from dask.distributed import as_completed  # noqa: PLC0415 (optional: hhjax[cluster])
