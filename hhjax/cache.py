@@ -8,11 +8,25 @@ import os
 
 import jax
 
+# A recording fit and its evaluation build about 50 XLA programs, most compiled in under
+# 0.3 s but about 5 s together: caching only slow ones left `hhjax fit` recompiling them on
+# every call. So every program is kept, and the folder is bounded instead (least recently
+# used entries go first); one fit's programs take a few MB.
+DEFAULT_MAX_BYTES = 1 << 30
 
-def enable_compilation_cache(path: Optional[str] = None, min_compile_time_s: float = 0.5) -> Optional[str]:
+
+def enable_compilation_cache(path: Optional[str] = None, min_compile_time_s: float = 0.0,
+                             max_bytes: int = DEFAULT_MAX_BYTES) -> Optional[str]:
     """Store XLA executables on disk (default ``~/.cache/hhjax/xla``) and reuse them in later
     processes. The ``hhjax`` command line turns this on; a library call leaves JAX's
     configuration alone unless you call this. Set ``HHJAX_NO_CACHE=1`` to disable it in the CLI.
+
+    Args:
+        path: the cache folder.
+        min_compile_time_s: keep only programs that took at least this long to compile (s).
+        max_bytes: the folder's size limit (bytes); beyond it the least recently used
+            programs are removed. Where JAX cannot bound it (JAX before 0.4.32, or without the
+            ``filelock`` package), only programs that took 0.5 s or more are kept instead.
 
     Returns the cache directory, or None if JAX already has a cache directory configured.
 
@@ -23,8 +37,17 @@ def enable_compilation_cache(path: Optional[str] = None, min_compile_time_s: flo
     """
     if jax.config.jax_compilation_cache_dir:  # type: ignore[attr-defined]
         return None
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes: expected a positive size, got {max_bytes}")
     path = path or os.path.join(os.path.expanduser("~"), ".cache", "hhjax", "xla")
     os.makedirs(path, exist_ok=True)
+    try:
+        import filelock  # noqa: F401, PLC0415 (JAX's size limit needs it)
+
+        jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
+    except (ImportError, AttributeError):  # no bound available: keep the folder small
+        min_compile_time_s = max(min_compile_time_s, 0.5)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_s))
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path

@@ -13,14 +13,22 @@ then the evaluation on every sweep, ``fit.json``, ``eval.json`` and the figure.
   once), with the environment a user has by default: ``XLA_FLAGS``, ``OMP_NUM_THREADS``
   and ``HHJAX_SHARD`` unset, so XLA uses its default CPU thread pool (one thread per core)
   and one CPU device.
+- cli: one ``hhjax fit CELL --out CELL/fit.json --plot CELL/fit.png`` command after
+  another, as a user without ``fit-many`` runs them (the issue's reference: "sequential
+  ``hhjax fit`` calls"), each a new process with the user's default environment and
+  hhjax's own compilation cache (in a fresh ``HOME``; cold: empty, warm: filled by the
+  cold run). It evaluates every sweep and draws the figure, as the others do, but writes
+  no ``eval.json`` (its ``fit.json`` holds the evaluation).
 - dask: ``hhjax fit-many CELLS --out OUT --workers W --cache-dir CACHE`` as a user runs it
-  (the cluster's start and stop included); workers get ``hhjax.cluster.worker_env``.
+  (the cluster's start and stop included); workers get ``hhjax.cluster.worker_env`` and
+  are pinned to a core each (:mod:`hhjax.cluster.pinning`).
 
 Each side is timed from process start to exit (imports included); CPU time is the user +
 system time of the process and every process it started (``os.wait4``). "cold" runs start
 from empty persistent compilation caches, "warm" ones reuse the cache their side filled in
 the cold run (the state of a lab's second batch); with ``both`` the order is sequential
-cold, dask cold, dask warm, sequential warm, so that a drifting load hits both sides alike.
+cold, cli cold, dask cold, dask warm, cli warm, sequential warm, so that a drifting load
+hits every side alike.
 The 1-minute load average (sampled every 2 s) and the CPU share that other processes took
 (from /proc/stat) are recorded per run. The fitted parameters of every cell are compared
 between the two sides.
@@ -77,13 +85,15 @@ def _timed(cmd, env, label):
     return {"wall_s": wall, "cpu_s": cpu, **watch.summary(cpu, wall)}, stdout
 
 
-SMALL = {"n_starts": 1, "steps": 0, "generations": 1, "population": 8}  # --small: checks the script
-SMALL_FLAGS = ["--starts", "1", "--steps", "0", "--generations", "1", "--population", "8"]
+SMALL = {"n_starts": 1, "steps": 1, "generations": 1, "population": 8}  # --small: checks the script
+SMALL_FLAGS = ["--starts", "1", "--steps", "1", "--generations", "1", "--population", "8"]
 
 
 def run_side(side, cells, work, cache, env, workers, plot, small=False):
     """One timed run of ``side`` ("sequential" or "dask") into a fresh output folder."""
     out = work / f"out-{side}-{len(list(work.glob(f'out-{side}-*')))}"
+    if side == "cli":
+        return run_cli(cells, out, cache, env, plot, small)
     if side == "sequential":
         settings = {"plot": plot, **(SMALL if small else {})}
         cmd = [sys.executable, "-c", SEQUENTIAL, str(cells), str(out), json.dumps(settings), str(cache)]
@@ -101,6 +111,43 @@ def run_side(side, cells, work, cache, env, workers, plot, small=False):
         raise RuntimeError(f"{side}: cells failed: {bad}")
     res["cells"] = [{k: r.get(k) for k in ("cell", "worker", "wall_time_s", "cpu_time_s", "xla_programs",
                                           "xla_cache_hits", *PARAMS)} for r in rows]
+    shutil.rmtree(out, ignore_errors=True)
+    return res
+
+
+CLI_LOOP = r"""
+import json, os, subprocess, sys, time
+cells, out, flags = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+from hhjax.cluster import find_cells  # finding files only; each fit is its own process
+rows = []
+for c in find_cells([cells]):
+    folder = os.path.join(out, c.name)
+    os.makedirs(folder)
+    t0 = time.perf_counter()
+    args = ["fit", c.path, "--out", os.path.join(folder, "fit.json"), *flags]
+    if "--no-plot" in args:
+        args.remove("--no-plot")
+    else:
+        args += ["--plot", os.path.join(folder, "fit.png")]
+    subprocess.run([sys.executable, "-c", "import sys, hhjax.cli as m; sys.exit(m.main())", *args],
+                   check=True, capture_output=True)
+    p = json.load(open(os.path.join(folder, "fit.json")))["params"]
+    rows.append({"cell": c.name, "status": "ok", "worker": "cli", "wall_time_s": time.perf_counter() - t0, **p})
+print(json.dumps(rows))
+"""
+
+
+def run_cli(cells, out, home, env, plot, small=False):
+    """The cells fitted by one ``hhjax fit`` command after another (see the module doc):
+    ``home`` is the ``HOME`` whose ``~/.cache/hhjax`` holds hhjax's compilation cache."""
+    env = {k: v for k, v in env.items() if k != "HHJAX_NO_CACHE"}
+    home.mkdir(exist_ok=True)
+    env["HOME"] = str(home)
+    flags = (SMALL_FLAGS if small else []) + ([] if plot else ["--no-plot"])
+    cmd = [sys.executable, "-c", CLI_LOOP, str(cells), str(out), json.dumps(flags)]
+    res, stdout = _timed(cmd, env, "cli")
+    rows = json.loads(stdout.strip().splitlines()[-1])
+    res["cells"] = [{k: r.get(k) for k in ("cell", "worker", "wall_time_s", *PARAMS)} for r in rows]
     shutil.rmtree(out, ignore_errors=True)
     return res
 
@@ -137,11 +184,12 @@ def main(argv=None):
         env = {k: v for k, v in os.environ.items() if k not in UNSET}
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         env["HHJAX_NO_CACHE"] = "1"  # the CLI's own default cache stays out of it
-        caches = {s: work / f"cache-{s}" for s in ("sequential", "dask")}
-        order = {"cold": [("sequential", "cold"), ("dask", "cold")],
-                 "warm": [("sequential", "prime"), ("dask", "prime"), ("dask", "warm"), ("sequential", "warm")],
-                 "both": [("sequential", "cold"), ("dask", "cold"), ("dask", "warm"),
-                          ("sequential", "warm")]}[args.cache]
+        caches = {s: work / f"cache-{s}" for s in ("sequential", "dask", "cli")}
+        order = {"cold": [("sequential", "cold"), ("cli", "cold"), ("dask", "cold")],
+                 "warm": [("sequential", "prime"), ("cli", "prime"), ("dask", "prime"), ("dask", "warm"),
+                          ("cli", "warm"), ("sequential", "warm")],
+                 "both": [("sequential", "cold"), ("cli", "cold"), ("dask", "cold"), ("dask", "warm"),
+                          ("cli", "warm"), ("sequential", "warm")]}[args.cache]
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip()
         res = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -159,9 +207,13 @@ def main(argv=None):
                 res["runs"][f"{side}_{state}"] = r
         for state in ("cold", "warm"):
             s, d = res["runs"].get(f"sequential_{state}"), res["runs"].get(f"dask_{state}")
+            c = res["runs"].get(f"cli_{state}")
             if s and d:
                 res[state] = {"ratio_wall": d["wall_s"] / s["wall_s"], "ratio_cpu": d["cpu_s"] / s["cpu_s"],
                               **compare(s, d)}
+            if c and d:
+                res[state]["cli"] = {"ratio_wall": d["wall_s"] / c["wall_s"],
+                                     "ratio_cpu": d["cpu_s"] / c["cpu_s"], **compare(c, d)}
         res["machine"]["load_after"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -173,15 +225,18 @@ def report(res) -> str:
     """The README table from a results dict."""
     lines = [f"{res['cells']} copies of {res['recording']}, hhjax fit defaults, {res['workers']} workers "
              f"(commit {res['commit']}, {res['machine']['cores']} cores)", "",
-             "| run | wall s | CPU s | load (1 min, mean) | others' CPU share | Dask ÷ sequential (wall) | "
-             "parameters |", "|---|---|---|---|---|---|---|"]
+             "| run | wall s | CPU s | load (1 min, mean) | others' CPU share | Dask ÷ this (wall) | "
+             "parameters vs Dask |", "|---|---|---|---|---|---|---|"]
+    names = {"sequential": "one process, cells in turn", "cli": "`hhjax fit` per cell, in turn",
+             "dask": "`hhjax fit-many`, Dask"}
     for name, r in res["runs"].items():
         side, state = name.split("_")
         cmp = res.get(state, {})
-        ratio = f"{cmp['ratio_wall']:.2f}" if side == "dask" and cmp else ""
+        cmp = cmp.get("cli", {}) if side == "cli" else cmp if side == "sequential" else {}
+        ratio = f"{cmp['ratio_wall']:.2f}" if cmp else ""
         same = ("identical" if cmp.get("identical_parameters") else
-                f"max rel. diff {cmp['max_relative_difference']:.1e}") if side == "dask" and cmp else ""
-        lines.append(f"| {side}, {state} cache | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+                f"max rel. diff {cmp['max_relative_difference']:.1e}") if cmp else ""
+        lines.append(f"| {names[side]}, {state} cache | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
                      f"{r['load_1min']['mean']:.1f} | {100 * r.get('others_cpu_share', float('nan')):.0f} % | "
                      f"{ratio} | {same} |")
     return "\n".join(lines)
