@@ -165,7 +165,7 @@ def worker_env(cache_dir=None) -> dict:
     if cache_dir:
         env["HHJAX_CACHE_DIR"] = os.fspath(cache_dir)
         # JAX reads these at start: every program is cached, not only those that took
-        # over a second to compile (a fit compiles ~150 programs, most in < 0.5 s).
+        # over a second to compile (a fit and its evaluation build ~50 programs, most in < 0.5 s).
         env["JAX_COMPILATION_CACHE_DIR"] = os.fspath(cache_dir)
         env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
         env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
@@ -175,7 +175,7 @@ def worker_env(cache_dir=None) -> dict:
 def use_shared_cache(cache_dir=None) -> None:
     """Point JAX's persistent compilation cache at ``cache_dir`` (default
     ``HHJAX_CACHE_DIR``; nothing if neither is set) and cache every program: JAX's
-    default keeps only programs that took ≥ 1 s to compile, and most of the ~150 programs
+    default keeps only programs that took ≥ 1 s to compile, and most of the ~50 programs
     of a recording fit take less, so a second worker would compile those again.
 
     >>> use_shared_cache(None)  # no directory given or in HHJAX_CACHE_DIR: nothing changes
