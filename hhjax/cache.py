@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import importlib.util
 import os
 
 import jax
@@ -42,8 +43,8 @@ def enable_compilation_cache(path: Optional[str] = None, min_compile_time_s: flo
     path = path or os.path.join(os.path.expanduser("~"), ".cache", "hhjax", "xla")
     os.makedirs(path, exist_ok=True)
     try:
-        import filelock  # noqa: F401, PLC0415 (JAX's size limit needs it)
-
+        if importlib.util.find_spec("filelock") is None:  # JAX's size limit needs it
+            raise ImportError("filelock")
         jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
     except (ImportError, AttributeError):  # no bound available: keep the folder small
         min_compile_time_s = max(min_compile_time_s, 0.5)

@@ -1,0 +1,31 @@
+"""hhjax's persistent compilation cache (``hhjax.enable_compilation_cache``, which the ``hhjax``
+command turns on): every program is kept, also those that compile in milliseconds (a
+recording fit builds ~50 of them, ~5 s together), and the folder is bounded."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = textwrap.dedent("""
+    import sys, jax, jax.numpy as jnp
+    import hhjax
+    path = hhjax.enable_compilation_cache(sys.argv[1], max_bytes=50_000_000)
+    jax.jit(lambda x: x * 3.0 + 1.0)(jnp.ones(7)).block_until_ready()  # compiles in ms
+    print(path, jax.config.jax_compilation_cache_max_size)
+""")
+
+
+def test_cache_keeps_fast_programs_and_is_bounded(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}  # not the suite's cache
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    folder = tmp_path / "xla"
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(folder)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    path, limit = out.stdout.split()
+    assert path == str(folder) and int(limit) == 50_000_000
+    assert any(p.name.endswith("-cache") and "lambda" in p.name for p in folder.iterdir())
