@@ -46,9 +46,27 @@ def enable_compilation_cache(path: Optional[str] = None, min_compile_time_s: flo
         if importlib.util.find_spec("filelock") is None:  # JAX's size limit needs it
             raise ImportError("filelock")
         jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
+        _add_access_times(path)
     except (ImportError, AttributeError):  # no bound available: keep the folder small
         min_compile_time_s = max(min_compile_time_s, 0.5)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_s))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path
+
+
+def _add_access_times(path: str) -> None:
+    """Give every program in ``path`` the access-time file that JAX's bounded cache keeps
+    beside it. Programs written without a bound (by earlier hhjax versions, or by JAX with its
+    defaults) have none, and JAX then warns on every later write ("Error writing persistent
+    compilation cache entry ... -atime"). Their modification time stands in."""
+    cache_suffix, atime_suffix = "-cache", "-atime"  # jax._src.lru_cache's file names
+    try:
+        entries = [e for e in os.scandir(path) if e.name.endswith(cache_suffix)]
+        for entry in entries:
+            atime = os.path.join(path, entry.name[: -len(cache_suffix)] + atime_suffix)
+            if not os.path.exists(atime):
+                with open(atime, "wb") as fh:
+                    fh.write(entry.stat().st_mtime_ns.to_bytes(8, "little"))
+    except OSError:  # a folder we cannot write: JAX reports what matters when it uses it
+        pass

@@ -29,3 +29,18 @@ def test_cache_keeps_fast_programs_and_is_bounded(tmp_path):
     path, limit = out.stdout.split()
     assert path == str(folder) and int(limit) == 50_000_000
     assert any(p.name.endswith("-cache") and "lambda" in p.name for p in folder.iterdir())
+
+
+def test_cache_written_without_a_bound_is_adopted_without_warnings(tmp_path):
+    """A folder filled by an earlier hhjax (every program without JAX's access-time file)
+    must not make JAX warn on every write once the bound is on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    folder = tmp_path / "xla"
+    folder.mkdir()
+    (folder / "jit_old_program-0123abcd-cache").write_bytes(b"\0" * 64)
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(folder)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Error writing persistent compilation cache" not in out.stderr, out.stderr[-2000:]
+    assert (folder / "jit_old_program-0123abcd-atime").exists()
