@@ -3,6 +3,7 @@ sweeps the fit did not see.
 
     python scripts/bench_recordings.py DIR --out results.json [--seeds N] [--figures FIGDIR]
                                        [--model pospischil|auto|...] [--quick]
+                                       [--dask [--workers W | --scheduler tcp://HOST:8786]]
 
 Within DIR a file is one recording, and so is a subfolder (e.g. a set of ``.ibw`` waves,
 read by :func:`hhjax.io.load_recording` as one recording); hidden entries and ``.md`` files
@@ -23,6 +24,11 @@ no rest). ``fit_time_s`` is wall time, compilation included. A Markdown table pe
 (held-out targets, detector counts, CPU time and the load average, since the CPU may be
 shared) goes to stdout and next to the JSON as ``.md``; a figure per cell goes to
 ``--figures``.
+
+With ``--dask`` every (recording, seed) entry is one task on a Dask cluster: a LocalCluster
+of ``--workers`` single-threaded, pinned workers (default one per core) or the scheduler at
+``--scheduler``, set up as for ``hhjax fit-many`` (:func:`hhjax.cluster.connect`). The
+results are the same entries in the same order; fit times are then a worker's.
 """
 
 from __future__ import annotations
@@ -137,6 +143,39 @@ def table(cells, extras):
     return "\n".join(lines)
 
 
+def _label(path, seed):
+    return f"{path.name}" + ("" if seed is None else f", seed {seed}")
+
+
+def run_here(jobs, folder, args):
+    """``(index, (cell, extra))`` for every job, one after another in this process."""
+    for k, (path, seed) in enumerate(jobs):
+        print(f"fitting {_label(path, seed)} ...", file=sys.stderr, flush=True)
+        yield k, bench_one(path, folder, seed, args)
+
+
+def run_on_dask(jobs, folder, args):
+    """``(index, (cell, extra))`` for every job as its Dask task finishes."""
+    from dask.distributed import as_completed  # noqa: PLC0415 (optional: hhjax[cluster])
+
+    from hhjax.cluster import connect  # noqa: PLC0415
+
+    cache = Path(args.out).resolve().parent / ".xla-cache"
+    client, cluster = connect(args.scheduler, args.workers, cache_dir=cache)
+    try:
+        futures = {client.submit(bench_one, path, folder, seed, args, pure=False): k
+                   for k, (path, seed) in enumerate(jobs)}
+        print(f"{len(jobs)} fits submitted to {client.scheduler.address}", file=sys.stderr, flush=True)
+        for future in as_completed(futures):
+            k = futures[future]
+            print(f"done {_label(*jobs[k])}", file=sys.stderr, flush=True)
+            yield k, future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", help="folder of recordings (a file or a subfolder is one recording)")
@@ -145,6 +184,9 @@ def main(argv=None):
     ap.add_argument("--figures", default=None, help="folder for one figure per cell")
     ap.add_argument("--model", default="pospischil", help="fit target, as hhjax fit --model (default pospischil)")
     ap.add_argument("--quick", action="store_true", help="tiny search (a smoke test; targets not expected)")
+    ap.add_argument("--dask", action="store_true", help="run the fits as tasks on a Dask cluster")
+    ap.add_argument("--workers", type=int, default=None, help="--dask: LocalCluster workers (default: cores)")
+    ap.add_argument("--scheduler", default=None, help="--dask: tcp://HOST:8786 of a running scheduler")
     args = ap.parse_args(argv)
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -152,16 +194,21 @@ def main(argv=None):
         return 2
     if args.figures:
         Path(args.figures).mkdir(parents=True, exist_ok=True)
-    cells, extras = [], []
-    for path in find_recordings(folder):
-        for seed in (range(args.seeds) if args.seeds else [None]):
-            print(f"fitting {path.name}" + ("" if seed is None else f", seed {seed}") + " ...", file=sys.stderr, flush=True)
-            cell, extra = bench_one(path, folder, seed, args)
+    jobs = [(path, seed) for path in find_recordings(folder) for seed in (range(args.seeds) if args.seeds else [None])]
+    if (args.workers or args.scheduler) and not args.dask:
+        print("bench_recordings: --workers and --scheduler need --dask", file=sys.stderr)
+        return 2
+    done = {}
+    try:
+        for k, (cell, extra) in (run_on_dask(jobs, folder, args) if args.dask else run_here(jobs, folder, args)):
             if "error" in cell:
-                print(f"  error: {cell['error']}", file=sys.stderr)
-            cells.append(cell)
-            extras.append(extra)
-            save_json_atomic(args.out, {"cells": cells})  # progress survives an interrupted run
+                print(f"  {cell['recording']}: error: {cell['error']}", file=sys.stderr)
+            done[k] = (cell, extra)
+            save_json_atomic(args.out, {"cells": [done[j][0] for j in sorted(done)]})  # progress survives a stop
+    except (ImportError, ConnectionError) as exc:  # no Dask; a scheduler that does not answer
+        print(f"bench_recordings: {exc}", file=sys.stderr)
+        return 2
+    cells, extras = [done[j][0] for j in sorted(done)], [done[j][1] for j in sorted(done)]
     md = table(cells, extras)
     load = os.getloadavg()
     note = (f"\n\nMachine: {platform.platform()}, {os.cpu_count()} CPUs; load average at the end "

@@ -86,3 +86,35 @@ def test_not_a_folder(tmp_path, capsys):
     assert _bench().main([str(tmp_path / "missing"), "--out", str(tmp_path / "r.json")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_panel_through_dask_gives_the_same_entries(tmp_path, capsys):
+    """--dask: each (recording, seed) is a task on a LocalCluster of 2 workers; the entries
+    come back in the same order with the same counts as the run in this process."""
+    pytest.importorskip("dask.distributed")
+    panel = tmp_path / "p"
+    panel.mkdir()
+    _cell(panel / "a.npz", amps=(0.0, 150.0, 250.0), duration=200.0)
+    (panel / "broken.abf").write_bytes(b"not an abf")
+    here, there = tmp_path / "here.json", tmp_path / "there.json"
+    bench = _bench()
+    assert bench.main([str(panel), "--out", str(here), "--seeds", "2", "--quick"]) == 0
+    capsys.readouterr()
+    assert bench.main([str(panel), "--out", str(there), "--seeds", "2", "--quick", "--dask", "--workers", "2"]) == 0
+    assert "4 fits submitted to tcp://" in capsys.readouterr().err  # the tasks went to the cluster
+    a, b = json.loads(here.read_text())["cells"], json.loads(there.read_text())["cells"]
+    assert [(c["recording"], c["seed"]) for c in b] == [(c["recording"], c["seed"]) for c in a]
+    assert [c["recording"] for c in b] == ["a.npz", "a.npz", "broken.abf", "broken.abf"]
+    assert all(c["error"] for c in b[2:])
+    for x, y in zip(a[:2], b[:2]):
+        assert y["fit_sweeps"] == x["fit_sweeps"]
+        assert [(s["sweep"], s["held_out"], s["observed_spikes"]) for s in y["sweeps"]] == \
+               [(s["sweep"], s["held_out"], s["observed_spikes"]) for s in x["sweeps"]]
+        assert [s["predicted_spikes"] for s in y["sweeps"]] == [s["predicted_spikes"] for s in x["sweeps"]]
+
+
+def test_workers_without_dask_is_one_line(tmp_path, capsys):
+    panel = tmp_path / "p"
+    panel.mkdir()
+    assert _bench().main([str(panel), "--out", str(tmp_path / "r.json"), "--workers", "2"]) == 2
+    assert "need --dask" in capsys.readouterr().err

@@ -5,8 +5,8 @@ finds, on an embedded ``LocalCluster`` or on a scheduler started elsewhere (e.g.
 
 from .cells import Cell, FitSettings, find_cells, fit_cell, input_hash, worker_env
 from .pinning import PinWorkers, core_sets, pin_threads
-from .runner import SUMMARY_COLUMNS, SchedulerUnreachable, fit_many, write_summary
+from .runner import SUMMARY_COLUMNS, SchedulerUnreachable, connect, fit_many, write_summary
 
-__all__ = ["fit_many", "FitSettings", "Cell", "find_cells", "fit_cell", "input_hash", "worker_env",
+__all__ = ["fit_many", "connect", "FitSettings", "Cell", "find_cells", "fit_cell", "input_hash", "worker_env",
            "write_summary", "SUMMARY_COLUMNS", "SchedulerUnreachable", "PinWorkers", "core_sets",
            "pin_threads"]

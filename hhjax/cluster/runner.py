@@ -14,7 +14,7 @@ from ..simulation.devices import cpu_cores
 from .pinning import PinWorkers, core_sets
 from .cells import Cell, FitSettings, find_cells, finished_row, fit_cell, input_hash, worker_env
 
-__all__ = ["fit_many", "write_summary", "SchedulerUnreachable"]
+__all__ = ["fit_many", "connect", "write_summary", "SchedulerUnreachable"]
 
 SUMMARY_COLUMNS = ("cell", "status", "input", "loss", "fraction_within_1_spike", "fi_rms_hz",
                    "rest_error_mV", "g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area",
@@ -38,10 +38,18 @@ def write_summary(out_dir, rows) -> None:
     save_json_atomic(Path(out_dir) / "summary.json", {"cells": rows})
 
 
-def _client(scheduler, n_workers, cache_dir, connect_timeout, pin=True):
-    """A Dask client: to ``scheduler`` if given, else to a new LocalCluster of ``n_workers``
-    single-threaded worker processes, each pinned to cores of its own if ``pin``
-    (:mod:`hhjax.cluster.pinning`). Returns ``(client, cluster or None)``."""
+def connect(scheduler=None, n_workers=None, cache_dir=None, connect_timeout: float = 10.0, pin: bool = True):
+    """A Dask client for fits: to ``scheduler`` (``tcp://HOST:8786``) if given, else to a new
+    LocalCluster of ``n_workers`` (default: one per core) single-threaded worker processes
+    with :func:`hhjax.cluster.worker_env` (``cache_dir``: their shared compilation cache),
+    each pinned to cores of its own if ``pin`` (:mod:`hhjax.cluster.pinning`).
+    ``connect_timeout``: seconds to wait for ``scheduler``, else :class:`SchedulerUnreachable`.
+
+    Returns ``(client, cluster or None)``; close both when done.
+
+    Example:
+        >>> client, cluster = connect(n_workers=2, cache_dir="/tmp/xla")  # doctest: +SKIP
+    """
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415 (optional: hhjax[cluster])
 
     if scheduler:
@@ -115,7 +123,7 @@ def fit_many(inputs, out_dir, *, settings: FitSettings = FitSettings(), schedule
         return [rows[c.name] for c in cells]
     own = client is None
     if own:
-        client, cluster = _client(scheduler, n_workers, cache_dir, connect_timeout, pin_workers)
+        client, cluster = connect(scheduler, n_workers, cache_dir, connect_timeout, pin_workers)
     bar = _bar(progress, len(cells), len(cells) - len(todo))
     try:
         from dask.distributed import as_completed  # noqa: PLC0415 (optional: hhjax[cluster])
