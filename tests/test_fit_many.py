@@ -164,3 +164,27 @@ def test_find_cells_names_folders_and_globs(tmp_path):
     assert [c.name for c in found] == ["x", "cellB6", "b_x"]  # each once; the .ibw folder is one cell
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         find_cells([str(tmp_path / "nothing-here*")])
+
+
+def test_fit_cell_with_another_model_reports_it_and_its_conductances(cells, tmp_path):
+    """--model reaches the worker: an LTS fit (T-type Ca) writes its model and g_cat/v_x
+    to the row and fit.json; the model is part of the input hash."""
+    from hhjax.cluster import fit_cell
+    from hhjax import load_params
+
+    cell = find_cells([cells / "cell0.npz"])[0]
+    lts = FitSettings(model="pospischil_lts", n_starts=1, steps=0, generations=1, population=8, plot=False)
+    assert input_hash(cell, lts) != input_hash(cell, SETTINGS)
+    row = fit_cell(cell, tmp_path, lts, input_hash(cell, lts))
+    assert row["status"] == "ok", row.get("error")
+    assert row["model"] == "pospischil_lts" and np.isfinite(row["g_cat"]) and np.isfinite(row["v_x"])
+    fitted = load_params(tmp_path / "cell0" / "fit.json")
+    assert float(fitted.g_cat) == pytest.approx(row["g_cat"])
+
+
+def test_unknown_model_is_one_line_and_exit_2(tmp_path):
+    r = subprocess.run(_cli("fit-many", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "purkinje"),
+                       capture_output=True, text=True, env=_env(tmp_path / "x"), cwd=ROOT, timeout=120)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--model: 'purkinje'" in lines[0], r.stderr

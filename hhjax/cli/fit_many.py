@@ -13,10 +13,13 @@ def cmd_fit_many(args):
         import dask.distributed  # noqa: F401, PLC0415 (optional dependency: hhjax[cluster])
     except ImportError:
         raise CLIError("fit-many needs Dask: pip install 'hhjax[cluster]'") from None
-    settings = FitSettings(
-        sweeps=None if args.sweeps is None else tuple(parse_sweeps(args.sweeps)),
-        n_starts=args.starts, steps=args.steps, dt=args.dt, generations=args.generations,
-        population=args.population, seed=args.seed, plot=not args.no_plot)
+    sweeps = None if args.sweeps is None else tuple(parse_sweeps(args.sweeps))
+    try:
+        settings = FitSettings(model=args.model, sweeps=sweeps, n_starts=args.starts, steps=args.steps, dt=args.dt,
+                               generations=args.generations, population=args.population, seed=args.seed,
+                               plot=not args.no_plot)
+    except ValueError as exc:  # FitSettings names the field: "model: ..." becomes "--model: ..."
+        raise CLIError(f"--{exc}") from None
     try:
         rows = fit_many(args.inputs, args.out, settings=settings, scheduler=args.scheduler,
                         n_workers=args.workers, cache_dir=args.cache_dir, progress=args.progress,
@@ -49,6 +52,9 @@ def add_command(sub) -> None:
                    help="seconds to wait for --scheduler (default 10)")
     f.add_argument("--cache-dir", default=None,
                    help="compilation cache the workers share (default OUT/.xla-cache)")
+    f.add_argument("--model", default="pospischil",
+                   help="fit target for every cell, as hhjax fit --model: pospischil (default), pospischil_fs, "
+                        "pospischil_ib, pospischil_lts or auto")
     f.add_argument("--sweeps", default=None, help="sweeps to fit in every recording (default: chosen by rule)")
     f.add_argument("--starts", type=positive_int, default=4, help="starting points refined (default 4)")
     f.add_argument("--steps", type=int, default=4, help="Levenberg–Marquardt iterations (default 4)")

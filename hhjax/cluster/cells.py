@@ -28,8 +28,9 @@ from ..cache import enable_compilation_cache
 from ..io import SUPPORTED, load_recording, save_json_atomic
 from ..io.results import save_params
 from ..io.sources import inner_suffix
-from ..recordings.cell_fit import DEFAULT_TRAINABLE, fit_recording
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
 from ..recordings.evaluation import evaluate, plot_evaluation
+from ..recordings.select import fit_auto
 
 __all__ = ["Cell", "FitSettings", "find_cells", "input_hash", "fit_cell", "finished_row",
            "worker_env", "use_shared_cache"]
@@ -48,8 +49,18 @@ class Cell:
 @dataclasses.dataclass(frozen=True)
 class FitSettings:
     """What :func:`hhjax.recordings.cell_fit.fit_recording` is called with for every cell
-    (see there; ``sweeps`` ``None`` lets it choose). Part of each cell's input hash."""
+    (see there; ``sweeps`` ``None`` lets it choose). ``model``: a key of
+    :data:`hhjax.recordings.cell_fit.MODELS`, or ``"auto"`` for
+    :func:`hhjax.recordings.select.fit_auto` (its own search size per candidate: then
+    ``generations``, ``population`` and ``steps`` are not used). Part of each cell's input
+    hash.
 
+    >>> FitSettings(model="nope")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ValueError: model: 'nope' is not a recording model; choose from ...
+    """
+
+    model: str = "pospischil"
     sweeps: tuple | None = None
     n_starts: int = 4
     steps: int = 4
@@ -59,6 +70,11 @@ class FitSettings:
     seed: int = 0
     method: str = "exp_euler"
     plot: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model != "auto" and self.model not in MODELS:
+            raise ValueError(f"model: {self.model!r} is not a recording model; choose from "
+                             f"{', '.join([*MODELS, 'auto'])}")
 
 
 def _ibw_folder(path: Path) -> bool:
@@ -254,22 +270,27 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
         if not sweeps:
             raise ValueError(f"sweeps: none of {list(settings.sweeps)} in {cell.path} "
                              f"(it has {list(rec.sweeps)})")
-    res = fit_recording(rec, sweeps=sweeps, n_starts=settings.n_starts, steps=settings.steps,
-                        dt=settings.dt, key=settings.seed, generations=settings.generations,
-                        population=settings.population, method=settings.method, progress=False)
+    if settings.model == "auto":
+        res = fit_auto(rec, sweeps=sweeps, n_starts=settings.n_starts, dt=settings.dt, key=settings.seed,
+                       method=settings.method, progress=False)
+    else:
+        res = fit_recording(rec, model=settings.model, sweeps=sweeps, n_starts=settings.n_starts,
+                            steps=settings.steps, dt=settings.dt, key=settings.seed,
+                            generations=settings.generations, population=settings.population,
+                            method=settings.method, progress=False)
     if not np.isfinite(res.loss):
         raise RuntimeError("fit failed (no parameter set gave a finite loss)")
     save_params(folder / "fit.json", res.params, stderr=res.stderr, loss=res.loss,
                 sweeps=list(res.sweeps), features=res.features, settings=res.settings,
-                wall_time_s=res.wall_time)
+                wall_time_s=res.wall_time, model_selection=res.settings.get("model_selection"))
     ev, (t, v) = evaluate(res.params, rec, dt=settings.dt, method=settings.method,
                           return_traces=True)
     save_json_atomic(folder / "eval.json", ev)
     if settings.plot:
         plot_evaluation(ev, rec, t, v, folder / "fit.png")
     s = ev["summary"]
-    out = {"loss": float(res.loss), "sweeps": " ".join(str(k) for k in res.sweeps),
+    out = {"model": res.settings["model"], "loss": float(res.loss), "sweeps": " ".join(str(k) for k in res.sweeps),
            "fraction_within_1_spike": s["fraction_within_1_spike"], "fi_rms_hz": s["fi_rms_hz"],
            "rest_error_mV": s["rest_error_mV"]}
-    out.update({n: float(getattr(res.params, n)) for n in DEFAULT_TRAINABLE})
+    out.update({n: float(getattr(res.params, n)) for n in (*DEFAULT_TRAINABLE, *MODELS[out["model"]][1])})
     return out

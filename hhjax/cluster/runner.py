@@ -16,8 +16,9 @@ from .cells import Cell, FitSettings, find_cells, finished_row, fit_cell, input_
 
 __all__ = ["fit_many", "connect", "write_summary", "SchedulerUnreachable"]
 
-SUMMARY_COLUMNS = ("cell", "status", "input", "loss", "fraction_within_1_spike", "fi_rms_hz",
+SUMMARY_COLUMNS = ("cell", "status", "input", "model", "loss", "fraction_within_1_spike", "fi_rms_hz",
                    "rest_error_mV", "g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area",
+                   "g_cal", "g_cat", "v_x",
                    "sweeps", "wall_time_s", "worker", "skipped", "input_hash", "error")
 
 
