@@ -4,7 +4,6 @@ firing; a ramp in every sweep)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from hypothesis import strategies as st
 
 from hhjax.recordings.epochs import Epoch, baseline_windows, epoch_features, parse_epochs
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
 T = np.arange(0.0, 3000.0, 0.05)  # 20 kHz, 3 s
 
 
@@ -102,13 +100,11 @@ def test_rates_per_epoch_rest_and_spontaneous_firing():
 
 
 def _shared(name):
-    path = RECORDINGS / name
-    if not path.is_file():
-        pytest.skip(f"{name} not found in {RECORDINGS} (../shared is absent)")
-    pytest.importorskip("pyabf", reason="reading ABF needs the io extra (pyabf)")
-    from hhjax.io import load_recording
+    """A recording from the repo's data/recordings (compressed) or ../shared."""
+    from hhjax.io import example_recording, load_recording
 
-    return load_recording(path)
+    pytest.importorskip("pyabf", reason="reading ABF needs the io extra (pyabf)")
+    return load_recording(example_recording(name))
 
 
 def test_dual_steps_and_spontaneous_firing_17o05028():

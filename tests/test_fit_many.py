@@ -3,7 +3,7 @@ fitting the cells one after another, a worker killed mid-run costs nothing but t
 unreadable file fails alone with its error in the table, reruns skip finished cells and
 refit changed ones, and an unreachable scheduler is one line, exit 2.
 
-Cells: four 2-sweep windows of a real recording (../shared), written as NPZ files; the
+Cells: four 2-sweep windows of a real recording (data/recordings), written as NPZ files; the
 fits are tiny (1 generation of 8, no LM steps) so that the test measures the machinery.
 The reference is ``fit_recording`` called for each cell in turn, in one process with the
 workers' environment (so that both use the same single-threaded XLA programs)."""
@@ -23,10 +23,10 @@ pytest.importorskip("dask.distributed")
 
 from hhjax.cluster import FitSettings, core_sets, find_cells, input_hash, worker_env  # noqa: E402
 from hhjax.cluster.cells import finished_row  # noqa: E402
-from hhjax.io import default_recordings_dir  # noqa: E402
+from hhjax.io import example_recording  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = default_recordings_dir() / "File_axon_5.abf"
+SOURCE = example_recording("File_axon_5.abf")  # in the repo (data/recordings): never skipped
 SETTINGS = FitSettings(n_starts=1, steps=0, generations=1, population=8, plot=True)
 FLAGS = ["--starts", "1", "--steps", "0", "--generations", "1", "--population", "8"]
 NAMES = [f"cell{k}" for k in range(4)]
@@ -60,8 +60,6 @@ def _env(cache):
 
 @pytest.fixture(scope="module")
 def cells(tmp_path_factory):
-    if not SOURCE.exists():
-        pytest.skip(f"{SOURCE} not present (../shared data)")
     from hhjax.io import load_recording
 
     folder = tmp_path_factory.mktemp("cells")
