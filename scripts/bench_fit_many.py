@@ -153,12 +153,14 @@ def run_cli(cells, out, home, env, plot, small=False):
 
 
 def compare(seq, dask):
-    """Parameters of every cell: bitwise equal?, and the largest relative difference."""
+    """Dask's run against another: wall and CPU time ratios, whether every cell's parameters
+    are bitwise equal, and the largest relative difference."""
     a = {r["cell"]: r for r in seq["cells"]}
     diffs = [abs(r[k] - a[r["cell"]][k]) / max(abs(a[r["cell"]][k]), 1e-30)
              for r in dask["cells"] for k in PARAMS]
     same = all(r[k] == a[r["cell"]][k] for r in dask["cells"] for k in PARAMS)
-    return {"identical_parameters": same and len(a) == len(dask["cells"]),
+    return {"ratio_wall": dask["wall_s"] / seq["wall_s"], "ratio_cpu": dask["cpu_s"] / seq["cpu_s"],
+            "identical_parameters": same and len(a) == len(dask["cells"]),
             "max_relative_difference": max(diffs)}
 
 
@@ -209,11 +211,9 @@ def main(argv=None):
             s, d = res["runs"].get(f"sequential_{state}"), res["runs"].get(f"dask_{state}")
             c = res["runs"].get(f"cli_{state}")
             if s and d:
-                res[state] = {"ratio_wall": d["wall_s"] / s["wall_s"], "ratio_cpu": d["cpu_s"] / s["cpu_s"],
-                              **compare(s, d)}
+                res[state] = compare(s, d)
             if c and d:
-                res[state]["cli"] = {"ratio_wall": d["wall_s"] / c["wall_s"],
-                                     "ratio_cpu": d["cpu_s"] / c["cpu_s"], **compare(c, d)}
+                res[state]["cli"] = compare(c, d)
         res["machine"]["load_after"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)

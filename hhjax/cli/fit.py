@@ -18,16 +18,13 @@ from ..io import load_recording
 from ..io.sources import names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
-from ..recordings.select import fit_auto
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, fit_recording
+from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_auto
 from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
 from .. import _validate as check
 from ._common import (CLIError, Outputs, add_v_units_option, build_params, load_recording_for,
                       positive_int)
-
-
-RECORDING_MODELS = (*MODELS, "auto")
 
 
 def load_trace_file(path):
@@ -96,8 +93,10 @@ def _fit_recording_model(model, rec, kw, init, checkpoint, args):
 def cmd_fit_recording(args):
     """``hhjax fit RECORDING [--model pospischil] [--sweeps 4,6,8] --out fit.json [--plot fit.png]``."""
     model = args.model or "pospischil"
-    if model not in RECORDING_MODELS:
-        raise CLIError(f"--model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
+    try:
+        check_recording_model(model)
+    except ValueError as exc:
+        raise CLIError(f"--{exc}") from None
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
     # A recording fit takes 10-60 s with the default search: it checkpoints by default
     # (removed once the outputs are written), so a killed fit resumes when rerun.

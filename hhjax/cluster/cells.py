@@ -30,7 +30,7 @@ from ..io.results import save_params
 from ..io.sources import inner_suffix
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
 from ..recordings.evaluation import evaluate, plot_evaluation
-from ..recordings.select import fit_auto
+from ..recordings.select import check_recording_model, fit_auto
 
 __all__ = ["Cell", "FitSettings", "find_cells", "input_hash", "fit_cell", "finished_row",
            "worker_env", "use_shared_cache"]
@@ -72,9 +72,7 @@ class FitSettings:
     plot: bool = True
 
     def __post_init__(self) -> None:
-        if self.model != "auto" and self.model not in MODELS:
-            raise ValueError(f"model: {self.model!r} is not a recording model; choose from "
-                             f"{', '.join([*MODELS, 'auto'])}")
+        check_recording_model(self.model)
 
 
 def _ibw_folder(path: Path) -> bool:

@@ -26,10 +26,24 @@ import time
 
 import numpy as np
 
-from .cell_fit import fit_recording
+from .cell_fit import MODELS, fit_recording
 from .evaluation import choose_sweeps, evaluate, sweep_table
 
 AUTO_CANDIDATES = ("pospischil", "pospischil_fs", "pospischil_ib", "pospischil_lts")
+#: What ``--model`` takes for a recording: one fit target, or ``"auto"`` (:func:`fit_auto`).
+RECORDING_MODELS = (*MODELS, "auto")
+
+
+def check_recording_model(model: str) -> str:
+    """``model`` if it is one of :data:`RECORDING_MODELS`, else a one-line ``ValueError``.
+
+    >>> check_recording_model("purkinje")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ValueError: model: 'purkinje' is not a recording model; choose from pospischil, ...
+    """
+    if model not in RECORDING_MODELS:
+        raise ValueError(f"model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
+    return model
 AUTO_SEARCH = {"generations": 8, "population": 96, "steps": 2}
 FAILURE_COST = 10.0
 
