@@ -338,8 +338,26 @@ def test_rows_cover_every_depolarising_epoch():
         for a in (150.0, 250.0, 650.0, 750.0, 850.0)[: 3 + 2 * k]:
             v[k, (t >= a) & (t < a + 1.0)] = 20.0
     rec = Recording(t, v, i, (0, 1), 1000.0 / DT, "dual")
-    _, rows, *_ = fit_rows(rec, DT)
+    data, rows, *_ = fit_rows(rec, DT)
     assert [r[2] for r in rows if r[3] == "sweep"] == [pytest.approx(900.0 + POST_MS)] * 2
+    # Spike counts are fitted per epoch and baseline between epochs (cut at each start, and
+    # 2 ms after a depolarising epoch's end), so spikes cannot move between the two steps.
+    sweep_rows = ~data["interpolated"]
+    assert data["seg_edges"][sweep_rows][:, 1:-1].tolist() == [[100.0, 302.0, 400.0, 600.0, 902.0]] * 2
+    assert data["seg_obs"][sweep_rows].tolist() == [[0, 2, 0, 0, 1, 0], [0, 2, 0, 0, 3, 0]]
+
+
+def test_count_error_charges_spikes_moved_between_epochs():
+    """Same total, different split: the per-segment count error is sqrt(1² + 1²)."""
+    import jax.numpy as jnp
+    from hhjax.recordings.regime import count_errors
+
+    d = {"seg_edges": jnp.array([[-1e9, 100.0, 302.0, 1e9]] * 2), "seg_obs": jnp.array([[0.0, 2.0, 1.0]] * 2),
+         "interpolated": jnp.array([False, True]), "n_lo": jnp.array([3.0, 4.0]), "n_hi": jnp.array([3.0, 6.0])}
+    times = jnp.array([[150.0, 250.0, 280.0], [150.0, 250.0, 280.0]])
+    err = count_errors(jnp.array([3, 3]), times, d)
+    assert float(err[0]) == pytest.approx(np.sqrt(2.0))   # one spike moved from after the step into it
+    assert float(err[1]) == pytest.approx(1.0)            # interpolated row: distance to [4, 6]
 
 
 def test_fit_recording_refuses_voltage_beyond_500_mV(synthetic):

@@ -68,7 +68,7 @@ from .. import _validate as check
 from ..solvers import METHODS
 from .checkpoint import Checkpoint, fingerprint, lm_run_of
 from .laplace import _stderr
-from .regime import N_SCALAR, model_spikes, regime_violations
+from .regime import N_SCALAR, count_errors, model_spikes, regime_violations
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
@@ -186,7 +186,7 @@ def _residuals(spec, base, z, data):
     near = (t_sub[:, None] > t_k[..., None, :] - MASK_MS[0]) & (t_sub[:, None] < t_k[..., None, :] + MASK_MS[1])
     n_sub = jnp.maximum(jnp.sum(data["sub"], -1), 1)
     r_v = jnp.where(data["sub"] & ~jnp.any(near, -1), d, 0.0) / (SIGMA_V * jnp.sqrt(n_sub)[..., None])
-    r_n = jnp.sqrt(W_COUNT) * (jnp.maximum(n - data["n_hi"], 0) + jnp.maximum(data["n_lo"] - n, 0))
+    r_n = jnp.sqrt(W_COUNT) * count_errors(n, times, data)
     k = jnp.arange(times.shape[-1])
     both = (k < n[..., None]) & (k < data["n_pair"][..., None])
     r_t = jnp.where(both, CLIP_T * jnp.tanh((times - data["t_obs"]) / CLIP_T) / SIGMA_T, 0.0)
@@ -216,9 +216,17 @@ def _initial(data, hyper_win, base, names, dt):
     """Starting values: the observed resting potential (eFEL voltage_base), the direct
     least-squares passive estimate (g_l, area) on a hyperpolarising step, else ``base``."""
     start = {n: float(getattr(base, n)) for n in names if n != "v_rest"}
-    rests = data["rest"][np.isfinite(data["rest"])]
-    # A cell firing spontaneously has no observed rest: start at the median baseline voltage.
-    start["v_rest"] = float(np.mean(rests)) if rests.size else float(np.median(data["v_obs"][:, :max(2, int(20 / dt))]))
+    has = np.isfinite(data["rest"])
+    rests, holds = data["rest"][has], data["hold"][has]
+    # v_rest is the rest at the rows' mean holding current (see _params_of); where the rests
+    # were measured at several holding currents, read it off their I–V line there.
+    if rests.size >= 2 and np.ptp(holds) > 1.0:
+        slope, offset = np.polyfit(holds, rests, 1)
+        start["v_rest"] = float(offset + slope * np.mean(data["hold"]))
+    elif rests.size:
+        start["v_rest"] = float(np.mean(rests))
+    else:  # a cell firing spontaneously has no observed rest: start at the median baseline voltage
+        start["v_rest"] = float(np.median(data["v_obs"][:, :max(2, int(20 / dt))]))
     direct = {}
     rows = [r for r in range(len(hyper_win)) if hyper_win[r, 0] >= 0]
     if rows and ("g_l" in names or "area" in names):

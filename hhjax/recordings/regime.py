@@ -4,6 +4,7 @@ fires on, bursts the cell does not make)."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from ..analysis.spikes import spike_times
@@ -18,6 +19,34 @@ def model_spikes(v, valid, dt, k_max):
     del valid
     sp = spike_times(jnp.arange(v.shape[-1]) * dt, v, max_spikes=k_max)
     return sp.count, jnp.where(jnp.isfinite(sp.times), sp.times, 0.0)
+
+
+def count_errors(n, times, data):
+    """Per row: the spike-count error. On a sweep's row, the root of the summed squared
+    errors of its *segments* (each epoch and the baseline between epochs,
+    ``data["seg_edges"]``, ms; observed counts ``data["seg_obs"]``), so that a model cannot
+    trade spontaneous spikes for spikes in a step; model spikes beyond the ``k_max`` timed
+    ones count as one more error each. On an interpolated row (``data["interpolated"]``),
+    the distance of the count ``n`` to the interval ``[n_lo, n_hi]``. Counts carry no
+    gradient.
+
+    >>> d = {"seg_edges": jnp.array([[-1e9, 100.0, 200.0, 1e9]]), "seg_obs": jnp.array([[2.0, 3.0, 0.0]]),
+    ...      "interpolated": jnp.array([False]), "n_lo": jnp.array([5.0]), "n_hi": jnp.array([5.0])}
+    >>> t = jnp.array([[10.0, 50.0, 90.0, 150.0, 160.0]])   # one spike moved out of the step
+    >>> float(count_errors(jnp.array([5]), t, d)[0])       # sqrt(1 + 1): total right, split wrong
+    1.4142135381698608
+    """
+    k = jnp.arange(times.shape[-1])
+    real = k < n[..., None]
+    edges = data["seg_edges"]
+    inside = (real[..., None, :] & (times[..., None, :] >= edges[..., :-1, None])
+              & (times[..., None, :] < edges[..., 1:, None]))
+    per_seg = jnp.sum(inside, -1).astype(times.dtype)
+    excess = n - jnp.sum(per_seg, -1)
+    sq = jnp.sum((per_seg - data["seg_obs"]) ** 2, -1) + excess ** 2
+    nf = n.astype(times.dtype)
+    interval = jnp.maximum(nf - data["n_hi"], 0.0) + jnp.maximum(data["n_lo"] - nf, 0.0)
+    return jax.lax.stop_gradient(jnp.where(data["interpolated"], interval, jnp.sqrt(sq)))
 
 
 def regime_violations(n, times, data):

@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from .epochs import cell_rests, detect, fires_at_start
+from .epochs import RATE_TAIL_MS, cell_rests, detect, fires_at_start
 from .evaluation import stimulus_epochs, sweep_features
 
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
@@ -61,6 +61,19 @@ def _regime(sp, main, t0):
     return a - t0, main.stop + 2.0 - t0, int(np.sum((sp >= a) & (sp < main.stop + 2.0))), isi
 
 
+def _segment_edges(epochs, t0, stop):
+    """Edges (ms from the row's start) cutting a row into its epochs and the baseline
+    between them. A depolarising epoch holds the spikes from its start to RATE_TAIL_MS
+    after its end, as its rate does (:func:`hhjax.recordings.epochs.epoch_features`),
+    unless the next epoch starts sooner."""
+    starts = {e.start for e in epochs}
+    cuts = set(starts)
+    for e in epochs:
+        end = e.stop + (RATE_TAIL_MS if e.amp > 0 else 0.0)
+        cuts.add(min([end] + [s for s in starts if e.stop <= s < end]))
+    return [-1e9, *sorted(round(x - t0, 6) for x in cuts if t0 < x < stop), 1e9]
+
+
 def fit_rows(rec, dt):
     """The rows to simulate for recording ``rec`` (already on the ``dt`` grid, ms) and the
     loss's data (see the module docstring). Returns ``(data, rows, every, hyper_windows,
@@ -89,7 +102,7 @@ def fit_rows(rec, dt):
     n_len = max(int(round((s[1] - t0) / dt)) for s in spans) + 1
     tt = np.arange(n_len) * dt
     cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime",
-                            "fire0")}
+                            "fire0", "edges")}
     times, rows, hyper_win = [], [], []
     for k, stop, main, hold, epochs, _ in spans:
         w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
@@ -106,7 +119,7 @@ def fit_rows(rec, dt):
                          ("regime", _regime(sp + t0, main, t0)),
                          ("hold", hold), ("stim", np.concatenate([w.i[0, : m - 1], np.full(n_len - m, hold)])),
                          ("main", (main.start, main.stop, main.amp) if main is not None else (0, 0, 0)),
-                         ("fire0", fires_at_start(feats[k]))):
+                         ("fire0", fires_at_start(feats[k])), ("edges", _segment_edges(epochs, t0, stop))):
             cols[key].append(val)
         times.append(sp)
         rows.append((int(rec.sweeps[k]), t0, round(stop, 3), "sweep"))
@@ -126,11 +139,19 @@ def fit_rows(rec, dt):
         for key, val in (("v_obs", np.zeros(n_len)), ("valid", cols["valid"][a] & cols["valid"][b]),
                          ("sub", np.zeros(n_len, bool)), ("n_lo", max(lo, mid - tol)), ("n_hi", min(hi, mid + tol)),
                          ("rest", np.nan), ("hold", cols["hold"][a]), ("stim", (cols["stim"][a] + cols["stim"][b]) / 2),
-                         ("main", cols["main"][a]), ("regime", (0.0, 0.0, 0, 0.0)), ("fire0", cols["fire0"][a])):
+                         ("main", cols["main"][a]), ("regime", (0.0, 0.0, 0, 0.0)), ("fire0", cols["fire0"][a]),
+                         ("edges", [-1e9, 1e9])):
             cols[key].append(val)
         times.append(np.zeros(0))
         rows.append((int(rec.sweeps[a]), t0, rows[a][2], f"interpolated {rows[a][0]}-{rows[b][0]}"))
-    data = {k: np.array(v) for k, v in cols.items() if k not in ("main", "regime")}
+    data = {k: np.array(v) for k, v in cols.items() if k not in ("main", "regime", "edges")}
+    n_edges = max(len(e) for e in cols["edges"])
+    data["seg_edges"] = np.array([e + [1e9] * (n_edges - len(e)) for e in cols["edges"]])
+    # Observed spikes per segment; interpolated rows (no spike times) count as one segment
+    # whose target is their interval [n_lo, n_hi].
+    data["seg_obs"] = np.array([[np.sum((s >= a) & (s < b)) for a, b in zip(e[:-1], e[1:])]
+                                for s, e in zip(times, data["seg_edges"])], float)
+    data["interpolated"] = np.array([r[3] != "sweep" for r in rows])
     reg = np.array(cols["regime"], float).reshape(-1, 4)
     data["late_t"] = reg[:, :2]
     data["late_obs"], data["isi_min"] = reg[:, 2], reg[:, 3]
