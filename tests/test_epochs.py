@@ -88,13 +88,17 @@ def test_rates_per_epoch_rest_and_spontaneous_firing():
     assert f["rate_hz"] == pytest.approx(14.0)  # 14 spikes / 1 s of depolarising epochs
     assert f["rest_mV"] == -65.0 and f["spontaneous_hz"] == 0.0
     # One spike in a settled baseline window: the cell fires spontaneously, rest is undefined.
-    f2 = epoch_features(T, _spike_train([1700.0, 2800.0]), ep)
+    f2 = epoch_features(T, _spike_train([1800.0, 2800.0]), ep)
     assert f2["rest_mV"] is None and f2["spontaneous_spikes"] == 2
     base = sum(b - a for a, b in baseline_windows(T, ep))
     assert f2["spontaneous_hz"] == pytest.approx(2000.0 / base)
     # A spike inside the settling time after an epoch (a rebound) is not spontaneous firing.
     f3 = epoch_features(T, _spike_train([1450.0]), ep)
     assert f3["rest_mV"] == -65.0 and f3["spontaneous_spikes"] == 0 and f3["spikes"] == 1
+    # Nor is a rebound burst up to REBOUND_MS (300 ms) after a hyperpolarising epoch ends
+    # (here 250 ms after it; a T-type rebound comes 50-200 ms after release).
+    f4 = epoch_features(T, _spike_train([1645.0, 1650.0]), ep)
+    assert f4["rest_mV"] == -65.0 and f4["spontaneous_spikes"] == 0 and f4["spikes"] == 2
     # No depolarising epoch: no rate (not zero).
     assert epoch_features(T, v, [ep[1]])["rate_hz"] is None
 

@@ -18,7 +18,9 @@ to observed and simulated voltage, :func:`epoch_features` gives
   duration) and for the sweep (all depolarising epochs pooled: the f–I point); None
   when the sweep has no depolarising epoch;
 * ``spontaneous_hz``: spikes in the *baseline windows* (current at holding, from
-  ``SETTLE_MS`` after the previous epoch) / their duration; None without such windows;
+  ``SETTLE_MS`` after the previous epoch, ``REBOUND_MS`` after a hyperpolarising one, whose
+  rebound spikes are a response, not spontaneous firing) / their duration; None without
+  such windows;
 * ``rest_mV``: the median voltage of the pre-stimulus baseline window (else the longest
   settled baseline window), and only when no baseline window holds a spike. A cell that
   fires spontaneously has no resting potential on that sweep: None, not a number;
@@ -41,6 +43,7 @@ import numpy as np
 from ..analysis.spikes import spike_train
 
 SETTLE_MS = 100.0    # a baseline window starts this long after the previous epoch ends
+REBOUND_MS = 300.0   # ... or this long after a hyperpolarising epoch (rebound spikes are not spontaneous)
 MIN_BASE_MS = 10.0   # shortest baseline window used for the resting potential
 RATE_TAIL_MS = 2.0   # a spike up to this long after an epoch ends belongs to it
 CLEAN_TOL_PA = 1.0   # amplitude tolerance for command waveforms (pA)
@@ -156,19 +159,23 @@ def parse_epochs(t: np.ndarray, i: np.ndarray, *, min_ms: float = 2.0) -> tuple:
     return hold, epochs
 
 
-def baseline_windows(t, epochs, *, settle_ms: float = SETTLE_MS) -> list:
+def baseline_windows(t, epochs, *, settle_ms: float = SETTLE_MS, rebound_ms: float = REBOUND_MS) -> list:
     """``[(start, stop), ...]`` (ms) where the current is at holding: before the first
-    epoch, and from ``settle_ms`` after each epoch to the next (or the sweep's end).
+    epoch, and from ``settle_ms`` after each epoch (``rebound_ms`` after a hyperpolarising
+    one: a low-threshold cell's rebound burst comes 50–200 ms after release) to the next
+    (or the sweep's end).
 
     >>> baseline_windows(np.arange(0.0, 1000.0, 1.0), [Epoch(100.0, 300.0, 50.0)])
     [(0.0, 100.0), (400.0, 999.0)]
+    >>> baseline_windows(np.arange(0.0, 1000.0, 1.0), [Epoch(100.0, 300.0, -50.0)])
+    [(0.0, 100.0), (600.0, 999.0)]
     """
     t0, t_end = float(t[0]), float(t[-1])
     out, cursor = [], t0
     for e in epochs:
         if e.start > cursor:
             out.append((cursor, e.start))
-        cursor = max(cursor, e.stop + settle_ms)
+        cursor = max(cursor, e.stop + (rebound_ms if e.amp < 0 else settle_ms))
     if t_end > cursor:
         out.append((cursor, t_end))
     return [(a, b) for a, b in out if b - a > 0]
