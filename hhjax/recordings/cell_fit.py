@@ -55,7 +55,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..fitting._common import advance, progress_bar, seed_of
-from ..fitting.direct import direct_estimate
 from ..fitting.optimizers import normal_terms, residuals_and_jacobian
 from ..fitting.strategies import DEFAULT_TOL, LevenbergMarquardt, run_strategy
 from .evaluation import choose_sweeps, evaluate, model_rest, net_current, row_starts
@@ -68,6 +67,7 @@ from .. import _validate as check
 from ..solvers import METHODS
 from .checkpoint import Checkpoint, fingerprint, lm_run_of
 from .laplace import _stderr
+from .start import initial_values
 from .regime import N_SCALAR, count_errors, model_spikes, regime_violations
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
@@ -83,7 +83,6 @@ MODELS = {
 # Search spread in the unit (log-)interval of each parameter; the passive ones are known
 # when the direct estimate on a hyperpolarising step gave them.
 _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
-DIRECT_EL_TOL = 15.0  # mV: largest |e_l - rest| of a passive estimate that is used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,39 +211,6 @@ def _residuals_and_jacobian(spec, base, z, data):
     return residuals_and_jacobian(lambda zz: _residuals(spec, base, zz, data), z)
 
 
-def _initial(data, hyper_win, base, names, dt):
-    """Starting values: the observed resting potential (eFEL voltage_base), the direct
-    least-squares passive estimate (g_l, area) on a hyperpolarising step, else ``base``."""
-    start = {n: float(getattr(base, n)) for n in names if n != "v_rest"}
-    has = np.isfinite(data["rest"])
-    rests, holds = data["rest"][has], data["hold"][has]
-    # v_rest is the rest at the rows' mean holding current (see _params_of); where the rests
-    # were measured at several holding currents, read it off their I–V line there.
-    if rests.size >= 2 and np.ptp(holds) > 1.0:
-        slope, offset = np.polyfit(holds, rests, 1)
-        start["v_rest"] = float(offset + slope * np.mean(data["hold"]))
-    elif rests.size:
-        start["v_rest"] = float(np.mean(rests))
-    else:  # a cell firing spontaneously has no observed rest: start at the median baseline voltage
-        start["v_rest"] = float(np.median(data["v_obs"][:, :max(2, int(20 / dt))]))
-    direct = {}
-    rows = [r for r in range(len(hyper_win)) if hyper_win[r, 0] >= 0]
-    if rows and ("g_l" in names or "area" in names):
-        a, b = np.maximum(hyper_win[rows[0]], 0)
-        est_names = tuple(n for n in ("g_l", "e_l", "area") if n in names or n == "e_l")
-        est = direct_estimate(data["v_obs"][rows[0], a:b + 1], data["stim"][rows[0], a:b],
-                              dataclasses.replace(base, e_l=start["v_rest"]), dt=dt,
-                              trainable=est_names, window_ms=1.0, warn=False)
-        direct = {n: float(getattr(est.params, n)) for n in est_names}
-        # The fit pins the rest at v_rest; a passive estimate that needs a leak reversal far
-        # from it (active currents at rest, e.g. a spontaneously firing cell) is not used.
-        direct["used"] = bool(abs(direct["e_l"] - start["v_rest"]) <= DIRECT_EL_TOL)
-        for n in ("g_l", "area") if direct["used"] else ():
-            if n in start and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0:
-                start[n] = direct[n]
-    return start, direct
-
-
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
                   generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None):
@@ -298,7 +264,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
     warn_if_subthreshold(recording, rec.sweeps, data_np)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
-    start, direct = _initial(data_np, hyper_win, base, names, dt)
+    start, direct = initial_values(data_np, hyper_win, base, names, dt)
     specs = resolve_bounds([n for n in names if n != "v_rest"], start,
                            {k: v for k, v in (bounds or {}).items() if k in names})
     if "v_rest" in names:
