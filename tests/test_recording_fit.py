@@ -365,3 +365,21 @@ def test_fit_recording_refuses_voltage_beyond_500_mV(synthetic):
     bad = dataclasses.replace(synthetic, v=synthetic.v * 1000.0)
     with pytest.raises(ValueError, match=r"recording: \|V\| up to .* mV is beyond ±500 mV"):
         fit_recording(bad, generations=1, population=2, steps=0)
+
+
+def test_a_start_without_a_finite_jacobian_keeps_its_search_point(synthetic, monkeypatch):
+    """Where the search's best point has a non-finite Jacobian (a spike time with an infinite
+    derivative), Levenberg–Marquardt cannot move it; the fit must still return it rather
+    than a worse start that LM could refine."""
+    import jax.numpy as jnp
+    from hhjax.recordings import cell_fit
+
+    real = cell_fit._residuals_and_jacobian
+
+    def first_row_nan(spec, base, z, data):
+        r, jac = real(spec, base, z, data)
+        return r, jac.at[0].set(jnp.nan)
+
+    monkeypatch.setattr(cell_fit, "_residuals_and_jacobian", first_row_nan)
+    res = fit_recording(synthetic, generations=2, population=8, n_starts=2, steps=2, key=0, progress=False)
+    assert res.loss <= res.settings["search_loss"] * (1 + 1e-5)

@@ -338,8 +338,11 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     if bar is not None:
         bar.close()
     losses, z_all = (lm.losses(state), lm.best_z(state)) if steps else (np.sort(alll)[:n_starts], z0)
-    if not np.any(np.isfinite(losses)):  # no Jacobian was finite anywhere: keep the search's points
-        losses, z_all = np.sort(alll)[:n_starts], z0
+    # A start whose Jacobian is not finite (a spike time with an infinite derivative) enters
+    # LM at an infinite loss and takes any finite step: keep its search point unless LM beat it.
+    searched = np.sort(alll)[:n_starts]
+    worse = ~(losses <= searched)
+    losses, z_all = np.where(worse, searched, losses), np.where(worse[:, None], z0, z_all)
     b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
     params = _params_of(spec, base, jnp.asarray(z_all[b], jnp.float32), jnp.mean(data["hold"]))
     params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
