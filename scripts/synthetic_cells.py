@@ -73,6 +73,12 @@ def cells():
     amps = [-100, 0, 50, 100, 150, 200, 300, 400, 500, 600, 700, 800]
     out["rs_block_10khz"] = ("pospischil", dataclasses.replace(RS, g_k=2.0), 10_000, 8.0, 0.2,
                              np.array([_steps(n, 0.0, [(100, 1100, a)]) for a in amps]))
+    amps = [-100, 0, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600]
+    out["fs_block_20khz"] = ("pospischil_fs", dataclasses.replace(FS, g_k=2.0), 20_000, 10.0, 0.2,
+                             np.array([_steps(n, 0.0, [(100, 1100, a)]) for a in amps]))
+    amps = [-100, -50, 0, 50, 100, 150, 200, 250, 300]
+    out["rs_early_block_10khz"] = ("pospischil", dataclasses.replace(RS, g_k=1.5, g_na=40.0), 10_000, 8.0, 0.2,
+                                   np.array([_steps(n, 0.0, [(100, 1100, a)]) for a in amps]))
     n = int(3000 / SIM_DT)
     amps = [-50, -25, 0, 25, 50, 75, 100, 125, 150]
     out["fs_dual_step_20khz"] = ("pospischil_fs", FS, 20_000, 10.0, 0.2, np.array(
