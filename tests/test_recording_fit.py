@@ -383,3 +383,25 @@ def test_a_start_without_a_finite_jacobian_keeps_its_search_point(synthetic, mon
     monkeypatch.setattr(cell_fit, "_residuals_and_jacobian", first_row_nan)
     res = fit_recording(synthetic, generations=2, population=8, n_starts=2, steps=2, key=0, progress=False)
     assert res.loss <= res.settings["search_loss"] * (1 + 1e-5)
+
+
+def test_the_f_i_foot_gets_an_interpolated_row():
+    """Between the strongest silent sweep (-50 pA) and the weakest spiking one (100 pA, 2
+    spikes) the fit adds a row halfway (25 pA in the same window) that may fire 0 to 2
+    spikes: below rheobase nothing else holds a model silent."""
+    from hhjax.recordings.rows import fit_rows
+
+    n = 6000
+    t = np.arange(n) * DT
+    amps = (-50.0, 100.0, 200.0)
+    i = np.array([np.where((t >= 100.0) & (t < 400.0), a, 0.0) for a in amps])
+    v = np.full(i.shape, -65.0)
+    for k, spikes in ((1, (150.0, 300.0)), (2, (120.0, 200.0, 280.0, 360.0))):
+        for s in spikes:
+            v[k, (t >= s) & (t < s + 1.0)] = 20.0
+    data, rows, *_ = fit_rows(Recording(t, v, i, (0, 1, 2), 1000.0 / DT, "foot"), DT)
+    foot = [j for j, r in enumerate(rows) if r[3] == "interpolated 0-1"]
+    assert len(foot) == 1
+    j = foot[0]
+    assert (data["n_lo"][j], data["n_hi"][j]) == (0.0, 2.0)
+    assert data["stim"][j][int(250.0 / DT)] == pytest.approx(25.0)

@@ -123,27 +123,44 @@ def fit_rows(rec, dt):
             cols[key].append(val)
         times.append(sp)
         rows.append((int(rec.sweeps[k]), t0, round(stop, 3), "sweep"))
-    # Interpolated rows between consecutive spiking sweeps of the same protocol.
+    # Interpolated rows between consecutive spiking sweeps of the same protocol, and one
+    # between the strongest silent sweep and the weakest spiking one (the f–I curve's foot).
     spk = sorted((r for r in range(len(spans)) if cols["n_hi"][r] > 0 and cols["main"][r][2] > 0),
                  key=lambda r: cols["main"][r][2])
     depol = [tuple((round(e.start, 6), round(e.stop, 6)) for e in span[4] if e.amp > 0) for span in spans]
-    for a, b in zip(spk[:-1], spk[1:]):
-        diff = np.abs(cols["stim"][a] - cols["stim"][b]) > 1e-6
+
+    def same_protocol(a, b):
+        """Rows ``a`` and ``b`` differ only inside ``b``'s depolarising epochs."""
         inside = np.zeros(tt.size - 1, bool)
-        for s0, s1 in depol[a]:
+        for s0, s1 in depol[b]:
             inside |= (tt[:-1] >= s0 - t0 - dt) & (tt[:-1] < s1 - t0 + dt)
-        if depol[a] != depol[b] or np.any(diff & ~inside) or cols["n_hi"][b] - cols["n_lo"][a] < 2:
-            continue
-        lo, hi = cols["n_lo"][a], cols["n_hi"][b]
-        mid, tol = (lo + hi) / 2.0, max(1.0, 0.15 * (hi - lo))
+        return not np.any((np.abs(cols["stim"][a] - cols["stim"][b]) > 1e-6) & ~inside)
+
+    def interpolate(a, b, n_lo, n_hi):
         for key, val in (("v_obs", np.zeros(n_len)), ("valid", cols["valid"][a] & cols["valid"][b]),
-                         ("sub", np.zeros(n_len, bool)), ("n_lo", max(lo, mid - tol)), ("n_hi", min(hi, mid + tol)),
+                         ("sub", np.zeros(n_len, bool)), ("n_lo", n_lo), ("n_hi", n_hi),
                          ("rest", np.nan), ("hold", cols["hold"][a]), ("stim", (cols["stim"][a] + cols["stim"][b]) / 2),
                          ("main", cols["main"][a]), ("regime", (0.0, 0.0, 0, 0.0)), ("fire0", cols["fire0"][a]),
                          ("edges", [-1e9, 1e9])):
             cols[key].append(val)
         times.append(np.zeros(0))
         rows.append((int(rec.sweeps[a]), t0, rows[a][2], f"interpolated {rows[a][0]}-{rows[b][0]}"))
+
+    n_sweep_rows = len(rows)
+    for a, b in zip(spk[:-1], spk[1:]):
+        if depol[a] != depol[b] or not same_protocol(a, b) or cols["n_hi"][b] - cols["n_lo"][a] < 2:
+            continue
+        lo, hi = cols["n_lo"][a], cols["n_hi"][b]
+        mid, tol = (lo + hi) / 2.0, max(1.0, 0.15 * (hi - lo))
+        interpolate(a, b, max(lo, mid - tol), min(hi, mid + tol))
+    # Below the weakest spiking sweep the f–I curve rises from silence: halfway down to the
+    # strongest silent sweep a model fires at most as often (nothing else holds it there).
+    silent = [r for r in range(n_sweep_rows) if cols["n_hi"][r] == 0 and not cols["fire0"][r]]
+    if spk and silent:
+        b = spk[0]
+        below = [r for r in silent if cols["main"][r][2] < cols["main"][b][2] and same_protocol(r, b)]
+        if below:
+            interpolate(max(below, key=lambda r: cols["main"][r][2]), b, 0.0, cols["n_hi"][b])
     data = {k: np.array(v) for k, v in cols.items() if k not in ("main", "regime", "edges")}
     n_edges = max(len(e) for e in cols["edges"])
     data["seg_edges"] = np.array([e + [1e9] * (n_edges - len(e)) for e in cols["edges"]])
