@@ -20,8 +20,9 @@ The loss (mean over rows) adds, per row:
 
 * subthreshold voltage ``mean((c tanh(ΔV/c))²)/σ_V²`` on 1 ms samples away from observed
   and simulated spikes (3 ms before to 6 ms after; c = 20 mV, σ_V = 6 mV);
-* spike count ``w_n (n_sim - n_obs)²`` (w_n = 4; for interpolated rows the distance to the
-  allowed interval);
+* spike count ``w_n Σ_s (n_sim,s - n_obs,s)²`` over the row's segments s (each epoch and
+  each baseline between epochs, :func:`hhjax.recordings.regime.count_errors`; w_n = 4;
+  for interpolated rows ``w_n`` times the squared distance to the allowed interval);
 * spike timing: spike k against observed spike k where both exist,
   ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); spikes of both come from
   :func:`hhjax.spike_times`, whose 0 mV crossing times are interpolated, so differentiable;

@@ -11,6 +11,10 @@ Each row starts where its sweep did (``fire0``: the cell was firing before the f
 :func:`hhjax.recordings.epochs.fires_at_start`; the fit then starts that row in the model's
 firing state, as :func:`hhjax.recordings.evaluation.evaluate` does).
 
+Spike counts are kept per *segment* of a row (``seg_edges``, ``seg_obs``): each epoch, a
+depolarising one with its spikes up to RATE_TAIL_MS after its end, and each baseline
+between epochs, so that the fit charges spikes moved from one epoch to another.
+
 Rows end :data:`POST_MS` after their last depolarising epoch (a sweep's f–I point pools all
 of them, e.g. both steps of a dual-step protocol, so the fit sees all of them too; without
 one, after the main hyperpolarising epoch); when a fitted sweep fires spontaneously, they
