@@ -319,7 +319,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         advance(bar, f"{history[-1]:.3g}")
     allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
     t_search = time.perf_counter()
-    z0 = allz[np.argsort(alll)[:n_starts]]
+    best = np.argsort(alll)[:n_starts]
+    z0, searched = allz[best], alll[best]
     jac_at = lambda z: _residuals_and_jacobian(spec, base, jnp.asarray(z, jnp.float32), data)  # noqa: E731
     # The residuals are scaled so that their sum of squares is the loss: one "residual".
     lm = LevenbergMarquardt(lambda z: normal_terms(*(np.asarray(x, float) for x in jac_at(z)), xp=np), 1,
@@ -340,10 +341,9 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         state, it, done = run_strategy(lm, state, steps, first=it + 1, on_step=on_step)
     if bar is not None:
         bar.close()
-    losses, z_all = (lm.losses(state), lm.best_z(state)) if steps else (np.sort(alll)[:n_starts], z0)
+    losses, z_all = (lm.losses(state), lm.best_z(state)) if steps else (searched, z0)
     # A start whose Jacobian is not finite (a spike time with an infinite derivative) enters
     # LM at an infinite loss and takes any finite step: keep its search point unless LM beat it.
-    searched = np.sort(alll)[:n_starts]
     worse = ~(losses <= searched)
     losses, z_all = np.where(worse, searched, losses), np.where(worse[:, None], z0, z_all)
     b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))

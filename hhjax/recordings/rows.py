@@ -60,9 +60,10 @@ def _regime(sp, main, t0):
     if main is None or main.amp <= 0:
         return 0.0, 0.0, 0, 0.0
     a = main.start + (1.0 - LATE_FRACTION) * (main.stop - main.start)
-    inside = sp[(sp >= main.start) & (sp < main.stop + 2.0)]
+    end = main.stop + RATE_TAIL_MS  # the epoch's spikes, as its rate counts them
+    inside = sp[(sp >= main.start) & (sp < end)]
     isi = float(np.min(np.diff(inside))) if inside.size >= 2 else 0.0
-    return a - t0, main.stop + 2.0 - t0, int(np.sum((sp >= a) & (sp < main.stop + 2.0))), isi
+    return a - t0, end - t0, int(np.sum((sp >= a) & (sp < end))), isi
 
 
 def _segment_edges(epochs, t0, stop):
