@@ -36,6 +36,8 @@ __all__ = ["Cell", "FitSettings", "find_cells", "input_hash", "fit_cell", "finis
            "worker_env", "use_shared_cache"]
 
 FOLDER_SUFFIX = ".ibw"  # a folder of these is one recording (a sweep per file)
+#: Fitted parameters a row reports: the default trainable set, then every model's extras.
+PARAM_COLUMNS = (*DEFAULT_TRAINABLE, *dict.fromkeys(n for _, extra in MODELS.values() for n in extra))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,5 +292,5 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
     out = {"model": res.settings["model"], "loss": float(res.loss), "sweeps": " ".join(str(k) for k in res.sweeps),
            "fraction_within_1_spike": s["fraction_within_1_spike"], "fi_rms_hz": s["fi_rms_hz"],
            "rest_error_mV": s["rest_error_mV"]}
-    out.update({n: float(getattr(res.params, n)) for n in (*DEFAULT_TRAINABLE, *MODELS[out["model"]][1])})
+    out.update({n: float(getattr(res.params, n)) for n in PARAM_COLUMNS if hasattr(res.params, n)})
     return out

@@ -12,13 +12,12 @@ from pathlib import Path
 from ..io import save_json_atomic, write_atomic
 from ..simulation.devices import cpu_cores
 from .pinning import PinWorkers, core_sets
-from .cells import Cell, FitSettings, find_cells, finished_row, fit_cell, input_hash, worker_env
+from .cells import PARAM_COLUMNS, Cell, FitSettings, find_cells, finished_row, fit_cell, input_hash, worker_env
 
 __all__ = ["fit_many", "connect", "write_summary", "SchedulerUnreachable"]
 
 SUMMARY_COLUMNS = ("cell", "status", "input", "model", "loss", "fraction_within_1_spike", "fi_rms_hz",
-                   "rest_error_mV", "g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area",
-                   "g_cal", "g_cat", "v_x",
+                   "rest_error_mV", *PARAM_COLUMNS,
                    "sweeps", "wall_time_s", "worker", "skipped", "input_hash", "error")
 
 
