@@ -11,14 +11,16 @@ noise; σ pA, τ 5 ms), every sweep starts after 1 s at its holding current (so 
 fires at its holding current is firing when the sweep begins), the voltage is sampled at
 the rig's rate and white recording noise is added; the file holds only the command.
 
-The classes (``CELLS``) are what the real-cells issue lists beyond the repository's panel:
+The classes (:func:`cells`) are what the real-cells issue lists beyond the repository's panel:
 
-* ``rs_block_10khz``: a regular-spiking cell with a weak delayed rectifier, driven by
-  strong steps into depolarisation block (a few spikes, then a plateau near −20 mV);
+* ``rs_block_10khz``, ``fs_block_20khz``, ``rs_early_block_10khz``: regular- and
+  fast-spiking cells with a weak delayed rectifier (the last also a weak Na current),
+  driven by strong steps into depolarisation block (a few spikes, then a plateau near
+  −20 mV) from 600, 400 and 200 pA;
 * ``fs_dual_step_20khz``: a fast-spiking interneuron held above rheobase (it fires
   spontaneously), protocol step / −100 pA epoch / second step;
 * ``rs_ramp_4khz``: a ramp in every sweep from a holding current that grows sweep by sweep,
-  sampled at 4 kHz with more noise;
+  sampled at 4 kHz with more recording noise;
 * ``rs_adapting_prepulse_50khz``: a strongly adapting cell (large, slow M current), a
   hyperpolarising pre-pulse before each step, sampled at 50 kHz;
 * ``lts_rebound_10khz``: a low-threshold spiking cell (T-type Ca current) whose
@@ -26,8 +28,8 @@ The classes (``CELLS``) are what the real-cells issue lists beyond the repositor
 
 Every cell except the last lies in the class of one of hhjax's fit targets, so a held-out
 miss there is the fitter's, not the model's. ``OUT/TRUTH.json`` holds each cell's model,
-parameters, noise, and per sweep the spike count of the noise-free-of-recording-noise
-trace by the simulator's in-loop 0 mV crossing counter (independent of the detector).
+parameters, noise, and per sweep the number of upward 0 mV crossings of the simulated
+voltage before recording noise is added (counted here, independently of the detector).
 """
 
 from __future__ import annotations
@@ -107,12 +109,13 @@ def make(name, model, params, rate, noise_pa, rec_noise, command, key):
                               shape=(drive.shape[0],))
     stim = stimulus.sampled(jnp.asarray(drive) + noise.values, SIM_DT)
     trace = hhjax.simulate(params, stim, duration=(drive.shape[1] - 1) * SIM_DT, dt=SIM_DT)
-    v = np.asarray(trace.v)[:, n_settle:]
+    clean = np.asarray(trace.v)[:, n_settle:]
+    crossings = np.sum((clean[:, :-1] < 0) & (clean[:, 1:] >= 0), 1)
     every = int(round(1000.0 / rate / SIM_DT))
-    v, i = v[:, ::every], command[:, ::every][:, : v[:, ::every].shape[1]]
+    v = clean[:, ::every]
+    i = command[:, ::every][:, : v.shape[1]]
     v = v + rec_noise * np.asarray(jax.random.normal(k_rec, v.shape))
     t = np.arange(v.shape[1]) * (1000.0 / rate)
-    crossings = np.sum((np.asarray(trace.v)[:, n_settle:-1] < 0) & (np.asarray(trace.v)[:, n_settle + 1:] >= 0), 1)
     rec = Recording(t, v, i, tuple(range(v.shape[0])), float(rate), f"{name}.npz")
     return rec, [int(c) for c in crossings]
 
