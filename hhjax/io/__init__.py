@@ -15,7 +15,8 @@ recordings the repository ships.
 from .examples import default_recordings_dir, example_recording, example_recordings_dirs
 from .formats import SUPPORTED, load_recording
 from .igor import read_ibw
-from .recording import UNITS, Recording, save_json_atomic, write_atomic
+from .recording import Recording, save_json_atomic, write_atomic
+from .units import UNITS
 from .sources import ImplausibleVoltageWarning
 
 __all__ = ["Recording", "load_recording", "save_json_atomic", "write_atomic",

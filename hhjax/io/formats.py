@@ -18,10 +18,11 @@ from typing import Any, Iterable, Optional, Union
 import numpy as np
 
 from .. import _validate as check
-from .abf_checks import check_abf_header, check_abf_layout
+from .abf import load_abf
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
-from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
+from .recording import Recording, check_sweeps, fail
+from .units import UNITS, unit_factor
 from ..simulation.memory import available
 from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_sources, inner_suffix, \
     opened, rate_from_times
@@ -31,7 +32,7 @@ SUPPORTED = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz", ".ibw")
 
 def load_recording(path: Union[str, os.PathLike, list, tuple], *,
                    sweeps: Optional[Iterable[int]] = None,
-                   channel: int = 0, v_units: Optional[str] = None,
+                   channel: Optional[int] = None, v_units: Optional[str] = None,
                    i_units: Optional[str] = None) -> Recording:
     """Load a current-clamp recording, choosing the reader by file extension.
 
@@ -40,8 +41,9 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
     Files compressed as ``.gz`` or ``.xz`` (``18711001.abf.xz``) are read directly.
 
     Formats:
-        ``.abf``: Axon ABF via pyabf. Voltage is ``sweepY`` of input ``channel``,
-            the injected current is the command waveform ``sweepC`` of that channel.
+        ``.abf``: Axon ABF via pyabf. Voltage is input ``channel`` (by default the first
+            input in mV or V); the injected current is the command waveform, or where the
+            file has none, a recorded current input (rules: :mod:`hhjax.io.abf`).
         ``.nwb``: NWB via pynwb. ``CurrentClampSeries`` in /acquisition paired with
             the ``CurrentClampStimulusSeries`` in /stimulus of the same sweep number
             (or, lacking sweep numbers, the same position in name order);
@@ -64,7 +66,7 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         path: the file, or a glob pattern, list of files or folder (a file set).
         sweeps: original sweep numbers to load (default all).
         channel: ABF input channel / NWB electrode / Igor or neo voltage channel
-            index; other formats only 0.
+            index; other formats only 0. Default: the first voltage input for ABF, else 0.
         v_units, i_units: what the voltage/current really are, overriding the
             file's labels ('mV' or 'V'; 'pA', 'nA' or 'A').
 
@@ -85,7 +87,8 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         >>> load_recording(example_recording("B6")).n_sweeps    # 10 .ibw files, 5 sweeps
         5
     """
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
+    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer))
+                                or channel < 0):
         raise fail(path, f"channel={channel!r} must be a non-negative integer")
     label, files, is_set = expand_sources(path)
     for f in files:
@@ -99,9 +102,9 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         if not exts <= set(SET_FORMATS):
             raise fail(label, f"a set of several files must be Igor waves "
                               f"({'/'.join(SET_FORMATS)}); got {', '.join(sorted(exts))}")
-        rec = load_ibw_set(label, files, sweeps, int(channel), v_units, i_units)
+        rec = load_ibw_set(label, files, sweeps, int(channel or 0), v_units, i_units)
     else:
-        rec = _load_file(label, files[0], sweeps, int(channel), v_units, i_units)
+        rec = _load_file(label, files[0], sweeps, None if channel is None else int(channel), v_units, i_units)
     check_finite(rec, label)
     check_voltage_plausible(rec, label)
     return rec
@@ -109,13 +112,13 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
 
 def _load_file(path: str, p: Path, sweeps, channel, v_units, i_units) -> Recording:
     ext = inner_suffix(p)
-    readers = {".abf": _load_abf, ".nwb": _load_nwb, ".csv": _load_text, ".tsv": _load_text,
+    readers = {".abf": load_abf, ".nwb": _load_nwb, ".csv": _load_text, ".tsv": _load_text,
                ".txt": _load_text, ".npz": _load_npz}
     with opened(path, p) as plain:
         if ext in readers:
-            rec = readers[ext](path, plain, sweeps, channel, v_units, i_units)
+            rec = readers[ext](path, plain, sweeps, channel if ext == ".abf" else channel or 0, v_units, i_units)
         else:
-            rec = load_with_neo(path, plain, sweeps, channel, v_units, i_units, SUPPORTED)
+            rec = load_with_neo(path, plain, sweeps, channel or 0, v_units, i_units, SUPPORTED)
     return rec if plain == p else dataclasses.replace(rec, source=str(p.resolve()))
 
 
@@ -126,56 +129,6 @@ def _single_channel(path: Any, channel: int) -> None:
 
 def _metadata(fmt: str, **kw: Any) -> dict:
     return {"format": fmt, "units": dict(UNITS), **kw}
-
-
-# --------------------------------------------------------------------------- ABF
-
-def _load_abf(path, p, sweeps, channel, v_units, i_units) -> Recording:
-    # pyabf's first import calls np.set_printoptions(threshold=5, ...) for the whole
-    # process; loading a file should not change how the user's arrays print.
-    with np.printoptions():
-        import pyabf
-
-    check_abf_header(path, p)  # pyabf sizes loops and arrays by the header's numbers
-    try:
-        abf = pyabf.ABF(str(p), loadData=False)
-    except Exception as e:  # pyabf raises struct.error, ValueError, ... on bad files
-        raise fail(path, f"cannot read ABF file (truncated or corrupted?): {type(e).__name__}: {e}") from None
-    if channel >= abf.channelCount:
-        raise fail(path, f"channel {channel} out of range; this file has "
-                         f"{abf.channelCount} channel(s) (0-{abf.channelCount - 1})")
-    check_abf_layout(path, abf, channel)
-    wanted = list(abf.sweepList) if sweeps is None else check_sweeps(path, sweeps, abf.sweepList)
-    vs, cs, n_epochs = [], [], 0
-    try:
-        for k in wanted:
-            abf.setSweep(k, channel=channel)
-            vs.append(np.array(abf.sweepY, dtype=np.float64))
-            cs.append(np.array(abf.sweepC, dtype=np.float64))
-            ep = getattr(abf, "sweepEpochs", None)
-            # pyabf wraps the protocol's epochs in a pre- and a post-epoch.
-            n_epochs = max(n_epochs, len(ep.types) - 2 if ep is not None else 0)
-        units_y, units_c = abf.sweepUnitsY, abf.sweepUnitsC
-    except Exception as e:
-        raise fail(path, f"cannot read ABF sweep data (truncated or corrupted?): {type(e).__name__}: {e}") from None
-    v, c = np.stack(vs), np.stack(cs)
-    if not np.all(np.isfinite(c)):
-        raise fail(path, "no usable current/command channel: the command waveform "
-                         "(sweepC) is not finite")
-    if not np.any(c) and n_epochs <= 0:
-        raise fail(path, "no current/command channel: the command waveform (sweepC) is all "
-                         "zeros and the protocol has no epochs (gap-free or voltage-only file?)")
-    fv = unit_factor(path, "v", units_y, v_units)
-    fi = unit_factor(path, "i", units_c, i_units)
-    fs = float(abf.sampleRate)
-    t = np.arange(v.shape[1]) * (1000.0 / fs)
-    md = _metadata("abf", protocol=abf.protocol, abf_version=abf.abfVersionString,
-                   channel=channel, channel_name=abf.adcNames[channel],
-                   units_in_file={"v": units_y, "i": units_c},
-                   current_source="command waveform (sweepC)",
-                   n_sweeps_in_file=abf.sweepCount, abf_id=abf.abfID,
-                   recorded=str(getattr(abf, "abfDateTime", "")))
-    return Recording(t, v * fv, c * fi, tuple(wanted), fs, str(p.resolve()), md)
 
 
 # --------------------------------------------------------------------------- NWB

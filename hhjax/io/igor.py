@@ -28,8 +28,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .sources import open_stream
-from .recording import UNITS, Recording, check_sweeps, fail, unit_factor, \
-    _CURRENT_TO_PA, _TIME_TO_MS, _VOLTAGE_TO_MV
+from .recording import Recording, check_sweeps, fail
+from .units import _TIME_TO_MS, UNITS, unit_factor, units_kind
 
 
 def _text(raw: Any) -> str:
@@ -124,11 +124,9 @@ def read_ibw(path: Any) -> dict:
 
 
 def _wave_kind(path: Any, units: str) -> str:
-    key = units.lower()
-    if key in _VOLTAGE_TO_MV:
-        return "v"
-    if key in _CURRENT_TO_PA:
-        return "i"
+    kind = units_kind(units)
+    if kind is not None:
+        return kind
     raise fail(path, f"wave units {units!r} are neither voltage (mV, V) nor current "
                      "(pA, nA, A), so the file cannot be placed as voltage or current")
 

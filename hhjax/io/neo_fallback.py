@@ -22,7 +22,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .recording import UNITS, Recording, check_sweeps, fail, unit_factor
+from .recording import Recording, check_sweeps, fail
+from .units import UNITS, unit_factor
 
 
 def _signal_kind(sig: Any) -> Optional[str]:

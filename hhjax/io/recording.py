@@ -1,4 +1,4 @@
-"""The :class:`Recording` container, unit conversion and atomic file writes.
+"""The :class:`Recording` container and atomic file writes (units: :mod:`hhjax.io.units`).
 
 Internal units are fixed so the rest of hhjax never has to guess:
 time in ms, membrane voltage in mV, injected current in pA.
@@ -18,47 +18,10 @@ from typing import Any, Callable, Iterable, Union
 import numpy as np
 from scipy.ndimage import convolve1d
 
-# Factors to the internal unit. Keys are lower-cased so 'MV'/'mv' from sloppy
-# headers still work; NWB spells SI units out ('volts', 'amperes').
-_VOLTAGE_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
-                  "v": 1e3, "volt": 1e3, "volts": 1e3}
-_CURRENT_TO_PA = {"pa": 1.0, "picoampere": 1.0, "picoamperes": 1.0,
-                  "na": 1e3, "nanoampere": 1e3, "nanoamperes": 1e3,
-                  "a": 1e12, "amp": 1e12, "amps": 1e12, "ampere": 1e12, "amperes": 1e12}
-_TIME_TO_MS = {"ms": 1.0, "s": 1e3, "sec": 1e3, "seconds": 1e3}
-
-UNITS = {"t": "ms", "v": "mV", "i": "pA"}
-
-
 def fail(path: Any, problem: str, exc: type = ValueError) -> Exception:
     """Build a one-line ``exc`` whose message starts with ``path`` (for ``raise``)."""
     # Library messages (h5py, struct) can span lines; callers grep logs by file.
     return exc(f"{path}: " + " ".join(str(problem).split()))
-
-
-def unit_factor(path: Any, kind: str, file_unit: Any, override: str | None) -> float:
-    """Factor that converts ``kind`` ('v', 'i' or 't') from the file's unit to mV/pA/ms.
-
-    ``override`` (the user's ``v_units``/``i_units``) replaces the file's label,
-    for files whose labels are wrong or missing.
-
-    Example:
-        >>> unit_factor("x.csv", "v", "V", None)
-        1000.0
-    """
-    table, name, internal, kw = {
-        "v": (_VOLTAGE_TO_MV, "voltage", "mV", "v_units"),
-        "i": (_CURRENT_TO_PA, "current", "pA", "i_units"),
-        "t": (_TIME_TO_MS, "time", "ms", "t_units"),
-    }[kind]
-    # ABF headers pad unit strings with NULs and spaces.
-    key = str((file_unit if override is None else override) or "").replace("\x00", "").strip()
-    if key.lower() in table:
-        return table[key.lower()]
-    if override is not None:
-        raise fail(path, f"{kw}={override!r} is not a known {name} unit "
-                         f"(known: {sorted(set(table))})")
-    raise fail(path, f"{name} units {key!r} are not {internal}; pass {kw}=... to convert")
 
 
 def format_sweeps(sweeps: Iterable[int]) -> str:

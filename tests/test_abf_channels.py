@@ -1,0 +1,91 @@
+"""ABF files whose rig puts the voltage on another input, or records the current instead of
+writing a command waveform (hhjax.io.abf). The files are written here byte by byte in the
+ABF1 layout (the offsets pyabf's ABF1 header reader uses), so the reader under test sees a
+real multi-channel file, not a mock."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from hhjax.io import load_recording
+from hhjax.recordings.evaluation import stimulus_epochs
+
+RATE = 10_000.0
+
+
+def _write_abf1(path, channels, units, names):
+    """Episodic ABF1 file: ``channels`` is a list of ``(n_sweeps, n)`` arrays, one per input,
+    stored as int16 samples interleaved channel by channel."""
+    data = np.stack([np.asarray(c, float) for c in channels], 1)   # (sweeps, inputs, samples)
+    n_sweeps, n_ch, n = data.shape
+    # int16 = value * scale * 32768 / 10 V: the largest scale that keeps every value in range
+    scale = [9.0 / max(float(np.max(np.abs(c))), 1e-3) for c in channels]
+    h = bytearray(4 * 512)
+    for fmt, off, val in (("4s", 0, b"ABF "), ("f", 4, 1.3), ("h", 8, 5), ("i", 10, n_sweeps * n_ch * n),
+                          ("i", 16, n_sweeps), ("i", 40, 4), ("h", 100, 0), ("h", 120, n_ch),
+                          ("f", 122, 1e6 / (RATE * n_ch)), ("i", 138, n * n_ch), ("f", 244, 10.0),
+                          ("i", 252, 32768)):
+        struct.pack_into("<" + fmt, h, off, val)
+    for k in range(16):
+        struct.pack_into("<h", h, 378 + 2 * k, k)
+        struct.pack_into("<h", h, 410 + 2 * k, k if k < n_ch else -1)
+        struct.pack_into("<f", h, 922 + 4 * k, scale[k] if k < n_ch else 1.0)
+        struct.pack_into("<f", h, 1050 + 4 * k, 1.0)
+        struct.pack_into("<f", h, 730 + 4 * k, 1.0)
+        struct.pack_into("8s", h, 602 + 8 * k, (units[k] if k < n_ch else "V").ljust(8).encode())
+        struct.pack_into("10s", h, 442 + 10 * k, (names[k] if k < n_ch else f"IN {k}").ljust(10).encode())
+    ints = np.round(data * np.array(scale)[None, :, None] * 3276.8).astype("<i2")
+    path.write_bytes(bytes(h) + ints.transpose(0, 2, 1).tobytes())
+    return path
+
+
+def _cell(n_sweeps=3, n=4000):
+    """Voltage (mV) and current (pA, with amplifier noise) of a toy cell: a step from 100 to
+    300 ms of 50 pA per sweep, 0.1 mV per pA."""
+    t = np.arange(n) / RATE * 1e3
+    amp = 50.0 * np.arange(n_sweeps)[:, None]
+    i = np.where((t >= 100) & (t < 300), amp, 0.0) + np.random.default_rng(0).normal(0, 2.0, (n_sweeps, n))
+    return t, -65.0 + 0.1 * i, i
+
+
+def test_voltage_on_input_1_and_recorded_current_on_input_0(tmp_path):
+    t, v, i = _cell()
+    p = _write_abf1(tmp_path / "im_first.abf", [i, v], ["pA", "mV"], ["Im", "Vm"])
+    rec = load_recording(p)
+    assert rec.metadata["channel"] == 1 and "recorded input channel 0" in rec.metadata["current_source"]
+    # int16 storage: values agree to the quantisation step (range / 32768)
+    assert np.allclose(rec.v, v, atol=np.max(np.abs(v)) / 3000) and np.allclose(rec.i, i, atol=np.max(np.abs(i)) / 3000)
+    for k, amp in enumerate((0.0, 50.0, 100.0)):
+        _, epochs = stimulus_epochs(rec.t, rec.i[k])
+        steps = [e for e in epochs if e.amp > 0]
+        if amp:   # the noisy recorded current still parses into one step of the right size
+            assert len(steps) == 1 and abs(steps[0].amp - amp) < 2.0 and abs(steps[0].start - 100.0) < 1.0
+        else:
+            assert not steps
+
+
+def test_voltage_first_and_current_recorded_on_input_1(tmp_path):
+    t, v, i = _cell()
+    p = _write_abf1(tmp_path / "vm_first.abf", [v, i / 1000.0], ["mV", "nA"], ["Vm", "Im"])
+    rec = load_recording(p, sweeps=[2])
+    assert rec.metadata["channel"] == 0 and rec.metadata["units_in_file"]["i"].strip() == "nA"
+    assert np.allclose(rec.i[0], i[2], atol=np.max(np.abs(i)) / 3000)   # nA converted to pA
+
+
+def test_explicit_channel_is_taken_as_given(tmp_path):
+    t, v, i = _cell()
+    p = _write_abf1(tmp_path / "im_first.abf", [i, v], ["pA", "mV"], ["Im", "Vm"])
+    with pytest.raises(ValueError) as ei:
+        load_recording(p, channel=0)   # the current input asked for as the voltage
+    msg = str(ei.value)
+    assert "\n" not in msg and msg.startswith(str(p)) and "voltage units 'pA'" in msg
+
+
+def test_voltage_only_file_still_has_no_stimulus(tmp_path):
+    t, v, _ = _cell()
+    p = _write_abf1(tmp_path / "vm_only.abf", [v, v + 1.0], ["mV", "mV"], ["Vm1", "Vm2"])
+    with pytest.raises(ValueError) as ei:
+        load_recording(p)
+    msg = str(ei.value)   # pyabf gives this header a NaN command: "no usable ..."
+    assert "\n" not in msg and "current/command channel" in msg and "no input channel records a current" in msg
