@@ -89,3 +89,14 @@ def test_voltage_only_file_still_has_no_stimulus(tmp_path):
         load_recording(p)
     msg = str(ei.value)   # pyabf gives this header a NaN command: "no usable ..."
     assert "\n" not in msg and "current/command channel" in msg and "no input channel records a current" in msg
+
+
+def test_cli_channel_option(tmp_path, capsys):
+    from hhjax.cli import main
+
+    t, v, i = _cell()
+    p = _write_abf1(tmp_path / "im_first.abf", [i, v], ["pA", "mV"], ["Im", "Vm"])
+    out = tmp_path / "fit.json"
+    code = main(["fit", str(p), "--channel", "0", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and not out.exists() and len(err.splitlines()) == 1 and "voltage units 'pA'" in err

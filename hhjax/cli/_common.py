@@ -219,19 +219,23 @@ def exit_on_ctrl_c(verb: str) -> None:
     threading.Thread(target=watch, name="hhjax-ctrl-c", daemon=True).start()
 
 
-def add_v_units_option(parser: argparse.ArgumentParser) -> None:
-    """``--v-units``: the recording's true voltage units, when its file says otherwise."""
+def add_recording_options(parser: argparse.ArgumentParser) -> None:
+    """``--v-units`` (the recording's true voltage units, when its file says otherwise) and
+    ``--channel`` (which voltage input)."""
     parser.add_argument("--v-units", default=None, metavar="UNITS",
                         help="the recording's voltage is really in UNITS (mV or V), whatever "
                              "its file says; for a gain or unit mistake in the file")
+    parser.add_argument("--channel", type=int, default=None, metavar="N",
+                        help="the voltage input: ABF input channel, NWB electrode or Igor/neo voltage "
+                             "channel N (default: ABF's first input in mV or V, else 0)")
 
 
 def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
-                       v_units: Optional[str]) -> Recording:
+                       v_units: Optional[str], channel: Optional[int] = None) -> Recording:
     """``load_recording`` for a command: its warnings become one line each on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rec = load_recording(path, sweeps=sweeps, v_units=v_units)
+        rec = load_recording(path, sweeps=sweeps, v_units=v_units, channel=channel)
     for w in caught:
         print(f"hhjax {verb}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
     return rec

@@ -10,7 +10,7 @@ from ..models import model_of
 from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
 from ..recordings.evaluation import format_value as fv
 from .. import _validate as check
-from ._common import CLIError, Outputs, add_v_units_option, load_recording_for
+from ._common import CLIError, Outputs, add_recording_options, load_recording_for
 
 
 def cmd_evaluate(args):
@@ -27,7 +27,7 @@ def cmd_evaluate(args):
     dt = check.positive_number(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)),
                                "--dt", "ms")
     method = settings.get("method", "exp_euler")
-    rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units)
+    rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units, args.channel)
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
     result["fit"] = str(args.fit)
     s = result["summary"]
@@ -56,6 +56,6 @@ def add_command(sub) -> None:
     e.add_argument("--dt", type=float, default=None, help="simulation step, ms (default: the fit's)")
     e.add_argument("--out", default=None, help="write eval.json")
     e.add_argument("--plot", default=None, help="write a PNG of traces and f–I curves")
-    add_v_units_option(e)
+    add_recording_options(e)
     e.set_defaults(func=cmd_evaluate, out_suffixes=(".json",))
 

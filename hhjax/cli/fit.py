@@ -23,7 +23,7 @@ from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_aut
 from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
 from .. import _validate as check
-from ._common import (CLIError, Outputs, add_v_units_option, build_params, load_recording_for,
+from ._common import (CLIError, Outputs, add_recording_options, build_params, load_recording_for,
                       positive_int)
 
 
@@ -97,7 +97,7 @@ def cmd_fit_recording(args):
         check_recording_model(model)
     except ValueError as exc:
         raise CLIError(f"--{exc}") from None
-    rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units)
+    rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units, args.channel)
     # A recording fit takes 10-60 s with the default search: it checkpoints by default
     # (removed once the outputs are written), so a killed fit resumes when rerun.
     auto_checkpoint = args.checkpoint is None and not args.no_checkpoint
@@ -110,7 +110,7 @@ def cmd_fit_recording(args):
         try:
             with warnings.catch_warnings():   # already reported for the sweeps loaded above
                 warnings.simplefilter("ignore")
-                full = load_recording(args.trace, v_units=args.v_units)
+                full = load_recording(args.trace, v_units=args.v_units, channel=args.channel)
             warning = coverage_warning(full, list(rec.sweeps))
         except ValueError:  # the whole file does not load as one (e.g. NWB sweeps of unequal length)
             warning = ""
@@ -253,7 +253,7 @@ def add_command(sub) -> None:
     f.add_argument("--out", default=None, help="write fit.json")
     f.add_argument("--plot", default=None, help="write a PNG of target, fit and residual")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
-    add_v_units_option(f)
+    add_recording_options(f)
     f.add_argument("--no-checkpoint", action="store_true",
                    help="recordings: do not checkpoint. By default a recording fit (10-60 s with the default "
                         "search) saves its state after every generation/iteration in OUT.checkpoint, or without "
