@@ -50,7 +50,7 @@ from hhjax.io import Recording
 from hhjax.models.pospischil import FS, RS
 from hhjax.models.pospischil_ca import LTS
 
-SIM_DT = 0.02  # ms: 50 kHz, every rig rate below is a whole multiple of it
+SIM_DT = 0.01  # ms: 100 kHz, so that every rig rate below (4, 10, 20, 50 kHz) samples every k-th step
 SETTLE_MS = 1000.0  # at the holding current before each sweep
 
 
@@ -112,6 +112,8 @@ def make(name, model, params, rate, noise_pa, rec_noise, command, key):
     clean = np.asarray(trace.v)[:, n_settle:]
     crossings = np.sum((clean[:, :-1] < 0) & (clean[:, 1:] >= 0), 1)
     every = int(round(1000.0 / rate / SIM_DT))
+    if abs(every * SIM_DT - 1000.0 / rate) > 1e-9:  # else the file's time axis would be stretched
+        raise ValueError(f"{name}: {rate} Hz is not a whole fraction of the {1 / SIM_DT:.0f} kHz simulation")
     v = clean[:, ::every]
     i = command[:, ::every][:, : v.shape[1]]
     v = v + rec_noise * np.asarray(jax.random.normal(k_rec, v.shape))
