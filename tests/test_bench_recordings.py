@@ -118,3 +118,21 @@ def test_workers_without_dask_is_one_line(tmp_path, capsys):
     panel.mkdir()
     assert _bench().main([str(panel), "--out", str(tmp_path / "r.json"), "--workers", "2"]) == 2
     assert "need --dask" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rate", [4_000, 10_000, 20_000, 50_000])
+def test_synthetic_cell_files_keep_the_models_time_axis(rate):
+    """scripts/synthetic_cells.py samples the simulation at the rig's rate: the step of the
+    command (100-300 ms here) must sit at the same times in the written recording (at 20 kHz
+    the generator once kept every 2nd step of a 50 kHz simulation, stretching time 1.25x)."""
+    from hhjax.recordings.evaluation import stimulus_epochs
+
+    spec = importlib.util.spec_from_file_location("synthetic_cells", SCRIPT.with_name("synthetic_cells.py"))
+    syn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(syn)
+    n = int(400 / syn.SIM_DT)
+    command = np.array([syn._steps(n, 0.0, [(100, 300, 50.0)])])
+    rec, _ = syn.make("toy", "pospischil", RS, rate, 0.0, 0.0, command, __import__("jax").random.PRNGKey(0))
+    _, epochs = stimulus_epochs(rec.t, rec.i[0])
+    assert len(epochs) == 1 and abs(epochs[0].start - 100.0) < 0.5 and abs(epochs[0].stop - 300.0) < 0.5
+    assert abs(rec.t[-1] - 400.0) < 1000.0 / rate + 1e-9
