@@ -322,6 +322,29 @@ def test_choose_sweeps_spans_the_holding_currents():
     assert choose_sweeps(rec) == [3, 4, 5]
 
 
+def _counted_recording(steps, counts, n=6000):
+    """Sweeps at 10 kHz with a step of ``steps[k]`` pA at 100-400 ms and ``counts[k]`` square
+    spikes spread over it (the f–I curve by hand)."""
+    t = np.arange(n) * DT
+    i = np.array([np.where((t >= 100.0) & (t < 400.0), s, 0.0) for s in steps])
+    v = np.full(i.shape, -65.0)
+    for k, c in enumerate(counts):
+        for a in np.linspace(110.0, 390.0, c) if c else ():
+            v[k, (t >= a) & (t < a + 1.0)] = 20.0
+    return Recording(t, v, i, tuple(range(len(steps))), 1000.0 / DT, "counted")
+
+
+def test_choose_sweeps_brackets_the_onset_of_depolarisation_block():
+    """A cell whose f–I curve peaks and then collapses (block): the spiking picks are the
+    lowest, the peak and the first sweep past it under half the peak rate; a monotonic
+    f–I curve keeps the lowest, middle and highest."""
+    steps = [-50.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 350.0]
+    block = _counted_recording(steps, [0, 2, 5, 9, 14, 12, 3, 2])
+    assert choose_sweeps(block) == [0, 1, 4, 6]   # peak 14 at 200 pA, block from 300 pA (3 < 7)
+    mild = _counted_recording(steps, [0, 2, 5, 9, 14, 12, 10, 9])   # a drop, but no block
+    assert choose_sweeps(mild) == choose_sweeps(_counted_recording(steps, [0, 2, 5, 9, 14, 15, 16, 17])) == [0, 1, 4, 7]
+
+
 def test_rows_cover_every_depolarising_epoch():
     """A dual-step sweep (step, hyperpolarising epoch, step): its f–I point pools both steps,
     so its fit row runs to POST_MS after the second (hand-computed: 900 + 100 ms)."""
@@ -405,3 +428,18 @@ def test_the_f_i_foot_gets_an_interpolated_row():
     j = foot[0]
     assert (data["n_lo"][j], data["n_hi"][j]) == (0.0, 2.0)
     assert data["stim"][j][int(250.0 / DT)] == pytest.approx(25.0)
+
+
+def test_count_errors_are_in_units_of_the_count_target():
+    """A segment of 140 spikes off by 14 (one tolerance) costs as much as one of 5 off by 1;
+    the excess beyond the timed spikes counts in the tolerance of the row's total."""
+    import jax.numpy as jnp
+    from hhjax.recordings.regime import count_errors
+
+    d = {"seg_edges": jnp.array([[-1e9, 1e9]] * 2), "seg_obs": jnp.array([[140.0], [5.0]]),
+         "interpolated": jnp.array([False, False]), "n_lo": jnp.zeros(2), "n_hi": jnp.zeros(2)}
+    times = jnp.tile(jnp.arange(154.0), (2, 1))    # 154 timed spikes
+    err = count_errors(jnp.array([154, 6]), times, d)
+    assert float(err[0]) == pytest.approx(1.0) and float(err[1]) == pytest.approx(1.0)
+    short = jnp.tile(jnp.arange(150.0), (2, 1))    # only 150 timed: 4 more counted as excess
+    assert float(count_errors(jnp.array([154, 6]), short, d)[0]) == pytest.approx(np.hypot(10 / 14, 4 / 14))

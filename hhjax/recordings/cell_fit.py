@@ -20,9 +20,10 @@ The loss (mean over rows) adds, per row:
 
 * subthreshold voltage ``mean((c tanh(ΔV/c))²)/σ_V²`` on 1 ms samples away from observed
   and simulated spikes (3 ms before to 6 ms after; c = 20 mV, σ_V = 6 mV);
-* spike count ``w_n Σ_s (n_sim,s - n_obs,s)²`` over the row's segments s (each epoch and
-  each baseline between epochs, :func:`hhjax.recordings.regime.count_errors`; w_n = 4;
-  for interpolated rows ``w_n`` times the squared distance to the allowed interval);
+* spike count ``w_n Σ_s ((n_sim,s - n_obs,s) / max(1, n_obs,s / 10))²`` over the row's
+  segments s (each epoch and each baseline between epochs, in units of the count target's
+  tolerance, :func:`hhjax.recordings.regime.count_errors`; w_n = 4; for interpolated rows
+  ``w_n`` times the squared distance to the allowed interval, in the same units);
 * spike timing: spike k against observed spike k where both exist,
   ``(c_t tanh(Δt/c_t)/σ_t)²`` / n_obs (σ_t = 20 ms, c_t = 50 ms); spikes of both come from
   :func:`hhjax.spike_times`, whose 0 mV crossing times are interpolated, so differentiable;
@@ -33,8 +34,8 @@ The loss (mean over rows) adds, per row:
   firing, so a model that goes into depolarisation block or falls silent there pays even
   when its total count is right; and the number of model ISIs shorter than half the
   cell's shortest ISI on that row, so a bursting model pays where the cell fires singly.
-  With the count term (silence where the cell fires costs ``4 n²``), this keeps the search
-  out of regimes the training sweeps contradict.
+  With the count term (silence where the cell fires n spikes costs ``4 min(n, 10)²``),
+  this keeps the search out of regimes the training sweeps contradict.
 
 Parameters: e_l is replaced by the resting potential ``v_rest`` (e_l follows in closed form),
 started at the observed eFEL ``voltage_base``; g_l and area start at the direct least-

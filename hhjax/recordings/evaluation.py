@@ -37,6 +37,7 @@ from ..models.steady import steady_state
 from ..solvers import membrane_terms
 
 GAMMA_WINDOW_MS = 4.0
+BLOCK_FRACTION = 0.5  # a sweep under this fraction of the peak rate, past the peak: depolarisation block
 START_SETTLE_MS, START_KICK_MV = 1000.0, 0.0  # a firing start: settle this long after a kick to this V
 
 
@@ -95,13 +96,17 @@ def sweep_table(recording):
     for k, sweep in enumerate(recording.sweeps):
         hold, epochs = stimulus_epochs(recording.t, recording.i[k])
         f = sweep_features(recording.t, recording.v[k], epochs, hold)
-        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs), float(hold)))
+        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs), float(hold),
+                     float(f["rate_hz"] or 0.0)))
     return info
 
 
 def choose_sweeps(recording, n=4):
     """Up to ``n`` sweeps, by rule: one subthreshold sweep, then spiking sweeps spread evenly
-    over the f–I range, the lowest and the highest included.
+    over the f–I range, the lowest and the highest included. Where the strongest sweep fires
+    at under :data:`BLOCK_FRACTION` of the peak rate (depolarisation block), the spiking
+    picks are the lowest, the peak and the first sweep past the peak under that fraction:
+    the onset of block lies between the last two, and nothing else fitted would place it.
 
     The subthreshold sweep is the one with a hyperpolarising step if any (the passive
     estimate needs one), else the one with the largest step. Where the sweeps hold
@@ -123,6 +128,14 @@ def choose_sweeps(recording, n=4):
     m = max(0, n - len(pick))
     if spiking and m:
         idx = sorted({int(round(j)) for j in np.linspace(0, len(spiking) - 1, min(m, len(spiking)))})
+        rate = [x[5] for x in spiking]
+        peak = int(np.argmax(rate))
+        if len(idx) >= 3 and rate[-1] < BLOCK_FRACTION * rate[peak]:
+            # Depolarisation block: the sweeps that bracket its onset (the f–I peak and the
+            # first weaker sweep under BLOCK_FRACTION of it) replace the strongest and the
+            # middle ones, which leave the onset anywhere between them.
+            onset = next(j for j in range(peak, len(rate)) if rate[j] < BLOCK_FRACTION * rate[peak])
+            idx = sorted({0, peak, onset} | set(idx[1:-1][: max(0, len(idx) - 3)]))
         pick += [spiking[j][0] for j in idx]
     return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
 

@@ -22,13 +22,14 @@ def model_spikes(v, valid, dt, k_max):
 
 
 def count_errors(n, times, data):
-    """Per row: the spike-count error. On a sweep's row, the root of the summed squared
-    errors of its *segments* (each epoch and the baseline between epochs,
-    ``data["seg_edges"]``, ms; observed counts ``data["seg_obs"]``), so that a model cannot
+    """Per row: the spike-count error, in units of :func:`count_tolerance`. On a sweep's
+    row, the root of the summed squared errors of its *segments* (each epoch and the
+    baseline between epochs, ``data["seg_edges"]``, ms; observed counts
+    ``data["seg_obs"]``), so that a model cannot
     trade spontaneous spikes for spikes in a step; model spikes beyond the ``k_max`` timed
     ones count as one more error each. On an interpolated row (``data["interpolated"]``),
-    the distance of the count ``n`` to the interval ``[n_lo, n_hi]``. Counts carry no
-    gradient.
+    the distance of the count ``n`` to the interval ``[n_lo, n_hi]`` (in the tolerance of
+    its middle). Counts carry no gradient.
 
     >>> d = {"seg_edges": jnp.array([[-1e9, 100.0, 200.0, 1e9]]), "seg_obs": jnp.array([[2.0, 3.0, 0.0]]),
     ...      "interpolated": jnp.array([False]), "n_lo": jnp.array([5.0]), "n_hi": jnp.array([5.0])}
@@ -43,10 +44,26 @@ def count_errors(n, times, data):
               & (times[..., None, :] < edges[..., 1:, None]))
     per_seg = jnp.sum(inside, -1).astype(times.dtype)
     excess = n - jnp.sum(per_seg, -1)
-    sq = jnp.sum((per_seg - data["seg_obs"]) ** 2, -1) + excess ** 2
+    obs = data["seg_obs"]
+    sq = jnp.sum(((per_seg - obs) / count_tolerance(obs)) ** 2, -1) \
+        + (excess / count_tolerance(jnp.sum(obs, -1))) ** 2
     nf = n.astype(times.dtype)
     interval = jnp.maximum(nf - data["n_hi"], 0.0) + jnp.maximum(data["n_lo"] - nf, 0.0)
+    interval = interval / count_tolerance((data["n_lo"] + data["n_hi"]) / 2)
     return jax.lax.stop_gradient(jnp.where(data["interpolated"], interval, jnp.sqrt(sq)))
+
+
+def count_tolerance(n_obs):
+    """The count target's tolerance, max(1, 10 % of the observed count): count errors are
+    measured in it, so that a sweep of 100 spikes does not outweigh one of 5 (a search
+    ranks candidates by the sum, and 20 spikes missing from 141 would otherwise cost 400
+    times one missing from 7, where the target puts the first 1.4 tolerances off and the
+    second 1).
+
+    >>> float(count_tolerance(jnp.array(5.0))), float(count_tolerance(jnp.array(141.0)))
+    (1.0, 14.100000381469727)
+    """
+    return jnp.maximum(1.0, 0.1 * n_obs)
 
 
 def regime_violations(n, times, data):
