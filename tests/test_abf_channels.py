@@ -100,3 +100,19 @@ def test_cli_channel_option(tmp_path, capsys):
     code = main(["fit", str(p), "--channel", "0", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code != 0 and not out.exists() and len(err.splitlines()) == 1 and "voltage units 'pA'" in err
+
+
+def test_cli_takes_recording_npz_and_csv_as_recordings(tmp_path):
+    """`hhjax fit cell.npz` without --model: a Recording.to_npz file or a t_ms,v_mV,i_pA CSV
+    is a recording; a t_ms,v_mV,i_uA_cm2 file stays an hhjax trace."""
+    from hhjax.io import Recording
+    from hhjax.io.sources import names_a_recording
+
+    t, v, i = _cell(n_sweeps=2, n=500)
+    rec_npz = Recording(t, v, i, (0, 1), RATE, "toy").to_npz(tmp_path / "cell.npz")
+    np.savez(tmp_path / "trace.npz", t_ms=t, v_mV=v[0], i_uA_cm2=i[0] / 100)
+    (tmp_path / "cell.csv").write_text("t_ms,v_mV,i_pA\n0,-65,0\n0.1,-65,0\n0.2,-65,0\n")
+    (tmp_path / "trace.csv").write_text("t_ms,v_mV,i_uA_cm2\n0,-65,0\n0.1,-65,0\n0.2,-65,0\n")
+    assert names_a_recording(rec_npz) and names_a_recording(tmp_path / "cell.csv")
+    assert not names_a_recording(tmp_path / "trace.npz") and not names_a_recording(tmp_path / "trace.csv")
+    assert not names_a_recording(tmp_path / "missing.csv")

@@ -234,7 +234,8 @@ def cmd_fit(args):
 def add_command(sub) -> None:
     f = sub.add_parser("fit", help="fit parameters to a trace (CSV/NPZ) or a recording (ABF/NWB/CSV)")
     f.add_argument("trace", help="CSV t_ms,v_mV,i_uA_cm2 or NPZ; or a recording (.abf, .nwb, .csv t_ms,v_mV,i_pA, "
-                                 "a quoted glob such as 'B6_*.ibw', or a folder of .ibw files)")
+                                 ".npz from Recording.to_npz, a quoted glob such as 'B6_*.ibw', or a folder of "
+                                 ".ibw files)")
     f.add_argument("--preset", default=None,
                    help="starting/fixed parameters (default: neuron for traces, pospischil for recordings)")
     f.add_argument("--model", default=None,

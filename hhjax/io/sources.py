@@ -97,7 +97,25 @@ def names_a_recording(arg: Union[str, os.PathLike]) -> bool:
     if p.is_dir() or (not p.exists() and glob.has_magic(text)):
         return True
     ext = inner_suffix(p)
+    if ext in _TRACE_OR_RECORDING and p.suffix == ext and p.is_file():
+        return _holds_recording(p)
     return ext in _RECORDING_ONLY or ext not in _TRACE_OR_RECORDING
+
+
+def _holds_recording(p: Path) -> bool:
+    """A plain CSV/NPZ file is a recording, not an hhjax trace (``t_ms, v_mV, i_uA_cm2``),
+    when its current is in pA/nA: NPZ arrays ``t, v, i`` (:meth:`Recording.to_npz`), or a
+    CSV header such as ``t_ms,v_mV,i_pA``. Unreadable files go to the trace reader, which
+    reports them."""
+    try:
+        if p.suffix == ".npz":
+            with np.load(p) as z:
+                return {"t", "v", "i"} <= set(z.files) and "i_uA_cm2" not in z.files
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+        return "i_uA_cm2" not in header and any(u in header for u in ("pA", "nA"))
+    except Exception:  # noqa: BLE001 - any failure: leave it to the trace reader's message
+        return False
 
 
 @contextlib.contextmanager
