@@ -343,6 +343,8 @@ def test_choose_sweeps_brackets_the_onset_of_depolarisation_block():
     assert choose_sweeps(block) == [0, 1, 4, 6]   # peak 14 at 200 pA, block from 300 pA (3 < 7)
     mild = _counted_recording(steps, [0, 2, 5, 9, 14, 12, 10, 9])   # a drop, but no block
     assert choose_sweeps(mild) == choose_sweeps(_counted_recording(steps, [0, 2, 5, 9, 14, 15, 16, 17])) == [0, 1, 4, 7]
+    early = _counted_recording(steps, [0, 9, 4, 2, 2, 1, 1, 1])   # peak at the weakest spiking sweep
+    assert choose_sweeps(early) == [0, 1, 2, 7]                    # the freed pick goes to the strongest
 
 
 def test_rows_cover_every_depolarising_epoch():

@@ -135,7 +135,10 @@ def choose_sweeps(recording, n=4):
             # first weaker sweep under BLOCK_FRACTION of it) replace the strongest and the
             # middle ones, which leave the onset anywhere between them.
             onset = next(j for j in range(peak, len(rate)) if rate[j] < BLOCK_FRACTION * rate[peak])
-            idx = sorted({0, peak, onset} | set(idx[1:-1][: max(0, len(idx) - 3)]))
+            chosen = {0, peak, onset} | set(idx[1:-1][: max(0, len(idx) - 3)])
+            for j in reversed(idx):  # the peak at the lowest sweep frees a pick: the strongest first
+                chosen |= {j} if len(chosen) < len(idx) else set()
+            idx = sorted(chosen)
         pick += [spiking[j][0] for j in idx]
     return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
 
