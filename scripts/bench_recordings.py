@@ -6,8 +6,9 @@ sweeps the fit did not see.
                                        [--dask [--workers W | --scheduler tcp://HOST:8786]]
 
 Within DIR a file is one recording, and so is a subfolder (e.g. a set of ``.ibw`` waves,
-read by :func:`hhjax.io.load_recording` as one recording); hidden entries and ``.md`` files
-are skipped. Each recording is fitted on the sweeps chosen by rule (at most 4,
+read by :func:`hhjax.io.load_recording` as one recording). Recordings are the formats of
+:data:`hhjax.io.RECORDING_FORMATS` (hhjax's readers and the rig formats neo reads: Spike2,
+WinWCP, AxoGraph, ...); hidden entries and other files (``.md``, ``.json``, figures) are skipped. Each recording is fitted on the sweeps chosen by rule (at most 4,
 :func:`hhjax.recordings.evaluation.choose_sweeps`) and evaluated on every sweep with the
 rules of :mod:`hhjax.recordings.epochs` (observed and predicted alike). A recording that
 fails (unreadable, fit error) is recorded with its ``error`` and the run goes on.
@@ -41,7 +42,7 @@ import time
 import traceback
 from pathlib import Path
 
-from hhjax.io import load_recording, save_json_atomic
+from hhjax.io import RECORDING_FORMATS, load_recording, save_json_atomic
 from hhjax.io.sources import inner_suffix
 from hhjax.recordings.cell_fit import fit_recording
 from hhjax.recordings.evaluation import choose_sweeps, evaluate, plot_evaluation, summarise
@@ -49,7 +50,7 @@ from hhjax.recordings.select import fit_auto
 
 SWEEP_KEYS = ("sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",
               "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV")
-RECORDING_SUFFIXES = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz", ".ibw")
+RECORDING_SUFFIXES = RECORDING_FORMATS  # hhjax.io: its own readers and the rig formats neo reads
 QUICK = {"generations": 2, "population": 16, "steps": 0, "n_starts": 1}
 
 

@@ -136,3 +136,17 @@ def test_synthetic_cell_files_keep_the_models_time_axis(rate):
     _, epochs = stimulus_epochs(rec.t, rec.i[0])
     assert len(epochs) == 1 and abs(epochs[0].start - 100.0) < 0.5 and abs(epochs[0].stop - 300.0) < 0.5
     assert abs(rec.t[-1] - 400.0) < 1000.0 / rate + 1e-9
+
+
+def test_find_recordings_takes_rig_formats_and_skips_other_files(tmp_path):
+    """A folder of cells as a lab might hand it over: recordings in hhjax's formats and in
+    rig formats neo reads (a Spike2 .smr, upper-case extensions too), a folder of .ibw
+    waves, and files that are not recordings (notes, a truth table, a figure)."""
+    for name in ("a.abf", "b.SMR", "c.wcp", "d.abf.xz", "README.md", "TRUTH.json", "plot.png", ".hidden.abf"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "cell_ibw").mkdir()
+    (tmp_path / "cell_ibw" / "V_1.ibw").write_bytes(b"x")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "f.png").write_bytes(b"x")
+    found = [p.name for p in _bench().find_recordings(tmp_path)]
+    assert found == ["a.abf", "b.SMR", "c.wcp", "cell_ibw", "d.abf.xz"]

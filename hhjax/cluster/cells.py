@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from ..cache import enable_compilation_cache
-from ..io import SUPPORTED, load_recording, save_json_atomic
+from ..io import RECORDING_FORMATS, load_recording, save_json_atomic
 from ..io.results import save_params
 from ..io.sources import inner_suffix
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
@@ -94,7 +94,7 @@ def _cells_in(path: Path):
                 continue
             if entry.is_dir():
                 yield from _cells_in(entry)
-            elif inner_suffix(entry) in SUPPORTED:  # also .gz/.xz compressed
+            elif inner_suffix(entry) in RECORDING_FORMATS:  # also .gz/.xz compressed
                 yield entry
 
 

@@ -13,7 +13,7 @@ recordings the repository ships.
 """
 
 from .examples import default_recordings_dir, example_recording, example_recordings_dirs
-from .formats import SUPPORTED, load_recording
+from .formats import RECORDING_FORMATS, SUPPORTED, load_recording
 from .igor import read_ibw
 from .recording import Recording, save_json_atomic, write_atomic
 from .units import UNITS
@@ -21,4 +21,4 @@ from .sources import ImplausibleVoltageWarning
 
 __all__ = ["Recording", "load_recording", "save_json_atomic", "write_atomic",
            "default_recordings_dir", "example_recording", "example_recordings_dirs",
-           "read_ibw", "ImplausibleVoltageWarning", "SUPPORTED", "UNITS"]
+           "read_ibw", "ImplausibleVoltageWarning", "SUPPORTED", "RECORDING_FORMATS", "UNITS"]

@@ -28,6 +28,10 @@ from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_
     opened, rate_from_times
 
 SUPPORTED = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz", ".ibw")
+#: Rig formats read through neo that a folder of cells may hold (Spike2, WinWCP, WinEDR,
+#: AxoGraph, CED CFS, Igor packed experiments, NIX); with :data:`SUPPORTED`, what
+#: ``hhjax fit-many`` and ``scripts/bench_recordings.py`` take from a folder.
+RECORDING_FORMATS = SUPPORTED + (".smr", ".smrx", ".wcp", ".edr", ".axgd", ".axgx", ".cfs", ".pxp", ".nix")
 
 
 def load_recording(path: Union[str, os.PathLike, list, tuple], *,
