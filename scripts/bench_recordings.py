@@ -5,10 +5,12 @@ sweeps the fit did not see.
                                        [--model pospischil|auto|...] [--quick]
                                        [--dask [--workers W | --scheduler tcp://HOST:8786]]
 
-Within DIR a file is one recording, and so is a subfolder (e.g. a set of ``.ibw`` waves,
-read by :func:`hhjax.io.load_recording` as one recording). Recordings are the formats of
-:data:`hhjax.io.RECORDING_FORMATS` (hhjax's readers and the rig formats neo reads: Spike2,
-WinWCP, AxoGraph, ...); hidden entries and other files (``.md``, ``.json``, figures) are skipped. Each recording is fitted on the sweeps chosen by rule (at most 4,
+Within DIR a file is one recording, and so is a subfolder of ``.ibw`` waves (read by
+:func:`hhjax.io.load_recording` as one recording); other subfolders are searched the same
+way. Recordings are the formats of :data:`hhjax.io.RECORDING_FORMATS` (hhjax's readers and
+the rig formats neo reads: Spike2, WinWCP, AxoGraph, ...); hidden entries and other files
+(``.md``, ``.json``, figures) are skipped. Each recording is fitted on the sweeps chosen by
+rule (at most 4,
 :func:`hhjax.recordings.evaluation.choose_sweeps`) and evaluated on every sweep with the
 rules of :mod:`hhjax.recordings.epochs` (observed and predicted alike). A recording that
 fails (unreadable, fit error) is recorded with its ``error`` and the run goes on.
@@ -43,7 +45,7 @@ import traceback
 from pathlib import Path
 
 from hhjax.io import RECORDING_FORMATS, load_recording, save_json_atomic
-from hhjax.io.sources import inner_suffix
+from hhjax.io.sources import SET_FORMATS, inner_suffix
 from hhjax.recordings.cell_fit import fit_recording
 from hhjax.recordings.evaluation import choose_sweeps, evaluate, plot_evaluation, summarise
 from hhjax.recordings.select import fit_auto
@@ -55,17 +57,20 @@ QUICK = {"generations": 2, "population": 16, "steps": 0, "n_starts": 1}
 
 
 def find_recordings(folder):
-    """Entries of ``folder`` that are recordings: files with a recording suffix (inside a
-    ``.xz``/``.gz`` compression suffix too), and subfolders holding such files (one recording
-    each), in name order."""
+    """Entries of ``folder`` that are recordings, in name order: files with a recording
+    suffix (inside a ``.xz``/``.gz`` compression suffix too); a subfolder of Igor waves
+    (one recording); and, in any other subfolder, the recordings found in it the same way
+    (a folder per cell holding its files)."""
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.name.startswith("."):
             continue
-        if p.is_file() and inner_suffix(p).lower() in RECORDING_SUFFIXES:
+        if p.is_file() and inner_suffix(p) in RECORDING_SUFFIXES:
             out.append(p)
-        elif p.is_dir() and any(inner_suffix(q).lower() in RECORDING_SUFFIXES for q in p.iterdir()):
+        elif p.is_dir() and any(inner_suffix(q) in SET_FORMATS for q in p.iterdir()):
             out.append(p)
+        elif p.is_dir():
+            out += find_recordings(p)
     return out
 
 

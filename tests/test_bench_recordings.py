@@ -148,5 +148,8 @@ def test_find_recordings_takes_rig_formats_and_skips_other_files(tmp_path):
     (tmp_path / "cell_ibw" / "V_1.ibw").write_bytes(b"x")
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "f.png").write_bytes(b"x")
-    found = [p.name for p in _bench().find_recordings(tmp_path)]
-    assert found == ["a.abf", "b.SMR", "c.wcp", "cell_ibw", "d.abf.xz"]
+    (tmp_path / "cell_7").mkdir()   # a folder per cell, holding its files
+    (tmp_path / "cell_7" / "steps.abf").write_bytes(b"x")
+    (tmp_path / "cell_7" / "notes.txt.md").write_bytes(b"x")
+    found = [str(p.relative_to(tmp_path)) for p in _bench().find_recordings(tmp_path)]
+    assert found == ["a.abf", "b.SMR", "c.wcp", "cell_7/steps.abf", "cell_ibw", "d.abf.xz"]
