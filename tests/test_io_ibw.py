@@ -356,3 +356,38 @@ def test_cli_evaluate_warns_on_implausible_voltage_and_v_units_fixes_it(tmp_path
     err = capsys.readouterr().err.strip()
     assert "v_units='furlong' is not a known voltage unit" in err and "\n" not in err
     assert not (tmp_path / "f.json").exists()
+
+
+def test_folder_with_several_protocols_takes_the_one_that_spikes_in_steps(tmp_path):
+    """A cell folder as Blue Brain rigs write it: several protocols side by side, each a
+    voltage/current channel pair. Without channel=, the set that holds the most spikes
+    during depolarising steps is the recording (a warning names it and the others): here
+    the long steps (IDRest, 3 sweeps of 3-9 spikes), not the short pulses (APWaveform,
+    1 spike each) nor the spontaneous firing with no step (Spont, 12 spikes). channel=N
+    still picks by name order."""
+    n, dx = 4000, 1e-4                                   # 400 ms at 10 kHz
+    t = np.arange(n) * 0.1
+
+    def sweep(step_ms, amp, spike_times):
+        i = np.where((t >= step_ms[0]) & (t < step_ms[1]), amp, 0.0)
+        v = np.full(n, -70.0)
+        for s in spike_times:
+            v[(t >= s) & (t < s + 1.0)] = 20.0
+        return v, i
+
+    protocols = {
+        "APWaveform": [sweep((100, 110), 800.0, [105.0]) for _ in range(3)],
+        "IDRest": [sweep((50, 350), 100.0 * (k + 1), np.linspace(60, 340, 3 * (k + 1))) for k in range(3)],
+        "Spont": [sweep((0, 0), 0.0, np.linspace(20, 380, 4)) for _ in range(3)],
+    }
+    for name, sweeps in protocols.items():
+        for k, (v, i) in enumerate(sweeps):
+            _write_ibw2(tmp_path / f"X_{name}_ch0_{10 + k}.ibw", i, units="pA", dx=dx)
+            _write_ibw2(tmp_path / f"X_{name}_ch1_{10 + k}.ibw", v, units="mV", dx=dx)
+    with pytest.warns(UserWarning, match=r"3 voltage channels; using X_IDRest_ch1_\*\.ibw \(18 spikes"):
+        rec = load_recording(tmp_path)
+    assert rec.metadata["voltage_channel"] == "X_IDRest_ch1_*.ibw" and rec.metadata["channel"] == 1
+    assert np.allclose(rec.i[2].max(), 300.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # an explicit channel: no guess, no warning
+        assert load_recording(tmp_path, channel=0).metadata["voltage_channel"] == "X_APWaveform_ch1_*.ibw"

@@ -70,7 +70,8 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         path: the file, or a glob pattern, list of files or folder (a file set).
         sweeps: original sweep numbers to load (default all).
         channel: ABF input channel / NWB electrode / Igor or neo voltage channel
-            index; other formats only 0. Default: the first voltage input for ABF, else 0.
+            index; other formats only 0. Default: the first voltage input for ABF, the channel
+            whose sweeps spike most during depolarising steps for Igor sets, else 0.
         v_units, i_units: what the voltage/current really are, overriding the
             file's labels ('mV' or 'V'; 'pA', 'nA' or 'A').
 
@@ -106,7 +107,7 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         if not exts <= set(SET_FORMATS):
             raise fail(label, f"a set of several files must be Igor waves "
                               f"({'/'.join(SET_FORMATS)}); got {', '.join(sorted(exts))}")
-        rec = load_ibw_set(label, files, sweeps, int(channel or 0), v_units, i_units)
+        rec = load_ibw_set(label, files, sweeps, None if channel is None else int(channel), v_units, i_units)
     else:
         rec = _load_file(label, files[0], sweeps, None if channel is None else int(channel), v_units, i_units)
     check_finite(rec, label)

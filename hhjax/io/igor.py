@@ -8,7 +8,9 @@ the current of sweep 181, ``B6_Ch3_IDRest_181.ibw`` its voltage) is a *file set*
 - the sweep of a file is the last number in its name; files that differ only in that
   number form one *channel* (``B6_Ch3_IDRest_*``);
 - the k-th voltage channel (sorted by name) is paired with the k-th current channel,
-  or with the only current channel if there is one; ``channel=k`` picks the pair;
+  or with the only current channel if there is one; ``channel=k`` picks the pair, and
+  without it the channel whose sweeps hold the most spikes during depolarising steps
+  (several protocols of one cell in one folder: the one that samples the f–I curve best);
 - sweeps are numbered 0, 1, ... in the order of the numbers in the file names
   (``metadata['file_numbers']`` keeps the numbers themselves);
 - the sampling interval comes from the header's x scaling (``sfA``/``hsA``), in the
@@ -22,11 +24,13 @@ import io
 import logging
 import re
 import struct
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..analysis.spikes import spike_peaks
 from .sources import open_stream
 from .recording import Recording, check_sweeps, fail
 from .units import _TIME_TO_MS, UNITS, unit_factor, units_kind
@@ -210,7 +214,48 @@ def _check_paired_and_equal(waves: dict, v_files: dict, i_files: dict, keys: tup
                               "length and sampling")
 
 
-def load_ibw_set(label: str, files: Sequence[Path], sweeps: Optional[Any], channel: int,
+def _spikes_in_steps(waves: dict, v_files: dict, i_files: dict) -> int:
+    """Spikes (by the package's one detector) while the current is above its holding level
+    (its first 5 %) by more than half its depolarising excursion, summed over a channel
+    pair's sweeps."""
+    total = 0
+    for number, vf in v_files.items():
+        i = waves[i_files[number]]["values"]
+        hold = float(np.median(i[: max(1, i.size // 20)]))  # sweeps start at the holding level
+        top = float(np.max(i)) - hold
+        if top <= 0:
+            continue
+        v = waves[vf]["values"] * unit_factor(vf, "v", waves[vf]["units"], None)
+        t = np.arange(v.size) * (1000.0 / _rate_hz(vf, waves[vf]))
+        total += int(np.sum(i[spike_peaks(t, v)] > hold + 0.5 * top))
+    return total
+
+
+def _best_channel(label: str, channels: dict, waves: dict) -> int:
+    """``channel`` when none is given: of several voltage channels (protocols of one cell,
+    e.g. ``X_IDRest_ch1_*`` beside ``X_APWaveform_ch1_*``), the one whose sweeps hold the
+    most spikes during depolarising steps, i.e. the protocol that samples the f–I curve
+    best (ties: the first by name). A warning names the choice and the others."""
+    v_keys = sorted(channels["v"])
+    if len(v_keys) <= 1:
+        return 0
+    scores = []
+    for k in range(len(v_keys)):
+        try:
+            keys = _pick_pair(label, channels, k, len(waves))
+            pair = channels["v"][keys[0]], channels["i"][keys[1]]
+            _check_paired_and_equal(waves, *pair, keys)
+            scores.append(_spikes_in_steps(waves, *pair))
+        except ValueError:  # a channel that cannot form a recording is not a candidate
+            scores.append(-1)
+    best = int(np.argmax(scores))
+    warnings.warn(f"{label}: {len(v_keys)} voltage channels; using {v_keys[best]} ({scores[best]} spikes during "
+                  f"depolarising steps; others: {', '.join(f'{k} ({n})' for k, n in zip(v_keys, scores) if k != v_keys[best])}); "
+                  "pass channel=N to choose another", UserWarning, stacklevel=4)
+    return best
+
+
+def load_ibw_set(label: str, files: Sequence[Path], sweeps: Optional[Any], channel: Optional[int],
                  v_units: Optional[str], i_units: Optional[str]) -> Recording:
     """Assemble Igor waves (one channel of one sweep each) into one Recording.
 
@@ -220,6 +265,7 @@ def load_ibw_set(label: str, files: Sequence[Path], sweeps: Optional[Any], chann
     """
     waves = {Path(f): read_ibw(f) for f in files}
     channels = _group(waves)
+    channel = _best_channel(label, channels, waves) if channel is None else channel
     v_key, i_key = _pick_pair(label, channels, channel, len(waves))
     v_files, i_files = channels["v"][v_key], channels["i"][i_key]
     _check_paired_and_equal(waves, v_files, i_files, (v_key, i_key))
