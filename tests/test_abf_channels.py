@@ -73,6 +73,16 @@ def test_voltage_first_and_current_recorded_on_input_1(tmp_path):
     assert np.allclose(rec.i[0], i[2], atol=np.max(np.abs(i)) / 3000)   # nA converted to pA
 
 
+def test_membrane_potential_in_mv_is_preferred_to_an_input_left_in_volts(tmp_path):
+    """Clampex scales the membrane potential to mV; an input left in V is an auxiliary
+    signal (pyABF's older File_axon_3.abf: 'stim' in V, then 'VmRK' in mV)."""
+    t, v, i = _cell()
+    monitor = np.where(i > 25.0, 5.0, 0.0)                       # a stimulator's 0/5 V monitor
+    p = _write_abf1(tmp_path / "monitor.abf", [monitor, v, i], ["V", "mV", "pA"], ["stim", "VmRK", "Im"])
+    rec = load_recording(p)
+    assert rec.metadata["channel"] == 1 and np.allclose(rec.v, v, atol=np.max(np.abs(v)) / 3000)
+
+
 def test_explicit_channel_is_taken_as_given(tmp_path):
     t, v, i = _cell()
     p = _write_abf1(tmp_path / "im_first.abf", [i, v], ["pA", "mV"], ["Im", "Vm"])

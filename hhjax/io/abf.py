@@ -3,9 +3,10 @@
 Which input channel is the membrane voltage, and where the injected current comes from,
 are decided here, because rigs lay them out differently:
 
-- **Voltage**: input ``channel`` when given; by default the first input channel whose
-  units are a voltage (``mV``, ``V``), so a file that records the amplifier's current
-  output on input 0 and the membrane potential on input 1 loads as it is.
+- **Voltage**: input ``channel`` when given; by default the first input in ``mV`` (else
+  the first in ``V``: an input left in volts is usually an auxiliary signal), so a file
+  that records the amplifier's current output, or a stimulator's monitor, on input 0 and
+  the membrane potential on input 1 loads as it is.
 - **Current**: the command waveform (pyabf's ``sweepC``, built from the protocol's epoch
   table) of that channel. Where the file has no usable command (not finite, or zero in
   every sweep: a stimulus from an external stimulator, or an ABF1 file whose waveform is
@@ -34,6 +35,23 @@ def _first_input(abf: Any, kind: str, skip: int = -1) -> Optional[int]:
     return None
 
 
+def _voltage_input(path: Any, abf: Any) -> Optional[int]:
+    """The first input in mV, else the first in V: Clampex scales the membrane potential to
+    mV, so an input left in volts is usually an auxiliary signal (a stimulator's monitor)."""
+    volts = [k for k, u in enumerate(abf.adcUnits) if units_kind(u) == "v"]
+    mv = [k for k in volts if unit_factor(path, "v", abf.adcUnits[k], None) == 1.0]
+    return (mv or volts)[0] if volts else None
+
+
+def _command(abf: Any, shape: tuple) -> np.ndarray:
+    """The current sweep's command waveform, NaN where pyabf has none for this input (an
+    ABF1 header describes the waveforms of two outputs only)."""
+    try:
+        return np.array(abf.sweepC, dtype=np.float64)
+    except IndexError:
+        return np.full(shape, np.nan)
+
+
 def _read(path: Any, abf: Any, wanted: list, channel: int) -> tuple:
     """``(sweepY, sweepC, number of protocol epochs)`` of input ``channel`` for the sweeps ``wanted``."""
     ys, cs, n_epochs = [], [], 0
@@ -41,7 +59,7 @@ def _read(path: Any, abf: Any, wanted: list, channel: int) -> tuple:
         for k in wanted:
             abf.setSweep(k, channel=channel)
             ys.append(np.array(abf.sweepY, dtype=np.float64))
-            cs.append(np.array(abf.sweepC, dtype=np.float64))
+            cs.append(_command(abf, ys[-1].shape))
             ep = getattr(abf, "sweepEpochs", None)
             # pyabf wraps the protocol's epochs in a pre- and a post-epoch.
             n_epochs = max(n_epochs, len(ep.types) - 2 if ep is not None else 0)
@@ -65,7 +83,7 @@ def load_abf(path: Any, p: Path, sweeps: Any, channel: Optional[int], v_units: O
     except Exception as e:  # pyabf raises struct.error, ValueError, ... on bad files
         raise fail(path, f"cannot read ABF file (truncated or corrupted?): {type(e).__name__}: {e}") from None
     if channel is None:
-        channel = (_first_input(abf, "v") if v_units is None else None) or 0
+        channel = (_voltage_input(path, abf) if v_units is None else None) or 0
     if channel >= abf.channelCount:
         raise fail(path, f"channel {channel} out of range; this file has "
                          f"{abf.channelCount} channel(s) (0-{abf.channelCount - 1})")
