@@ -27,12 +27,9 @@ from .recording import Recording, check_sweeps, fail
 from .units import UNITS, unit_factor, units_kind
 
 
-def _first_input(abf: Any, kind: str, skip: int = -1) -> Optional[int]:
-    """Index of the first input channel (not ``skip``) whose units are of ``kind`` ('v' or 'i')."""
-    for k, u in enumerate(abf.adcUnits):
-        if k != skip and units_kind(u) == kind:
-            return k
-    return None
+def _current_input(abf: Any, skip: int) -> Optional[int]:
+    """Index of the first input channel (not ``skip``) that records a current (pA, nA, A)."""
+    return next((k for k, u in enumerate(abf.adcUnits) if k != skip and units_kind(u) == "i"), None)
 
 
 def _voltage_input(path: Any, abf: Any) -> Optional[int]:
@@ -94,7 +91,7 @@ def load_abf(path: Any, p: Path, sweeps: Any, channel: Optional[int], v_units: O
     v, c, n_epochs = _read(path, abf, wanted, channel)
     units_c = abf.sweepUnitsC
     source = "command waveform (sweepC)"
-    recorded = _first_input(abf, "i", skip=channel)
+    recorded = _current_input(abf, skip=channel)
     if recorded is not None and not (np.all(np.isfinite(c)) and np.any(c)):
         c = _read(path, abf, wanted, recorded)[0]
         units_c = abf.adcUnits[recorded]
