@@ -44,34 +44,23 @@ import time
 import traceback
 from pathlib import Path
 
-from hhjax.io import RECORDING_FORMATS, load_recording, save_json_atomic
-from hhjax.io.sources import SET_FORMATS, inner_suffix
+from hhjax.cluster.cells import recordings_under
+from hhjax.io import load_recording, save_json_atomic
 from hhjax.recordings.cell_fit import fit_recording
 from hhjax.recordings.evaluation import choose_sweeps, evaluate, plot_evaluation, summarise
 from hhjax.recordings.select import fit_auto
 
 SWEEP_KEYS = ("sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",
               "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV")
-RECORDING_SUFFIXES = RECORDING_FORMATS  # hhjax.io: its own readers and the rig formats neo reads
 QUICK = {"generations": 2, "population": 16, "steps": 0, "n_starts": 1}
 
 
 def find_recordings(folder):
-    """Entries of ``folder`` that are recordings, in name order: files with a recording
-    suffix (inside a ``.xz``/``.gz`` compression suffix too); a subfolder of Igor waves
-    (one recording); and, in any other subfolder, the recordings found in it the same way
-    (a folder per cell holding its files)."""
-    out = []
-    for p in sorted(Path(folder).iterdir()):
-        if p.name.startswith("."):
-            continue
-        if p.is_file() and inner_suffix(p) in RECORDING_SUFFIXES:
-            out.append(p)
-        elif p.is_dir() and any(inner_suffix(q) in SET_FORMATS for q in p.iterdir()):
-            out.append(p)
-        elif p.is_dir():
-            out += find_recordings(p)
-    return out
+    """The recordings in ``folder``, in name order, as ``hhjax fit-many`` finds cells
+    (:func:`hhjax.cluster.cells.recordings_under`): files of a recording format (inside a
+    ``.xz``/``.gz`` compression suffix too), a subfolder of Igor waves as one recording,
+    and the recordings inside any other subfolder (a folder per cell)."""
+    return list(recordings_under(Path(folder)))
 
 
 def targets(rows):

@@ -27,15 +27,14 @@ import numpy as np
 from ..cache import enable_compilation_cache
 from ..io import RECORDING_FORMATS, load_recording, save_json_atomic
 from ..io.results import save_params
-from ..io.sources import inner_suffix
+from ..io.sources import SET_FORMATS, inner_suffix
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
 from ..recordings.evaluation import evaluate, plot_evaluation
 from ..recordings.select import check_recording_model, fit_auto
 
-__all__ = ["Cell", "FitSettings", "find_cells", "input_hash", "fit_cell", "finished_row",
+__all__ = ["Cell", "FitSettings", "find_cells", "recordings_under", "input_hash", "fit_cell", "finished_row",
            "worker_env", "use_shared_cache"]
 
-FOLDER_SUFFIX = ".ibw"  # a folder of these is one recording (a sweep per file)
 #: Fitted parameters a row reports: the default trainable set, then every model's extras.
 PARAM_COLUMNS = (*DEFAULT_TRAINABLE, *dict.fromkeys(n for _, extra in MODELS.values() for n in extra))
 
@@ -78,12 +77,14 @@ class FitSettings:
 
 
 def _ibw_folder(path: Path) -> bool:
-    return path.is_dir() and any(inner_suffix(p) == FOLDER_SUFFIX for p in path.iterdir())
+    return path.is_dir() and any(inner_suffix(p) in SET_FORMATS for p in path.iterdir())
 
 
-def _cells_in(path: Path):
-    """Recordings under ``path``: itself if a recording file or an .ibw folder, else every
-    recording file and .ibw folder below it."""
+def recordings_under(path: Path):
+    """Recordings under ``path``, in name order: itself if a file or a folder of ``.ibw``
+    waves (one recording), else every file of :data:`hhjax.io.RECORDING_FORMATS` (inside
+    ``.gz``/``.xz`` too) and every ``.ibw`` folder below it; hidden entries are skipped.
+    ``hhjax fit-many`` and ``scripts/bench_recordings.py`` find cells by it."""
     if path.is_file():
         yield path
     elif _ibw_folder(path):
@@ -93,7 +94,7 @@ def _cells_in(path: Path):
             if entry.name.startswith("."):
                 continue
             if entry.is_dir():
-                yield from _cells_in(entry)
+                yield from recordings_under(entry)
             elif inner_suffix(entry) in RECORDING_FORMATS:  # also .gz/.xz compressed
                 yield entry
 
@@ -113,7 +114,7 @@ def find_cells(inputs) -> list:
     for item in inputs:
         matches = sorted(glob.glob(os.fspath(item), recursive=True)) if glob.has_magic(str(item)) \
             else ([item] if os.path.exists(item) else [])
-        found = [p for m in matches for p in _cells_in(Path(m))]
+        found = [p for m in matches for p in recordings_under(Path(m))]
         if not found:
             raise FileNotFoundError(f"{item}: no such file, folder or match")
         for p in found:

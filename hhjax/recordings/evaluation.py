@@ -137,7 +137,8 @@ def choose_sweeps(recording, n=4):
             onset = next(j for j in range(peak, len(rate)) if rate[j] < BLOCK_FRACTION * rate[peak])
             chosen = {0, peak, onset} | set(idx[1:-1][: max(0, len(idx) - 3)])
             for j in reversed(idx):  # the peak at the lowest sweep frees a pick: the strongest first
-                chosen |= {j} if len(chosen) < len(idx) else set()
+                if len(chosen) < len(idx):
+                    chosen.add(j)
             idx = sorted(chosen)
         pick += [spiking[j][0] for j in idx]
     return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
