@@ -44,6 +44,8 @@ def check_recording_model(model: str) -> str:
     if model not in RECORDING_MODELS:
         raise ValueError(f"model: {model!r} is not a recording model; choose from {', '.join(RECORDING_MODELS)}")
     return model
+
+
 AUTO_SEARCH = {"generations": 8, "population": 96, "steps": 2}
 FAILURE_COST = 10.0
 
