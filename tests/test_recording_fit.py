@@ -372,6 +372,30 @@ def test_rows_cover_every_depolarising_epoch():
     assert data["seg_obs"][sweep_rows].tolist() == [[0, 2, 0, 0, 1, 0], [0, 2, 0, 0, 3, 0]]
 
 
+def test_rows_of_a_spontaneously_firing_cell_run_to_the_sweep_end():
+    """A cell firing in the baselines: its rows run on past the step to the end of the sweep
+    (2500 ms, hand-set), through the later -50 pA epoch, so that the spontaneous rate after
+    it is fitted; where the sweep is longer than SPONTANEOUS_POST_MS past the step's row end
+    (700 ms; the first row 1600 ms, 100 ms after the -50 pA epoch, as some row must hold a
+    hyperpolarising epoch for the passive estimate), the row stops there."""
+    from hhjax.recordings.rows import SPONTANEOUS_POST_MS, fit_rows
+
+    for duration in (2500.0, 5000.0):
+        n = int(duration / DT)
+        t = np.arange(n) * DT
+        i = np.array([np.where((t >= 200.0) & (t < 600.0), amp, 0.0) + np.where((t >= 1000.0) & (t < 1500.0), -50.0, 0.0)
+                      for amp in (50.0, 100.0)])
+        v = np.full(i.shape, -60.0)
+        for k in (0, 1):
+            for a in (50.0, 300.0, 400.0, 800.0, 1700.0, 2000.0, 2300.0)[: 6 + k]:
+                v[k, (t >= a) & (t < a + 1.0)] = 20.0
+        data, rows, *_ = fit_rows(Recording(t, v, i, (0, 1), 1000.0 / DT, "spontaneous"), DT)
+        stops = [min(duration - DT, end + SPONTANEOUS_POST_MS) for end in (1600.0, 700.0)]
+        assert [r[2] for r in rows if r[3] == "sweep"] == pytest.approx(stops, abs=2 * DT)
+        if duration == 2500.0:   # the spikes after the -50 pA epoch are in the fitted counts
+            assert data["seg_obs"][~data["interpolated"]].sum(1).tolist() == [6.0, 7.0]
+
+
 def test_count_error_charges_spikes_moved_between_epochs():
     """Same total, different split: the per-segment count error is sqrt(1² + 1²)."""
     import jax.numpy as jnp

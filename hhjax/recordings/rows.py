@@ -18,9 +18,9 @@ between epochs, so that the fit charges spikes moved from one epoch to another.
 Rows end :data:`POST_MS` after their last depolarising epoch (a sweep's f–I point pools all
 of them, e.g. both steps of a dual-step protocol, so the fit sees all of them too; without
 one, after the main hyperpolarising epoch); when a fitted sweep fires spontaneously, they
-run on through the following baseline (up to the next epoch, at most
-:data:`SPONTANEOUS_POST_MS`), so that whether the cell resumes firing after a step, or stays
-silent, is fitted too.
+run on to the sweep's end (at most :data:`SPONTANEOUS_POST_MS` further), through later
+epochs and baselines, so that the spontaneous rate, and whether the cell resumes firing
+after a step or stays silent, are fitted too: a rate to 10 % takes seconds of baseline.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .epochs import RATE_TAIL_MS, cell_rests, detect, fires_at_start
 from .evaluation import stimulus_epochs, sweep_features
 
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
-SPONTANEOUS_POST_MS = 500.0  # ... up to this long (or the next epoch) when the cell fires spontaneously
+SPONTANEOUS_POST_MS = 3000.0  # ... on to the sweep's end, at most this much longer, where the cell fires spontaneously
 LATE_FRACTION = 0.5  # the late window is the last half of the main depolarising epoch
 
 
@@ -99,10 +99,7 @@ def fit_rows(rec, dt):
     feats = [sweep_features(rec.t, rec.v[k], ep) for k, _, _, _, ep, _ in spans]
     if any(f["spontaneous_spikes"] for f in feats):  # the baseline after a step is data too
         for span in spans:
-            last, epochs = span[5], span[4]
-            if last is not None:
-                nxt = [e.start for e in epochs if e.start >= last.stop - 1e-9]
-                span[1] = max(span[1], min(t_end, last.stop + SPONTANEOUS_POST_MS, *nxt))
+            span[1] = min(t_end, span[1] + SPONTANEOUS_POST_MS)
     rests = cell_rests(feats, [s[3] for s in spans])
     n_len = max(int(round((s[1] - t0) / dt)) for s in spans) + 1
     tt = np.arange(n_len) * dt
