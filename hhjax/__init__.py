@@ -13,14 +13,15 @@ The package's folders follow the data flow; this module re-exports the public AP
   :func:`conductances`, :func:`currents`; electrophysiology ``features``
 * ``fitting/`` — ``losses``, :func:`direct_estimate`, :func:`fit` -> :class:`FitResult`,
   :func:`value_and_grad_forward`
-* ``recordings/`` — fitting and evaluating models on real recordings
+* ``recordings/`` — fitting and evaluating models on real recordings (``recordings.fit_with_model``:
+  one model or ``"auto"``; ``recordings.evaluate``)
 * edges: ``io`` (recordings, fit.json), ``plot``, ``cli``; :func:`enable_compilation_cache`;
   ``export`` (NEURON, NeuroML 2) and ``sbi`` (a simulator for the sbi package), whose
   optional dependencies (``hhjax[export]``, ``hhjax[sbi]``) are imported only when used
 """
 
 from .analysis import features
-from . import export, io, models, plot, presets, sbi, solvers, stimulus
+from . import export, io, models, plot, presets, recordings, sbi, solvers, stimulus
 from .fitting import losses
 from .cache import enable_compilation_cache
 from .simulation.devices import use_all_cores
@@ -42,7 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "HHParams", "HHState", "ReducedParams", "ReducedState", "PospischilParams", "PospischilState", "model_of", "presets", "models",
-    "stimulus", "solvers", "features", "io", "plot", "export", "sbi", "METHODS", "simulate", "Trace", "steady_state", "final_state",
+    "stimulus", "solvers", "features", "io", "plot", "export", "sbi", "recordings", "METHODS", "simulate", "Trace", "steady_state", "final_state",
     "resting_state", "Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase",
     "conductances", "currents", "losses", "direct_estimate", "fit", "FitResult",
     "save_fit", "save_params", "load_params", "enable_compilation_cache", "value_and_grad_forward",

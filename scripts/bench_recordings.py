@@ -46,9 +46,8 @@ from pathlib import Path
 
 from hhjax.cluster.cells import recordings_under
 from hhjax.io import load_recording, save_json_atomic
-from hhjax.recordings.cell_fit import fit_recording
 from hhjax.recordings.evaluation import choose_sweeps, evaluate, plot_evaluation, summarise
-from hhjax.recordings.select import fit_auto
+from hhjax.recordings.select import fit_with_model
 
 SWEEP_KEYS = ("sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",
               "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV")
@@ -89,14 +88,12 @@ def bench_one(path, folder, seed, args):
     try:
         rec = load_recording(path)
         train = choose_sweeps(rec)
-        kw = dict(sweeps=train, key=seed or 0, progress=False, **(QUICK if args.quick else {}))
+        kw = dict(sweeps=train, key=seed or 0, progress=False)
         cpu0, t0 = time.process_time(), time.perf_counter()
-        if args.model == "auto":
-            res = fit_auto(rec, **kw, **({"search": QUICK} if args.quick else {}))
-            sel = res.settings["model_selection"]
+        res = fit_with_model(rec, args.model, search=QUICK if args.quick else None, **kw)
+        sel = res.settings.get("model_selection")
+        if sel is not None:
             print(f"  model {sel['winner']}: {sel['why']}", file=sys.stderr)
-        else:
-            res = fit_recording(rec, model=args.model, **kw)
         cell.update(model=res.settings["model"], fit_time_s=round(time.perf_counter() - t0, 2),
                     fit_sweeps=[int(k) for k in res.sweeps])
         extra["cpu_s"] = time.process_time() - cpu0

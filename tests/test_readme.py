@@ -24,3 +24,5 @@ def test_readme_python_example_runs_and_recovers_the_preset():
         fitted, truth = float(getattr(scope["res"].params, name)), float(getattr(preset, name))
         assert abs(fitted - truth) <= 0.05 * abs(truth), (name, fitted, truth)
     assert np.asarray(scope["batch"].spike_count).shape == (10_000,)
+    # The recording example: 18711001.abf holds 30 sweeps (SOURCES.md); four are fitted.
+    assert len(scope["cell"].sweeps) == 4 and scope["summary"]["n_sweeps"] == 30

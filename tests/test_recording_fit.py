@@ -203,6 +203,26 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     assert all(np.isnan(v) for v in _stderr(spec, np.zeros(2), jac, r, data).values())
 
 
+def test_fit_with_model_is_one_entry_point_for_one_model_and_auto():
+    """One model goes to fit_recording with the search given; "auto" to fit_auto, where a
+    partial search replaces only what it names of AUTO_SEARCH; a wrong name is one line."""
+    from hhjax.recordings import fit_with_model
+    from hhjax.recordings.select import AUTO_SEARCH
+
+    rec = _synthetic(amps=(-60.0, 60.0, 100.0, 150.0, 200.0))
+    one = fit_with_model(rec, "pospischil_fs", search={"generations": 2, "population": 8, "steps": 0},
+                         sweeps=[0, 1, 4], key=0, progress=False)
+    assert one.settings["model"] == "pospischil_fs" and "model_selection" not in one.settings
+    assert (one.settings["generations"], one.settings["population"]) == (2, 8)
+    auto = fit_with_model(rec, "auto", search={"generations": 1, "population": 8}, sweeps=[0, 1, 4], key=0,
+                          candidates=("pospischil", "pospischil_fs"), n_starts=1, progress=False)
+    assert auto.settings["model"] == auto.settings["model_selection"]["winner"]
+    assert (auto.settings["generations"], auto.settings["population"]) == (1, 8)
+    assert auto.settings["steps"] == AUTO_SEARCH["steps"]
+    with pytest.raises(ValueError, match="model: 'hh' is not a recording model"):
+        fit_with_model(rec, "hh")
+
+
 def test_fit_auto_selects_by_held_out_sweeps(tmp_path):
     """--model auto: candidates fitted to the same training sweeps, scored on sweeps they
     did not see; the report's scores are recomputable from its own validation rows."""

@@ -144,11 +144,11 @@ def test_recording_fits_checkpoint_by_default_without_out(tmp_path, monkeypatch,
     class Stop(Exception):
         pass
 
-    def fake_fit_recording(rec, **kw):
+    def fake_fit(rec, model, **kw):
         seen.append(kw["checkpoint"])
         raise Stop
 
-    monkeypatch.setattr(cli_fit, "fit_recording", fake_fit_recording)
+    monkeypatch.setattr(cli_fit, "fit_with_model", fake_fit)
     base = ["fit", str(rec), "--model", "pospischil", "--generations", "2"]
     for args in (base, base, base[:-1] + ["3"], base + ["--out", str(tmp_path / "o.json")]):
         assert main(args) == 2  # the stub's error, reported as one line

@@ -15,11 +15,11 @@ from .. import plot
 from ..fitting.fitter import fit
 from ..fitting.resume import fingerprint
 from ..io import load_recording
-from ..io.sources import names_a_recording
+from ..io.sources import TRACE_COLUMNS, names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.cell_fit import DEFAULT_TRAINABLE, fit_recording
-from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_auto
+from ..recordings.cell_fit import DEFAULT_TRAINABLE
+from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_with_model
 from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
 from .. import _validate as check
@@ -28,7 +28,8 @@ from ._common import (CLIError, Outputs, add_recording_options, build_params, lo
 
 
 def load_trace_file(path):
-    """Read a trace for fitting: CSV with ``t_ms,v_mV,i_uA_cm2`` or NPZ with those arrays.
+    """Read a trace for fitting: CSV with the columns ``t_ms,v_mV,i_uA_cm2``
+    (:data:`hhjax.io.sources.TRACE_COLUMNS`) or NPZ with those arrays.
 
     Returns ``(t, v, i)`` as float arrays. Errors name the file.
     """
@@ -37,22 +38,21 @@ def load_trace_file(path):
     try:
         if path.endswith(".npz"):
             with np.load(path) as z:
-                missing = [k for k in ("t_ms", "v_mV", "i_uA_cm2") if k not in z]
+                missing = [k for k in TRACE_COLUMNS if k not in z]
                 if missing:
-                    raise CLIError(f"{path}: missing arrays {missing} (need t_ms, v_mV, i_uA_cm2)")
-                t, v, i = (np.asarray(z[k], float) for k in ("t_ms", "v_mV", "i_uA_cm2"))
+                    raise CLIError(f"{path}: missing arrays {missing} (need {', '.join(TRACE_COLUMNS)})")
+                t, v, i = (np.asarray(z[k], float) for k in TRACE_COLUMNS)
         else:
             with open(path) as f:
                 header = [h.strip() for h in f.readline().strip().split(",")]
-            need = ["t_ms", "v_mV", "i_uA_cm2"]
-            if any(h not in header for h in need):
-                raise CLIError(f"{path}: expected CSV columns {','.join(need)}, got {','.join(header)}")
+            if any(h not in header for h in TRACE_COLUMNS):
+                raise CLIError(f"{path}: expected CSV columns {','.join(TRACE_COLUMNS)}, got {','.join(header)}")
             with warnings.catch_warnings():  # an empty body is reported below, in one line
                 warnings.simplefilter("ignore", UserWarning)
                 data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
             if data.shape[0] < 3:
                 raise CLIError(f"{path}: needs at least 3 samples, found {data.shape[0]}")
-            t, v, i = (data[:, header.index(h)] for h in need)
+            t, v, i = (data[:, header.index(h)] for h in TRACE_COLUMNS)
     except CLIError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes one line naming the file
@@ -60,15 +60,14 @@ def load_trace_file(path):
     if t.size < 3:
         raise CLIError(f"{path}: needs at least 3 samples")
     try:
-        check.columns(path, {"t_ms": (t, None), "v_mV": (v, check.VOLTAGE_LIMIT),
-                             "i_uA_cm2": (i, check.CURRENT_LIMIT)})
+        check.columns(path, dict(zip(TRACE_COLUMNS, ((t, None), (v, check.VOLTAGE_LIMIT), (i, check.CURRENT_LIMIT)))))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     # Against the grid, not sample to sample: times written in float32 (about 7 digits)
     # wobble by more than 1e-4 dt between neighbours, but never by 1 % of dt.
     dt = (t[-1] - t[0]) / (t.size - 1)
     if not dt > 0 or np.max(np.abs(t - t[0] - dt * np.arange(t.size))) > 0.01 * dt:
-        raise CLIError(f"{path}: time column t_ms must be uniformly increasing")
+        raise CLIError(f"{path}: time column {TRACE_COLUMNS[0]} must be uniformly increasing")
     return t, v, i
 
 
@@ -78,15 +77,14 @@ def _fit_recording_model(model, rec, kw, init, checkpoint, args):
         if init is not None:
             raise CLIError("--preset: --model auto starts each candidate at its own preset; leave --preset out")
         kw.pop("init")
-        res = fit_auto(rec, checkpoint=checkpoint, **kw, **({} if args.steps is None else {"steps": args.steps}))
-        sel = res.settings["model_selection"]
+    search = {k: getattr(args, k) for k in ("generations", "population", "steps") if getattr(args, k) is not None}
+    res = fit_with_model(rec, model, search=search, checkpoint=checkpoint, **kw)
+    sel = res.settings.get("model_selection")
+    if sel is not None:
         for n, c in sel["candidates"].items():
             print(f"candidate {n}: cross-validated score {format_value(c['score'], '.3g')}, "
                   f"training failures {c['training_failures']}, {c['fit_time_s']:.0f} s")
         print(f"model: {sel['winner']} ({sel['why']})")
-    else:
-        res = fit_recording(rec, model=model, steps=4 if args.steps is None else args.steps, checkpoint=checkpoint,
-                            **kw, **{k: getattr(args, k) for k in ("generations", "population") if getattr(args, k)})
     return res
 
 
@@ -244,7 +242,8 @@ def add_command(sub) -> None:
     f.add_argument("--trainable", default=None,
                    help="comma-separated names (default: g_na,g_k,g_l for traces; the model's active and passive set for recordings)")
     f.add_argument("--starts", type=positive_int, default=4, help="starting points (default 4)")
-    f.add_argument("--steps", type=positive_int, default=None, help="maximum iterations")
+    f.add_argument("--steps", type=positive_int, default=None,
+                   help="maximum iterations (recordings: Levenberg–Marquardt, default 4; --model auto: 2 per candidate)")
     f.add_argument("--dt", type=float, default=None,
                    help="simulation step, ms (traces: default the sample spacing split into steps of at most "
                         "0.025; recordings: default 0.1)")
@@ -261,9 +260,9 @@ def add_command(sub) -> None:
                         "--out in ~/.cache/hhjax/checkpoints, resumes from it when the same command is rerun, "
                         "and removes it once the outputs are written (--model auto: one subfolder per candidate)")
     f.add_argument("--generations", type=positive_int, default=None,
-                   help="recordings: generations of the cross-entropy search (default 16)")
+                   help="recordings: generations of the cross-entropy search (default 16; --model auto: 8 per candidate)")
     f.add_argument("--population", type=positive_int, default=None,
-                   help="recordings: parameter sets per generation (default 160)")
+                   help="recordings: parameter sets per generation (default 160; --model auto: 96 per candidate)")
     f.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="save the fit's state in DIR after every generation/iteration (recordings) or "
                         "iteration (traces); rerunning the same command resumes there (DIR is kept)")

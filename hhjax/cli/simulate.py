@@ -11,6 +11,7 @@ import numpy as np
 from .. import plot, stimulus
 from ..analysis.spikes import spike_times
 from ..io.recording import write_atomic
+from ..io.sources import TRACE_COLUMNS
 from ..models import model_of
 from ..simulation.entry import simulate
 from .. import _validate as check
@@ -28,20 +29,21 @@ def write_trace(trace, path, current=None, units="µA/cm²", dt=None):
     t = np.asarray(trace.t)
     if dt is not None:
         t = np.arange(t.size) * float(dt)
-    fields = {("v_mV" if f.name == "v" else f.name): np.reshape(np.asarray(getattr(trace.state, f.name)),
+    t_col, v_col, i_col = TRACE_COLUMNS
+    fields = {(v_col if f.name == "v" else f.name): np.reshape(np.asarray(getattr(trace.state, f.name)),
                                                                 (-1, t.size))[0]
               for f in dataclasses.fields(trace.state)}
     if current is not None:
-        fields["i_pA" if units == "pA" else "i_uA_cm2"] = np.broadcast_to(np.asarray(current, float), t.shape)
+        fields["i_pA" if units == "pA" else i_col] = np.broadcast_to(np.asarray(current, float), t.shape)
     if path.lower().endswith(".npz"):
         buf = io.BytesIO()
-        np.savez(buf, t_ms=t, **fields)
+        np.savez(buf, **{t_col: t}, **fields)
         write_atomic(path, buf.getvalue())
         return
     if not path.lower().endswith(".csv"):
         raise CLIError(f"--out: {path}: expected a .csv or .npz file name")
     cols = np.column_stack([t, *fields.values()])
-    lines = [",".join(["t_ms", *fields])] + [",".join(f"{x:.9g}" for x in row) for row in cols]
+    lines = [",".join([t_col, *fields])] + [",".join(f"{x:.9g}" for x in row) for row in cols]
     write_atomic(path, ("\n".join(lines) + "\n").encode())
 
 

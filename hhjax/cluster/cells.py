@@ -28,9 +28,9 @@ from ..cache import enable_compilation_cache
 from ..io import RECORDING_FORMATS, load_recording, save_json_atomic
 from ..io.results import save_params
 from ..io.sources import SET_FORMATS, inner_suffix
-from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS, fit_recording
+from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS
 from ..recordings.evaluation import evaluate, plot_evaluation
-from ..recordings.select import check_recording_model, fit_auto
+from ..recordings.select import check_recording_model, fit_with_model
 
 __all__ = ["Cell", "FitSettings", "find_cells", "recordings_under", "input_hash", "fit_cell", "finished_row",
            "worker_env", "use_shared_cache"]
@@ -49,10 +49,10 @@ class Cell:
 
 @dataclasses.dataclass(frozen=True)
 class FitSettings:
-    """What :func:`hhjax.recordings.cell_fit.fit_recording` is called with for every cell
+    """What :func:`hhjax.recordings.fit_with_model` is called with for every cell
     (see there; ``sweeps`` ``None`` lets it choose). ``model``: a key of
     :data:`hhjax.recordings.cell_fit.MODELS`, or ``"auto"`` for
-    :func:`hhjax.recordings.select.fit_auto` (its own search size per candidate: then
+    :func:`hhjax.recordings.fit_auto` (its own search size per candidate: then
     ``generations``, ``population`` and ``steps`` are not used). Part of each cell's input
     hash.
 
@@ -271,14 +271,10 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
         if not sweeps:
             raise ValueError(f"sweeps: none of {list(settings.sweeps)} in {cell.path} "
                              f"(it has {list(rec.sweeps)})")
-    if settings.model == "auto":
-        res = fit_auto(rec, sweeps=sweeps, n_starts=settings.n_starts, dt=settings.dt, key=settings.seed,
-                       method=settings.method, progress=False)
-    else:
-        res = fit_recording(rec, model=settings.model, sweeps=sweeps, n_starts=settings.n_starts,
-                            steps=settings.steps, dt=settings.dt, key=settings.seed,
-                            generations=settings.generations, population=settings.population,
-                            method=settings.method, progress=False)
+    # auto keeps its own (smaller) search per candidate: the settings' search size is one model's
+    search = None if settings.model == "auto" else {k: getattr(settings, k) for k in ("steps", "generations", "population")}
+    res = fit_with_model(rec, settings.model, search=search, sweeps=sweeps, n_starts=settings.n_starts,
+                         dt=settings.dt, key=settings.seed, method=settings.method, progress=False)
     if not np.isfinite(res.loss):
         raise RuntimeError("fit failed (no parameter set gave a finite loss)")
     save_params(folder / "fit.json", res.params, stderr=res.stderr, loss=res.loss,

@@ -29,6 +29,10 @@ from .recording import Recording, fail
 _OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".xz": lzma.open}
 # Formats that hold one channel of one sweep per file, so that only a set makes a recording.
 SET_FORMATS = (".ibw",)
+#: Columns (CSV) or arrays (NPZ) of an hhjax *trace*, one simulated neuron that ``hhjax fit``
+#: fits per area: time (ms), voltage (mV), current density (µA/cm²). A file with a current in
+#: pA or nA instead is a recording (:func:`names_a_recording`).
+TRACE_COLUMNS = ("t_ms", "v_mV", "i_uA_cm2")
 
 PathArg = Union[str, os.PathLike, list, tuple]
 
@@ -103,17 +107,17 @@ def names_a_recording(arg: Union[str, os.PathLike]) -> bool:
 
 
 def _holds_recording(p: Path) -> bool:
-    """A plain CSV/NPZ file is a recording, not an hhjax trace (``t_ms, v_mV, i_uA_cm2``),
+    """A plain CSV/NPZ file is a recording, not an hhjax trace (:data:`TRACE_COLUMNS`),
     when its current is in pA/nA: NPZ arrays ``t, v, i`` (:meth:`Recording.to_npz`), or a
     CSV header such as ``t_ms,v_mV,i_pA``. Unreadable files go to the trace reader, which
     reports them."""
     try:
         if p.suffix == ".npz":
             with np.load(p) as z:
-                return {"t", "v", "i"} <= set(z.files) and "i_uA_cm2" not in z.files
+                return {"t", "v", "i"} <= set(z.files) and TRACE_COLUMNS[2] not in z.files
         with open(p, encoding="utf-8", errors="replace") as fh:
             header = fh.readline()
-        return "i_uA_cm2" not in header and any(u in header for u in ("pA", "nA"))
+        return TRACE_COLUMNS[2] not in header and any(u in header for u in ("pA", "nA"))
     except Exception:  # noqa: BLE001 - any failure: leave it to the trace reader's message
         return False
 

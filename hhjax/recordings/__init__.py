@@ -4,7 +4,7 @@ fitting a cell model to a recording, and choosing the model by cross-validation.
 from .cell_fit import MODELS, RecordingFit, fit_recording
 from .epochs import Epoch, epoch_features, parse_epochs
 from .evaluation import evaluate
-from .select import fit_auto
+from .select import fit_auto, fit_with_model
 
-__all__ = ["fit_recording", "fit_auto", "RecordingFit", "MODELS", "evaluate", "Epoch", "parse_epochs",
-           "epoch_features"]
+__all__ = ["fit_with_model", "fit_recording", "fit_auto", "RecordingFit", "MODELS", "evaluate", "Epoch",
+           "parse_epochs", "epoch_features"]

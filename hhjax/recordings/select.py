@@ -50,6 +50,33 @@ AUTO_SEARCH = {"generations": 8, "population": 96, "steps": 2}
 FAILURE_COST = 10.0
 
 
+def fit_with_model(recording, model: str = "pospischil", *, search: dict | None = None, **fit_kwargs):
+    """Fit a recording: the one entry point for one fit target or ``model="auto"``.
+
+    Args:
+        recording: a :class:`hhjax.io.Recording` (V in mV, command current in pA).
+        model: a key of :data:`hhjax.recordings.cell_fit.MODELS` (:func:`fit_recording`), or
+            ``"auto"`` (:func:`fit_auto`: every candidate, chosen by cross-validation).
+        search: search size (``generations``, ``population``, Levenberg–Marquardt ``steps``);
+            what it leaves out is the chosen function's default (per candidate for auto:
+            :data:`AUTO_SEARCH`).
+        fit_kwargs: passed on alike (``sweeps``, ``key``, ``dt`` in ms, ``checkpoint``, ...).
+
+    Returns:
+        :class:`hhjax.recordings.RecordingFit` (``settings["model"]`` names the model).
+
+    >>> from hhjax.io import example_recording, load_recording
+    >>> rec = load_recording(example_recording("File_axon_5.abf"))
+    >>> res = fit_with_model(rec, search={"generations": 1, "population": 4, "steps": 0}, key=0, progress=False)
+    >>> res.settings["model"], len(res.sweeps)
+    ('pospischil', 4)
+    """
+    check_recording_model(model)
+    if model == "auto":
+        return fit_auto(recording, search=search, **fit_kwargs)
+    return fit_recording(recording, model=model, **(search or {}), **fit_kwargs)
+
+
 def validation_sweeps(recording, train: list, n: int = 2) -> list:
     """Up to ``n`` spiking sweeps not in ``train``, nearest to the currents halfway between
     consecutive fitted spiking currents (else any spiking sweeps left; else any sweeps).
@@ -116,8 +143,9 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     Args:
         recording: a :class:`hhjax.io.Recording`. sweeps: training sweeps (default
             :func:`choose_sweeps`). candidates: keys of :data:`hhjax.recordings.cell_fit.MODELS`.
-        search: per-candidate search size (default :data:`AUTO_SEARCH`); ``fit_kwargs`` go
-            to :func:`fit_recording` for every candidate.
+        search: per-candidate search size (``generations``, ``population``, ``steps``; what it
+            leaves out is :data:`AUTO_SEARCH`'s); ``fit_kwargs`` go to :func:`fit_recording`
+            for every candidate.
         checkpoint: a directory; each candidate checkpoints in its own subfolder (named
             by the candidate), so a rerun resumes the unfinished candidate and replays the
             finished ones from their saved state.
@@ -134,7 +162,7 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     info = sweep_table(recording)
     fits, table = {}, {}
     for name in candidates:
-        kw = {**(search or AUTO_SEARCH), **fit_kwargs}
+        kw = {**AUTO_SEARCH, **(search or {}), **fit_kwargs}
         res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
                             checkpoint=None if checkpoint is None else os.path.join(checkpoint, name), **kw)
         rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
