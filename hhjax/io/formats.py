@@ -180,6 +180,10 @@ def _load_nwb(path, p, sweeps, channel, v_units, i_units) -> Recording:
     except Exception as e:
         if str(e).startswith(f"{path}: "):  # already ours, from _assemble_nwb
             raise
+        old = re.search(r"NWB version (\S+) not supported", str(e))
+        if old:  # NWB 1, e.g. the Allen Cell Types Database's ephys.nwb
+            raise fail(path, f"{old.group(1)} is NWB 1, and hhjax reads NWB 2 and later (pynwb); read it with "
+                             f"the AllenSDK (NwbDataSet.get_sweep) and save the sweeps as CSV t_ms,v_mV,i_pA") from None
         raise fail(path, f"cannot read NWB file (corrupted?): {type(e).__name__}: {e}") from None
 
 
