@@ -11,7 +11,7 @@ way. Recordings are the formats of :data:`hhjax.io.RECORDING_FORMATS` (hhjax's r
 the rig formats neo reads: Spike2, WinWCP, AxoGraph, ...); hidden entries and other files
 (``.md``, ``.json``, figures) are skipped. Each recording is fitted on the sweeps chosen by
 rule (at most 4,
-:func:`hhjax.recordings.evaluation.choose_sweeps`) and evaluated on every sweep with the
+:func:`hhjax.recordings.choice.choose_sweeps`) and evaluated on every sweep with the
 rules of :mod:`hhjax.recordings.epochs` (observed and predicted alike). A recording that
 fails (unreadable, fit error) is recorded with its ``error`` and the run goes on.
 
@@ -46,7 +46,8 @@ from pathlib import Path
 
 from hhjax.cluster.cells import recordings_under
 from hhjax.io import load_recording, save_json_atomic
-from hhjax.recordings.evaluation import choose_sweeps, evaluate, plot_evaluation, summarise
+from hhjax.recordings.choice import choose_sweeps
+from hhjax.recordings.evaluation import evaluate, plot_evaluation, summarise
 from hhjax.recordings.select import fit_with_model
 
 SWEEP_KEYS = ("sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",

@@ -15,7 +15,7 @@ from hhjax.models.pospischil import RS
 from hhjax.presets import NEURON
 from hhjax.recordings.evaluation import evaluate, model_rest, parse_sweeps, stimulus_epochs
 from hhjax.recordings import fit_recording
-from hhjax.recordings.evaluation import choose_sweeps
+from hhjax.recordings.choice import choose_sweeps
 from hhjax import load_params, save_params
 from hhjax import simulate
 
@@ -171,7 +171,7 @@ def test_cli_evaluate_round_trip(tmp_path, synthetic, capsys):
 def test_coverage_warning_flags_sweeps_that_miss_the_fi_range():
     """18711001 steps 10 pA per sweep up to 290 pA and spikes from ~70 pA: sweeps 4, 6, 8
     (40-80 pA, one spiking) cannot pin down its f–I curve; the rule's own choice can."""
-    from hhjax.recordings.evaluation import coverage_warning
+    from hhjax.recordings.choice import coverage_warning
 
     rec = load_recording(ABF)
     warning = coverage_warning(rec, [4, 6, 8])
@@ -365,6 +365,23 @@ def test_choose_sweeps_brackets_the_onset_of_depolarisation_block():
     assert choose_sweeps(mild) == choose_sweeps(_counted_recording(steps, [0, 2, 5, 9, 14, 15, 16, 17])) == [0, 1, 4, 7]
     early = _counted_recording(steps, [0, 9, 4, 2, 2, 1, 1, 1])   # peak at the weakest spiking sweep
     assert choose_sweeps(early) == [0, 1, 2, 7]                    # the freed pick goes to the strongest
+
+
+def test_the_subthreshold_pick_brackets_the_rheobase_from_below():
+    """Where silent depolarising steps lie below the weakest spiking sweep, the subthreshold
+    pick is the strongest of them (50 pA, not the -50 pA sweep): the rheobase is then
+    bracketed by fitted data. With no fitted hyperpolarising step, the passive estimate's
+    window is that step's first DEPOL_PASSIVE_MS (20 ms before its start at 100 ms)."""
+    from hhjax.recordings.rows import DEPOL_PASSIVE_MS, fit_rows
+
+    rec = _counted_recording([-50.0, 0.0, 50.0, 100.0, 150.0, 200.0], [0, 0, 0, 4, 8, 12])
+    assert choose_sweeps(rec) == [2, 3, 4, 5]
+    *_, windows, _ = fit_rows(rec.select([2, 3, 4, 5]), DT)
+    assert windows[0].tolist() == [int(round(80.0 / DT)), int(round((100.0 + DEPOL_PASSIVE_MS) / DT))]
+    assert (windows[1:] < 0).all()
+    # a fitted hyperpolarising step keeps the window on it
+    *_, windows, _ = fit_rows(rec.select([0, 2, 3]), DT)
+    assert windows[0, 0] >= 0 and (windows[1:] < 0).all()
 
 
 def test_rows_cover_every_depolarising_epoch():

@@ -20,7 +20,8 @@ from ..io.results import save_fit, save_params
 from ..models import model_of
 from ..recordings.cell_fit import DEFAULT_TRAINABLE
 from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_with_model
-from ..recordings.evaluation import coverage_warning, evaluate, format_value, parse_sweeps, plot_evaluation
+from ..recordings.choice import coverage_warning
+from ..recordings.evaluation import evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
 from .. import _validate as check
 from ._common import (CLIError, Outputs, add_recording_options, build_params, load_recording_for,

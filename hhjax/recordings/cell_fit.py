@@ -61,7 +61,8 @@ import numpy as np
 from ..fitting._common import advance, progress_bar, seed_of
 from ..fitting.optimizers import normal_terms, residuals_and_jacobian
 from ..fitting.strategies import DEFAULT_TOL, LevenbergMarquardt, run_strategy
-from .evaluation import choose_sweeps, evaluate, model_rest, net_current, row_starts
+from .choice import choose_sweeps
+from .evaluation import evaluate, model_rest, net_current, row_starts
 from .rows import MASK_MS, fit_rows, warn_if_subthreshold
 from ..simulation.entry import simulate
 from ..fitting.transforms import from_unconstrained, resolve_bounds

@@ -13,8 +13,8 @@ correction) on the recording's own protocol:
   already firing when the sweep began, the model's firing state at that current;
 * :func:`evaluate` simulates whole sweeps from there and scores them (``hhjax evaluate``
   prints and plots it, see :mod:`hhjax.cli.fit`);
-* :func:`choose_sweeps` picks the sweeps to fit (:mod:`hhjax.recordings.rows` turns them
-  into what :func:`hhjax.recordings.cell_fit.fit_recording` simulates).
+* :mod:`hhjax.recordings.choice` picks the sweeps to fit (:mod:`hhjax.recordings.rows` turns
+  them into what :func:`hhjax.recordings.cell_fit.fit_recording` simulates).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
-from .epochs import CLEAN_TOL_PA, cell_rests, epoch_features, fires_at_start, parse_epochs
+from .epochs import cell_rests, epoch_features, fires_at_start, parse_epochs
 from ..analysis.spikes import SPIKE_RULE
 from ..models import model_of
 from ..simulation.entry import simulate
@@ -37,7 +37,6 @@ from ..models.steady import steady_state
 from ..solvers import membrane_terms
 
 GAMMA_WINDOW_MS = 4.0
-BLOCK_FRACTION = 0.5  # a sweep under this fraction of the peak rate, past the peak: depolarisation block
 START_SETTLE_MS, START_KICK_MV = 1000.0, 0.0  # a firing start: settle this long after a kick to this V
 
 
@@ -87,76 +86,6 @@ def sweep_features(t, v, epochs, hold=0.0):
     f = epoch_features(t, v, epochs)
     f["current_pA"] = float(hold) + f["current_pA"]
     return f
-
-
-def sweep_table(recording):
-    """Per sweep: ``(sweep, current_pA, spikes during its depolarising steps?, has a
-    hyperpolarising step?, holding_pA)``."""
-    info = []
-    for k, sweep in enumerate(recording.sweeps):
-        hold, epochs = stimulus_epochs(recording.t, recording.i[k])
-        f = sweep_features(recording.t, recording.v[k], epochs, hold)
-        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs), float(hold),
-                     float(f["rate_hz"] or 0.0)))
-    return info
-
-
-def choose_sweeps(recording, n=4):
-    """Up to ``n`` sweeps, by rule: one subthreshold sweep, then spiking sweeps spread evenly
-    over the f–I range, the lowest and the highest included. Where the strongest sweep fires
-    at under :data:`BLOCK_FRACTION` of the peak rate (depolarisation block), the spiking
-    picks are the lowest, the peak and the first sweep past the peak under that fraction:
-    the onset of block lies between the last two, and nothing else fitted would place it.
-
-    The subthreshold sweep is the one with a hyperpolarising step if any (the passive
-    estimate needs one), else the one with the largest step. Where the sweeps hold
-    different currents (a protocol that raises the holding current sweep by sweep), the
-    resting potentials at those currents are the cell's I–V curve, and the spiking sweeps
-    sit at its top: the subthreshold pick then goes to the lowest holding current first, so
-    that the fitted rests span the I–V curve instead of extrapolating it.
-    """
-    info = sweep_table(recording)
-    quiet = [x for x in info if not x[2]]
-    spiking = sorted((x for x in info if x[2]), key=lambda x: x[1])
-    holds_differ = bool(np.ptp([x[4] for x in info]) > CLEAN_TOL_PA)
-    pick = []
-    if quiet:
-        q = max(quiet, key=lambda x: (x[3], -x[4] if holds_differ else 0.0, x[1]))
-        pick.append(q[0])
-        if not q[3] and any(x[3] for x in info):
-            pick.append(min((x for x in info if x[3]), key=lambda x: x[1])[0])
-    m = max(0, n - len(pick))
-    if spiking and m:
-        idx = sorted({int(round(j)) for j in np.linspace(0, len(spiking) - 1, min(m, len(spiking)))})
-        rate = [x[5] for x in spiking]
-        peak = int(np.argmax(rate))
-        if len(idx) >= 3 and rate[-1] < BLOCK_FRACTION * rate[peak]:
-            # Depolarisation block: the sweeps that bracket its onset (the f–I peak and the
-            # first weaker sweep under BLOCK_FRACTION of it) replace the strongest and the
-            # middle ones, which leave the onset anywhere between them.
-            onset = next(j for j in range(peak, len(rate)) if rate[j] < BLOCK_FRACTION * rate[peak])
-            chosen = {0, peak, onset} | set(idx[1:-1][: max(0, len(idx) - 3)])
-            for j in reversed(idx):  # the peak at the lowest sweep frees a pick: the strongest first
-                if len(chosen) < len(idx):
-                    chosen.add(j)
-            idx = sorted(chosen)
-        pick += [spiking[j][0] for j in idx]
-    return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
-
-
-def coverage_warning(recording, sweeps):
-    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
-    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
-    info = sweep_table(recording)
-    chosen = [x for x in info if x[0] in set(sweeps)]
-    top = max(x[1] for x in info)
-    n_spiking = sum(x[2] for x in chosen)
-    hi = max(x[1] for x in chosen)
-    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
-        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
-                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
-                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
-    return ""
 
 
 def _tree_expand(params):

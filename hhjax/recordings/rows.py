@@ -7,6 +7,10 @@ depolarising epoch and the observed spike count in it (a cell that keeps firing 
 rules out a model in depolarisation block or fallen silent), and the observed shortest
 interspike interval (a model ISI under half of it is a burst the cell does not make).
 
+The direct passive estimate (:mod:`hhjax.recordings.start`) takes a row's hyperpolarising
+epoch, or, where no row has one, the charging curve of a silent depolarising step (its first
+:data:`DEPOL_PASSIVE_MS`, before slow currents such as the M current activate).
+
 Each row starts where its sweep did (``fire0``: the cell was firing before the first epoch,
 :func:`hhjax.recordings.epochs.fires_at_start`; the fit then starts that row in the model's
 firing state, as :func:`hhjax.recordings.evaluation.evaluate` does).
@@ -35,6 +39,7 @@ from .evaluation import stimulus_epochs, sweep_features
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
 SPONTANEOUS_POST_MS = 3000.0  # ... on to the sweep's end, at most this much longer, where the cell fires spontaneously
 LATE_FRACTION = 0.5  # the late window is the last half of the main depolarising epoch
+DEPOL_PASSIVE_MS = 60.0  # passive estimate on a silent depolarising step: its first 60 ms (slow currents later)
 
 
 def _nan(x):
@@ -105,7 +110,7 @@ def fit_rows(rec, dt):
     tt = np.arange(n_len) * dt
     cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime",
                             "fire0", "edges")}
-    times, rows, hyper_win = [], [], []
+    times, rows, hyper_win, depol_win = [], [], [], []
     for k, stop, main, hold, epochs, _ in spans:
         w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
         m = min(w.n_samples, n_len)
@@ -116,6 +121,11 @@ def fit_rows(rec, dt):
             sub &= ~((tt > s - MASK_MS[0]) & (tt < s + MASK_MS[1]))
         neg = [e for e in epochs if e.amp < 0 and e.stop <= stop]
         hyper_win.append(_passive_window(neg[0], sp + t0, t0, dt) if neg else (-1, -1))
+        pos = [e for e in epochs if e.amp > 0 and e.stop <= stop]
+        if pos and not sp.size:  # a silent depolarising step: used where no row has a hyperpolarising one
+            e = pos[0]
+            depol_win.append((k, int(round((e.start - 20.0 - t0) / dt)),
+                              int(round((min(e.stop, e.start + DEPOL_PASSIVE_MS) - t0) / dt))))
         for key, val in (("v_obs", v), ("valid", tt < tt[m - 1] + dt / 2), ("sub", sub), ("n_lo", sp.size),
                          ("n_hi", sp.size), ("rest", _nan(rests[k])),
                          ("regime", _regime(sp + t0, main, t0)),
@@ -125,6 +135,9 @@ def fit_rows(rec, dt):
             cols[key].append(val)
         times.append(sp)
         rows.append((int(rec.sweeps[k]), t0, round(stop, 3), "sweep"))
+    if depol_win and all(w[0] < 0 for w in hyper_win):
+        k, a, b = depol_win[0]
+        hyper_win[k] = (a, b)
     # Interpolated rows between consecutive spiking sweeps of the same protocol, and one
     # between the strongest silent sweep and the weakest spiking one (the f–I curve's foot).
     spk = sorted((r for r in range(len(spans)) if cols["n_hi"][r] > 0 and cols["main"][r][2] > 0),

@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from .cell_fit import MODELS, fit_recording
-from .evaluation import choose_sweeps, evaluate, sweep_table
+from .choice import choose_sweeps, sweep_table
+from .evaluation import evaluate
 
 AUTO_CANDIDATES = ("pospischil", "pospischil_fs", "pospischil_ib", "pospischil_lts")
 #: What ``--model`` takes for a recording: one fit target, or ``"auto"`` (:func:`fit_auto`).

@@ -1,6 +1,6 @@
 """Where :func:`hhjax.recordings.cell_fit.fit_recording` starts: the observed resting
-potential and, where a hyperpolarising step allows it, the direct least-squares passive
-estimate (:func:`hhjax.direct_estimate`)."""
+potential and, where a hyperpolarising step (else a silent depolarising one) allows it, the
+direct least-squares passive estimate (:func:`hhjax.direct_estimate`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ DIRECT_EL_TOL = 15.0  # mV: largest |e_l - rest| of a passive estimate that is u
 def initial_values(data, hyper_win, base, names, dt):
     """Starting values ``(start, direct)``: ``v_rest`` (mV) from the observed resting
     potentials (eFEL ``voltage_base``), ``g_l`` (mS/cm²) and ``area`` (cm²) from the direct
-    least-squares passive estimate on a hyperpolarising step, else ``base``'s values.
+    least-squares passive estimate in the window ``hyper_win`` gives (a hyperpolarising
+    step, else a silent depolarising one; :mod:`hhjax.recordings.rows`), else ``base``'s.
 
     >>> from hhjax.models.pospischil import RS
     >>> d = {"rest": np.array([-70.0, -60.0]), "hold": np.array([0.0, 100.0]), "v_obs": np.zeros((2, 10))}

@@ -1,0 +1,91 @@
+"""Which sweeps of a recording to fit: :func:`choose_sweeps` (at most 4, by rule), from
+:func:`sweep_table`, one row per sweep by the rules of :mod:`hhjax.recordings.evaluation`;
+:func:`coverage_warning` when hand-picked sweeps cover the f–I range too thinly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .epochs import CLEAN_TOL_PA
+from .evaluation import stimulus_epochs, sweep_features
+
+BLOCK_FRACTION = 0.5  # a sweep under this fraction of the peak rate, past the peak: depolarisation block
+
+
+def sweep_table(recording):
+    """Per sweep: ``(sweep, current_pA, spikes during its depolarising steps?, has a
+    hyperpolarising step?, holding_pA)``."""
+    info = []
+    for k, sweep in enumerate(recording.sweeps):
+        hold, epochs = stimulus_epochs(recording.t, recording.i[k])
+        f = sweep_features(recording.t, recording.v[k], epochs, hold)
+        info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs), float(hold),
+                     float(f["rate_hz"] or 0.0)))
+    return info
+
+
+def choose_sweeps(recording, n=4):
+    """Up to ``n`` sweeps, by rule: one subthreshold sweep, then spiking sweeps spread evenly
+    over the f–I range, the lowest and the highest included. Where the strongest sweep fires
+    at under :data:`BLOCK_FRACTION` of the peak rate (depolarisation block), the spiking
+    picks are the lowest, the peak and the first sweep past the peak under that fraction:
+    the onset of block lies between the last two, and nothing else fitted would place it.
+
+    The subthreshold sweep is the strongest silent one with a depolarising step below the
+    weakest spiking sweep: it brackets the rheobase from below with data, where otherwise
+    only the f–I prior would (a fitted hyperpolarising sweep left block cells' models firing
+    3–7 spikes on the held-out sweep just below the weakest fitted spiking one); the passive
+    estimate then takes its charging curve (:mod:`hhjax.recordings.rows`). Without one, it is
+    the one with a hyperpolarising step if any (the passive estimate needs one), else the one
+    with the largest step. Where the sweeps hold different currents (a protocol that raises
+    the holding current sweep by sweep), the resting potentials at those currents are the
+    cell's I–V curve, and the spiking sweeps sit at its top: the subthreshold pick then goes
+    to the lowest holding current first, so that the fitted rests span the I–V curve
+    instead of extrapolating it.
+    """
+    info = sweep_table(recording)
+    quiet = [x for x in info if not x[2]]
+    spiking = sorted((x for x in info if x[2]), key=lambda x: x[1])
+    holds_differ = bool(np.ptp([x[4] for x in info]) > CLEAN_TOL_PA)
+    pick = []
+    if quiet:
+        foot = [x for x in quiet if x[4] < x[1] < spiking[0][1]] if spiking and not holds_differ else []
+        if foot:
+            q = max(foot, key=lambda x: x[1])
+        else:
+            q = max(quiet, key=lambda x: (x[3], -x[4] if holds_differ else 0.0, x[1]))
+        pick.append(q[0])
+        if not foot and not q[3] and any(x[3] for x in info):
+            pick.append(min((x for x in info if x[3]), key=lambda x: x[1])[0])
+    m = max(0, n - len(pick))
+    if spiking and m:
+        idx = sorted({int(round(j)) for j in np.linspace(0, len(spiking) - 1, min(m, len(spiking)))})
+        rate = [x[5] for x in spiking]
+        peak = int(np.argmax(rate))
+        if len(idx) >= 3 and rate[-1] < BLOCK_FRACTION * rate[peak]:
+            # Depolarisation block: the sweeps that bracket its onset (the f–I peak and the
+            # first weaker sweep under BLOCK_FRACTION of it) replace the strongest and the
+            # middle ones, which leave the onset anywhere between them.
+            onset = next(j for j in range(peak, len(rate)) if rate[j] < BLOCK_FRACTION * rate[peak])
+            chosen = {0, peak, onset} | set(idx[1:-1][: max(0, len(idx) - 3)])
+            for j in reversed(idx):  # the peak at the lowest sweep frees a pick: the strongest first
+                if len(chosen) < len(idx):
+                    chosen.add(j)
+            idx = sorted(chosen)
+        pick += [spiking[j][0] for j in idx]
+    return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
+
+
+def coverage_warning(recording, sweeps):
+    """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
+    other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
+    info = sweep_table(recording)
+    chosen = [x for x in info if x[0] in set(sweeps)]
+    top = max(x[1] for x in info)
+    n_spiking = sum(x[2] for x in chosen)
+    hi = max(x[1] for x in chosen)
+    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
+        return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
+                f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
+                f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
+    return ""
