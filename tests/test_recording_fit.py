@@ -493,6 +493,26 @@ def test_the_f_i_foot_gets_an_interpolated_row():
     assert data["stim"][j][int(250.0 / DT)] == pytest.approx(25.0)
 
 
+def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():
+    """A passive model (no active conductances) held at 30 pA: its leak reverses at
+    v_rest - I/(g_l area) = v_rest - 0.3 µA/cm² / 0.01 mS/cm² = v_rest - 30 mV (by hand),
+    10 mV beyond EL_TOL; nothing where no fitted sweep has a rest (spontaneous firing)."""
+    import jax.numpy as jnp
+    from hhjax.fitting.transforms import to_unconstrained
+    from hhjax.models.pospischil import RS
+    from hhjax.recordings.cell_fit import EL_TOL, _leak_reversal_excess, _Spec
+
+    base = dataclasses.replace(RS, g_na=0.0, g_k=0.0, g_m=0.0, g_l=0.01, area=1e-4)
+    bounds = ((-90.0, -50.0, False),)
+    spec = _Spec(("v_rest",), bounds, DT, "exp_euler", 10, (0,))
+    z = jnp.array([to_unconstrained("v_rest", -70.0, bounds[0])])
+    for hold, want in ((30.0, 30.0 - EL_TOL), (10.0, 0.0)):
+        data = {"hold": jnp.array([hold]), "rest": jnp.array([-70.0])}
+        assert float(_leak_reversal_excess(spec, base, z, data)) == pytest.approx(want, abs=1e-3)
+    data = {"hold": jnp.array([30.0]), "rest": jnp.array([np.nan])}
+    assert float(_leak_reversal_excess(spec, base, z, data)) == 0.0
+
+
 def test_count_errors_are_in_units_of_the_count_target():
     """A segment of 140 spikes off by 14 (one tolerance) costs as much as one of 5 off by 1;
     the excess beyond the timed spikes counts in the tolerance of the row's total."""

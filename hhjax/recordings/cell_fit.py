@@ -35,7 +35,12 @@ The loss (mean over rows) adds, per row:
   when its total count is right; and the number of model ISIs shorter than half the
   cell's shortest ISI on that row, so a bursting model pays where the cell fires singly.
   With the count term (silence where the cell fires n spikes costs ``4 min(n, 10)²``),
-  this keeps the search out of regimes the training sweeps contradict.
+  this keeps the search out of regimes the training sweeps contradict;
+* leak reversal ``max(0, |e_l - v_rest| - 20 mV)² / 1 mV²`` (the same on every row; not
+  where the cell fires spontaneously, with no rest to fit): a leak reversal far from the
+  resting potential needs large active currents at rest to hold it there, the balance
+  behind the search's worst wrong basins on block cells (an M current of 2.7 mS/cm² against
+  a leak reversing at −29 mV).
 
 Parameters: e_l is replaced by the resting potential ``v_rest`` (e_l follows in closed form),
 started at the observed eFEL ``voltage_base``; g_l and area start at the direct least-
@@ -78,6 +83,7 @@ from .regime import N_SCALAR, count_errors, model_spikes, regime_violations
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
 W_REGIME = 4.0  # per missing late spike / per burst ISI (see the module docstring)
+EL_TOL, SIGMA_EL = 20.0, 1.0  # mV: leak reversal this far from the rest costs nothing, beyond it per SIGMA_EL
 #: Fit targets: name -> (starting parameters, trainable names added to the default set).
 MODELS = {
     "pospischil": (RS, ()),            # regular spiking (the paper's RS cell)
@@ -177,6 +183,19 @@ def _simulate(spec, base, z, data):
     return v if order == sorted(order) else v[..., np.argsort(order), :]
 
 
+def _leak_reversal_excess(spec, base, z, data):
+    """mV by which the leak reversal of ``z`` lies more than EL_TOL from its resting
+    potential (batch shape of ``z[..., 0]``); zero where e_l is not fitted, and where no
+    fitted sweep has a rest (a cell firing spontaneously: v_rest is then a fixed point among
+    large active currents, where a distant leak reversal is no sign of a wrong basin)."""
+    if "v_rest" not in spec.names:
+        return jnp.zeros(jnp.shape(z)[:-1])
+    j = spec.names.index("v_rest")
+    e_l = _params_of(spec, base, z, jnp.mean(data["hold"])).e_l
+    excess = jnp.maximum(jnp.abs(e_l - from_unconstrained(z[..., j], spec.bounds[j])) - EL_TOL, 0.0)
+    return jnp.where(jnp.any(jnp.isfinite(data["rest"])), excess, 0.0)
+
+
 def _residuals(spec, base, z, data):
     """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
     v = _simulate(spec, base, z, data)
@@ -198,8 +217,9 @@ def _residuals(spec, base, z, data):
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
     r_reg = jnp.sqrt(W_REGIME) * regime_violations(n, times, data)
+    r_el = jnp.broadcast_to(_leak_reversal_excess(spec, base, z, data)[..., None], r_rest.shape) / SIGMA_EL
     r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
-                         r_reg[..., None].astype(r_v.dtype)], -1)
+                         r_reg[..., None].astype(r_v.dtype), r_el[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])
     return r.reshape(r.shape[:-2] + (-1,))
 
@@ -364,6 +384,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     bounds={n: list(specs[n][:2]) for n in names},
                     weights=dict(sigma_v_mV=SIGMA_V, clip_mV=CLIP_V, w_count=W_COUNT, sigma_t_ms=SIGMA_T,
                                  clip_t_ms=CLIP_T, sigma_rest_mV=SIGMA_REST, mask_ms=list(MASK_MS),
+                                 w_regime=W_REGIME, el_tol_mV=EL_TOL, sigma_el_mV=SIGMA_EL,
                                  sub_sample_ms=every * dt),
                     start_loss=float(pool_l[0][0]), search_loss=float(np.min(alll)),
                     refined_losses=losses.tolist(), ljp_corrected=False,

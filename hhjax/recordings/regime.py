@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from ..analysis.spikes import spike_times
 
-N_SCALAR = 3  # residuals per row besides voltage samples and spike times: count, rest, regime
+N_SCALAR = 4  # residuals per row besides voltage samples and spike times: count, rest, regime, leak reversal
 
 
 def model_spikes(v, valid, dt, k_max):
