@@ -203,6 +203,20 @@ def test_stderr_is_nan_where_the_linearisation_has_a_spike_in_it():
     assert all(np.isnan(v) for v in _stderr(spec, np.zeros(2), jac, r, data).values())
 
 
+def test_a_recording_checkpoint_made_under_another_loss_is_refused(tmp_path, monkeypatch):
+    """The loss's weights are part of the checkpoint's fingerprint: after a change of the
+    loss (here the leak-reversal tolerance) the same command does not resume a search that
+    ranked its points by the old one."""
+    from hhjax.recordings import cell_fit
+
+    rec = _synthetic(amps=(-60.0, 100.0))
+    kw = dict(generations=1, population=4, steps=0, key=0, progress=False, checkpoint=str(tmp_path))
+    fit_recording(rec, **kw)
+    monkeypatch.setattr(cell_fit, "EL_TOL", cell_fit.EL_TOL + 5.0)
+    with pytest.raises(ValueError, match="different fit"):
+        fit_recording(rec, **kw)
+
+
 def test_fit_with_model_is_one_entry_point_for_one_model_and_auto():
     """One model goes to fit_recording with the search given; "auto" to fit_auto, where a
     partial search replaces only what it names of AUTO_SEARCH; a wrong name is one line."""

@@ -183,6 +183,13 @@ def _simulate(spec, base, z, data):
     return v if order == sorted(order) else v[..., np.argsort(order), :]
 
 
+def _weights(sub_sample_ms):
+    """The loss's weights (fit.json; a checkpoint's fingerprint: no resuming under another loss)."""
+    return dict(sigma_v_mV=SIGMA_V, clip_mV=CLIP_V, w_count=W_COUNT, sigma_t_ms=SIGMA_T, clip_t_ms=CLIP_T,
+                sigma_rest_mV=SIGMA_REST, mask_ms=list(MASK_MS), w_regime=W_REGIME, el_tol_mV=EL_TOL,
+                sigma_el_mV=SIGMA_EL, sub_sample_ms=sub_sample_ms)
+
+
 def _leak_reversal_excess(spec, base, z, data):
     """mV by which the leak reversal of ``z`` lies more than EL_TOL from its resting
     potential (batch shape of ``z[..., 0]``); zero where e_l is not fitted, and where no
@@ -315,7 +322,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         ckpt = Checkpoint(checkpoint, fingerprint(
             names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
             generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key),
-            refine=LevenbergMarquardt.name))
+            weights=_weights(every * dt), refine=LevenbergMarquardt.name))
         saved = ckpt.load()
     g0 = 0
     if saved is not None:
@@ -382,10 +389,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     generations=generations, population=population, seed=seed_of(key),
                     rows=[list(r) for r in rows], layout=str(layout), start=start, direct=direct,
                     bounds={n: list(specs[n][:2]) for n in names},
-                    weights=dict(sigma_v_mV=SIGMA_V, clip_mV=CLIP_V, w_count=W_COUNT, sigma_t_ms=SIGMA_T,
-                                 clip_t_ms=CLIP_T, sigma_rest_mV=SIGMA_REST, mask_ms=list(MASK_MS),
-                                 w_regime=W_REGIME, el_tol_mV=EL_TOL, sigma_el_mV=SIGMA_EL,
-                                 sub_sample_ms=every * dt),
+                    weights=_weights(every * dt),
                     start_loss=float(pool_l[0][0]), search_loss=float(np.min(alll)),
                     refined_losses=losses.tolist(), ljp_corrected=False,
                     timing_s=dict(search=t_search - t_start, refine=t_refine - t_search,
