@@ -514,7 +514,7 @@ def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():
     import jax.numpy as jnp
     from hhjax.fitting.transforms import to_unconstrained
     from hhjax.models.pospischil import RS
-    from hhjax.recordings.cell_fit import EL_TOL, _leak_reversal_excess, _Spec
+    from hhjax.recordings.cell_fit import EL_TOL, _leak_reversal_excess, _params_of, _Spec
 
     base = dataclasses.replace(RS, g_na=0.0, g_k=0.0, g_m=0.0, g_l=0.01, area=1e-4)
     bounds = ((-90.0, -50.0, False),)
@@ -522,9 +522,11 @@ def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():
     z = jnp.array([to_unconstrained("v_rest", -70.0, bounds[0])])
     for hold, want in ((30.0, 30.0 - EL_TOL), (10.0, 0.0)):
         data = {"hold": jnp.array([hold]), "rest": jnp.array([-70.0])}
-        assert float(_leak_reversal_excess(spec, base, z, data)) == pytest.approx(want, abs=1e-3)
+        params = _params_of(spec, base, z, jnp.mean(data["hold"]))
+        assert float(_leak_reversal_excess(spec, params, z, data)) == pytest.approx(want, abs=1e-3)
     data = {"hold": jnp.array([30.0]), "rest": jnp.array([np.nan])}
-    assert float(_leak_reversal_excess(spec, base, z, data)) == 0.0
+    params = _params_of(spec, base, z, jnp.mean(data["hold"]))
+    assert float(_leak_reversal_excess(spec, params, z, data)) == 0.0
 
 
 def test_count_errors_are_in_units_of_the_count_target():

@@ -152,9 +152,9 @@ def _params_of(spec, base, z, i_hold):
     return params
 
 
-def _simulate(spec, base, z, data):
-    """Voltage ``(..., n_rows, n)`` for unconstrained parameters ``z`` of shape ``(..., P)``."""
-    params = _params_of(spec, base, z, jnp.mean(data["hold"]))
+def _simulate(spec, params, z, data):
+    """Voltage ``(..., n_rows, n)`` for ``params`` (:func:`_params_of` of the unconstrained
+    ``z``, shape ``(..., P)``)."""
     p_rows = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[..., None], params)
     if "v_rest" in spec.names:  # a fixed point by construction
         j = spec.names.index("v_rest")
@@ -190,22 +190,22 @@ def _weights(sub_sample_ms):
                 sigma_el_mV=SIGMA_EL, sub_sample_ms=sub_sample_ms)
 
 
-def _leak_reversal_excess(spec, base, z, data):
-    """mV by which the leak reversal of ``z`` lies more than EL_TOL from its resting
-    potential (batch shape of ``z[..., 0]``); zero where e_l is not fitted, and where no
-    fitted sweep has a rest (a cell firing spontaneously: v_rest is then a fixed point among
-    large active currents, where a distant leak reversal is no sign of a wrong basin)."""
+def _leak_reversal_excess(spec, params, z, data):
+    """mV by which the leak reversal of ``params`` (those of ``z``) lies more than EL_TOL from
+    its resting potential (batch shape of ``z[..., 0]``); zero where e_l is not fitted, and
+    where no fitted sweep has a rest (a cell firing spontaneously: v_rest is then a fixed point
+    among large active currents, where a distant leak reversal is no sign of a wrong basin)."""
     if "v_rest" not in spec.names:
         return jnp.zeros(jnp.shape(z)[:-1])
     j = spec.names.index("v_rest")
-    e_l = _params_of(spec, base, z, jnp.mean(data["hold"])).e_l
-    excess = jnp.maximum(jnp.abs(e_l - from_unconstrained(z[..., j], spec.bounds[j])) - EL_TOL, 0.0)
+    excess = jnp.maximum(jnp.abs(params.e_l - from_unconstrained(z[..., j], spec.bounds[j])) - EL_TOL, 0.0)
     return jnp.where(jnp.any(jnp.isfinite(data["rest"])), excess, 0.0)
 
 
 def _residuals(spec, base, z, data):
     """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
-    v = _simulate(spec, base, z, data)
+    params = _params_of(spec, base, z, jnp.mean(data["hold"]))  # once: the simulation and the leak term
+    v = _simulate(spec, params, z, data)
     v = jnp.where(jnp.isfinite(v), v, 100.0)
     e = spec.every
     d = CLIP_V * jnp.tanh((v[..., ::e] - data["v_obs"][..., ::e]) / CLIP_V)
@@ -224,7 +224,7 @@ def _residuals(spec, base, z, data):
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
     r_reg = jnp.sqrt(W_REGIME) * regime_violations(n, times, data)
-    r_el = jnp.broadcast_to(_leak_reversal_excess(spec, base, z, data)[..., None], r_rest.shape) / SIGMA_EL
+    r_el = jnp.broadcast_to(_leak_reversal_excess(spec, params, z, data)[..., None], r_rest.shape) / SIGMA_EL
     r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
                          r_reg[..., None].astype(r_v.dtype), r_el[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])

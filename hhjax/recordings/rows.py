@@ -110,7 +110,7 @@ def fit_rows(rec, dt):
     tt = np.arange(n_len) * dt
     cols = {k: [] for k in ("v_obs", "valid", "stim", "sub", "n_lo", "n_hi", "rest", "hold", "main", "regime",
                             "fire0", "edges")}
-    times, rows, hyper_win, depol_win = [], [], [], []
+    times, rows, hyper_win, depol_win = [], [], [], None
     for k, stop, main, hold, epochs, _ in spans:
         w = rec.select([rec.sweeps[k]]).time_window(t0, stop)
         m = min(w.n_samples, n_len)
@@ -122,10 +122,12 @@ def fit_rows(rec, dt):
         neg = [e for e in epochs if e.amp < 0 and e.stop <= stop]
         hyper_win.append(_passive_window(neg[0], sp + t0, t0, dt) if neg else (-1, -1))
         pos = [e for e in epochs if e.amp > 0 and e.stop <= stop]
-        if pos and not sp.size:  # a silent depolarising step: used where no row has a hyperpolarising one
+        # The first silent depolarising step, for the passive estimate where no row has a
+        # hyperpolarising one.
+        if depol_win is None and pos and not sp.size:
             e = pos[0]
-            depol_win.append((k, int(round((e.start - 20.0 - t0) / dt)),
-                              int(round((min(e.stop, e.start + DEPOL_PASSIVE_MS) - t0) / dt))))
+            depol_win = (k, int(round((e.start - 20.0 - t0) / dt)),
+                         int(round((min(e.stop, e.start + DEPOL_PASSIVE_MS) - t0) / dt)))
         for key, val in (("v_obs", v), ("valid", tt < tt[m - 1] + dt / 2), ("sub", sub), ("n_lo", sp.size),
                          ("n_hi", sp.size), ("rest", _nan(rests[k])),
                          ("regime", _regime(sp + t0, main, t0)),
@@ -135,8 +137,8 @@ def fit_rows(rec, dt):
             cols[key].append(val)
         times.append(sp)
         rows.append((int(rec.sweeps[k]), t0, round(stop, 3), "sweep"))
-    if depol_win and all(w[0] < 0 for w in hyper_win):
-        k, a, b = depol_win[0]
+    if depol_win is not None and all(w[0] < 0 for w in hyper_win):
+        k, a, b = depol_win
         hyper_win[k] = (a, b)
     # Interpolated rows between consecutive spiking sweeps of the same protocol, and one
     # between the strongest silent sweep and the weakest spiking one (the f–I curve's foot).
