@@ -182,3 +182,18 @@ def test_finite_loss_rule():
     for bad in (math.inf, math.nan):
         with pytest.raises(check.FitFailed):
             check.finite_loss(np.array([0.1, bad]))
+
+
+def test_covariance_of_a_blown_up_start_is_nan_without_a_warning():
+    """A non-finite residual sum (a simulation that blew up) gives a NaN covariance, quietly:
+    it used to reach NumPy as inf × 0 and warn from inside the fit."""
+    import warnings
+
+    from hhjax.fitting.uncertainty import covariance_from_gauss_newton
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cov, sigma2 = covariance_from_gauss_newton(np.eye(2), math.inf, 10)
+    assert np.isnan(cov).all() and cov.shape == (2, 2) and sigma2 == math.inf
+    cov, _ = covariance_from_gauss_newton(np.diag([4.0, 1.0]), 8.0, 10)  # σ² = 1
+    np.testing.assert_allclose(cov, np.diag([0.25, 1.0]))

@@ -48,6 +48,10 @@ def covariance_from_gauss_newton(h, sse, n_residuals):
     h = np.asarray(h, dtype=float)
     p = h.shape[-1]
     sigma2 = float(sse) / max(n_residuals - p, 1)
+    if not (np.isfinite(sigma2) and np.all(np.isfinite(h))):
+        # A start whose simulation blew up has no curvature to speak of: say so with NaN
+        # rather than let NumPy warn while it multiplies inf by zero.
+        return np.full((p, p), np.nan), sigma2
     # Symmetric scaling before inversion keeps badly scaled parameters usable.
     d = np.sqrt(np.maximum(np.diag(h), 1e-300))
     cov = sigma2 * np.linalg.pinv(h / np.outer(d, d), hermitian=True) / np.outer(d, d)
