@@ -126,9 +126,11 @@ def table(cells, extras):
             continue
         t = targets(c["sweeps"])
         ok = lambda m: "" if m is None else (" ✓" if m else " ✗")  # noqa: E731
+        frac = t.get("count_ok_fraction")
+        count = "– (none held out)" if frac is None else f"{100 * frac:.0f} %"
         lines.append(
             f"| {c['recording']} | {c.get('seed', '–')} | {c['model']} | {c['fit_sweeps']} | {c['fit_time_s']:.0f} "
-            f"({e['cpu_s']:.0f}) | {t['n_held_out']} | {_f(100 * t.get('count_ok_fraction', 0), '.0f')} %"
+            f"({e['cpu_s']:.0f}) | {t['n_held_out']} | {count}"
             f"{ok(t.get('count_target_met'))} | {_f(t.get('fi_rms_hz'))} / {_f(t.get('fi_limit_hz'), '.1f')}"
             f"{ok(t.get('fi_target_met'))} | {_f(t.get('rest_error_mV'))} ({t.get('rest_compared', 0)})"
             f"{ok(t.get('rest_target_met'))} | {t.get('qualitative_failures', '–')} | "
