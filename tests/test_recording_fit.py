@@ -207,12 +207,12 @@ def test_a_recording_checkpoint_made_under_another_loss_is_refused(tmp_path, mon
     """The loss's weights are part of the checkpoint's fingerprint: after a change of the
     loss (here the leak-reversal tolerance) the same command does not resume a search that
     ranked its points by the old one."""
-    from hhjax.recordings import cell_fit
+    from hhjax.recordings import loss
 
     rec = _synthetic(amps=(-60.0, 100.0))
     kw = dict(generations=1, population=4, steps=0, key=0, progress=False, checkpoint=str(tmp_path))
     fit_recording(rec, **kw)
-    monkeypatch.setattr(cell_fit, "EL_TOL", cell_fit.EL_TOL + 5.0)
+    monkeypatch.setattr(loss, "EL_TOL", loss.EL_TOL + 5.0)
     with pytest.raises(ValueError, match="different fit"):
         fit_recording(rec, **kw)
 
@@ -514,7 +514,7 @@ def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():
     import jax.numpy as jnp
     from hhjax.fitting.transforms import to_unconstrained
     from hhjax.models.pospischil import RS
-    from hhjax.recordings.cell_fit import EL_TOL, _leak_reversal_excess, _params_of, _Spec
+    from hhjax.recordings.loss import EL_TOL, _leak_reversal_excess, _params_of, _Spec
 
     base = dataclasses.replace(RS, g_na=0.0, g_k=0.0, g_m=0.0, g_l=0.01, area=1e-4)
     bounds = ((-90.0, -50.0, False),)
