@@ -472,15 +472,15 @@ def test_a_start_without_a_finite_jacobian_keeps_its_search_point(synthetic, mon
     derivative), Levenberg–Marquardt cannot move it; the fit must still return it rather
     than a worse start that LM could refine."""
     import jax.numpy as jnp
-    from hhjax.recordings import cell_fit
+    from hhjax.recordings import search
 
-    real = cell_fit._residuals_and_jacobian
+    real = search._residuals_and_jacobian
 
     def first_row_nan(spec, base, z, data):
         r, jac = real(spec, base, z, data)
         return r, jac.at[0].set(jnp.nan)
 
-    monkeypatch.setattr(cell_fit, "_residuals_and_jacobian", first_row_nan)
+    monkeypatch.setattr(search, "_residuals_and_jacobian", first_row_nan)
     res = fit_recording(synthetic, generations=2, population=8, n_starts=2, steps=2, key=0, progress=False)
     assert res.loss <= res.settings["search_loss"] * (1 + 1e-5)
 
@@ -542,3 +542,38 @@ def test_count_errors_are_in_units_of_the_count_target():
     assert float(err[0]) == pytest.approx(1.0) and float(err[1]) == pytest.approx(1.0)
     short = jnp.tile(jnp.arange(150.0), (2, 1))    # only 150 timed: 4 more counted as excess
     assert float(count_errors(jnp.array([154, 6]), short, d)[0]) == pytest.approx(np.hypot(10 / 14, 4 / 14))
+
+
+def test_a_fit_that_misses_a_fitted_sweep_searches_again_and_keeps_the_lowest_loss(synthetic, tmp_path,
+                                                                                  monkeypatch):
+    """The retry rule, with the miss measure scripted (the searches themselves are real): each
+    further search has a seed of its own, its own checkpoint folder, and the fit keeps the
+    lowest loss of all; it stops as soon as the kept model misses no fitted sweep by more than
+    RETRY_TOLERANCES, and never searches more than 1 + retries times."""
+    from hhjax.recordings import cell_fit
+
+    kw = dict(generations=1, population=4, steps=0, key=3, progress=False)
+
+    def script(*worst):
+        misses = iter([(w, 1) for w in worst])
+        monkeypatch.setattr(cell_fit, "worst_count_miss", lambda sweeps: next(misses))
+
+    script(8.5, 5.0, 0.5)
+    res = fit_recording(synthetic, checkpoint=str(tmp_path), **kw)
+    tries = res.settings["attempts"]
+    assert [a["worst_count_miss"] for a in tries] == [8.5, 5.0, 0.5]
+    assert len({a["seed"] for a in tries}) == 3 and tries[0]["seed"] == 3 == res.settings["seed"]
+    k = int(np.argmin([a["loss"] for a in tries]))
+    assert res.settings["kept_attempt"] == k and res.loss == tries[k]["loss"] == min(a["loss"] for a in tries)
+    assert (tmp_path / "attempt1").is_dir() and (tmp_path / "attempt2").is_dir()
+    # The first search is the same whether or not others follow.
+    script(8.5)
+    alone = fit_recording(synthetic, retries=0, **kw)
+    assert alone.loss == tries[0]["loss"] and len(alone.settings["attempts"]) == 1
+
+    script(8.5, 5.0, 4.0)
+    assert len(fit_recording(synthetic, retries=1, **kw).settings["attempts"]) == 2
+    script(3.0)   # not more than RETRY_TOLERANCES: accepted
+    assert len(fit_recording(synthetic, **kw).settings["attempts"]) == 1
+    with pytest.raises(TypeError, match="retries"):
+        fit_recording(synthetic, retries=1.5, **kw)

@@ -136,6 +136,13 @@ def cmd_fit_recording(args):
     if any(not np.isfinite(se) for se in res.stderr.values()):
         print("(no standard errors: a spike appears or vanishes under tiny parameter changes here, "
               "so the Laplace approximation does not hold)")
+    tries = res.settings.get("attempts", [])
+    if len(tries) > 1:  # the search missed a fitted sweep: say what was searched again and why
+        first = tries[0]
+        print(f"searched {len(tries)} times: the first model missed fitted sweep {first['worst_sweep']} by "
+              f"{first['worst_count_miss']:.1f} count tolerances (more than {res.settings['retry_tolerances']:g}); "
+              f"kept search {res.settings['kept_attempt'] + 1} (losses "
+              + ", ".join(f"{a['loss']:.3g}" for a in tries) + ")")
     s = res.features["summary"]
     print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
           f"f–I RMS {format_value(s['fi_rms_hz'])} Hz, rest error {format_value(s['rest_error_mV'])} mV; {res.wall_time:.0f} s")

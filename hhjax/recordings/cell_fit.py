@@ -28,21 +28,25 @@ batch axis: one compiled program per generation), explores around that start, wh
 rugged count terms need; stage 2 refines the best ``n_starts`` points together by batched
 Levenberg–Marquardt (forward-mode Jacobian through the simulation; counts enter the
 acceptance test, the smooth terms the step). On real recordings the search does most of
-the work: spike times of later spikes are too rugged in the parameters for Gauss–Newton.
+the work: spike times of later spikes are too rugged in the parameters for Gauss–Newton
+(both stages: :mod:`hhjax.recordings.search`). Where the model then misses a *fitted* sweep's
+spike count by more than :data:`RETRY_TOLERANCES` count tolerances, the search is stuck in a
+basin its own training data rule out: it runs again from another seed (``retries``), and the
+lowest loss is kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..fitting._common import advance, progress_bar, seed_of
-from ..fitting.optimizers import normal_terms
-from ..fitting.strategies import DEFAULT_TOL, LevenbergMarquardt, run_strategy
+from ..fitting._common import seed_of
+from ..fitting.strategies import LevenbergMarquardt
 from .choice import choose_sweeps
 from .evaluation import evaluate
 from .rows import fit_rows, warn_if_subthreshold
@@ -51,9 +55,10 @@ from ..models.pospischil import FS, RS
 from ..models.pospischil_ca import IB, LTS
 from .. import _validate as check
 from ..solvers import METHODS
-from .checkpoint import Checkpoint, fingerprint, lm_run_of
-from .laplace import _stderr
-from .loss import _loss, _params_of, _residuals_and_jacobian, _Spec, _weights
+from .checkpoint import Checkpoint, fingerprint
+from .loss import _params_of, _Spec, _weights
+from .regime import count_tolerance
+from .search import search
 from .start import initial_values
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
@@ -67,6 +72,12 @@ MODELS = {
 # Search spread in the unit (log-)interval of each parameter; the passive ones are known
 # when the direct estimate on a hyperpolarising step gave them.
 _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
+#: A fit whose model misses a *fitted* sweep's spike count by more than this many count
+#: tolerances contradicts its own training data (a search stuck in a wrong basin: on the
+#: synthetic FS block cell, 15 spikes where the cell fires 101): it searches again from another
+#: seed, up to ``retries`` times, and keeps the lowest loss. Accepted fits of the panel and the
+#: synthetic cells miss their fitted sweeps by at most 2.2.
+RETRY_TOLERANCES = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +116,7 @@ class RecordingFit:
 
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
-                  generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None):
+                  generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None, retries=2):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
     Args:
@@ -128,10 +139,15 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         progress: tqdm bar (default: when stderr is a terminal).
         checkpoint: a directory: the search state is saved there atomically after every
             generation and LM iteration, and a rerun with the same inputs resumes from it
-            (bit for bit on the CPU). See :mod:`hhjax.recordings.checkpoint`.
+            (bit for bit on the CPU; a retry's in ``DIR/attemptK``). See
+            :mod:`hhjax.recordings.checkpoint`.
+        retries: further searches, each from another seed (:func:`attempt_seed`), while the
+            kept model misses a fitted sweep's count by more than :data:`RETRY_TOLERANCES`
+            count tolerances; the lowest loss is kept. ``settings["attempts"]`` lists every
+            search (seed, loss, worst miss), ``settings["kept_attempt"]`` the one returned.
 
     Returns:
-        :class:`RecordingFit`.
+        :class:`RecordingFit` (``wall_time`` covers every attempt).
     """
     t_start = time.perf_counter()
 
@@ -145,6 +161,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     trainable = trainable + tuple(n for n in MODELS[model][1] if n not in trainable)
     check.integer(n_starts, "n_starts")
     check.integer(steps, "steps", low=0)
+    check.integer(retries, "retries", low=0)
     check.integer(generations, "generations")
     check.integer(population, "population", low=2)
     check.positive_number(dt, "dt", "ms")
@@ -174,87 +191,75 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     # g_l and area are known (narrow search) only where the direct estimate gave them.
     known = {n for n in ("g_l", "area") if direct.get("used") and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0}
     sig = np.array([_SPREAD.get(n, 0.22) if n not in ("g_l", "area") or n in known else 0.22 for n in names])
-    rng = np.random.default_rng(seed_of(key))
-    bar = progress_bar(progress, generations + steps, "fit")
-    pool_z, pool_l, history = [], [], []
-    ckpt = saved = None
-    if checkpoint is not None:
-        ckpt = Checkpoint(checkpoint, fingerprint(
-            names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
-            generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed_of(key),
-            weights=_weights(every * dt), refine=LevenbergMarquardt.name))
-        saved = ckpt.load()
-    g0 = 0
-    if saved is not None:
-        g0, mu, sig = int(saved["generation"]), saved["mu"], saved["sig"]
-        rng.bit_generator.state = saved["rng"]
-        pool_z, pool_l, history = list(saved["pool_z"]), list(saved["pool_l"]), saved["history"].tolist()
-        if bar is not None:
-            bar.update(g0)
-    save = lambda **lm: ckpt and ckpt.save(generation=g, mu=mu, sig=sig, rng=rng, pool_z=pool_z,  # noqa: E731
-                                           pool_l=pool_l, history=history, **lm)
-    g = g0
-    for g in range(g0 + 1, generations + 1):  # cross-entropy search in the unit (log-)intervals
-        u = np.clip(mu + sig * rng.standard_normal((population, len(names))), 1e-3, 1 - 1e-3)
-        u[0] = mu
-        z = np.log(u) - np.log1p(-u)
-        pool_z.append(z)
-        pool_l.append(np.asarray(_loss(spec, base, jnp.asarray(z, jnp.float32), data)))
-        allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
-        elite = 1.0 / (1.0 + np.exp(-allz[np.argsort(alll)[: max(8, population // 10)]]))
-        mu, sig = elite.mean(0), np.maximum(0.6 * elite.std(0) + 0.2 * sig, 0.01)
-        history.append(float(np.min(alll)))
-        save()
-        advance(bar, f"{history[-1]:.3g}")
-    allz, alll = np.concatenate(pool_z), np.concatenate(pool_l)
-    t_search = time.perf_counter()
-    best = np.argsort(alll)[:n_starts]
-    z0, searched = allz[best], alll[best]
-    jac_at = lambda z: _residuals_and_jacobian(spec, base, jnp.asarray(z, jnp.float32), data)  # noqa: E731
-    # The residuals are scaled so that their sum of squares is the loss: one "residual".
-    lm = LevenbergMarquardt(lambda z: normal_terms(*(np.asarray(x, float) for x in jac_at(z)), xp=np), 1,
-                            DEFAULT_TOL, group=n_starts)
-    it, done, state = 0, False, None
-    if steps and saved is not None and int(saved["lm_it"]) >= 0:
-        it, done, state = int(saved["lm_it"]), bool(saved["lm_done"]), lm_run_of(saved)
-    elif steps:
-        state = lm.init(z0)
-        save(lm_it=0, lm_state=state)
-
-    def on_step(state, it, done):
-        history.append(min(float(np.min(lm.losses(state))), history[-1]))
-        save(lm_it=it, lm_done=done, lm_state=state)
-        advance(bar, f"{history[-1]:.3g}")
-
-    if steps and not done:  # refine all starts together
-        state, it, done = run_strategy(lm, state, steps, first=it + 1, on_step=on_step)
-    if bar is not None:
-        bar.close()
-    losses, z_all = (lm.losses(state), lm.best_z(state)) if steps else (searched, z0)
-    # A start whose Jacobian is not finite (a spike time with an infinite derivative) enters
-    # LM at an infinite loss and takes any finite step: keep its search point unless LM beat it.
-    worse = ~(losses <= searched)
-    losses, z_all = np.where(worse, searched, losses), np.where(worse[:, None], z0, z_all)
-    b = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
-    params = _params_of(spec, base, jnp.asarray(z_all[b], jnp.float32), jnp.mean(data["hold"]))
-    params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
-    stderr = {}
-    if steps:  # the Jacobian at the end (same batch shape as the LM's: nothing recompiles)
-        r, jac = (np.asarray(x) for x in jac_at(z_all))
-        stderr = _stderr(spec, z_all[b], jac[b], r[b], data_np)
-    t_refine = time.perf_counter()
-    features = evaluate(params, rec, dt=dt, method=method)
+    fingerprint_of = lambda seed: fingerprint(  # noqa: E731
+        names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
+        generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed,
+        weights=_weights(every * dt), refine=LevenbergMarquardt.name)
+    attempts: list = []
+    kept = None
+    for k in range(retries + 1):
+        seed = attempt_seed(seed_of(key), k)
+        ckpt = None if checkpoint is None else Checkpoint(
+            checkpoint if k == 0 else os.path.join(checkpoint, f"attempt{k}"), fingerprint_of(seed))
+        found = search(spec, base, data, data_np, mu, sig, seed=seed, generations=generations,
+                       population=population, n_starts=n_starts, steps=steps, progress=progress,
+                       checkpoint=ckpt, label="fit" if k == 0 else f"fit, attempt {k + 1}")
+        t0 = time.perf_counter()
+        params = _params_of(spec, base, jnp.asarray(found.z, jnp.float32), jnp.mean(data["hold"]))
+        params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
+        features = evaluate(params, rec, dt=dt, method=method)
+        miss, sweep = worst_count_miss(features["sweeps"])
+        attempts.append(dict(seed=seed, loss=found.loss, worst_count_miss=miss, worst_sweep=sweep,
+                             timing_s=dict(search=found.t_search, refine=found.t_refine,
+                                           evaluate=time.perf_counter() - t0)))
+        if kept is None or found.loss < kept[0].loss:
+            kept = (found, params, features, len(attempts) - 1)
+        if attempts[kept[3]]["worst_count_miss"] <= RETRY_TOLERANCES:
+            break
+    found, params, features, k_kept = kept
     settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),
-                    n_starts=n_starts, steps=steps, lm_iterations=it,
+                    n_starts=n_starts, steps=steps, lm_iterations=found.lm_iterations,
                     generations=generations, population=population, seed=seed_of(key),
                     rows=[list(r) for r in rows], layout=str(layout), start=start, direct=direct,
                     bounds={n: list(specs[n][:2]) for n in names},
                     weights=_weights(every * dt),
-                    start_loss=float(pool_l[0][0]), search_loss=float(np.min(alll)),
-                    refined_losses=losses.tolist(), ljp_corrected=False,
-                    timing_s=dict(search=t_search - t_start, refine=t_refine - t_search,
-                                  evaluate=time.perf_counter() - t_refine),
-                    source=recording.source)
-    return RecordingFit(params=params, loss=float(losses[b]), sweeps=tuple(rec.sweeps), rows=rows,
-                        features=features, stderr=stderr, start_losses=losses, history=np.asarray(history),
+                    start_loss=found.start_loss, search_loss=found.search_loss,
+                    refined_losses=found.losses.tolist(), ljp_corrected=False,
+                    retries=retries, retry_tolerances=RETRY_TOLERANCES, attempts=attempts, kept_attempt=k_kept,
+                    timing_s=attempts[k_kept]["timing_s"], source=recording.source)
+    return RecordingFit(params=params, loss=found.loss, sweeps=tuple(rec.sweeps), rows=rows,
+                        features=features, stderr=found.stderr, start_losses=found.losses, history=found.history,
                         wall_time=time.perf_counter() - t_start, settings=settings)
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The search seed of attempt ``attempt`` (0: ``seed`` itself) of a fit seeded ``seed``:
+    drawn from both, so that the retries of seed 0 are not the first attempts of seeds 1, 2.
+
+    >>> attempt_seed(7, 0)
+    7
+    >>> attempt_seed(0, 1) != 1 and attempt_seed(0, 1) == attempt_seed(0, 1)
+    True
+    """
+    if attempt == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(attempt)]).generate_state(1)[0])
+
+
+def worst_count_miss(sweeps: list) -> tuple[float, int | None]:
+    """The largest count error over ``sweeps`` (rows of :func:`evaluate`), in units of the
+    count target's tolerance (:func:`hhjax.recordings.regime.count_tolerance`), and its sweep.
+
+    >>> worst_count_miss([dict(sweep=3, observed_spikes=101, predicted_spikes=15),
+    ...                   dict(sweep=4, observed_spikes=6, predicted_spikes=7)])
+    (8.51, 3)
+    """
+    worst, at = 0.0, None
+    for r in sweeps:
+        n_o, n_p = r["observed_spikes"], r["predicted_spikes"]
+        if n_o is None or n_p is None:
+            continue
+        miss = round(float(abs(n_p - n_o) / count_tolerance(float(n_o))), 2)
+        if miss > worst:
+            worst, at = miss, int(r["sweep"])
+    return worst, at

@@ -30,6 +30,7 @@ import numpy as np
 from .. import plot
 from ..analysis import features as F
 from .epochs import cell_rests, epoch_features, fires_at_start, parse_epochs
+from .regime import count_tolerance
 from ..analysis.spikes import SPIKE_RULE
 from ..models import model_of
 from ..simulation.entry import simulate
@@ -288,7 +289,7 @@ def summarise(rows):
     gam = [r["gamma"] for r in rows if r["gamma"] is not None]
     d_r = np.abs(v[:, 1] - v[:, 0])
     return {"n_sweeps": len(rows), "fraction_within_1_spike": float(np.mean(np.abs(n_p - n_o) <= 1)),
-            "fraction_count_ok": float(np.mean(np.abs(n_p - n_o) <= np.maximum(1, 0.1 * n_o))),
+            "fraction_count_ok": float(np.mean(np.abs(n_p - n_o) <= np.asarray(count_tolerance(n_o)))),
             "fi_rms_hz": float(np.sqrt(np.mean((f[:, 1] - f[:, 0]) ** 2))) if f.size else None,
             "rest_error_mV": float(np.mean(d_r)) if d_r.size else None,
             "max_rest_error_mV": float(np.max(d_r)) if d_r.size else None,
