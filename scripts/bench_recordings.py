@@ -23,7 +23,8 @@ fails (unreadable, fit error) is recorded with its ``error`` and the run goes on
                  "observed_rate_hz", "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV"}]}
 
 with null where a value is undefined (no depolarising epoch: no rate; spontaneous firing:
-no rest). ``fit_time_s`` is wall time, compilation included. A Markdown table per cell
+no rest). ``fit_time_s`` is wall time, compilation included, over every search the fit ran
+(the table says how many where a search missed a fitted sweep and was repeated). A Markdown table per cell
 (held-out targets, detector counts, CPU time and the load average, since the CPU may be
 shared) goes to stdout and next to the JSON as ``.md``; a figure per cell goes to
 ``--figures``.
@@ -97,6 +98,7 @@ def bench_one(path, folder, seed, args):
             print(f"  model {sel['winner']}: {sel['why']}", file=sys.stderr)
         cell.update(model=res.settings["model"], fit_time_s=round(time.perf_counter() - t0, 2),
                     fit_sweeps=[int(k) for k in res.sweeps])
+        extra["searches"] = len(res.settings.get("attempts", [None]))
         extra["cpu_s"] = time.process_time() - cpu0
         used = set(cell["fit_sweeps"]) | set(res.settings.get("model_selection", {}).get("validation_sweeps", []))
         out, (t_sim, v_sim) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
@@ -128,9 +130,10 @@ def table(cells, extras):
         ok = lambda m: "" if m is None else (" ✓" if m else " ✗")  # noqa: E731
         frac = t.get("count_ok_fraction")
         count = "– (none held out)" if frac is None else f"{100 * frac:.0f} %"
+        searches = f", {e['searches']} searches" if e.get("searches", 1) > 1 else ""
         lines.append(
             f"| {c['recording']} | {c.get('seed', '–')} | {c['model']} | {c['fit_sweeps']} | {c['fit_time_s']:.0f} "
-            f"({e['cpu_s']:.0f}) | {t['n_held_out']} | {count}"
+            f"({e['cpu_s']:.0f}){searches} | {t['n_held_out']} | {count}"
             f"{ok(t.get('count_target_met'))} | {_f(t.get('fi_rms_hz'))} / {_f(t.get('fi_limit_hz'), '.1f')}"
             f"{ok(t.get('fi_target_met'))} | {_f(t.get('rest_error_mV'))} ({t.get('rest_compared', 0)})"
             f"{ok(t.get('rest_target_met'))} | {t.get('qualitative_failures', '–')} | "
