@@ -156,3 +156,40 @@ def test_a_quiet_baseline_does_not_make_a_firing_cell_rest_17o05028():
     feats = [epoch_features(rec.t, v, ep) for v, (_, ep) in zip(rec.v, parsed)]
     assert any(f["rest_mV"] is not None for f in feats)   # the per-sweep rule alone is fooled
     assert cell_rests(feats, [h for h, _ in parsed]) == [None] * rec.n_sweeps
+
+
+def test_rebound_spikes_are_counted_after_release_only():
+    """Spikes within REBOUND_MS of a hyperpolarising epoch's end are rebound spikes, by hand:
+    one at +100 ms counts, one at +400 ms does not, and none counts once the next epoch starts."""
+    from hhjax.recordings.epochs import REBOUND_MS
+
+    assert REBOUND_MS == 300.0
+    ep = [Epoch(100.0, 400.0, -100.0)]
+    f = epoch_features(T, _spike_train([500.0, 800.0]), ep)
+    assert f["rebound_spikes"] == 1 and f["spontaneous_spikes"] == 1
+    ep2 = [Epoch(100.0, 400.0, -100.0), Epoch(450.0, 900.0, 50.0)]   # a step 50 ms after release
+    assert epoch_features(T, _spike_train([500.0, 800.0]), ep2)["rebound_spikes"] == 0
+
+
+def test_no_rebound_hint_on_cells_of_the_panel():
+    """The hint to try a T-type model is given for rebound spikes on a silent baseline only:
+    17o05028 (spikes after its -50 pA epochs, but it fires spontaneously and its second step
+    follows at once) and File_axon_5 (hyperpolarising sweeps, no rebound) get none."""
+    from hhjax.recordings.select import rebound_warning
+
+    for name in ("17o05028_ic_steps.abf", "File_axon_5.abf"):
+        assert rebound_warning(_shared(name), "pospischil") == ""
+
+
+def test_fit_with_model_hints_at_a_t_type_model_for_rebound_spikes():
+    from hhjax.io import Recording
+    from hhjax.recordings import fit_with_model
+
+    t = np.arange(0.0, 1000.0, 0.1)
+    i = np.array([np.where((t >= 100) & (t < 400), a, 0.0) for a in (-100.0, -50.0)])
+    v = np.full_like(i, -70.0)
+    v[0, (t > 500) & (t < 501)] = 20.0
+    rec = Recording(t, v, i, (0, 1), 1e4, "lts.abf")
+    tiny = {"generations": 1, "population": 4, "steps": 0}
+    with pytest.warns(UserWarning, match=r"lts.abf: the cell fires rebound spikes .*sweep 0, .*pospischil_lts"):
+        fit_with_model(rec, "pospischil", search=tiny, key=0, progress=False)

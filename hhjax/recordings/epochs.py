@@ -24,6 +24,9 @@ to observed and simulated voltage, :func:`epoch_features` gives
 * ``rest_mV``: the median voltage of the pre-stimulus baseline window (else the longest
   settled baseline window), and only when no baseline window holds a spike. A cell that
   fires spontaneously has no resting potential on that sweep: None, not a number;
+* ``rebound_spikes``: spikes from the end of each hyperpolarising epoch to ``REBOUND_MS``
+  after it (or to the next epoch, if sooner): the response to release, which a cell
+  with a T-type Ca current (low-threshold spiking) or a strong Ih makes;
 * ``start_spikes``: spikes in the pre-stimulus window (before the first epoch; the whole
   sweep if it has none). A cell that fires there was already firing when the sweep began:
   :func:`fires_at_start` is the rule by which a model run starts firing too
@@ -216,10 +219,14 @@ def epoch_features(t: np.ndarray, v: np.ndarray, epochs: list) -> dict:
         pre = [w for w in long_enough if w[0] == float(t[0]) and (not epochs or w[1] <= epochs[0].start)]
         a, b = pre[0] if pre else max(long_enough, key=lambda w: w[1] - w[0])
         rest = float(np.median(v[(t >= a) & (t < b)]))
+    starts = [e.start for e in epochs[1:]] + [np.inf]
+    n_rebound = sum(_count(spikes, e.stop, min(e.stop + REBOUND_MS, nxt)) for e, nxt in zip(epochs, starts)
+                    if e.amp < 0)
     amps = [e.amp for e in epochs]
     current = max(amps) if any(a > 0 for a in amps) else (min(amps) if amps else 0.0)
     return {"spike_times": spikes, "spikes": int(spikes.size), "rate_hz": rate, "rest_mV": rest,
             "spontaneous_hz": spont, "spontaneous_spikes": n_base, "start_spikes": n_start,
+            "rebound_spikes": n_rebound,
             "current_pA": float(current),
             "epochs": per}
 

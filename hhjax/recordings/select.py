@@ -23,12 +23,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 
 import numpy as np
 
 from .cell_fit import MODELS, fit_recording
 from .choice import choose_sweeps, sweep_table
-from .evaluation import evaluate
+from .evaluation import evaluate, stimulus_epochs, sweep_features
+from .regime import count_tolerance
 
 AUTO_CANDIDATES = ("pospischil", "pospischil_fs", "pospischil_ib", "pospischil_lts")
 #: What ``--model`` takes for a recording: one fit target, or ``"auto"`` (:func:`fit_auto`).
@@ -75,7 +77,40 @@ def fit_with_model(recording, model: str = "pospischil", *, search: dict | None 
     check_recording_model(model)
     if model == "auto":
         return fit_auto(recording, search=search, **fit_kwargs)
+    hint = rebound_warning(recording, model)
+    if hint:
+        warnings.warn(hint, stacklevel=2)
     return fit_recording(recording, model=model, **(search or {}), **fit_kwargs)
+
+
+def rebound_warning(recording, model: str) -> str:
+    """A sentence if the cell fires rebound spikes (after the end of a hyperpolarising step,
+    on a sweep whose baseline is silent) and ``model`` has no current that makes them (the
+    T-type Ca current of ``pospischil_lts``), else ''.
+
+    >>> from hhjax.io import Recording
+    >>> t = np.arange(0.0, 1000.0, 0.1)
+    >>> i = np.where((t >= 100) & (t < 400), -100.0, 0.0)[None]
+    >>> v = np.full_like(i, -70.0); v[0, (t > 500) & (t < 501)] = 20.0   # a spike 100 ms after release
+    >>> rebound_warning(Recording(t, v, i, (0,), 1e4, "cell.abf"), "pospischil")[:40]
+    'cell.abf: the cell fires rebound spikes '
+    >>> rebound_warning(Recording(t, v, i, (0,), 1e4, "cell.abf"), "pospischil_lts")
+    ''
+    """
+    if "g_cat" in MODELS.get(model, (None, ()))[1]:
+        return ""
+    hit = []
+    for k, sweep in enumerate(recording.sweeps):
+        hold, epochs = stimulus_epochs(recording.t, recording.i[k])
+        f = sweep_features(recording.t, recording.v[k], epochs, hold)
+        if f["rebound_spikes"] and not f["spontaneous_spikes"] and not f["start_spikes"]:
+            hit.append(int(sweep))
+    if not hit:
+        return ""
+    return (f"{recording.source or '<recording>'}: the cell fires rebound spikes after hyperpolarising steps "
+            f"(sweep{'s' if len(hit) > 1 else ''} {', '.join(map(str, hit))}, with a silent baseline); {model} "
+            "has no current that makes them, so it will not reproduce them: try --model pospischil_lts "
+            "(T-type Ca current) or --model auto")
 
 
 def validation_sweeps(recording, train: list, n: int = 2) -> list:
@@ -122,7 +157,7 @@ def cv_score(rows: list, top_rate_hz: float) -> float:
     total = 0.0
     for r in rows:
         n_o, n_p = r["observed_spikes"], r["predicted_spikes"]
-        s = abs(n_p - n_o) / max(1.0, 0.1 * n_o)
+        s = abs(n_p - n_o) / float(count_tolerance(n_o))
         if r["observed_rate_hz"] is not None and r["predicted_rate_hz"] is not None:
             s += abs(r["predicted_rate_hz"] - r["observed_rate_hz"]) / max(3.0, 0.1 * top_rate_hz)
         if r["observed_rest_mV"] is not None:
