@@ -182,6 +182,24 @@ class Recording:
         md["ljp_corrected_mV"] = float(md.get("ljp_corrected_mV", 0.0)) + float(ljp_mV)
         return self._with(v=self.v - float(ljp_mV), metadata=md)
 
+    def correct_bridge(self, rs_mohm: float) -> "Recording":
+        """Remove the drop across an unbalanced series resistance:
+        ``V_corrected = V_measured - rs_mohm * I / 1000`` (MΩ × pA = µV; I the injected
+        current, holding included), as the amplifier's bridge balance would have. The drop
+        jumps with every current step, where the membrane cannot:
+        :func:`hhjax.recordings.bridge.series_resistance` measures it. The total removed is
+        kept in ``metadata['bridge_corrected_MOhm']``.
+
+        Example:
+            >>> t = np.arange(4) * 0.1
+            >>> rec = Recording(t, np.full((1, 4), -65.0), np.array([[0.0, 0.0, 100.0, 100.0]]), (0,), 1e4)
+            >>> rec.correct_bridge(10.0).v    # 10 MΩ × 100 pA = 1 mV
+            array([[-65., -65., -66., -66.]])
+        """
+        md = self._history(f"correct_bridge({rs_mohm})")
+        md["bridge_corrected_MOhm"] = float(md.get("bridge_corrected_MOhm", 0.0)) + float(rs_mohm)
+        return self._with(v=self.v - float(rs_mohm) * self.i / 1000.0, metadata=md)
+
     def resample(self, dt: float) -> "Recording":
         """Return the recording on a new time step ``dt`` (ms), same start time and duration.
 

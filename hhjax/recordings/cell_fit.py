@@ -47,6 +47,7 @@ import numpy as np
 
 from ..fitting._common import seed_of
 from ..fitting.strategies import LevenbergMarquardt
+from .bridge import balance_bridge
 from .choice import choose_sweeps
 from .evaluation import evaluate
 from .rows import fit_rows, warn_if_subthreshold
@@ -168,6 +169,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     check.method(method, METHODS)
     check.bounds(bounds)
     check.voltage_trace(recording.v, "recording")
+    recording = balance_bridge(recording)  # measured on every sweep, before choosing
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
@@ -225,6 +227,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     weights=_weights(every * dt),
                     start_loss=found.start_loss, search_loss=found.search_loss,
                     refined_losses=found.losses.tolist(), ljp_corrected=False,
+                    bridge_corrected_MOhm=float(recording.metadata.get("bridge_corrected_MOhm", 0.0)),
                     retries=retries, retry_tolerances=RETRY_TOLERANCES, attempts=attempts, kept_attempt=k_kept,
                     timing_s=attempts[k_kept]["timing_s"], source=recording.source)
     return RecordingFit(params=params, loss=found.loss, sweeps=tuple(rec.sweeps), rows=rows,

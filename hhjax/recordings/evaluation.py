@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import plot
 from ..analysis import features as F
+from .bridge import balance_bridge
 from .epochs import cell_rests, epoch_features, fires_at_start, parse_epochs
 from .regime import count_tolerance
 from ..analysis.spikes import SPIKE_RULE
@@ -229,8 +230,12 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
     ``predicted_rest_mV``, ``observed_rate_hz``, ``predicted_rate_hz``, ``gamma``
     (Jolivet's coincidence factor, ±4 ms)) and ``"summary"`` (``fraction_within_1_spike``,
     ``fi_rms_hz``, ``rest_error_mV`` (mean |error|), ``max_rest_error_mV``,
-    ``mean_gamma``). ``return_traces=True`` adds ``(t_sim, v_sim)`` as a second value.
+    ``mean_gamma``), and ``"bridge_corrected_MOhm"``: the observed voltage is compared after
+    removing an unbalanced bridge (:func:`hhjax.recordings.bridge.balance_bridge`, measured on
+    all sweeps; 0 where none was found). ``return_traces=True`` adds ``(t_sim, v_sim)`` as a
+    second value.
     """
+    recording = balance_bridge(recording)
     rec = recording if sweeps is None else recording.select(sweeps)
     parsed = [stimulus_epochs(rec.t, i) for i in rec.i]
     obs = [sweep_features(rec.t, v, ep, h) for v, (h, ep) in zip(rec.v, parsed)]
@@ -254,6 +259,7 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
                      "observed_spike_times_ms": np.round(o["spike_times"], 2).tolist(),
                      "predicted_spike_times_ms": np.round(p["spike_times"], 2).tolist()})
     out = {"source": rec.source, "sweeps": rows, "summary": summarise(rows),
+           "bridge_corrected_MOhm": float(rec.metadata.get("bridge_corrected_MOhm", 0.0)),
            "settings": {"dt_ms": dt, "method": method, "spike_rule": SPIKE_RULE,
                         "gamma_window_ms": GAMMA_WINDOW_MS,
                         "rate": "spikes in depolarising epochs (+2 ms) / their total duration; null without one",

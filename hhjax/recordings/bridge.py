@@ -1,0 +1,77 @@
+"""An unbalanced bridge, measured and removed: the voltage drop across the uncompensated
+series (pipette and access) resistance.
+
+In current clamp the recorded voltage is the membrane's plus ``R_s · I``. Where the
+amplifier's bridge balance was off, every current step makes the recorded voltage *jump*
+by ``R_s · ΔI`` within a sample, which the membrane (time constant ≥ a few ms) cannot: the
+pyABF recordings of the panel jump by about 1 mV per 100 pA (171116sh_0018, 17o05028,
+18711001: 9–10 MΩ). A model fitted to such a trace takes the drop for membrane voltage
+(a larger input resistance, a plateau shifted by several mV at 500 pA).
+
+:func:`series_resistance` reads ``R_s`` from the jumps: at every step edge of the command
+(``|ΔI| ≥ MIN_STEP_PA``, the current flat for ``FIT_MS`` on both sides), a line is fitted
+to the voltage over ``FIT_MS`` before the edge and another over ``FIT_MS`` after it, from
+``SETTLE_MS`` on (the amplifier's filter and a one-sample lag between command and
+response), both extrapolated to the edge; ``R_s`` is the median over edges of
+jump / ΔI, so an edge with a spike in its window does not move it. :func:`balance_bridge`
+removes the drop (:meth:`hhjax.io.Recording.correct_bridge`) where ``R_s`` exceeds
+``MIN_RS_MOHM``; recording fits and their evaluation both use it, once per recording.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_STEP_PA = 20.0   # smaller steps: a jump within the recording noise
+SETTLE_MS = 0.2      # skipped after an edge (filter settling, command-to-response lag)
+FIT_MS = 1.0         # each side's line: the membrane's curvature is negligible over it
+MIN_RS_MOHM = 2.0    # below this (1 mV at 500 pA) left alone: the estimate scatters by ±1.5 MΩ on clean traces
+
+
+def series_resistance(recording) -> tuple[float, int]:
+    """``(R_s in MΩ, number of step edges used)``; ``(nan, 0)`` without usable edges (ramps,
+    a measured noisy current, no steps).
+
+    >>> from hhjax.io import Recording
+    >>> t = np.arange(0.0, 200.0, 0.05)
+    >>> i = np.where((t >= 50) & (t < 150), 200.0, 0.0)[None]
+    >>> charge = lambda x: np.where(x > 0, 1 - np.exp(-np.clip(x, 0, None) / 20.0), 0.0)  # τ 20 ms
+    >>> v = -70.0 + 20.0 * (charge(t - 50) - charge(t - 150))   # the membrane: 100 MΩ × 200 pA
+    >>> v = v + 15.0 * i / 1000.0                               # and 15 MΩ of bridge
+    >>> rs, n = series_resistance(Recording(t, v, i, (0,), 2e4)); abs(rs - 15.0) < 0.2, n
+    (True, 2)
+    """
+    dt = float(recording.dt)
+    skip = max(1, int(round(SETTLE_MS / dt)))
+    m = max(3, int(round(FIT_MS / dt)))
+    ratios = []
+    for v, i in zip(np.asarray(recording.v, float), np.asarray(recording.i, float)):
+        for e in np.nonzero(np.abs(np.diff(i)) >= MIN_STEP_PA)[0]:
+            lo, hi = e + 1 - m, e + 1 + skip + m
+            if lo < 0 or hi > i.size or np.ptp(i[lo:e + 1]) > 1.0 or np.ptp(i[e + 1:hi]) > 1.0:
+                continue
+            before = np.polyfit(np.arange(-m + 1, 1) - 0.5, v[lo:e + 1], 1)   # edge at e + 1/2
+            after = np.polyfit(np.arange(1 + skip, 1 + skip + m) - 0.5, v[e + 1 + skip:hi], 1)
+            ratios.append(1000.0 * (after[1] - before[1]) / (i[e + 1] - i[e]))
+    return (float(np.median(ratios)), len(ratios)) if ratios else (float("nan"), 0)
+
+
+def balance_bridge(recording):
+    """``recording`` with the series-resistance drop removed where :func:`series_resistance`
+    finds more than ``MIN_RS_MOHM``; unchanged otherwise, and unchanged if a correction was
+    already applied (``metadata['bridge_corrected_MOhm']``), so that calling it twice is
+    calling it once.
+
+    >>> from hhjax.io import Recording
+    >>> t = np.arange(0.0, 200.0, 0.05)
+    >>> i = np.where((t >= 50) & (t < 150), 200.0, 0.0)[None]
+    >>> rec = Recording(t, -70.0 + 15.0 * i / 1000.0, i, (0,), 2e4)   # nothing but the bridge
+    >>> fixed = balance_bridge(rec); round(fixed.metadata["bridge_corrected_MOhm"], 1), bool(np.ptp(fixed.v) < 1e-6)
+    (15.0, True)
+    >>> balance_bridge(fixed) is fixed
+    True
+    """
+    if "bridge_corrected_MOhm" in recording.metadata:
+        return recording
+    rs, _ = series_resistance(recording)
+    return recording.correct_bridge(rs) if rs > MIN_RS_MOHM else recording

@@ -1,0 +1,80 @@
+"""Series resistance (an unbalanced bridge), measured from the voltage jumps at current steps
+and removed before a recording is fitted or evaluated (:mod:`hhjax.recordings.bridge`).
+
+References: a model simulated by hhjax with a known drop added (the estimate must find it,
+and nothing where none was added), and the pyABF recordings, whose first sample after a
+100 pA step edge jumps by 0.9-1.0 mV (read off the trace by hand: about 10 MΩ; the fast
+electrode component in the next samples adds 1-3 MΩ).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hhjax.io import Recording
+from hhjax.models.pospischil import RS
+from hhjax.recordings import evaluate
+from hhjax.recordings.bridge import MIN_RS_MOHM, balance_bridge, series_resistance
+from hhjax.recordings.evaluation import model_rest
+from hhjax.simulation.entry import simulate
+
+DT = 0.05
+
+
+def _cell(amps=(-100.0, 50.0, 150.0, 300.0)):
+    """The RS model at 20 kHz, steps from 50 to 350 ms, from its rest (no bridge)."""
+    n = int(500 / DT)
+    t = np.arange(n) * DT
+    i = np.array([np.where((t >= 50.0) & (t < 350.0), a, 0.0) for a in amps])
+    v = np.asarray(simulate(RS, i, duration=n * DT, dt=DT, y0=float(model_rest(RS)), spike_threshold=None).v)
+    return Recording(t, v[:, :n], i, tuple(range(len(amps))), 1000.0 / DT, "rs.npz")
+
+
+@pytest.fixture(scope="module")
+def cell():
+    return _cell()
+
+
+@pytest.mark.parametrize("rs", [5.0, 20.0])
+def test_a_known_drop_is_found_and_removed(cell, rs):
+    bridged = Recording(cell.t, cell.v + rs * cell.i / 1000.0, cell.i, cell.sweeps, cell.sampling_rate_hz, "x")
+    found, n = series_resistance(bridged)
+    assert n == 8 and abs(found - rs) < 0.5
+    fixed = balance_bridge(bridged)
+    assert fixed.metadata["bridge_corrected_MOhm"] == pytest.approx(found)
+    assert np.max(np.abs(fixed.v - cell.v)) < 0.5 * 300 / 1000.0 + 1e-9   # within 0.5 MΩ × 300 pA
+    assert balance_bridge(fixed) is fixed                                 # once, not twice
+
+
+def test_no_drop_no_change(cell):
+    found, n = series_resistance(cell)
+    assert n == 8 and abs(found) < MIN_RS_MOHM
+    assert balance_bridge(cell) is cell
+
+
+def test_no_step_edges_no_estimate():
+    t = np.arange(0.0, 300.0, DT)
+    ramp = np.clip(t - 50.0, 0.0, None)[None]                 # a ramp has no edge
+    rs, n = series_resistance(Recording(t, -70.0 + 0.01 * ramp, ramp, (0,), 1000.0 / DT))
+    assert n == 0 and np.isnan(rs)
+
+
+def test_evaluation_compares_the_balanced_voltage(cell):
+    """A model evaluated against its own trace with a 20 MΩ drop added: after balancing, the
+    observed rests are the model's own (the drop at holding 0 pA is 0), and the output says
+    what was removed."""
+    bridged = Recording(cell.t, cell.v + 0.02 * cell.i, cell.i, cell.sweeps, cell.sampling_rate_hz, "x")
+    out = evaluate(RS, bridged, dt=DT)
+    assert out["bridge_corrected_MOhm"] == pytest.approx(20.0, abs=0.5)
+    assert evaluate(RS, cell, dt=DT)["bridge_corrected_MOhm"] == 0.0
+    assert all(r["observed_spikes"] == r["predicted_spikes"] for r in out["sweeps"])
+
+
+@pytest.mark.parametrize("name", ["18711001.abf", "171116sh_0018.abf", "17o05028_ic_steps.abf"])
+def test_the_pyabf_recordings_carry_about_ten_megaohms(name):
+    from hhjax.io import example_recording, load_recording
+
+    pytest.importorskip("pyabf", reason="reading ABF needs the io extra (pyabf)")
+    rs, n = series_resistance(load_recording(example_recording(name)))
+    assert n >= 50 and 9.0 < rs < 15.0
