@@ -76,7 +76,10 @@ def targets(rows):
             "count_target_met": s["fraction_count_ok"] >= 0.8, "fi_rms_hz": s["fi_rms_hz"], "fi_limit_hz": fi_limit,
             "fi_target_met": None if s["fi_rms_hz"] is None else s["fi_rms_hz"] < fi_limit,
             "rest_error_mV": s["rest_error_mV"], "rest_compared": s["rest_compared"],
-            "rest_target_met": None if s["rest_error_mV"] is None else s["rest_error_mV"] < 2.0,
+            # A model that fires where the cell rests has no rest to compare: a miss, not a pass.
+            "rest_missing": sum(r["observed_rest_mV"] is not None and r["predicted_rest_mV"] is None for r in held),
+            "rest_target_met": (None if s["rest_error_mV"] is None else s["rest_error_mV"] < 2.0)
+            if not any(r["observed_rest_mV"] is not None and r["predicted_rest_mV"] is None for r in held) else False,
             "qualitative_failures": s["qualitative_failures"]}
 
 
@@ -131,11 +134,12 @@ def table(cells, extras):
         frac = t.get("count_ok_fraction")
         count = "– (none held out)" if frac is None else f"{100 * frac:.0f} %"
         searches = f", {e['searches']} searches" if e.get("searches", 1) > 1 else ""
+        missing = f"; model fires at rest on {t['rest_missing']}" if t.get("rest_missing") else ""
         lines.append(
             f"| {c['recording']} | {c.get('seed', '–')} | {c['model']} | {c['fit_sweeps']} | {c['fit_time_s']:.0f} "
             f"({e['cpu_s']:.0f}){searches} | {t['n_held_out']} | {count}"
             f"{ok(t.get('count_target_met'))} | {_f(t.get('fi_rms_hz'))} / {_f(t.get('fi_limit_hz'), '.1f')}"
-            f"{ok(t.get('fi_target_met'))} | {_f(t.get('rest_error_mV'))} ({t.get('rest_compared', 0)})"
+            f"{ok(t.get('fi_target_met'))} | {_f(t.get('rest_error_mV'))} ({t.get('rest_compared', 0)}{missing})"
             f"{ok(t.get('rest_target_met'))} | {t.get('qualitative_failures', '–')} | "
             f"{[s['observed_spikes'] for s in c['sweeps']]} |")
     return "\n".join(lines)

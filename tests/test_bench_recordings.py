@@ -153,3 +153,18 @@ def test_find_recordings_takes_rig_formats_and_skips_other_files(tmp_path):
     (tmp_path / "cell_7" / "notes.txt.md").write_bytes(b"x")
     found = [str(p.relative_to(tmp_path)) for p in _bench().find_recordings(tmp_path)]
     assert found == ["a.abf", "b.SMR", "c.wcp", "cell_7/steps.abf", "cell_ibw", "d.abf.xz"]
+
+
+def test_a_model_firing_where_the_cell_rests_misses_the_rest_target():
+    """A held-out sweep where the cell rests (observed rest defined) but the model fires in the
+    baseline (predicted rest None) cannot be compared; the target is then missed, not passed."""
+    bench = _bench()
+    row = dict(sweep=0, held_out=True, observed_spikes=3, predicted_spikes=3, observed_rate_hz=3.0,
+               predicted_rate_hz=3.0, observed_rest_mV=-70.0, predicted_rest_mV=-69.0)
+    ok = bench.targets([row, {**row, "sweep": 1}])
+    assert ok["rest_target_met"] is True and ok["rest_missing"] == 0
+    bad = bench.targets([row, {**row, "sweep": 1, "predicted_rest_mV": None}])
+    assert bad["rest_target_met"] is False and bad["rest_missing"] == 1
+    assert "model fires at rest on 1" in bench.table([{"recording": "x", "model": "m", "fit_time_s": 1.0,
+                                                        "fit_sweeps": [2], "sweeps": [row, {**row, "sweep": 1,
+                                                        "predicted_rest_mV": None}]}], [{"cpu_s": 1.0}])
