@@ -46,7 +46,12 @@ def series_resistance(recording) -> tuple[float, int]:
     m = max(3, int(round(FIT_MS / dt)))
     ratios = []
     for v, i in zip(np.asarray(recording.v, float), np.asarray(recording.i, float)):
-        for e in np.nonzero(np.abs(np.diff(i)) >= MIN_STEP_PA)[0]:
+        di = np.abs(np.diff(i))
+        edge = di >= MIN_STEP_PA
+        # An edge of a step, not noise on a measured current: flat on the samples either side
+        # (checked over the whole windows below; this keeps that loop short on noisy traces).
+        edge[1:-1] &= (di[:-2] <= 1.0) & (di[2:] <= 1.0)
+        for e in np.nonzero(edge)[0]:
             lo, hi = e + 1 - m, e + 1 + skip + m
             if lo < 0 or hi > i.size or np.ptp(i[lo:e + 1]) > 1.0 or np.ptp(i[e + 1:hi]) > 1.0:
                 continue
