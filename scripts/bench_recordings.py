@@ -77,9 +77,9 @@ def targets(rows):
             "fi_target_met": None if s["fi_rms_hz"] is None else s["fi_rms_hz"] < fi_limit,
             "rest_error_mV": s["rest_error_mV"], "rest_compared": s["rest_compared"],
             # A model that fires where the cell rests has no rest to compare: a miss, not a pass.
-            "rest_missing": sum(r["observed_rest_mV"] is not None and r["predicted_rest_mV"] is None for r in held),
-            "rest_target_met": (None if s["rest_error_mV"] is None else s["rest_error_mV"] < 2.0)
-            if not any(r["observed_rest_mV"] is not None and r["predicted_rest_mV"] is None for r in held) else False,
+            "rest_missing": s["rest_missing"],
+            "rest_target_met": False if s["rest_missing"] else
+            None if s["rest_error_mV"] is None else s["rest_error_mV"] < 2.0,
             "qualitative_failures": s["qualitative_failures"]}
 
 

@@ -37,7 +37,8 @@ def cmd_evaluate(args):
               f"{r['predicted_spikes']:2d} model, rate {fv(r['observed_rate_hz'], '5.1f')}/{fv(r['predicted_rate_hz'], '5.1f')} Hz, "
               f"rest {fv(r['observed_rest_mV'], '6.1f')}/{fv(r['predicted_rest_mV'], '6.1f')} mV, Γ {gamma}")
     print(f"within ±1 spike: {100 * s['fraction_within_1_spike']:.0f} % of {s['n_sweeps']} sweeps; "
-          f"f–I RMS {fv(s['fi_rms_hz'])} Hz; rest error {fv(s['rest_error_mV'])} mV (max {fv(s['max_rest_error_mV'])})")
+          f"f–I RMS {fv(s['fi_rms_hz'])} Hz; rest error {fv(s['rest_error_mV'])} mV (max {fv(s['max_rest_error_mV'])})"
+          + (f"; the model fires where the cell rests on {s['rest_missing']} sweep(s)" if s["rest_missing"] else ""))
     outputs = Outputs()
     if args.out:
         outputs.add("--out", args.out, lambda tmp: save_json_atomic(tmp, result))

@@ -281,13 +281,15 @@ def summarise(rows):
     """Scores over sweep rows of :func:`evaluate`: ``fraction_within_1_spike``,
     ``fraction_count_ok`` (within ±max(1, 10 %) of the observed count), ``fi_rms_hz`` (over
     sweeps where both rates are defined), ``rest_error_mV``/``max_rest_error_mV`` (mean/max
-    |error| where both rests are defined; None if nowhere), ``qualitative_failures`` (model
-    silent where the cell fires >= 3 spikes, or >= 3 where it is silent), ``mean_gamma``.
+    |error| where both rests are defined; None if nowhere), ``rest_missing`` (sweeps where the
+    cell rests but the model fires in the baseline, so has no rest: a miss of the rest target,
+    not a sweep to leave out), ``qualitative_failures`` (model silent where the cell fires >= 3
+    spikes, or >= 3 where it is silent), ``mean_gamma``.
 
     >>> r = [dict(observed_spikes=5, predicted_spikes=0, observed_rate_hz=10., predicted_rate_hz=0.,
     ...           observed_rest_mV=-70., predicted_rest_mV=None, gamma=None)]
-    >>> s = summarise(r); s["qualitative_failures"], s["fi_rms_hz"], s["rest_error_mV"]
-    (1, 10.0, None)
+    >>> s = summarise(r); s["qualitative_failures"], s["fi_rms_hz"], s["rest_error_mV"], s["rest_missing"]
+    (1, 10.0, None, 1)
     """
     n_o = np.array([r["observed_spikes"] for r in rows])
     n_p = np.array([r["predicted_spikes"] for r in rows])
@@ -300,6 +302,7 @@ def summarise(rows):
             "rest_error_mV": float(np.mean(d_r)) if d_r.size else None,
             "max_rest_error_mV": float(np.max(d_r)) if d_r.size else None,
             "rest_compared": int(d_r.size),
+            "rest_missing": sum(r["observed_rest_mV"] is not None and r["predicted_rest_mV"] is None for r in rows),
             "qualitative_failures": int(np.sum(((n_o >= 3) & (n_p == 0)) | ((n_o == 0) & (n_p >= 3)))),
             "mean_gamma": _num(np.mean(gam)) if gam else None}
 
