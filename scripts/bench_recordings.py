@@ -47,6 +47,7 @@ from pathlib import Path
 
 from hhjax.cluster.cells import recordings_under
 from hhjax.io import load_recording, save_json_atomic
+from hhjax.recordings.bridge import balance_bridge
 from hhjax.recordings.choice import choose_sweeps
 from hhjax.recordings.evaluation import evaluate, plot_evaluation, summarise
 from hhjax.recordings.select import fit_with_model
@@ -91,7 +92,7 @@ def bench_one(path, folder, seed, args):
         cell["seed"] = seed
     extra = {}
     try:
-        rec = load_recording(path)
+        rec = balance_bridge(load_recording(path))  # as the fit and evaluate see it, the figure too
         train = choose_sweeps(rec)
         kw = dict(sweeps=train, key=seed or 0, progress=False)
         cpu0, t0 = time.process_time(), time.perf_counter()

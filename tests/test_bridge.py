@@ -78,3 +78,34 @@ def test_the_pyabf_recordings_carry_about_ten_megaohms(name):
     pytest.importorskip("pyabf", reason="reading ABF needs the io extra (pyabf)")
     rs, n = series_resistance(load_recording(example_recording(name)))
     assert n >= 50 and 9.0 < rs < 15.0
+
+
+def test_a_given_resistance_is_removed_as_given_and_bad_ones_are_one_line(cell):
+    bridged = Recording(cell.t, cell.v + 0.02 * cell.i, cell.i, cell.sweeps, cell.sampling_rate_hz, "x")
+    kept = balance_bridge(bridged, 0.0)
+    assert kept.metadata["bridge_corrected_MOhm"] == 0.0 and np.array_equal(kept.v, bridged.v)
+    assert balance_bridge(kept) is kept              # decided once: "auto" does not measure it again
+    np.testing.assert_allclose(balance_bridge(bridged, 20.0).v, cell.v, atol=1e-9)
+    for bad in (-1.0, float("nan"), "ten", None):
+        with pytest.raises(ValueError, match="bridge: expected 'auto' or a series resistance"):
+            balance_bridge(bridged, bad)
+
+
+def test_hhjax_evaluate_uses_the_fits_own_correction(cell, tmp_path):
+    """hhjax fit --bridge 0 fits the voltage as recorded; hhjax evaluate then compares the
+    same voltage (0 MΩ from fit.json), not a newly measured 20 MΩ; --bridge overrides it."""
+    import json
+
+    from hhjax.cli import main
+
+    bridged = Recording(cell.t, cell.v + 0.02 * cell.i, cell.i, cell.sweeps, cell.sampling_rate_hz, "x")
+    path = bridged.to_npz(tmp_path / "cell.npz")
+    fit_json, ev = tmp_path / "fit.json", tmp_path / "eval.json"
+    tiny = ["--generations", "1", "--population", "4", "--no-checkpoint"]
+    assert main(["fit", str(path), "--model", "pospischil", "--bridge", "0", "--out", str(fit_json), *tiny]) == 0
+    assert json.loads(fit_json.read_text())["settings"]["bridge_corrected_MOhm"] == 0.0
+    assert main(["evaluate", str(fit_json), str(path), "--out", str(ev)]) == 0
+    assert json.loads(ev.read_text())["bridge_corrected_MOhm"] == 0.0
+    assert main(["evaluate", str(fit_json), str(path), "--bridge", "auto", "--out", str(ev)]) == 0
+    assert json.loads(ev.read_text())["bridge_corrected_MOhm"] == pytest.approx(20.0, abs=0.5)
+    assert main(["evaluate", str(fit_json), str(path), "--bridge", "-3"]) == 2

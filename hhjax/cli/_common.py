@@ -220,14 +220,18 @@ def exit_on_ctrl_c(verb: str) -> None:
 
 
 def add_recording_options(parser: argparse.ArgumentParser) -> None:
-    """``--v-units`` (the recording's true voltage units, when its file says otherwise) and
-    ``--channel`` (which voltage input)."""
+    """``--v-units`` (the recording's true voltage units, when its file says otherwise),
+    ``--channel`` (which voltage input) and ``--bridge`` (series resistance to remove)."""
     parser.add_argument("--v-units", default=None, metavar="UNITS",
                         help="the recording's voltage is really in UNITS (mV or V), whatever "
                              "its file says; for a gain or unit mistake in the file")
     parser.add_argument("--channel", type=int, default=None, metavar="N",
                         help="the voltage input: ABF input channel, NWB electrode or Igor/neo voltage "
                              "channel N (default: ABF's first input in mV or V, else 0)")
+    parser.add_argument("--bridge", default=None, metavar="MOHM",
+                        help="series resistance (MΩ) to remove from the voltage, as a bridge balance "
+                             "would; 0 keeps the voltage as recorded (default: measured from the jumps at "
+                             "current steps, hhjax fit; the fit's own value, hhjax evaluate)")
 
 
 def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],

@@ -61,11 +61,12 @@ def series_resistance(recording) -> tuple[float, int]:
     return (float(np.median(ratios)), len(ratios)) if ratios else (float("nan"), 0)
 
 
-def balance_bridge(recording):
-    """``recording`` with the series-resistance drop removed where :func:`series_resistance`
-    finds more than ``MIN_RS_MOHM``; unchanged otherwise, and unchanged if a correction was
-    already applied (``metadata['bridge_corrected_MOhm']``), so that calling it twice is
-    calling it once.
+def balance_bridge(recording, rs_mohm: float | str = "auto"):
+    """``recording`` with the series-resistance drop removed: ``rs_mohm="auto"`` measures it
+    (:func:`series_resistance`) and removes it where it exceeds ``MIN_RS_MOHM``; a number (MΩ,
+    e.g. from the amplifier's log) removes that much, and 0 keeps the voltage as recorded.
+    Once a recording has been balanced (``metadata['bridge_corrected_MOhm']``, 0 included)
+    it is returned unchanged, so that calling this twice is calling it once.
 
     >>> from hhjax.io import Recording
     >>> t = np.arange(0.0, 200.0, 0.05)
@@ -73,10 +74,18 @@ def balance_bridge(recording):
     >>> rec = Recording(t, -70.0 + 15.0 * i / 1000.0, i, (0,), 2e4)   # nothing but the bridge
     >>> fixed = balance_bridge(rec); round(fixed.metadata["bridge_corrected_MOhm"], 1), bool(np.ptp(fixed.v) < 1e-6)
     (15.0, True)
-    >>> balance_bridge(fixed) is fixed
-    True
+    >>> balance_bridge(fixed) is fixed, balance_bridge(rec, 0.0).metadata["bridge_corrected_MOhm"]
+    (True, 0.0)
     """
     if "bridge_corrected_MOhm" in recording.metadata:
         return recording
-    rs, _ = series_resistance(recording)
-    return recording.correct_bridge(rs) if rs > MIN_RS_MOHM else recording
+    if isinstance(rs_mohm, str) and rs_mohm == "auto":
+        rs, _ = series_resistance(recording)
+        return recording.correct_bridge(rs) if rs > MIN_RS_MOHM else recording
+    try:
+        rs = float(rs_mohm)
+    except (TypeError, ValueError):
+        rs = float("nan")
+    if not (np.isfinite(rs) and rs >= 0.0):
+        raise ValueError(f"bridge: expected 'auto' or a series resistance in MΩ (>= 0), got {rs_mohm!r}")
+    return recording.correct_bridge(rs)

@@ -117,7 +117,8 @@ class RecordingFit:
 
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
-                  generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None, retries=2):
+                  generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None, retries=2,
+                  bridge="auto"):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
     Args:
@@ -147,6 +148,10 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             count tolerances; the lowest loss is kept. ``settings["attempts"]`` lists every
             search (seed, loss, worst miss), ``settings["kept_attempt"]`` the one returned.
 
+        bridge: series resistance (MΩ) to remove from the voltage before fitting, or ``"auto"``
+            to measure it (:func:`hhjax.recordings.bridge.balance_bridge`; 0: fit the voltage
+            as recorded). ``settings["bridge_corrected_MOhm"]`` says what was removed.
+
     Returns:
         :class:`RecordingFit` (``wall_time`` covers every attempt).
     """
@@ -169,7 +174,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     check.method(method, METHODS)
     check.bounds(bounds)
     check.voltage_trace(recording.v, "recording")
-    recording = balance_bridge(recording)  # measured on every sweep, before choosing
+    recording = balance_bridge(recording, bridge)  # measured on every sweep, before choosing
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing

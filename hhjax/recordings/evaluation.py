@@ -222,7 +222,7 @@ def _num(x):
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
-def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", return_traces=False):
+def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", return_traces=False, bridge="auto"):
     """Score ``params`` against the recorded sweeps (default: all).
 
     Returns a JSON-ready dict: ``"sweeps"`` (one object per sweep with ``sweep``,
@@ -232,10 +232,11 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
     ``fi_rms_hz``, ``rest_error_mV`` (mean |error|), ``max_rest_error_mV``,
     ``mean_gamma``), and ``"bridge_corrected_MOhm"``: the observed voltage is compared after
     removing an unbalanced bridge (:func:`hhjax.recordings.bridge.balance_bridge`, measured on
-    all sweeps; 0 where none was found). ``return_traces=True`` adds ``(t_sim, v_sim)`` as a
-    second value.
+    all sweeps; 0 where none was found; ``bridge`` in MΩ removes that much instead, as the fit
+    did: its ``settings["bridge_corrected_MOhm"]``). ``return_traces=True`` adds
+    ``(t_sim, v_sim)`` as a second value.
     """
-    recording = balance_bridge(recording)
+    recording = balance_bridge(recording, bridge)
     rec = recording if sweeps is None else recording.select(sweeps)
     parsed = [stimulus_epochs(rec.t, i) for i in rec.i]
     obs = [sweep_features(rec.t, v, ep, h) for v, (h, ep) in zip(rec.v, parsed)]

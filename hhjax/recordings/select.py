@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from .cell_fit import MODELS, fit_recording
+from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
 from .evaluation import evaluate, stimulus_epochs, sweep_features
 from .regime import count_tolerance
@@ -193,6 +194,7 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         rates, rests), ``training_failures``, ``loss``, ``fit_time_s``.
     """
     t0 = time.perf_counter()
+    recording = balance_bridge(recording, fit_kwargs.pop("bridge", "auto"))  # once, for every candidate
     train = list(sweeps) if sweeps is not None else choose_sweeps(recording)
     val = validation_sweeps(recording, train)
     info = sweep_table(recording)
