@@ -141,6 +141,11 @@ def cmd_fit_recording(args):
     if any(not np.isfinite(se) for se in res.stderr.values()):
         print("(no standard errors: a spike appears or vanishes under tiny parameter changes here, "
               "so the Laplace approximation does not hold)")
+    rs = res.settings.get("bridge_corrected_MOhm", 0.0)
+    if rs:  # the voltage fitted is not the file's: say by how much
+        how = "as given" if args.bridge is not None else "measured from the jumps at current steps"
+        print(f"bridge: removed {rs:.1f} MΩ × I from the voltage (series resistance, {how}; "
+              "--bridge 0 keeps the voltage as recorded)")
     tries = res.settings.get("attempts", [])
     if len(tries) > 1:  # the search missed a fitted sweep: say what was searched again and why
         first = tries[0]
