@@ -18,7 +18,7 @@ from ..io import load_recording
 from ..io.sources import TRACE_COLUMNS, names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.bridge import balance_bridge
+from ..recordings.bridge import balance_bridge, removed
 from ..recordings.cell_fit import DEFAULT_TRAINABLE
 from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_with_model
 from ..recordings.choice import coverage_warning
@@ -120,7 +120,8 @@ def cmd_fit_recording(args):
             warning = ""
         if warning:
             print(f"hhjax fit: warning: {warning}", file=sys.stderr)
-    kw = dict(sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable, n_starts=args.starts,
+    kw = dict(sweeps=None if args.sweeps is None else list(rec.sweeps), bridge=removed(rec), trainable=trainable,
+              n_starts=args.starts,
               progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt, method=args.method)
     with warnings.catch_warnings(record=True) as caught:  # the fit's own warnings: one line each
         warnings.simplefilter("always", UserWarning)
@@ -165,7 +166,8 @@ def cmd_fit_recording(args):
             stderr_note="Laplace (Gauss-Newton) from the subthreshold residuals; v_rest stands "
                         "for e_l; lower bounds (residuals are autocorrelated)"))
     if args.plot:
-        out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
+        out, (t, v) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True,
+                               bridge=res.settings["bridge_corrected_MOhm"])
         outputs.add("--plot", args.plot, lambda tmp: plot_evaluation(out, rec, t, v, str(tmp)))
     outputs.commit()
     if auto_checkpoint and checkpoint is not None:

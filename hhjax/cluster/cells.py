@@ -28,6 +28,7 @@ from ..cache import enable_compilation_cache
 from ..io import RECORDING_FORMATS, load_recording, save_json_atomic
 from ..io.results import save_params
 from ..io.sources import SET_FORMATS, inner_suffix
+from ..recordings.bridge import balance_bridge
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS
 from ..recordings.evaluation import evaluate, plot_evaluation
 from ..recordings.select import check_recording_model, fit_with_model
@@ -280,8 +281,8 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
     save_params(folder / "fit.json", res.params, stderr=res.stderr, loss=res.loss,
                 sweeps=list(res.sweeps), features=res.features, settings=res.settings,
                 wall_time_s=res.wall_time, model_selection=res.settings.get("model_selection"))
-    ev, (t, v) = evaluate(res.params, rec, dt=settings.dt, method=settings.method,
-                          return_traces=True)
+    rec = balance_bridge(rec, res.settings["bridge_corrected_MOhm"])  # the voltage it was fitted to
+    ev, (t, v) = evaluate(res.params, rec, dt=settings.dt, method=settings.method, return_traces=True)
     save_json_atomic(folder / "eval.json", ev)
     if settings.plot:
         plot_evaluation(ev, rec, t, v, folder / "fit.png")

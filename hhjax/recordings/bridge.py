@@ -61,6 +61,18 @@ def series_resistance(recording) -> tuple[float, int]:
     return (float(np.median(ratios)), len(ratios)) if ratios else (float("nan"), 0)
 
 
+def removed(recording) -> float:
+    """MΩ of series resistance already removed from ``recording`` (0 if none): the value to
+    pass on as ``bridge=`` to work that must see the same voltage without measuring again.
+
+    >>> from hhjax.io import Recording
+    >>> rec = Recording(np.arange(3.0), np.zeros((1, 3)), np.ones((1, 3)), (0,), 1e3)
+    >>> removed(rec), removed(rec.correct_bridge(7.5))
+    (0.0, 7.5)
+    """
+    return float(recording.metadata.get("bridge_corrected_MOhm", 0.0))
+
+
 def balance_bridge(recording, rs_mohm: float | str = "auto"):
     """``recording`` with the series-resistance drop removed: ``rs_mohm="auto"`` measures it
     (:func:`series_resistance`) and removes it where it exceeds ``MIN_RS_MOHM``; a number (MΩ,

@@ -14,13 +14,15 @@ BLOCK_FRACTION = 0.5  # a sweep under this fraction of the peak rate, past the p
 
 def sweep_table(recording):
     """Per sweep: ``(sweep, current_pA, spikes during its depolarising steps?, has a
-    hyperpolarising step?, holding_pA)``."""
+    hyperpolarising step?, holding_pA, rate_hz (0 without a depolarising step), rebound
+    spikes on a silent baseline?)``."""
     info = []
     for k, sweep in enumerate(recording.sweeps):
         hold, epochs = stimulus_epochs(recording.t, recording.i[k])
         f = sweep_features(recording.t, recording.v[k], epochs, hold)
         info.append((sweep, f["current_pA"], bool(f["rate_hz"]), any(e.amp < 0 for e in epochs), float(hold),
-                     float(f["rate_hz"] or 0.0)))
+                     float(f["rate_hz"] or 0.0),
+                     bool(f["rebound_spikes"] and not f["spontaneous_spikes"] and not f["start_spikes"])))
     return info
 
 

@@ -28,9 +28,9 @@ import warnings
 import numpy as np
 
 from .cell_fit import MODELS, fit_recording
-from .bridge import balance_bridge
+from .bridge import balance_bridge, removed
 from .choice import choose_sweeps, sweep_table
-from .evaluation import evaluate, stimulus_epochs, sweep_features
+from .evaluation import evaluate
 from .regime import count_tolerance
 
 AUTO_CANDIDATES = ("pospischil", "pospischil_fs", "pospischil_ib", "pospischil_lts")
@@ -100,12 +100,7 @@ def rebound_warning(recording, model: str) -> str:
     """
     if "g_cat" in MODELS.get(model, (None, ()))[1]:
         return ""
-    hit = []
-    for k, sweep in enumerate(recording.sweeps):
-        hold, epochs = stimulus_epochs(recording.t, recording.i[k])
-        f = sweep_features(recording.t, recording.v[k], epochs, hold)
-        if f["rebound_spikes"] and not f["spontaneous_spikes"] and not f["start_spikes"]:
-            hit.append(int(sweep))
+    hit = [int(x[0]) for x in sweep_table(recording) if x[6]]
     if not hit:
         return ""
     return (f"{recording.source or '<recording>'}: the cell fires rebound spikes after hyperpolarising steps "
@@ -195,15 +190,16 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     """
     t0 = time.perf_counter()
     recording = balance_bridge(recording, fit_kwargs.pop("bridge", "auto"))  # once, for every candidate
+    bridge = removed(recording)
     train = list(sweeps) if sweeps is not None else choose_sweeps(recording)
     val = validation_sweeps(recording, train)
     info = sweep_table(recording)
     fits, table = {}, {}
     for name in candidates:
         kw = {**AUTO_SEARCH, **(search or {}), **fit_kwargs}
-        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
+        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress, bridge=bridge,
                             checkpoint=None if checkpoint is None else os.path.join(checkpoint, name), **kw)
-        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
+        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"], bridge=bridge)["sweeps"] if val else []
         fits[name] = res
         table[name] = {"rows": rows, "training_failures": int(_failures(res.features["sweeps"])),
                        "loss": float(res.loss), "fit_time_s": float(res.wall_time)}
