@@ -278,6 +278,16 @@ def _pairs(rows, a, b):
     return np.array([(r[a], r[b]) for r in rows if r[a] is not None and r[b] is not None], float).reshape(-1, 2)
 
 
+def fi_tolerance(top_rate_hz: float) -> float:
+    """The f–I target's tolerance (Hz): max(3 Hz, 10 % of the recording's highest rate), for
+    the held-out f–I RMS error and the model selection's rate term alike.
+
+    >>> fi_tolerance(20.0), fi_tolerance(101.0)
+    (3.0, 10.100000000000001)
+    """
+    return max(3.0, 0.1 * float(top_rate_hz))
+
+
 def summarise(rows):
     """Scores over sweep rows of :func:`evaluate`: ``fraction_within_1_spike``,
     ``fraction_count_ok`` (within ±max(1, 10 %) of the observed count), ``fi_rms_hz`` (over

@@ -30,7 +30,7 @@ import numpy as np
 from .cell_fit import MODELS, fit_recording
 from .bridge import balance_bridge, removed
 from .choice import choose_sweeps, sweep_table
-from .evaluation import evaluate
+from .evaluation import evaluate, fi_tolerance
 from .regime import count_tolerance
 
 AUTO_CANDIDATES = ("pospischil", "pospischil_fs", "pospischil_ib", "pospischil_lts")
@@ -155,7 +155,7 @@ def cv_score(rows: list, top_rate_hz: float) -> float:
         n_o, n_p = r["observed_spikes"], r["predicted_spikes"]
         s = abs(n_p - n_o) / float(count_tolerance(n_o))
         if r["observed_rate_hz"] is not None and r["predicted_rate_hz"] is not None:
-            s += abs(r["predicted_rate_hz"] - r["observed_rate_hz"]) / max(3.0, 0.1 * top_rate_hz)
+            s += abs(r["predicted_rate_hz"] - r["observed_rate_hz"]) / fi_tolerance(top_rate_hz)
         if r["observed_rest_mV"] is not None:
             s += 1.0 if r["predicted_rest_mV"] is None else abs(r["predicted_rest_mV"] - r["observed_rest_mV"]) / 2.0
         s += FAILURE_COST * (((n_o >= 3) and n_p == 0) or (n_o == 0 and n_p >= 3))
