@@ -1,7 +1,7 @@
 """Write a folder of synthetic current-clamp recordings of cell classes the repository has no
 recording of, with their ground truth, for the panel benchmark.
 
-    python scripts/synthetic_cells.py OUT [--seed 0]
+    python scripts/synthetic_cells.py OUT [--seed 0] [--draw 0]
     python scripts/bench_recordings.py OUT --out synthetic.json --figures figs
 
 Each recording is one ``.npz`` file (``Recording.to_npz``, read back by
@@ -25,6 +25,12 @@ The classes (:func:`cells`) are what the real-cells issue lists beyond the repos
   hyperpolarising pre-pulse before each step, sampled at 50 kHz;
 * ``lts_rebound_10khz``: a low-threshold spiking cell (T-type Ca current) whose
   hyperpolarising steps end in rebound bursts — outside the default model's class.
+
+``--draw K`` (K > 0) writes *other cells of the same classes*: each cell's conductances,
+``tau_max`` and area are multiplied by factors drawn log-uniformly from [0.8, 1.25], its
+``v_t`` and ``e_l`` shifted by up to ±3 mV, and its command scaled with its area (the same
+current densities, so a block cell still blocks). Draw 0 is the cells as listed; the other
+draws are cells the fitter was not developed on, a check that its rules generalise.
 
 Every cell except the last lies in the class of one of hhjax's fit targets, so a held-out
 miss there is the fitter's, not the model's. ``OUT/TRUTH.json`` holds each cell's model,
@@ -100,6 +106,27 @@ def cells():
     return out
 
 
+SCALED = ("g_na", "g_k", "g_m", "g_l", "g_cat", "tau_max", "area")  # x exp(U(-log 1.25, log 1.25))
+SHIFTED = ("v_t", "e_l")  # + U(-3, 3) mV
+
+
+def drawn(params, command, draw, index):
+    """Cell ``index`` of draw ``draw``: its parameters perturbed as the module docstring says,
+    and its command scaled by the area factor (draw 0: both unchanged)."""
+    if draw == 0:
+        return params, command
+    rng = np.random.default_rng([draw, index])
+    new = {}
+    for f in dataclasses.fields(params):
+        x = getattr(params, f.name)
+        if f.name in SCALED:
+            new[f.name] = x * float(np.exp(rng.uniform(-np.log(1.25), np.log(1.25))))
+        elif f.name in SHIFTED:
+            new[f.name] = x + float(rng.uniform(-3.0, 3.0))
+    out = dataclasses.replace(params, **new)
+    return out, command * (out.area / params.area)
+
+
 def make(name, model, params, rate, noise_pa, rec_noise, command, key):
     """The :class:`Recording` and its true per-sweep spike counts."""
     k_noise, k_rec = jax.random.split(key)
@@ -126,19 +153,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", help="folder to write the recordings and TRUTH.json into")
     ap.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    ap.add_argument("--draw", type=int, default=0,
+                    help="0: the cells as listed; K > 0: other cells of the same classes (see above)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     truth = {}
     key = jax.random.PRNGKey(args.seed)
-    for name, (model, params, rate, noise_pa, rec_noise, command) in cells().items():
+    for index, (name, (model, params, rate, noise_pa, rec_noise, command)) in enumerate(cells().items()):
         key, sub = jax.random.split(key)
+        params, command = drawn(params, command, args.draw, index)
         rec, counts = make(name, model, params, rate, noise_pa, rec_noise, command, sub)
         rec.to_npz(out / f"{name}.npz")
         truth[name] = {"model": model, "params": {f.name: float(getattr(params, f.name))
                                                   for f in dataclasses.fields(params)},
                        "sampling_rate_hz": rate, "noise_current_pA": noise_pa, "noise_tau_ms": 5.0,
-                       "recording_noise_mV": rec_noise, "seed": args.seed, "true_spikes": counts}
+                       "recording_noise_mV": rec_noise, "seed": args.seed, "draw": args.draw, "true_spikes": counts}
         print(f"{name}: {rec.n_sweeps} sweeps, spikes {counts}", file=sys.stderr)
     (out / "TRUTH.json").write_text(json.dumps(truth, indent=1))
     return 0

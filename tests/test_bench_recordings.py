@@ -138,6 +138,31 @@ def test_synthetic_cell_files_keep_the_models_time_axis(rate):
     assert abs(rec.t[-1] - 400.0) < 1000.0 / rate + 1e-9
 
 
+def test_synthetic_draws_are_other_cells_with_the_same_current_densities():
+    """--draw 0 is the listed cells unchanged; a draw K > 0 moves every scaled parameter by a
+    factor within [0.8, 1.25] and every shifted one by at most 3 mV, differently per cell,
+    and scales the command with the area (the same current densities)."""
+    spec = importlib.util.spec_from_file_location("synthetic_cells", SCRIPT.with_name("synthetic_cells.py"))
+    syn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(syn)
+    command = np.array([[0.0, 100.0, -50.0]])
+    p0, c0 = syn.drawn(RS, command, 0, 3)
+    assert p0 == RS and np.array_equal(c0, command)
+    firsts = set()
+    for index in range(3):
+        p, c = syn.drawn(RS, command, 1, index)
+        firsts.add(p.g_na)
+        for name in ("g_na", "g_k", "g_m", "g_l", "tau_max", "area"):
+            ratio = getattr(p, name) / getattr(RS, name)
+            assert 0.8 <= ratio <= 1.25 and ratio != 1.0, name
+        for name in ("v_t", "e_l"):
+            assert 0.0 < abs(getattr(p, name) - getattr(RS, name)) <= 3.0, name
+        assert p.e_na == RS.e_na and p.c_m == RS.c_m
+        np.testing.assert_allclose(c / p.area, command / RS.area)
+    assert len(firsts) == 3
+    assert syn.drawn(RS, command, 1, 0)[0] == syn.drawn(RS, command, 1, 0)[0]  # reproducible
+
+
 def test_find_recordings_takes_rig_formats_and_skips_other_files(tmp_path):
     """A folder of cells as a lab might hand it over: recordings in hhjax's formats and in
     rig formats neo reads (a Spike2 .smr, upper-case extensions too), a folder of .ibw
