@@ -573,7 +573,9 @@ def test_a_fit_that_misses_a_fitted_sweep_searches_again_and_keeps_the_lowest_lo
 
     script(8.5, 5.0, 4.0)
     assert len(fit_recording(synthetic, retries=1, **kw).settings["attempts"]) == 2
-    script(3.0)   # not more than RETRY_TOLERANCES: accepted
+    script(cell_fit.RETRY_TOLERANCES)   # not more than RETRY_TOLERANCES: accepted
     assert len(fit_recording(synthetic, **kw).settings["attempts"]) == 1
+    script(*[cell_fit.RETRY_TOLERANCES + 0.01] * 3)   # just more: every further search runs
+    assert len(fit_recording(synthetic, **kw).settings["attempts"]) == 3
     with pytest.raises(TypeError, match="retries"):
         fit_recording(synthetic, retries=1.5, **kw)
