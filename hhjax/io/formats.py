@@ -21,7 +21,8 @@ from .. import _validate as check
 from .abf import load_abf
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
-from .recording import Recording, check_sweeps, fail
+from .protocols import choose_protocol, spikes_in_steps
+from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 from ..simulation.memory import available
 from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_sources, inner_suffix, \
@@ -216,7 +217,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
                              "sweep numbers to pair them")
         pairs = {k: pair for k, pair in enumerate(zip(cc, stim))}
     wanted = sorted(pairs) if sweeps is None else check_sweeps(path, sweeps, sorted(pairs))
-    vs, cs, rates, starts = [], [], set(), []
+    vs, cs, rates, starts = [], [], [], []
     for k in wanted:
         sv, si = pairs[k]
         fv = unit_factor(path, "v", sv.unit, v_units)
@@ -224,16 +225,23 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         v, c = _series_values(path, sv) * fv, _series_values(path, si) * fi
         if v.size != c.size:
             raise fail(path, f"sweep {k}: voltage has {v.size} samples, stimulus {c.size}")
-        rates |= {_series_rate(path, sv), _series_rate(path, si)}
+        rate = _series_rate(path, sv)
+        if _series_rate(path, si) != rate:
+            raise fail(path, f"sweep {k}: voltage at {rate:g} Hz, stimulus at {_series_rate(path, si):g} Hz")
         vs.append(v)
         cs.append(c)
+        rates.append(rate)
         starts.append(float(sv.starting_time or 0.0))
-    if len(rates) != 1:
-        raise fail(path, f"sweeps have different sampling rates {sorted(rates)} Hz")
+    if sweeps is None and len({(v.size, r) for v, r in zip(vs, rates)}) > 1:
+        keep = _one_protocol(path, wanted, [pairs[k][0].stimulus_description for k in wanted], vs, cs, rates)
+        wanted, vs, cs, rates, starts = ([x[j] for j in keep] for x in (wanted, vs, cs, rates, starts))
+    if len(set(rates)) != 1:
+        raise fail(path, f"sweeps have different sampling rates {sorted(set(rates))} Hz")
     if len({v.size for v in vs}) != 1:
         raise fail(path, f"sweeps have different lengths {sorted({v.size for v in vs})}; "
                          "load equal-length sweeps with sweeps=[...]")
-    fs = rates.pop()
+    sv, si = pairs[wanted[-1]]
+    fs = rates[0]
     md = _metadata("nwb", protocol=sv.stimulus_description, electrode=el,
                    session_description=description,
                    units_in_file={"v": sv.unit, "i": si.unit},
@@ -249,6 +257,20 @@ _KINDS = {"t": "t", "time": "t", "v": "v", "vm": "v", "voltage": "v",
           "i": "i", "current": "i", "iinj": "i"}
 _HEADER = re.compile(r"^(?P<base>[A-Za-z]+)(?:[_ ]+(?P<u1>[A-Za-zµ]+)"
                      r"|\s*[(\[](?P<u2>[^)\]]*)[)\]])?$")
+
+
+def _one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list) -> list:
+    """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
+    rate (long steps, short pulses, ramps, noise): sweeps are grouped by stimulus description,
+    length and rate, and the group is chosen by the rule of :mod:`hhjax.io.protocols`."""
+    groups: dict = {}
+    for j, (name, v, r) in enumerate(zip(names, vs, rates)):
+        groups.setdefault((str(name or "protocol"), v.size, r), []).append(j)
+    keys = sorted(groups, key=lambda g: groups[g][0])
+    labels = [f"{g[0]} (sweeps {format_sweeps([numbers[j] for j in groups[g]])}, {g[1] / g[2]:g} s)" for g in keys]
+    scores = [sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in groups[g]) for g in keys]
+    return groups[keys[choose_protocol(path, "protocols of different sweep lengths", labels, scores,
+                                       "pass sweeps=[...] to choose another")]]
 
 
 def _is_number(s: str) -> bool:

@@ -24,13 +24,12 @@ import io
 import logging
 import re
 import struct
-import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..analysis.spikes import spike_peaks
+from .protocols import choose_protocol, spikes_in_steps
 from .sources import open_stream
 from .recording import Recording, check_sweeps, fail
 from .units import _TIME_TO_MS, UNITS, unit_factor, units_kind
@@ -215,27 +214,18 @@ def _check_paired_and_equal(waves: dict, v_files: dict, i_files: dict, keys: tup
 
 
 def _spikes_in_steps(waves: dict, v_files: dict, i_files: dict) -> int:
-    """Spikes (by the package's one detector) while the current is above its holding level
-    (its first 5 %) by more than half its depolarising excursion, summed over a channel
-    pair's sweeps."""
+    """:func:`hhjax.io.protocols.spikes_in_steps` summed over a channel pair's sweeps."""
     total = 0
     for number, vf in v_files.items():
-        i = waves[i_files[number]]["values"]
-        hold = float(np.median(i[: max(1, i.size // 20)]))  # sweeps start at the holding level
-        top = float(np.max(i)) - hold
-        if top <= 0:
-            continue
         v = waves[vf]["values"] * unit_factor(vf, "v", waves[vf]["units"], None)
-        t = np.arange(v.size) * (1000.0 / _rate_hz(vf, waves[vf]))
-        total += int(np.sum(i[spike_peaks(t, v)] > hold + 0.5 * top))
+        total += spikes_in_steps(v, waves[i_files[number]]["values"], _rate_hz(vf, waves[vf]))
     return total
 
 
 def _best_channel(label: str, channels: dict, waves: dict) -> int:
     """``channel`` when none is given: of several voltage channels (protocols of one cell,
-    e.g. ``X_IDRest_ch1_*`` beside ``X_APWaveform_ch1_*``), the one whose sweeps hold the
-    most spikes during depolarising steps, i.e. the protocol that samples the f–I curve
-    best (ties: the first by name). A warning names the choice and the others."""
+    e.g. ``X_IDRest_ch1_*`` beside ``X_APWaveform_ch1_*``), the one chosen by the rule of
+    :mod:`hhjax.io.protocols` (most spikes during depolarising steps), with its warning."""
     v_keys = sorted(channels["v"])
     if len(v_keys) <= 1:
         return 0
@@ -248,11 +238,7 @@ def _best_channel(label: str, channels: dict, waves: dict) -> int:
             scores.append(_spikes_in_steps(waves, *pair))
         except ValueError:  # a channel that cannot form a recording is not a candidate
             scores.append(-1)
-    best = int(np.argmax(scores))
-    warnings.warn(f"{label}: {len(v_keys)} voltage channels; using {v_keys[best]} ({scores[best]} spikes during "
-                  f"depolarising steps; others: {', '.join(f'{k} ({n})' for k, n in zip(v_keys, scores) if k != v_keys[best])}); "
-                  "pass channel=N to choose another", UserWarning, stacklevel=4)
-    return best
+    return choose_protocol(label, "voltage channels", v_keys, scores, "pass channel=N to choose another")
 
 
 def load_ibw_set(label: str, files: Sequence[Path], sweeps: Optional[Any], channel: Optional[int],

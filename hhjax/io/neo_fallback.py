@@ -22,7 +22,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .recording import Recording, check_sweeps, fail
+from .protocols import choose_protocol, spikes_in_steps
+from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 
 
@@ -76,15 +77,6 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
     if n_i not in (1, n_v):
         raise fail(path, f"{n_v} voltage and {n_i} current channels: cannot pair them")
     pairs = [(s["v"][channel], s["i"][channel if n_i == n_v else 0]) for s in segs]
-    sigs = [sig for (_, v), (_, i) in pairs for sig in (v, i)]
-    lengths = {sig.shape[0] for sig in sigs}
-    rates = {float(sig.sampling_rate.rescale("Hz")) for sig in sigs}
-    if len(lengths) != 1 or len(rates) != 1:
-        raise fail(path, f"sweeps differ in length ({sorted(lengths)} samples) or sampling "
-                         f"({sorted(rates)} Hz); the sweeps of one recording must agree")
-    n, fs = lengths.pop(), rates.pop()
-    wanted = list(range(len(pairs))) if sweeps is None else \
-        check_sweeps(path, sweeps, range(len(pairs)))
 
     def values(sig: Any, kind: str, override: Optional[str]) -> np.ndarray:
         if override is not None:   # the user says the file's units are wrong
@@ -92,6 +84,29 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
                 unit_factor(path, kind, None, override)
         return np.asarray(sig.rescale(UNITS[kind]).magnitude, np.float64).ravel()
 
+    def shape(k: int) -> tuple:
+        return tuple((sig.shape[0], float(sig.sampling_rate.rescale("Hz"))) for sig in (pairs[k][0][1], pairs[k][1][1]))
+
+    wanted = list(range(len(pairs))) if sweeps is None else \
+        check_sweeps(path, sweeps, range(len(pairs)))
+    if sweeps is None and len({shape(k) for k in wanted}) > 1:
+        # Segments of several protocols: one is the recording, by the package's one rule.
+        groups: dict = {}
+        for k in wanted:
+            groups.setdefault(shape(k), []).append(k)
+        keys = sorted(groups, key=lambda g: groups[g][0])
+        scores = [sum(spikes_in_steps(values(pairs[k][0][1], "v", v_units), values(pairs[k][1][1], "i", i_units),
+                                      g[0][1]) for k in groups[g]) if g[0] == g[1] else -1 for g in keys]
+        labels = [f"segments {format_sweeps(groups[g])} ({g[0][0] / g[0][1]:g} s)" for g in keys]
+        wanted = groups[keys[choose_protocol(path, "groups of segments of different lengths", labels, scores,
+                                             "pass sweeps=[...] to choose another")]]
+    sigs = [sig for k in wanted for sig in (pairs[k][0][1], pairs[k][1][1])]
+    lengths = {sig.shape[0] for sig in sigs}
+    rates = {float(sig.sampling_rate.rescale("Hz")) for sig in sigs}
+    if len(lengths) != 1 or len(rates) != 1:
+        raise fail(path, f"sweeps differ in length ({sorted(lengths)} samples) or sampling "
+                         f"({sorted(rates)} Hz); the sweeps of one recording must agree")
+    n, fs = lengths.pop(), rates.pop()
     v = np.stack([values(pairs[k][0][1], "v", v_units) for k in wanted])
     i = np.stack([values(pairs[k][1][1], "i", i_units) for k in wanted])
     v_name, i_name = pairs[0][0][0], pairs[0][1][0]

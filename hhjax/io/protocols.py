@@ -1,0 +1,60 @@
+"""Which protocol of a cell's file (or file set) is the recording, when it holds several.
+
+Rigs store more than one protocol per cell: Blue Brain folders of Igor waves hold
+``X_IDRest_ch1_*`` beside ``X_APWaveform_ch1_*``; an NWB file holds long steps, short
+pulses, ramps and noise, each with sweeps of its own length. A :class:`Recording` is sweeps
+of one length and rate, so one protocol is chosen, by one rule for every format: the one
+whose sweeps hold the most spikes (by the package's detector,
+:func:`hhjax.analysis.spikes.spike_peaks`) while the current is above its holding level by
+more than half its depolarising excursion, i.e. the protocol that samples the f–I curve
+best. Ties go to the first by name. A warning names the choice, its score and the others,
+and how to pick another (``channel=`` for Igor sets, ``sweeps=`` for NWB and neo files).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from ..analysis.spikes import spike_peaks
+
+
+def spikes_in_steps(v_mV: np.ndarray, i_pA: np.ndarray, rate_hz: float) -> int:
+    """Spikes of one sweep while the current ``i_pA`` is above its holding level (the median
+    of its first 5 %) by more than half its depolarising excursion; 0 without one.
+
+    >>> t = np.arange(0, 300, 0.1)
+    >>> i = np.where((t > 100) & (t < 200), 100.0, 0.0)
+    >>> v = -65.0 + 90.0 * (np.abs(t - 150.0) < 0.5)          # one spike, inside the step
+    >>> spikes_in_steps(v, i, 10_000.0), spikes_in_steps(v, -i, 10_000.0)
+    (1, 0)
+    """
+    i_pA = np.asarray(i_pA, float)
+    hold = float(np.median(i_pA[: max(1, i_pA.size // 20)]))  # sweeps start at the holding level
+    top = float(np.max(i_pA)) - hold
+    if top <= 0:
+        return 0
+    t = np.arange(np.size(v_mV)) * (1000.0 / rate_hz)
+    return int(np.sum(i_pA[spike_peaks(t, np.asarray(v_mV, float))] > hold + 0.5 * top))
+
+
+def choose_protocol(label: str, kind: str, names: Sequence[str], scores: Sequence[int], how: str) -> int:
+    """Index of the protocol with the highest score (spikes during depolarising steps, summed
+    over its sweeps; -1: cannot form a recording) among ``names``, with a warning naming it,
+    the others and ``how`` to choose another; ``kind`` says what the candidates are.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     k = choose_protocol("cell.nwb", "protocols", ["ramp", "steps"], [3, 40], "pass sweeps=[...]")
+    >>> k, "using steps (40 spikes" in str(w[0].message)
+    (1, True)
+    """
+    best = int(np.argmax(scores))
+    others = ", ".join(f"{n} ({s})" for k, (n, s) in enumerate(zip(names, scores)) if k != best)
+    warnings.warn(f"{label}: {len(names)} {kind}; using {names[best]} ({scores[best]} spikes during "
+                  f"depolarising steps; others: {others}); {how}", UserWarning, stacklevel=5)
+    return best
+

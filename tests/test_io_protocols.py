@@ -1,0 +1,96 @@
+"""Files holding several protocols of one cell (sweeps of different lengths): NWB and neo
+files give the protocol chosen by hhjax.io.protocols' one rule (most spikes during
+depolarising steps), with a warning that names it and the others; sweeps= picks any."""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+
+import numpy as np
+import pytest
+
+from hhjax.io import load_recording
+from hhjax.io.protocols import spikes_in_steps
+
+RATE = 10_000.0
+
+
+def _sweep(n, step, amp, spike_ms=()):
+    """-65 mV with 0.5 ms, +90 mV spikes at ``spike_ms``; a step of ``amp`` pA over ``step``
+    (sample indices)."""
+    t = np.arange(n) * 1000.0 / RATE
+    v = np.full(n, -65.0)
+    for s in spike_ms:
+        v[(t >= s) & (t < s + 0.5)] += 90.0
+    i = np.zeros(n)
+    i[step[0]:step[1]] = amp
+    return v, i
+
+
+# 'Ramp-like' short sweeps: more sweeps, their spikes outside the step (hand count: 0 in
+# steps); long steps: fewer sweeps, 2 + 3 spikes inside the step.
+SHORT = [_sweep(300, (100, 200), 50.0 * (k + 1), spike_ms=(25.0,)) for k in range(3)]
+LONG = [_sweep(600, (100, 500), 100.0, spike_ms=(15.0, 35.0)),
+        _sweep(600, (100, 500), 200.0, spike_ms=(15.0, 25.0, 40.0))]
+
+
+def test_spikes_in_steps_counts_only_spikes_during_the_step():
+    assert [spikes_in_steps(v, i, RATE) for v, i in SHORT] == [0, 0, 0]
+    assert [spikes_in_steps(v, i, RATE) for v, i in LONG] == [2, 3]
+
+
+def _write_nwb(path):
+    pynwb = pytest.importorskip("pynwb")
+    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
+
+    nwb = pynwb.NWBFile(session_description="two protocols", identifier="toy",
+                        session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    el = nwb.create_icephys_electrode(name="e0", description="toy", device=nwb.create_device(name="amp"))
+    for k, ((v, i), name) in enumerate(zip(SHORT + LONG, ["Short"] * 3 + ["LongSquare"] * 2)):
+        nwb.add_acquisition(CurrentClampSeries(name=f"vm_{k}", data=v * 1e-3, electrode=el, rate=RATE, gain=1.0,
+                                               sweep_number=np.uint32(k), stimulus_description=name))
+        nwb.add_stimulus(CurrentClampStimulusSeries(name=f"stim_{k}", data=i * 1e-12, electrode=el, rate=RATE,
+                                                    gain=1.0, sweep_number=np.uint32(k)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pynwb.NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+    return path
+
+
+def test_nwb_with_protocols_of_different_lengths_gives_the_one_that_samples_the_fi_curve(tmp_path):
+    p = _write_nwb(tmp_path / "cell.nwb")
+    with pytest.warns(UserWarning) as w:
+        rec = load_recording(p)
+    assert rec.sweeps == (3, 4) and rec.n_samples == 600 and rec.metadata["protocol"] == "LongSquare"
+    np.testing.assert_allclose(rec.v[1], LONG[1][0], atol=1e-9)
+    message = " ".join(str(x.message) for x in w)
+    assert "using LongSquare (sweeps 3, 4, 0.06 s) (5 spikes" in message and "Short (sweeps 0-2, 0.03 s) (0)" in message
+    assert "sweeps=[...]" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an explicit choice is taken without a word
+        assert load_recording(p, sweeps=[0, 2]).sweeps == (0, 2)
+    with pytest.raises(ValueError, match="different lengths"):
+        load_recording(p, sweeps=[0, 3])
+
+
+def test_neo_file_with_segments_of_different_lengths(tmp_path):
+    neo = pytest.importorskip("neo")
+    pq = pytest.importorskip("quantities")
+    pytest.importorskip("scipy")
+    block = neo.Block()
+    for k, (v, i) in enumerate(SHORT[:1] + LONG + SHORT[1:]):
+        seg = neo.Segment(index=k)
+        seg.analogsignals.append(neo.AnalogSignal(v[:, None], units="mV", sampling_rate=RATE * pq.Hz, name="Vm"))
+        seg.analogsignals.append(neo.AnalogSignal(i[:, None], units="pA", sampling_rate=RATE * pq.Hz, name="I"))
+        block.segments.append(seg)
+    p = tmp_path / "cell.mat"
+    neo.io.NeoMatlabIO(str(p)).write_block(block)
+    with pytest.warns(UserWarning, match=r"using segments 1, 2 \(0.06 s\) \(5 spikes"):
+        rec = load_recording(p)
+    assert rec.sweeps == (1, 2) and rec.n_samples == 600
+    np.testing.assert_allclose(rec.i[0], LONG[0][1], atol=1e-9)
+    assert load_recording(p, sweeps=[0, 3]).sweeps == (0, 3)
+    with pytest.raises(ValueError, match="differ in length"):
+        load_recording(p, sweeps=[0, 1])
