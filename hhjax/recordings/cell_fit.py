@@ -205,8 +205,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
         generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed,
         weights=_weights(every * dt), refine=LevenbergMarquardt.name)
-    attempts: list = []
-    kept = None
+    attempts: list = []   # what fit.json reports of each search
+    results: list = []    # (Search, params, evaluation) of each search
     for k in range(retries + 1):
         seed = attempt_seed(seed_of(key), k)
         ckpt = None if checkpoint is None else Checkpoint(
@@ -222,11 +222,11 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         attempts.append(dict(seed=seed, loss=found.loss, worst_count_miss=miss, worst_sweep=sweep,
                              timing_s=dict(search=found.t_search, refine=found.t_refine,
                                            evaluate=time.perf_counter() - t0)))
-        if kept is None or found.loss < kept[0].loss:
-            kept = (found, params, features, len(attempts) - 1)
-        if attempts[kept[3]]["worst_count_miss"] <= RETRY_TOLERANCES:
+        results.append((found, params, features))
+        k_kept = min(range(len(results)), key=lambda j: results[j][0].loss)  # the first of equal losses
+        if attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES:
             break
-    found, params, features, k_kept = kept
+    found, params, features = results[k_kept]
     settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),
                     n_starts=n_starts, steps=steps, lm_iterations=found.lm_iterations,
                     generations=generations, population=population, seed=seed_of(key),
