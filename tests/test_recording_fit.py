@@ -577,5 +577,12 @@ def test_a_fit_that_misses_a_fitted_sweep_searches_again_and_keeps_the_lowest_lo
     assert len(fit_recording(synthetic, **kw).settings["attempts"]) == 1
     script(*[cell_fit.RETRY_TOLERANCES + 0.01] * 3)   # just more: every further search runs
     assert len(fit_recording(synthetic, **kw).settings["attempts"]) == 3
+    # Searches stop where one more would simulate more than RETRY_ROW_SECONDS of rows.
+    w = alone.settings["row_seconds"]
+    rows = alone.settings["rows"]  # (sweep, start ms, stop ms, kind); rows are padded to the longest
+    assert w == pytest.approx(len(rows) * max(stop - t0 for _, t0, stop, _ in rows) / 1000.0, rel=0.01)
+    monkeypatch.setattr(cell_fit, "RETRY_ROW_SECONDS", 2.5 * w)
+    script(8.5, 8.5, 8.5)
+    assert len(fit_recording(synthetic, **kw).settings["attempts"]) == 2
     with pytest.raises(TypeError, match="retries"):
         fit_recording(synthetic, retries=1.5, **kw)

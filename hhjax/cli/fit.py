@@ -154,6 +154,11 @@ def cmd_fit_recording(args):
               f"{first['worst_count_miss']:.1f} count tolerances (more than {res.settings['retry_tolerances']:g}); "
               f"kept search {res.settings['kept_attempt'] + 1} (losses "
               + ", ".join(f"{a['loss']:.3g}" for a in tries) + ")")
+    kept = tries[res.settings["kept_attempt"]] if tries else None
+    if kept and kept["worst_count_miss"] > res.settings["retry_tolerances"] and len(tries) <= res.settings["retries"]:
+        print(f"not searched again although the model misses fitted sweep {kept['worst_sweep']} by "
+              f"{kept['worst_count_miss']:.1f} count tolerances: one search simulates {res.settings['row_seconds']:.0f} s "
+              f"of rows, and all searches together at most {res.settings['retry_row_seconds']:g} s")
     s = res.features["summary"]
     print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
           f"f–I RMS {format_value(s['fi_rms_hz'])} Hz, rest error {format_value(s['rest_error_mV'])} mV; {res.wall_time:.0f} s")

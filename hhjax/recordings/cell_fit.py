@@ -81,6 +81,12 @@ _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
 #: block cells of three draws over seeds 0-2 the trigger at 1 rather than 3 also catches
 #: searches 1-2.5 tolerances off, whose repeats lowered the loss 2-6x (README, Fitting).
 RETRY_TOLERANCES = 1.0
+#: No further search starts where the searches would then simulate more than this many
+#: seconds of rows in all (rows x row length x searches): a search costs 1-2 s per second
+#: of rows on the 2-core CI machine, so repeated searches stay within about two minutes.
+#: Every panel and synthetic cell (at most 18 s of rows a search) keeps both retries; a
+#: protocol of 5 s steps (37 s of rows, 66 s for one search) gets none.
+RETRY_ROW_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +153,11 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             :mod:`hhjax.recordings.checkpoint`.
         retries: further searches, each from another seed (:func:`attempt_seed`), while the
             kept model misses a fitted sweep's count by more than :data:`RETRY_TOLERANCES`
-            count tolerances; the lowest loss is kept. ``settings["attempts"]`` lists every
-            search (seed, loss, worst miss), ``settings["kept_attempt"]`` the one returned.
+            count tolerances, and while all searches together simulate at most
+            :data:`RETRY_ROW_SECONDS` of rows (long steps get fewer); the lowest loss is kept.
+            ``settings["attempts"]`` lists every search (seed, loss, worst miss),
+            ``settings["kept_attempt"]`` the one returned, ``settings["row_seconds"]`` the
+            simulated seconds of one search.
 
         bridge: series resistance (MΩ) to remove from the voltage before fitting, or ``"auto"``
             to measure it (:func:`hhjax.recordings.bridge.balance_bridge`; 0: fit the voltage
@@ -205,6 +214,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
         generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed,
         weights=_weights(every * dt), refine=LevenbergMarquardt.name)
+    row_seconds = data_np["v_obs"].shape[0] * (data_np["v_obs"].shape[1] - 1) * dt / 1000.0  # simulated per search
     attempts: list = []   # what fit.json reports of each search
     results: list = []    # (Search, params, evaluation) of each search
     for k in range(retries + 1):
@@ -224,7 +234,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                                            evaluate=time.perf_counter() - t0)))
         results.append((found, params, features))
         k_kept = min(range(len(results)), key=lambda j: results[j][0].loss)  # the first of equal losses
-        if attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES:
+        if attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES or \
+                (len(results) + 1) * row_seconds > RETRY_ROW_SECONDS:
             break
     found, params, features = results[k_kept]
     settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),
@@ -236,7 +247,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     start_loss=found.start_loss, search_loss=found.search_loss,
                     refined_losses=found.losses.tolist(), ljp_corrected=False,
                     bridge_corrected_MOhm=bridge,
-                    retries=retries, retry_tolerances=RETRY_TOLERANCES, attempts=attempts, kept_attempt=k_kept,
+                    retries=retries, retry_tolerances=RETRY_TOLERANCES, row_seconds=round(row_seconds, 3),
+                    retry_row_seconds=RETRY_ROW_SECONDS, attempts=attempts, kept_attempt=k_kept,
                     timing_s=attempts[k_kept]["timing_s"], source=recording.source)
     return RecordingFit(params=params, loss=found.loss, sweeps=tuple(rec.sweeps), rows=rows,
                         features=features, stderr=found.stderr, start_losses=found.losses, history=found.history,
