@@ -52,6 +52,28 @@ def test_prepulse_then_ramp():
     assert r.amp == r.amp_stop and r.depolarising
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.floats(50.0, 400.0), st.sampled_from([0.0, 0.305, 1.0 / 32]), st.sampled_from([4_000, 10_000, 20_000]))
+def test_a_ramp_stored_as_a_staircase_is_one_ramp(top, quantum, rate):
+    """A ramp from a quantised DAC (steps of ``quantum`` pA; 0.305 pA is a 16-bit DAC over
+    +-10 nA) or sampled at a rig's rate and resampled to 10 kHz (interval means of a
+    staircase) is one ramp epoch, whatever its slope: with a fixed 0.02 pA shape tolerance a
+    284 pA, 2 s ramp at 4 kHz came back as 131 epochs."""
+    from hhjax.io import Recording
+
+    t = np.arange(0.0, 2500.0, 1000.0 / rate)
+    i = np.where((t >= 200.0) & (t < 2200.0), (t - 200.0) / 2000.0 * top, 0.0)
+    if quantum:
+        i = np.round(i / quantum) * quantum
+    rec = Recording(t, i[None] * 0.0 - 65.0, i[None], (0,), float(rate), "ramp").resample(0.1)
+    hold, ep = parse_epochs(rec.t, rec.i[0])
+    assert hold == pytest.approx(0.0, abs=1e-9)
+    assert [e.kind for e in ep] == ["ramp"]
+    late = 0.5 + 4.0 * (quantum / (top / 2000.0) + 1000.0 / rate)  # ms: a corner is placed to within a few stairs
+    assert ep[0].start == pytest.approx(200.0, abs=late) and ep[0].stop == pytest.approx(2200.0, abs=0.5)
+    assert ep[0].amp == pytest.approx(top, abs=max(1.0, quantum))
+
+
 def test_noisy_measured_current():
     rng = np.random.default_rng(1)
     i = -12.5 + _box(700.0, 2700.0, 119.0) + 3.0 * rng.standard_normal(T.size)

@@ -50,7 +50,9 @@ REBOUND_MS = 300.0   # ... or this long after a hyperpolarising epoch (rebound s
 MIN_BASE_MS = 10.0   # shortest baseline window used for the resting potential
 RATE_TAIL_MS = 2.0   # a spike up to this long after an epoch ends belongs to it
 CLEAN_TOL_PA = 1.0   # amplitude tolerance for command waveforms (pA)
-_SHAPE_TOL_PA = 0.02  # Douglas–Peucker tolerance for command waveforms (pA)
+_SHAPE_TOL_PA = 0.02  # Douglas–Peucker tolerance for command waveforms (pA), at least one stair:
+# a ramp stored or resampled as a staircase (a quantised DAC, 4 kHz resampled to 10 kHz) strays from its
+# line by up to one stair, and 0.02 pA alone cut one such ramp into 131-194 pieces
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +136,8 @@ def parse_epochs(t: np.ndarray, i: np.ndarray, *, min_ms: float = 2.0) -> tuple:
     pieces = []  # (a, b, level_a, level_b) with b exclusive
     for a, b in zip(bounds[:-1], bounds[1:]):
         if clean and b - a > 2:
-            cuts = _douglas_peucker(t[a:b], i[a:b], _SHAPE_TOL_PA)
+            stair = 2.0 * float(np.max(np.abs(np.diff(i[a:b]))))  # a resampled stair is split over <= 2 samples
+            cuts = _douglas_peucker(t[a:b], i[a:b], max(_SHAPE_TOL_PA, stair))
             for c0, c1 in zip(cuts[:-1], cuts[1:]):
                 pieces.append((a + c0, a + c1 + 1 if c1 == b - a - 1 else a + c1, i[a + c0], i[a + c1]))
         else:
