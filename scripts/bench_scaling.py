@@ -163,8 +163,8 @@ def on_paper(res, gpu_json, cpu_kernel_rate=None, cores_per_big_host=64):
                  f"runs today)", 64, host_rate,
                  f"this JSON: {best_label}, N = {res['n']:.0e}, {per_core:.2e} per CPU-second × {cores} cores"))
     if cpu_kernel_rate:
-        rows.append((f"64 CPU hosts like this one, if each ran the fused C++ kernel on its shard (not "
-                     f"wired into the multi-process path)", 64, cpu_kernel_rate,
+        rows.append(("64 CPU hosts like this one, if each ran the fused C++ kernel on its shard (not "
+                     "wired into the multi-process path)", 64, cpu_kernel_rate,
                      "bench_cpu_quiet.json: the kernel's best W2 rate on this machine"))
     rows.append((f"64 CPU hosts × {cores_per_big_host} cores, sharded reference loop (assumes linear "
                  f"scaling over cores)", 64, per_core * cores_per_big_host,

@@ -7,7 +7,6 @@ environment, which makes the notebooks write their figures to a temporary folder
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

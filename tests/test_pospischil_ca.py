@@ -7,7 +7,6 @@ import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from hhjax import simulate
 from hhjax import load_params, save_params

@@ -5,19 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from jax.typing import ArrayLike
-
-from functools import partial
-
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from ..simulation.inputs import whole_steps
 from .spikes import MAX_WIDTH, MIN_INTERVAL, TIME_LEVEL, Spikes, spike_times
-from ..models import model_of
 from ..simulation.trace import final_state
 from ..simulation.entry import simulate
-from ..models.steady import steady_state
 from ..stimulus import constant
 
 
