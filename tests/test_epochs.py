@@ -74,6 +74,27 @@ def test_a_ramp_stored_as_a_staircase_is_one_ramp(top, quantum, rate):
     assert ep[0].amp == pytest.approx(top, abs=max(1.0, quantum))
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.5, 30.0), st.floats(10.0, 200.0), st.booleans())
+def test_a_steep_ramp_is_a_ramp(per_sample, ramp_ms, plateau):
+    """A command ramp that changes by more than the 1 pA jump tolerance every sample (here
+    0.5-30 pA per 0.1 ms sample) is one ramp epoch (then a step, where it holds its top), not a
+    train of one-sample 'jumps' that vanish as too short: before, 20 pA/ms to 400 pA in 20 ms
+    came back as a step starting at the top, and 10 pA/ms was lost altogether."""
+    t = np.arange(0.0, 1000.0, 0.1)
+    top = per_sample * 10.0 * ramp_ms
+    i = np.where((t >= 100.0) & (t < 100.0 + ramp_ms), (t - 100.0) * per_sample * 10.0, 0.0)
+    if plateau:
+        i = np.where((t >= 100.0 + ramp_ms) & (t < 800.0), top, i)
+    hold, ep = parse_epochs(t, i)
+    assert hold == 0.0
+    assert [e.kind for e in ep] == ["ramp"] + (["step"] if plateau else [])
+    assert ep[0].start == pytest.approx(100.0, abs=0.15) and ep[0].stop == pytest.approx(100.0 + ramp_ms, abs=0.15)
+    assert ep[0].amp == pytest.approx(top, rel=0.01, abs=per_sample + 1e-9)
+    if plateau:
+        assert ep[1].amp == pytest.approx(top) and ep[1].stop == pytest.approx(800.0, abs=0.15)
+
+
 def test_noisy_measured_current():
     rng = np.random.default_rng(1)
     i = -12.5 + _box(700.0, 2700.0, 119.0) + 3.0 * rng.standard_normal(T.size)

@@ -131,26 +131,35 @@ def parse_epochs(t: np.ndarray, i: np.ndarray, *, min_ms: float = 2.0) -> tuple:
         from scipy.ndimage import median_filter  # scipy: a dependency of hhjax already
 
         i = median_filter(i, size=max(3, int(round(1.0 / dt)) | 1), mode="nearest")
-    jumps = np.flatnonzero(np.abs(np.diff(i)) > tol) + 1
+    di = np.diff(i)
+    big = np.abs(di) > tol
+    if clean:  # a steep ramp changes by more than tol every sample, and as much two samples away;
+        # a step changes once (or over two samples, where resampling splits it), so keep those
+        near = np.maximum(np.abs(np.r_[0.0, 0.0, di[:-2]]), np.abs(np.r_[di[2:], 0.0, 0.0]))
+        big &= np.abs(di) > 3.0 * near
+    jumps = np.flatnonzero(big) + 1
     bounds = np.concatenate([[0], jumps, [i.size]])
-    pieces = []  # (a, b, level_a, level_b) with b exclusive
+    pieces = []  # (a, b, level_a, level_b, change that makes it a ramp) with b exclusive
     for a, b in zip(bounds[:-1], bounds[1:]):
         if clean and b - a > 2:
             stair = 2.0 * float(np.max(np.abs(np.diff(i[a:b]))))  # a resampled stair is split over <= 2 samples
             cuts = _douglas_peucker(t[a:b], i[a:b], max(_SHAPE_TOL_PA, stair))
             for c0, c1 in zip(cuts[:-1], cuts[1:]):
-                pieces.append((a + c0, a + c1 + 1 if c1 == b - a - 1 else a + c1, i[a + c0], i[a + c1]))
+                # A ramp changes by more than two of its own stairs (a plateau whose first
+                # sample is the steep ramp's last, off by a fraction of a stair, is a step).
+                own = 2.0 * float(np.max(np.abs(np.diff(i[a + c0: a + c1 + 1]))))
+                pieces.append((a + c0, a + c1 + 1 if c1 == b - a - 1 else a + c1, i[a + c0], i[a + c1], max(tol, own)))
         else:
             med = float(np.median(i[a:b]))
-            pieces.append((a, b, med, med))
+            pieces.append((a, b, med, med, tol))
     first = pieces[0]
-    hold = float(np.median(i[first[0]:first[1]])) if abs(first[3] - first[2]) <= tol else float(np.median(head))
+    hold = float(np.median(i[first[0]:first[1]])) if abs(first[3] - first[2]) <= first[4] else float(np.median(head))
     epochs = []
-    for a, b, ia, ib in pieces:
+    for a, b, ia, ib, ramp_tol in pieces:
         if (b - a) * dt < min_ms:
             continue
         start, stop = float(t[a]), float(t[b - 1] + dt)
-        if abs(ib - ia) > tol:  # ramp
+        if abs(ib - ia) > ramp_tol:  # ramp
             da, db = ia - hold, ib - hold
             epochs.append(Epoch(start, stop, db if abs(db) >= abs(da) else da, "ramp", float(da), float(db)))
             continue
