@@ -79,7 +79,8 @@ _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
 #: to ``retries`` times, and keeps the lowest loss. Stuck searches miss by far more (the
 #: synthetic FS block cell: 15 spikes where it fires 101, 8 tolerances); on the synthetic
 #: block cells of three draws over seeds 0-2 the trigger at 1 rather than 3 also catches
-#: searches 1-2.5 tolerances off, whose repeats lowered the loss 2-6x (README, Fitting).
+#: searches 1-2.5 tolerances off, whose repeats, where they found a lower loss, lowered it
+#: 1.3-5x (README, Synthetic cells).
 RETRY_TOLERANCES = 1.0
 #: No further search starts where the searches would then simulate more than this many
 #: seconds of rows in all (rows x row length x searches): a search costs 1-2 s per second
