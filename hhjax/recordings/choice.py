@@ -91,4 +91,3 @@ def coverage_warning(recording, sweeps):
                 f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
                 f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")
     return ""
-

@@ -50,7 +50,7 @@ def search(spec, base, data: dict, data_np: dict, mu: np.ndarray, sig: np.ndarra
     bar = progress_bar(progress, generations + steps, label)
     pool_z, pool_l, history = [], [], []
     ckpt, saved = checkpoint, (checkpoint.load() if checkpoint is not None else None)
-    g0 = g = 0
+    g0 = 0
     if saved is not None:
         g0, mu, sig = int(saved["generation"]), saved["mu"], saved["sig"]
         rng.bit_generator.state = saved["rng"]
