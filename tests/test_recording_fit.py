@@ -381,6 +381,23 @@ def test_choose_sweeps_brackets_the_onset_of_depolarisation_block():
     assert choose_sweeps(early) == [0, 1, 2, 7]                    # the freed pick goes to the strongest
 
 
+def test_of_equal_quiet_sweeps_the_one_firing_most_at_rest_is_fitted():
+    """A cell that fires spontaneously (17o05028's protocol in small): three quiet sweeps
+    with the same -50 pA step and 1, 4 and 2 spikes in the baseline after it, then spiking
+    steps. The subthreshold pick is the sweep with 4 (the first of equals, before); a cell
+    silent at rest keeps the first of its equal quiet sweeps."""
+    steps = [-50.0, -50.0, -50.0, 50.0, 100.0, 150.0]
+    t = np.arange(12000) * DT
+    rec = _counted_recording(steps, [0, 0, 0, 3, 6, 9], n=12000)
+    v = rec.v.copy()
+    for k, c in ((0, 1), (1, 4), (2, 2)):
+        for a in np.linspace(700.0, 1100.0, c):   # past the 100 ms settling after the step
+            v[k, (t >= a) & (t < a + 1.0)] = 20.0
+    spont = Recording(t, v, rec.i, rec.sweeps, rec.sampling_rate_hz, "spontaneous")
+    assert choose_sweeps(spont)[0] == 1
+    assert choose_sweeps(rec)[0] == 0
+
+
 def test_the_subthreshold_pick_brackets_the_rheobase_from_below():
     """Where silent depolarising steps lie below the weakest spiking sweep, the subthreshold
     pick is the strongest of them (50 pA, not the -50 pA sweep): the rheobase is then
