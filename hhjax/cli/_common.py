@@ -17,6 +17,7 @@ from typing import Optional
 from .. import presets
 from ..io import Recording, load_recording
 from ..models import model_of
+from ..recordings.bridge import balance_bridge
 from ..models.steady import steady_state
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -235,11 +236,19 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
-                       v_units: Optional[str], channel: Optional[int] = None) -> Recording:
-    """``load_recording`` for a command: its warnings become one line each on stderr."""
+                       v_units: Optional[str], channel: Optional[int] = None,
+                       bridge: Optional[object] = None) -> Recording:
+    """``load_recording`` for a command: its warnings become one line each on stderr. With
+    ``bridge`` (MΩ, a string from ``--bridge``, or ``"auto"``), the series resistance is
+    removed as :func:`hhjax.recordings.bridge.balance_bridge` does; a bad value is a CLIError."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rec = load_recording(path, sweeps=sweeps, v_units=v_units, channel=channel)
     for w in caught:
         print(f"hhjax {verb}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
-    return rec
+    if bridge is None:
+        return rec
+    try:
+        return balance_bridge(rec, bridge)
+    except ValueError as exc:
+        raise CLIError(f"--{exc}") from None

@@ -7,7 +7,6 @@ import json
 from ..io import save_json_atomic
 from ..io.results import load_params
 from ..models import model_of
-from ..recordings.bridge import balance_bridge
 from ..recordings.evaluation import evaluate, parse_sweeps, plot_evaluation
 from ..recordings.evaluation import format_value as fv
 from .. import _validate as check
@@ -28,13 +27,10 @@ def cmd_evaluate(args):
     dt = check.positive_number(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)),
                                "--dt", "ms")
     method = settings.get("method", "exp_euler")
-    rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units, args.channel)
     # The voltage the model was fitted to: the fit's own bridge correction, unless told otherwise.
     bridge = args.bridge if args.bridge is not None else settings.get("bridge_corrected_MOhm", "auto")
-    try:
-        rec = balance_bridge(rec, bridge)
-    except ValueError as exc:
-        raise CLIError(f"--{exc}") from None
+    rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units, args.channel,
+                             bridge=bridge)
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
     result["fit"] = str(args.fit)
     s = result["summary"]

@@ -18,7 +18,7 @@ from ..io import load_recording
 from ..io.sources import TRACE_COLUMNS, names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.bridge import balance_bridge, removed
+from ..recordings.bridge import removed
 from ..recordings.cell_fit import DEFAULT_TRAINABLE
 from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_with_model
 from ..recordings.choice import coverage_warning
@@ -97,11 +97,8 @@ def cmd_fit_recording(args):
         check_recording_model(model)
     except ValueError as exc:
         raise CLIError(f"--{exc}") from None
-    rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units, args.channel)
-    try:
-        rec = balance_bridge(rec, "auto" if args.bridge is None else args.bridge)
-    except ValueError as exc:
-        raise CLIError(f"--{exc}") from None
+    rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units, args.channel,
+                             bridge="auto" if args.bridge is None else args.bridge)
     # A recording fit takes 10-60 s with the default search: it checkpoints by default
     # (removed once the outputs are written), so a killed fit resumes when rerun.
     auto_checkpoint = args.checkpoint is None and not args.no_checkpoint
