@@ -396,6 +396,11 @@ def test_of_equal_quiet_sweeps_the_one_firing_most_at_rest_is_fitted():
     spont = Recording(t, v, rec.i, rec.sweeps, rec.sampling_rate_hz, "spontaneous")
     assert choose_sweeps(spont)[0] == 1
     assert choose_sweeps(rec)[0] == 0
+    # Steps that differ by fractions of a pA (a measured stimulus) are equal steps.
+    i = rec.i.copy()
+    for k, off in ((0, 0.2), (1, -0.3), (2, 0.1)):
+        i[k, (t >= 100.0) & (t < 400.0)] += off
+    assert choose_sweeps(Recording(t, v, i, rec.sweeps, rec.sampling_rate_hz, "measured"))[0] == 1
 
 
 def test_the_subthreshold_pick_brackets_the_rheobase_from_below():

@@ -75,7 +75,10 @@ def choose_sweeps(recording, n=4):
         if foot:
             q = max(foot, key=lambda x: x[1])
         else:
-            q = max(quiet, key=lambda x: (x[3], -x[4] if holds_differ else 0.0, x[1], x.spontaneous_spikes))
+            # Currents equal within the command tolerance are equal: a measured stimulus
+            # differs from sweep to sweep by fractions of a pA.
+            q = max(quiet, key=lambda x: (x[3], -x[4] if holds_differ else 0.0, round(x[1] / CLEAN_TOL_PA),
+                                          x.spontaneous_spikes))
         pick.append(q[0])
         if not foot and not q[3] and any(x[3] for x in info):
             pick.append(min((x for x in info if x[3]), key=lambda x: x[1])[0])
