@@ -47,7 +47,7 @@ from pathlib import Path
 
 from hhjax.cluster.cells import recordings_under
 from hhjax.io import load_recording, save_json_atomic
-from hhjax.recordings.bridge import balance_bridge, removed
+from hhjax.recordings.bridge import balance_bridge
 from hhjax.recordings.choice import choose_sweeps
 from hhjax.recordings.evaluation import evaluate, fi_tolerance, plot_evaluation, summarise
 from hhjax.recordings.select import fit_with_model
@@ -92,9 +92,9 @@ def bench_one(path, folder, seed, args):
         cell["seed"] = seed
     extra = {}
     try:
-        rec = balance_bridge(load_recording(path))  # as the fit and evaluate see it, the figure too
+        rec = balance_bridge(load_recording(path))  # marked: the fit, evaluate and the figure see this voltage
         train = choose_sweeps(rec)
-        kw = dict(sweeps=train, key=seed or 0, progress=False, bridge=removed(rec))
+        kw = dict(sweeps=train, key=seed or 0, progress=False)
         cpu0, t0 = time.process_time(), time.perf_counter()
         res = fit_with_model(rec, args.model, search=QUICK if args.quick else None, **kw)
         sel = res.settings.get("model_selection")
@@ -105,8 +105,7 @@ def bench_one(path, folder, seed, args):
         extra["searches"] = len(res.settings.get("attempts", [None]))
         extra["cpu_s"] = time.process_time() - cpu0
         used = set(cell["fit_sweeps"]) | set(res.settings.get("model_selection", {}).get("validation_sweeps", []))
-        out, (t_sim, v_sim) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True,
-                                       bridge=removed(rec))
+        out, (t_sim, v_sim) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
         cell["sweeps"] = [{**{k: r[k] for k in SWEEP_KEYS if k != "held_out"}, "held_out": r["sweep"] not in used}
                           for r in out["sweeps"]]
         cell["sweeps"] = [{k: s[k] for k in SWEEP_KEYS} for s in cell["sweeps"]]

@@ -50,7 +50,9 @@ def test_a_known_drop_is_found_and_removed(cell, rs):
 def test_no_drop_no_change(cell):
     found, n = series_resistance(cell)
     assert n == 8 and abs(found) < MIN_RS_MOHM
-    assert balance_bridge(cell) is cell
+    kept = balance_bridge(cell)   # the voltage as recorded, marked balanced (0 MΩ), so not measured again
+    assert np.array_equal(kept.v, cell.v) and kept.metadata["bridge_corrected_MOhm"] == 0.0
+    assert balance_bridge(kept) is kept
 
 
 def test_no_step_edges_no_estimate():

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from .. import presets
 from ..io import Recording, load_recording
@@ -237,7 +237,7 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
 
 def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
                        v_units: Optional[str], channel: Optional[int] = None,
-                       bridge: Optional[object] = None) -> Recording:
+                       bridge: Optional[Union[float, str]] = None) -> Recording:
     """``load_recording`` for a command: its warnings become one line each on stderr. With
     ``bridge`` (MΩ, a string from ``--bridge``, or ``"auto"``), the series resistance is
     removed as :func:`hhjax.recordings.bridge.balance_bridge` does; a bad value is a CLIError."""

@@ -18,7 +18,6 @@ from ..io import load_recording
 from ..io.sources import TRACE_COLUMNS, names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
-from ..recordings.bridge import removed
 from ..recordings.cell_fit import DEFAULT_TRAINABLE
 from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_with_model
 from ..recordings.choice import coverage_warning
@@ -117,7 +116,7 @@ def cmd_fit_recording(args):
             warning = ""
         if warning:
             print(f"hhjax fit: warning: {warning}", file=sys.stderr)
-    kw = dict(sweeps=None if args.sweeps is None else list(rec.sweeps), bridge=removed(rec), trainable=trainable,
+    kw = dict(sweeps=None if args.sweeps is None else list(rec.sweeps), trainable=trainable,
               n_starts=args.starts,
               progress=args.progress, init=init, dt=0.1 if args.dt is None else args.dt, method=args.method)
     with warnings.catch_warnings(record=True) as caught:  # the fit's own warnings: one line each

@@ -274,6 +274,7 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
                              f"(it has {list(rec.sweeps)})")
     # auto keeps its own (smaller) search per candidate: the settings' search size is one model's
     search = None if settings.model == "auto" else {k: getattr(settings, k) for k in ("steps", "generations", "population")}
+    rec = balance_bridge(rec)  # marked: the fit, its evaluation and figure see the same voltage
     res = fit_with_model(rec, settings.model, search=search, sweeps=sweeps, n_starts=settings.n_starts,
                          dt=settings.dt, key=settings.seed, method=settings.method, progress=False)
     if not np.isfinite(res.loss):
@@ -281,7 +282,6 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
     save_params(folder / "fit.json", res.params, stderr=res.stderr, loss=res.loss,
                 sweeps=list(res.sweeps), features=res.features, settings=res.settings,
                 wall_time_s=res.wall_time, model_selection=res.settings.get("model_selection"))
-    rec = balance_bridge(rec, res.settings["bridge_corrected_MOhm"])  # the voltage it was fitted to
     ev, (t, v) = evaluate(res.params, rec, dt=settings.dt, method=settings.method, return_traces=True)
     save_json_atomic(folder / "eval.json", ev)
     if settings.plot:

@@ -15,7 +15,9 @@ to the voltage over ``FIT_MS`` before the edge and another over ``FIT_MS`` after
 response), both extrapolated to the edge; ``R_s`` is the median over edges of
 jump / ΔI, so an edge with a spike in its window does not move it. :func:`balance_bridge`
 removes the drop (:meth:`hhjax.io.Recording.correct_bridge`) where ``R_s`` exceeds
-``MIN_RS_MOHM``; recording fits and their evaluation both use it, once per recording.
+``MIN_RS_MOHM``, and either way marks the recording as balanced, so that work passed the
+balanced recording (a fit's evaluation, its figure) sees the same voltage without measuring
+again; recording fits and their evaluation both use it, once per recording.
 """
 
 from __future__ import annotations
@@ -75,10 +77,11 @@ def removed(recording) -> float:
 
 def balance_bridge(recording, rs_mohm: float | str = "auto"):
     """``recording`` with the series-resistance drop removed: ``rs_mohm="auto"`` measures it
-    (:func:`series_resistance`) and removes it where it exceeds ``MIN_RS_MOHM``; a number (MΩ,
-    e.g. from the amplifier's log) removes that much, and 0 keeps the voltage as recorded.
-    Once a recording has been balanced (``metadata['bridge_corrected_MOhm']``, 0 included)
-    it is returned unchanged, so that calling this twice is calling it once.
+    (:func:`series_resistance`) and removes it where it exceeds ``MIN_RS_MOHM`` (else 0); a
+    number (MΩ, e.g. from the amplifier's log) removes that much, and 0 keeps the voltage as
+    recorded. The result is marked balanced (``metadata['bridge_corrected_MOhm']``, 0
+    included), and a balanced recording is returned unchanged, so that calling this twice is
+    calling it once.
 
     >>> from hhjax.io import Recording
     >>> t = np.arange(0.0, 200.0, 0.05)
@@ -88,12 +91,15 @@ def balance_bridge(recording, rs_mohm: float | str = "auto"):
     (15.0, True)
     >>> balance_bridge(fixed) is fixed, balance_bridge(rec, 0.0).metadata["bridge_corrected_MOhm"]
     (True, 0.0)
+    >>> clean = Recording(t, np.full_like(i, -70.0), i, (0,), 2e4)    # no jump: nothing removed, marked
+    >>> balance_bridge(clean).metadata["bridge_corrected_MOhm"]
+    0.0
     """
     if "bridge_corrected_MOhm" in recording.metadata:
         return recording
     if isinstance(rs_mohm, str) and rs_mohm == "auto":
         rs, _ = series_resistance(recording)
-        return recording.correct_bridge(rs) if rs > MIN_RS_MOHM else recording
+        return recording.correct_bridge(rs if rs > MIN_RS_MOHM else 0.0)
     try:
         rs = float(rs_mohm)
     except (TypeError, ValueError):

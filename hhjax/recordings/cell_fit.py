@@ -186,8 +186,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     check.method(method, METHODS)
     check.bounds(bounds)
     check.voltage_trace(recording.v, "recording")
-    recording = balance_bridge(recording, bridge)  # measured on every sweep, before choosing
-    bridge = removed(recording)  # decided: the evaluations below see the same voltage, not a new estimate
+    recording = balance_bridge(recording, bridge)  # measured on every sweep, before choosing; marked, so
+    # that the evaluations below see the same voltage, not a new estimate
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
@@ -228,7 +228,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         t0 = time.perf_counter()
         params = _params_of(spec, base, jnp.asarray(found.z, jnp.float32), jnp.mean(data["hold"]))
         params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
-        features = evaluate(params, rec, dt=dt, method=method, bridge=bridge)
+        features = evaluate(params, rec, dt=dt, method=method)
         miss, sweep = worst_count_miss(features["sweeps"])
         attempts.append(dict(seed=seed, loss=found.loss, worst_count_miss=miss, worst_sweep=sweep,
                              timing_s=dict(search=found.t_search, refine=found.t_refine,
@@ -247,7 +247,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     weights=_weights(every * dt),
                     start_loss=found.start_loss, search_loss=found.search_loss,
                     refined_losses=found.losses.tolist(), ljp_corrected=False,
-                    bridge_corrected_MOhm=bridge,
+                    bridge_corrected_MOhm=removed(recording),
                     retries=retries, retry_tolerances=RETRY_TOLERANCES, row_seconds=round(row_seconds, 3),
                     retry_row_seconds=RETRY_ROW_SECONDS, attempts=attempts, kept_attempt=k_kept,
                     timing_s=attempts[k_kept]["timing_s"], source=recording.source)

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from .cell_fit import MODELS, fit_recording
-from .bridge import balance_bridge, removed
+from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
 from .evaluation import evaluate, fi_tolerance
 from .regime import count_tolerance
@@ -189,17 +189,16 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         rates, rests), ``training_failures``, ``loss``, ``fit_time_s``.
     """
     t0 = time.perf_counter()
-    recording = balance_bridge(recording, fit_kwargs.pop("bridge", "auto"))  # once, for every candidate
-    bridge = removed(recording)
+    recording = balance_bridge(recording, fit_kwargs.pop("bridge", "auto"))  # once (marked), for every candidate
     train = list(sweeps) if sweeps is not None else choose_sweeps(recording)
     val = validation_sweeps(recording, train)
     info = sweep_table(recording)
     fits, table = {}, {}
     for name in candidates:
         kw = {**AUTO_SEARCH, **(search or {}), **fit_kwargs}
-        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress, bridge=bridge,
+        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
                             checkpoint=None if checkpoint is None else os.path.join(checkpoint, name), **kw)
-        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"], bridge=bridge)["sweeps"] if val else []
+        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
         fits[name] = res
         table[name] = {"rows": rows, "training_failures": int(_failures(res.features["sweeps"])),
                        "loss": float(res.loss), "fit_time_s": float(res.wall_time)}
