@@ -188,11 +188,21 @@ def test_glob_that_matches_nothing(tmp_path):
 
 
 def test_unpaired_and_unnumbered_files(tmp_path):
+    """A sweep saved in one channel only (an aborted sweep) is skipped with a one-line
+    warning naming the file; channels with no number in common are an error."""
     _cell(tmp_path / "c")
     (tmp_path / "c" / "cell_Ch0_3.ibw").unlink()
+    with pytest.warns(UserWarning) as w:
+        rec = load_recording(tmp_path / "c")
+    msg = " ".join(str(x.message) for x in w)
+    assert "1 file(s) without a partner" in msg and "cell_Ch3_3.ibw" in msg
+    assert rec.metadata["file_numbers"] == [1, 2] and rec.n_sweeps == 2
+    _cell(tmp_path / "d", numbers=(1, 2))
+    for k in (1, 2):
+        (tmp_path / "d" / f"cell_Ch0_{k}.ibw").rename(tmp_path / "d" / f"cell_Ch0_{k + 10}.ibw")
     with pytest.raises(ValueError) as e:
-        load_recording(tmp_path / "c")
-    assert "no current wave with file number 3" in _one_line(e, str(tmp_path / "c" / "cell_Ch3_3.ibw"))
+        load_recording(tmp_path / "d")
+    assert "no current wave with file number 1" in _one_line(e, str(tmp_path / "d" / "cell_Ch3_1.ibw"))
     bare = _write_ibw2(tmp_path / "volts.ibw", np.zeros(10), units="mV", dx=1e-4)
     with pytest.raises(ValueError) as e:
         load_recording([bare, tmp_path / "c" / "cell_Ch0_1.ibw"])
@@ -391,3 +401,26 @@ def test_folder_with_several_protocols_takes_the_one_that_spikes_in_steps(tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("error")                   # an explicit channel: no guess, no warning
         assert load_recording(tmp_path, channel=0).metadata["voltage_channel"] == "X_APWaveform_ch1_*.ibw"
+
+
+def test_channels_pair_by_name_where_a_protocol_lacks_one(tmp_path):
+    """Blue Brain cell folders name each protocol's channels alike but for the channel
+    digit (X_IDrest_ch0_* current, X_IDrest_ch1_* voltage). Where one protocol has no
+    current channel, pairing by sorted position would give IDrest's voltage the wrong
+    stimulus; pairing by name keeps each protocol's own."""
+    n, dx = 2000, 1e-4
+    t = np.arange(n) * 0.1
+    for name, amp in (("APWaveform", 400.0), ("IDrest", 100.0)):
+        for k in range(2):
+            i = np.where((t >= 50) & (t < 150), amp * (k + 1), 0.0)
+            _write_ibw2(tmp_path / f"X_{name}_ch0_{k}.ibw", i, units="pA", dx=dx)
+            _write_ibw2(tmp_path / f"X_{name}_ch1_{k}.ibw", np.full(n, -70.0), units="mV", dx=dx)
+    for k in range(2):   # a protocol saved with its voltage only
+        _write_ibw2(tmp_path / f"X_Dummy_ch1_{k}.ibw", np.full(n, -70.0), units="mV", dx=dx)
+    rec = load_recording(tmp_path, channel=2)   # voltage channels: APWaveform, Dummy, IDrest
+    assert rec.metadata["voltage_channel"] == "X_IDrest_ch1_*.ibw"
+    assert rec.metadata["current_channel"] == "X_IDrest_ch0_*.ibw"
+    assert np.allclose(rec.i.max(axis=1), [100.0, 200.0])
+    with pytest.raises(ValueError) as e:
+        load_recording(tmp_path, channel=1)
+    assert "0 current channels named like X_Dummy_ch1_*.ibw" in _one_line(e, str(tmp_path))

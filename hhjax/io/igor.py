@@ -7,12 +7,16 @@ the current of sweep 181, ``B6_Ch3_IDRest_181.ibw`` its voltage) is a *file set*
   (``mV``/``V`` or ``pA``/``nA``/``A``), never from the channel number in its name;
 - the sweep of a file is the last number in its name; files that differ only in that
   number form one *channel* (``B6_Ch3_IDRest_*``);
-- the k-th voltage channel (sorted by name) is paired with the k-th current channel,
-  or with the only current channel if there is one; ``channel=k`` picks the pair, and
+- a voltage channel is paired with the current channel whose name differs from its own
+  only in digits (``X_IDrest_ch1_*`` with ``X_IDrest_ch0_*``, ``B6_Ch3_*`` with ``B6_Ch0_*``);
+  where no names pair that way, the k-th voltage channel (sorted by name) goes with the
+  k-th current channel, or with the only one; ``channel=k`` picks the pair, and
   without it the channel whose sweeps hold the most spikes during depolarising steps
   (several protocols of one cell in one folder: the one that samples the f–I curve best);
 - sweeps are numbered 0, 1, ... in the order of the numbers in the file names
-  (``metadata['file_numbers']`` keeps the numbers themselves);
+  (``metadata['file_numbers']`` keeps the numbers themselves); a file whose number has
+  no partner in the other channel (an aborted sweep saved one channel) is skipped with a
+  warning naming it, and a pair with no number in common is an error;
 - the sampling interval comes from the header's x scaling (``sfA``/``hsA``), in the
   header's x units, or in seconds when the header leaves them blank (as Igor
   acquisition packages do); every file must agree in length and sampling.
@@ -24,6 +28,7 @@ import io
 import logging
 import re
 import struct
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -176,6 +181,10 @@ def _group(waves: dict) -> dict[str, dict[str, dict[int, Path]]]:
     return channels
 
 
+def _digits_masked(key: str) -> str:
+    return re.sub(r"\d+", "#", key)
+
+
 def _pick_pair(label: str, channels: dict, channel: int, n_files: int) -> tuple[str, str]:
     """The voltage channel ``channel`` and the current channel that goes with it."""
     v_keys, i_keys = sorted(channels["v"]), sorted(channels["i"])
@@ -188,6 +197,14 @@ def _pick_pair(label: str, channels: dict, channel: int, n_files: int) -> tuple[
     if channel >= len(v_keys):
         raise fail(label, f"channel {channel} out of range; voltage channels are "
                           f"{', '.join(f'{k}: {n}' for k, n in enumerate(v_keys))}")
+    # By name where the names pair at all: position pairing goes wrong as soon as one
+    # protocol of a cell lacks a channel.
+    if any(_digits_masked(i) == _digits_masked(v) for v in v_keys for i in i_keys):
+        named = [k for k in i_keys if _digits_masked(k) == _digits_masked(v_keys[channel])]
+        if len(named) != 1:
+            raise fail(label, f"{len(named)} current channels named like {v_keys[channel]} (the same name "
+                              f"but for digits) among {', '.join(i_keys)}: cannot tell which is its stimulus")
+        return v_keys[channel], named[0]
     if len(i_keys) not in (1, len(v_keys)):
         raise fail(label, f"{len(v_keys)} voltage channels ({', '.join(v_keys)}) and "
                           f"{len(i_keys)} current channels ({', '.join(i_keys)}): "
@@ -195,13 +212,20 @@ def _pick_pair(label: str, channels: dict, channel: int, n_files: int) -> tuple[
     return v_keys[channel], i_keys[0] if len(i_keys) == 1 else i_keys[channel]
 
 
-def _check_paired_and_equal(waves: dict, v_files: dict, i_files: dict, keys: tuple) -> None:
-    """Every sweep number has both waves, and every wave the first one's length and rate."""
-    for mine, other, what, key in ((v_files, i_files, "current", keys[1]),
-                                   (i_files, v_files, "voltage", keys[0])):
-        for number, f in sorted(mine.items()):
-            if number not in other:
-                raise fail(f, f"no {what} wave with file number {number} (looked in channel {key})")
+def _paired(v_files: dict, i_files: dict, keys: tuple) -> tuple[dict, dict, list]:
+    """The two channels restricted to the file numbers both have, and the files left out;
+    an error where they have none in common."""
+    common = set(v_files) & set(i_files)
+    if not common:
+        number, f = min(v_files.items())
+        raise fail(f, f"no current wave with file number {number} (looked in channel {keys[1]}), "
+                      "nor any other number of this channel")
+    left = sorted(f.name for files in (v_files, i_files) for n, f in files.items() if n not in common)
+    return ({n: v_files[n] for n in common}, {n: i_files[n] for n in common}, left)
+
+
+def _check_equal(waves: dict, v_files: dict, i_files: dict) -> None:
+    """Every wave has the first one's length and rate."""
     first = v_files[min(v_files)]
     n0, fs0 = waves[first]["values"].size, _rate_hz(first, waves[first])
     for number in sorted(v_files):
@@ -233,9 +257,9 @@ def _best_channel(label: str, channels: dict, waves: dict) -> int:
     for k in range(len(v_keys)):
         try:
             keys = _pick_pair(label, channels, k, len(waves))
-            pair = channels["v"][keys[0]], channels["i"][keys[1]]
-            _check_paired_and_equal(waves, *pair, keys)
-            scores.append(_spikes_in_steps(waves, *pair))
+            v_files, i_files, _ = _paired(channels["v"][keys[0]], channels["i"][keys[1]], keys)
+            _check_equal(waves, v_files, i_files)
+            scores.append(_spikes_in_steps(waves, v_files, i_files))
         except ValueError:  # a channel that cannot form a recording is not a candidate
             scores.append(-1)
     return choose_protocol(label, "voltage channels", v_keys, scores, "pass channel=N to choose another")
@@ -253,8 +277,11 @@ def load_ibw_set(label: str, files: Sequence[Path], sweeps: Optional[Any], chann
     channels = _group(waves)
     channel = _best_channel(label, channels, waves) if channel is None else channel
     v_key, i_key = _pick_pair(label, channels, channel, len(waves))
-    v_files, i_files = channels["v"][v_key], channels["i"][i_key]
-    _check_paired_and_equal(waves, v_files, i_files, (v_key, i_key))
+    v_files, i_files, left = _paired(channels["v"][v_key], channels["i"][i_key], (v_key, i_key))
+    if left:
+        warnings.warn(f"{label}: {len(left)} file(s) without a partner wave of the same number in "
+                      f"{v_key} / {i_key}, skipped: {', '.join(left)}", stacklevel=3)
+    _check_equal(waves, v_files, i_files)
     numbers = sorted(v_files)
     first = v_files[numbers[0]]
     fs = _rate_hz(first, waves[first])
