@@ -424,3 +424,11 @@ def test_channels_pair_by_name_where_a_protocol_lacks_one(tmp_path):
     with pytest.raises(ValueError) as e:
         load_recording(tmp_path, channel=1)
     assert "0 current channels named like X_Dummy_ch1_*.ibw" in _one_line(e, str(tmp_path))
+    # Two cells' files globbed together: a name differing in the cell's number too is not a pair.
+    two = tmp_path / "two"
+    two.mkdir()
+    for cell in ("C1", "C2"):
+        for k in range(2):
+            _write_ibw2(two / f"{cell}_IDrest_ch0_{k}.ibw", np.full(n, 10.0 * int(cell[1])), units="pA", dx=dx)
+            _write_ibw2(two / f"{cell}_IDrest_ch1_{k}.ibw", np.full(n, -70.0), units="mV", dx=dx)
+    assert np.allclose(load_recording(two, channel=1).i, 20.0)

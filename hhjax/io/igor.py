@@ -8,7 +8,7 @@ the current of sweep 181, ``B6_Ch3_IDRest_181.ibw`` its voltage) is a *file set*
 - the sweep of a file is the last number in its name; files that differ only in that
   number form one *channel* (``B6_Ch3_IDRest_*``);
 - a voltage channel is paired with the current channel whose name differs from its own
-  only in digits (``X_IDrest_ch1_*`` with ``X_IDrest_ch0_*``, ``B6_Ch3_*`` with ``B6_Ch0_*``);
+  in one number (``X_IDrest_ch1_*`` with ``X_IDrest_ch0_*``, ``B6_Ch3_*`` with ``B6_Ch0_*``);
   where no names pair that way, the k-th voltage channel (sorted by name) goes with the
   k-th current channel, or with the only one; ``channel=k`` picks the pair, and
   without it the channel whose sweeps hold the most spikes during depolarising steps
@@ -181,8 +181,11 @@ def _group(waves: dict) -> dict[str, dict[str, dict[int, Path]]]:
     return channels
 
 
-def _digits_masked(key: str) -> str:
-    return re.sub(r"\d+", "#", key)
+def _channel_names_pair(v_key: str, i_key: str) -> bool:
+    """Names alike but for one number (the channel's): ``X_IDrest_ch1_*`` and ``X_IDrest_ch0_*``,
+    not ``C060109A1_ch1_*`` and ``C060109A2_ch0_*`` (another cell too)."""
+    a, b = re.split(r"(\d+)", v_key), re.split(r"(\d+)", i_key)
+    return len(a) == len(b) and a[0::2] == b[0::2] and sum(x != y for x, y in zip(a[1::2], b[1::2])) == 1
 
 
 def _pick_pair(label: str, channels: dict, channel: int, n_files: int) -> tuple[str, str]:
@@ -199,11 +202,11 @@ def _pick_pair(label: str, channels: dict, channel: int, n_files: int) -> tuple[
                           f"{', '.join(f'{k}: {n}' for k, n in enumerate(v_keys))}")
     # By name where the names pair at all: position pairing goes wrong as soon as one
     # protocol of a cell lacks a channel.
-    if any(_digits_masked(i) == _digits_masked(v) for v in v_keys for i in i_keys):
-        named = [k for k in i_keys if _digits_masked(k) == _digits_masked(v_keys[channel])]
+    if any(_channel_names_pair(v, i) for v in v_keys for i in i_keys):
+        named = [k for k in i_keys if _channel_names_pair(v_keys[channel], k)]
         if len(named) != 1:
             raise fail(label, f"{len(named)} current channels named like {v_keys[channel]} (the same name "
-                              f"but for digits) among {', '.join(i_keys)}: cannot tell which is its stimulus")
+                              f"but for one number) among {', '.join(i_keys)}: cannot tell which is its stimulus")
         return v_keys[channel], named[0]
     if len(i_keys) not in (1, len(v_keys)):
         raise fail(label, f"{len(v_keys)} voltage channels ({', '.join(v_keys)}) and "
