@@ -317,6 +317,29 @@ def test_nwb_round_trip(tmp_path):
         load_recording(p, sweeps=[3])
 
 
+def test_nwb_sweep_without_its_stimulus_is_skipped(tmp_path):
+    """A voltage series whose sweep number has no stimulus series (an aborted sweep) is left
+    out with a one-line warning naming it; the other sweeps load as they are."""
+    from pynwb import NWBHDF5IO
+    from pynwb.icephys import CurrentClampSeries
+
+    p = tmp_path / "gap.nwb"
+    _write_nwb(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with NWBHDF5IO(str(p), "a") as io:
+            nwb = io.read()
+            el = nwb.icephys_electrodes["e0"]
+            nwb.add_acquisition(CurrentClampSeries(name="vm_7", data=np.full(200, -0.07), electrode=el,
+                                                   rate=10000.0, gain=1.0, sweep_number=np.uint32(7)))
+            io.write(nwb)
+    with pytest.warns(UserWarning) as w:
+        rec = load_recording(p)
+    msg = [str(x.message) for x in w if "skipped" in str(x.message)]
+    assert len(msg) == 1 and msg[0].startswith(str(p)) and "vm_7 (sweep 7)" in msg[0] and "\n" not in msg[0]
+    assert rec.sweeps == (0, 1, 2)
+
+
 def test_nwb_without_stimulus(tmp_path):
     p = tmp_path / "nostim.nwb"
     _write_nwb(p, n=1, stimulus=False)

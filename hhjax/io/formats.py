@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
@@ -51,7 +52,8 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
             file has none, a recorded current input (rules: :mod:`hhjax.io.abf`).
         ``.nwb``: NWB via pynwb. ``CurrentClampSeries`` in /acquisition paired with
             the ``CurrentClampStimulusSeries`` in /stimulus of the same sweep number
-            (or, lacking sweep numbers, the same position in name order);
+            (or, lacking sweep numbers, the same position in name order); a series
+            without one is skipped with a warning;
             ``channel`` picks the intracellular electrode (sorted by name).
             Values are ``data * conversion + offset`` in volts/amperes.
             IZeroClampSeries (no stimulus) are ignored.
@@ -204,13 +206,15 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
     numbers = [getattr(s, "sweep_number", None) for s in cc + stim]
     if all(n is not None for n in numbers):
         by_number = {int(s.sweep_number): s for s in stim}
-        pairs = {}
-        for s in cc:
-            n = int(s.sweep_number)
-            if n not in by_number:
-                raise fail(path, f"sweep {n} ({s.name}) has no CurrentClampStimulusSeries "
-                                 "with the same sweep number")
-            pairs[n] = (s, by_number[n])
+        pairs = {int(s.sweep_number): (s, by_number[int(s.sweep_number)]) for s in cc
+                 if int(s.sweep_number) in by_number}
+        alone = [f"{s.name} (sweep {int(s.sweep_number)})" for s in cc if int(s.sweep_number) not in by_number]
+        if not pairs:
+            raise fail(path, f"no CurrentClampSeries has a CurrentClampStimulusSeries with its sweep number "
+                             f"({', '.join(alone[:5])}{', ...' if len(alone) > 5 else ''})")
+        if alone:  # a sweep stored without its stimulus (aborted, or a test pulse kept alone)
+            warnings.warn(f"{path}: {len(alone)} voltage series without a CurrentClampStimulusSeries of the same "
+                          f"sweep number, skipped: {', '.join(alone)}", stacklevel=4)
     else:
         if len(cc) != len(stim):
             raise fail(path, f"{len(cc)} voltage series but {len(stim)} stimulus series and no "
