@@ -57,4 +57,3 @@ def choose_protocol(label: str, kind: str, names: Sequence[str], scores: Sequenc
     warnings.warn(f"{label}: {len(names)} {kind}; using {names[best]} ({scores[best]} spikes during "
                   f"depolarising steps; others: {others}); {how}", UserWarning, stacklevel=5)
     return best
-

@@ -66,26 +66,27 @@ def choose_sweeps(recording, n=4):
     instead of extrapolating it.
     """
     info = sweep_table(recording)
-    quiet = [x for x in info if not x[2]]
-    spiking = sorted((x for x in info if x[2]), key=lambda x: x[1])
-    holds_differ = bool(np.ptp([x[4] for x in info]) > CLEAN_TOL_PA)
+    quiet = [x for x in info if not x.spiking]
+    spiking = sorted((x for x in info if x.spiking), key=lambda x: x.current_pA)
+    holds_differ = bool(np.ptp([x.holding_pA for x in info]) > CLEAN_TOL_PA)
     pick = []
     if quiet:
-        foot = [x for x in quiet if x[4] < x[1] < spiking[0][1]] if spiking and not holds_differ else []
+        foot = [x for x in quiet if x.holding_pA < x.current_pA < spiking[0].current_pA] \
+            if spiking and not holds_differ else []
         if foot:
-            q = max(foot, key=lambda x: x[1])
+            q = max(foot, key=lambda x: x.current_pA)
         else:
             # Currents equal within the command tolerance are equal: a measured stimulus
             # differs from sweep to sweep by fractions of a pA.
-            q = max(quiet, key=lambda x: (x[3], -x[4] if holds_differ else 0.0, round(x[1] / CLEAN_TOL_PA),
-                                          x.spontaneous_spikes))
-        pick.append(q[0])
-        if not foot and not q[3] and any(x[3] for x in info):
-            pick.append(min((x for x in info if x[3]), key=lambda x: x[1])[0])
+            q = max(quiet, key=lambda x: (x.hyperpolarising, -x.holding_pA if holds_differ else 0.0,
+                                          round(x.current_pA / CLEAN_TOL_PA), x.spontaneous_spikes))
+        pick.append(q.sweep)
+        if not foot and not q.hyperpolarising and any(x.hyperpolarising for x in info):
+            pick.append(min((x for x in info if x.hyperpolarising), key=lambda x: x.current_pA).sweep)
     m = max(0, n - len(pick))
     if spiking and m:
         idx = sorted({int(round(j)) for j in np.linspace(0, len(spiking) - 1, min(m, len(spiking)))})
-        rate = [x[5] for x in spiking]
+        rate = [x.rate_hz for x in spiking]
         peak = int(np.argmax(rate))
         if len(idx) >= 3 and rate[-1] < BLOCK_FRACTION * rate[peak]:
             # Depolarisation block: the sweeps that bracket its onset (the f–I peak and the
@@ -97,19 +98,19 @@ def choose_sweeps(recording, n=4):
                 if len(chosen) < len(idx):
                     chosen.add(j)
             idx = sorted(chosen)
-        pick += [spiking[j][0] for j in idx]
-    return sorted(dict.fromkeys(pick[:n])) or [info[0][0]]
+        pick += [spiking[j].sweep for j in idx]
+    return sorted(dict.fromkeys(pick[:n])) or [info[0].sweep]
 
 
 def coverage_warning(recording, sweeps):
     """A sentence if ``sweeps`` cover the recording's f–I range too thinly to predict the
     other sweeps (fewer than two spiking sweeps, or none near the largest current), else ''."""
     info = sweep_table(recording)
-    chosen = [x for x in info if x[0] in set(sweeps)]
-    top = max(x[1] for x in info)
-    n_spiking = sum(x[2] for x in chosen)
-    hi = max(x[1] for x in chosen)
-    if any(x[2] for x in info) and (n_spiking < 2 or hi < 0.75 * top):
+    chosen = [x for x in info if x.sweep in set(sweeps)]
+    top = max(x.current_pA for x in info)
+    n_spiking = sum(x.spiking for x in chosen)
+    hi = max(x.current_pA for x in chosen)
+    if any(x.spiking for x in info) and (n_spiking < 2 or hi < 0.75 * top):
         return (f"the fitted sweeps reach {hi:.0f} pA and include {n_spiking} spiking sweep(s), while the "
                 f"recording goes up to {top:.0f} pA; predictions for the other sweeps are extrapolations. "
                 f"Leave out --sweeps to let hhjax pick sweeps across the f–I range.")

@@ -100,7 +100,7 @@ def rebound_warning(recording, model: str) -> str:
     """
     if "g_cat" in MODELS.get(model, (None, ()))[1]:
         return ""
-    hit = [int(x[0]) for x in sweep_table(recording) if x[6]]
+    hit = [int(x.sweep) for x in sweep_table(recording) if x.rebound]
     if not hit:
         return ""
     return (f"{recording.source or '<recording>'}: the cell fires rebound spikes after hyperpolarising steps "
@@ -122,21 +122,21 @@ def validation_sweeps(recording, train: list, n: int = 2) -> list:
     [2, 3]
     """
     info = sweep_table(recording)
-    rest = [x for x in info if x[0] not in set(train)]
-    spiking = [x for x in rest if x[2]]
-    fitted = sorted(x[1] for x in info if x[0] in set(train) and x[2])
-    targets = [(a + b) / 2 for a, b in zip(fitted[:-1], fitted[1:])] or [np.median([x[1] for x in info])]
+    rest = [x for x in info if x.sweep not in set(train)]
+    spiking = [x for x in rest if x.spiking]
+    fitted = sorted(x.current_pA for x in info if x.sweep in set(train) and x.spiking)
+    targets = [(a + b) / 2 for a, b in zip(fitted[:-1], fitted[1:])] or [np.median([x.current_pA for x in info])]
     pool = spiking or rest
     out: list = []
-    for goal in sorted(targets, key=lambda g: -min((abs(x[1] - g) for x in pool), default=0)):
-        left = [x for x in pool if x[0] not in out]
+    for goal in sorted(targets, key=lambda g: -min((abs(x.current_pA - g) for x in pool), default=0)):
+        left = [x for x in pool if x.sweep not in out]
         if left and len(out) < n:
-            out.append(min(left, key=lambda x: abs(x[1] - goal))[0])
+            out.append(min(left, key=lambda x: abs(x.current_pA - goal)).sweep)
     for x in pool:
         if len(out) >= n:
             break
-        if x[0] not in out:
-            out.append(x[0])
+        if x.sweep not in out:
+            out.append(x.sweep)
     return sorted(out)
 
 
