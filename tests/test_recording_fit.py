@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hhjax.io import Recording, example_recording, load_recording
 from hhjax.models.pospischil import RS
@@ -527,6 +529,66 @@ def test_the_f_i_foot_gets_an_interpolated_row():
     j = foot[0]
     assert (data["n_lo"][j], data["n_hi"][j]) == (0.0, 2.0)
     assert data["stim"][j][int(250.0 / DT)] == pytest.approx(25.0)
+
+
+def _one_second_steps(amps, counts):
+    """Sweeps of a 1 s step of each amplitude (pA) from 100 ms, with ``counts`` evenly
+    spaced 1 ms, 85 mV spikes on a -65 mV baseline."""
+    t = np.arange(11500) * DT
+    i = np.array([np.where((t >= 100.0) & (t < 1100.0), x, 0.0) for x in amps])
+    v = np.full(i.shape, -65.0)
+    for k, count in enumerate(counts):
+        for s in 100.0 + (np.arange(count) + 0.5) * (1000.0 / max(count, 1)):
+            v[k, (t >= s) & (t < s + 1.0)] = 20.0
+    return Recording(t, v, i, tuple(range(len(amps))), 1000.0 / DT, "steps")
+
+
+def test_the_interpolated_count_follows_the_f_i_curve_of_the_fitted_sweeps():
+    """A cell whose f–I curve is convex, f(I) = a (I - 50)^2 + b (I - 50) spikes per
+    second (silent at 50 pA, 3 spikes at 100, 121 at 400: a cell climbing towards block):
+    halfway between the two spiking sweeps (250 pA) the curve gives 40.6 spikes, where the
+    straight line between them gives 62. The interpolated row's band must hold the curve's
+    value, and leave out the line's."""
+    from hhjax.recordings.rows import fit_rows
+
+    a = (121.0 - 3.0 * 350.0 / 50.0) / (350.0**2 - 50.0 * 350.0)  # solved by hand from the two points
+    b = (3.0 - a * 50.0**2) / 50.0
+    data, rows, *_ = fit_rows(_one_second_steps((50.0, 100.0, 400.0), (0, 3, 121)), DT)
+    j = [k for k, r in enumerate(rows) if r[3] == "interpolated 1-2"][0]
+    truth = a * 200.0**2 + b * 200.0
+    assert truth == pytest.approx(40.6, abs=0.05)
+    assert data["n_lo"][j] <= truth <= data["n_hi"][j]
+    assert data["n_hi"][j] < (3 + 121) / 2
+
+
+def test_a_hyperpolarising_sweep_does_not_bend_the_f_i_curve():
+    """Silent at -100 pA, 10 spikes at 100 pA, 30 at 300 pA: the hyperpolarising sweep is
+    no point of the f–I curve (where between -100 and 100 pA the curve leaves 0 is
+    unknown), so halfway between the spiking sweeps the band is centred on their line, 20
+    spikes, ± 15 % of the 20 between them (counted by hand: 17 to 23)."""
+    from hhjax.recordings.rows import fit_rows
+
+    data, rows, *_ = fit_rows(_one_second_steps((-100.0, 100.0, 300.0), (0, 10, 30)), DT)
+    j = [k for k, r in enumerate(rows) if r[3] == "interpolated 1-2"][0]
+    assert (data["n_lo"][j], data["n_hi"][j]) == pytest.approx((17.0, 23.0))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 300)), min_size=2, max_size=8, unique_by=lambda p: p[0]))
+def test_fi_curve_centre_stays_between_its_neighbours(points):
+    """On the rising part of the f–I curve, the centre at any current between two fitted
+    sweeps lies between their counts (PCHIP keeps monotone data monotone), and points that
+    lie on a line give the line. Reference: the points themselves."""
+    from hhjax.recordings.rows import fi_curve_centre
+
+    points = sorted(points)
+    x = 2.0 * np.array([p[0] for p in points])  # pA, currents 2 pA apart or more
+    y = np.maximum.accumulate(np.array([p[1] for p in points], float))  # rising, as up to the peak
+    for k in range(len(x) - 1):
+        mid = fi_curve_centre(x, y, (x[k] + x[k + 1]) / 2)
+        assert y[k] - 1e-9 <= mid <= y[k + 1] + 1e-9
+    line = 3.0 + 0.2 * x
+    assert fi_curve_centre(x, line, (x[0] + x[-1]) / 2) == pytest.approx(3.0 + 0.1 * (x[0] + x[-1]), abs=1e-6)
 
 
 def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():

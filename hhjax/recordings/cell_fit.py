@@ -12,7 +12,10 @@ holding current, or its firing state where the cell fired before the first epoch
 rows share from the start are simulated once, the rest in at most two groups of similar
 length, as batch axes of one program. Between each two spiking sweeps an *interpolated* row
 (a step halfway between) must fire within max(1, 15 %) of the range of their counts around
-their mean: a smoothness prior on the f–I curve between the fitted points; and halfway
+the value there of the f–I curve through the fitted sweeps (a monotone cubic,
+:func:`~hhjax.recordings.rows.fi_curve_centre`; before, the two counts' mean, which put the
+synthetic block cells' convex curves 20 spikes too high): a shape prior on the f–I curve
+between the fitted points; and halfway
 between the strongest silent sweep and the weakest spiking one, a row must fire at most as
 often as the latter (the f–I curve's foot, where nothing else holds a model silent).
 

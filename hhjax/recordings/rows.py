@@ -30,19 +30,21 @@ after a step or stays silent, are fitted too: a rate to 10 % takes seconds of ba
 from __future__ import annotations
 
 import warnings
+from typing import Sequence
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
-from .epochs import RATE_TAIL_MS, cell_rests, detect, fires_at_start
+from .epochs import CLEAN_TOL_PA, RATE_TAIL_MS, cell_rests, detect, fires_at_start
 from .evaluation import stimulus_epochs, sweep_features
 
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
 SPONTANEOUS_POST_MS = 3000.0  # ... on to the sweep's end, at most this much longer, where the cell fires spontaneously
 LATE_FRACTION = 0.5  # the late window is the last half of the main depolarising epoch
-# An interpolated row's count: the two sweeps' mean count ± this fraction of their difference.
-# It assumes a near-linear f–I curve between them; 0.25 (admitting square-root to quadratic
-# shapes) met 5 more count targets on 30 synthetic cells but cost 171116sh_0018 (92/77/92 ->
-# 69/69/85 % over seeds 0-2), so it stays (README, Synthetic cells).
+# An interpolated row's count: the f–I curve's value at the midway current (fi_curve_centre)
+# ± this fraction of the two sweeps' count difference. 0.25 around their mean count met 5 more
+# count targets on 30 synthetic cells but cost 171116sh_0018 (92/77/92 -> 69/69/85 % over
+# seeds 0-2), so it stays (README, Synthetic cells).
 INTERP_BAND = 0.15
 DEPOL_PASSIVE_MS = 60.0  # passive estimate on a silent depolarising step: its first 60 ms (slow currents later)
 
@@ -74,6 +76,42 @@ def _regime(sp, main, t0):
     inside = sp[(sp >= main.start) & (sp < end)]
     isi = float(np.min(np.diff(inside))) if inside.size >= 2 else 0.0
     return a - t0, end - t0, int(np.sum((sp >= a) & (sp < end))), isi
+
+
+def fi_curve_centre(current_pA: Sequence[float], count: Sequence[float], at_pA: float) -> float:
+    """The spike count at ``at_pA`` on the f–I curve through the fitted sweeps' points
+    (``current_pA``, ``count``): a monotone piecewise cubic (PCHIP) through the points up to
+    the highest count, the sweeps past the peak (depolarisation block) left out.
+
+    An interpolated row holds the count halfway between two fitted sweeps near this value.
+    A straight line between the two assumed the curve's shape; the other fitted sweeps (with
+    a depolarising step; the strongest silent one at 0 spikes) show it: concave for a cell
+    whose rate saturates, convex for one whose rate climbs steeply towards block (a
+    synthetic block cell: 42 spikes at the midway current where the line said 62).
+
+    Args:
+        current_pA: the fitted sweeps' depolarising step amplitudes (pA).
+        count: their spike counts.
+        at_pA: where to read the curve (pA); held to the points' range.
+
+    Returns:
+        The count there (spikes, a float).
+
+    >>> round(fi_curve_centre([50, 100, 400], [0, 3, 121], 250), 1)   # convex: below the line's 62
+    39.9
+    >>> fi_curve_centre([100, 300], [4, 10], 200)                        # two points: the line
+    7.0
+    """
+    order = np.argsort(current_pA)
+    x, y = np.asarray(current_pA, float)[order], np.asarray(count, float)[order]
+    # Currents within the command tolerance are one point, at their mean count.
+    group = np.concatenate([[0], np.cumsum(np.diff(x) > CLEAN_TOL_PA)])
+    size = np.bincount(group)
+    x, y = np.bincount(group, x) / size, np.bincount(group, y) / size
+    top = int(np.argmax(y)) + 1
+    x, y = x[:top], y[:top]
+    at = min(max(float(at_pA), x[0]), x[-1])  # the curve's ends hold on beyond them, never extrapolated
+    return float(np.interp(at, x, y) if x.size < 3 else PchipInterpolator(x, y)(at))
 
 
 def _segment_edges(epochs, t0, stop):
@@ -169,20 +207,28 @@ def fit_rows(rec, dt):
         rows.append((int(rec.sweeps[a]), t0, rows[a][2], f"interpolated {rows[a][0]}-{rows[b][0]}"))
 
     n_sweep_rows = len(rows)
+    silent = [r for r in range(n_sweep_rows) if cols["n_hi"][r] == 0 and not cols["fire0"][r]]
+    below = [r for r in silent if spk and cols["main"][r][2] < cols["main"][spk[0]][2] and same_protocol(r, spk[0])]
+    foot = max(below, key=lambda r: cols["main"][r][2]) if below else None
     for a, b in zip(spk[:-1], spk[1:]):
         if depol[a] != depol[b] or not same_protocol(a, b) or cols["n_hi"][b] - cols["n_lo"][a] < 2:
             continue
         lo, hi = cols["n_lo"][a], cols["n_hi"][b]
-        mid, tol = (lo + hi) / 2.0, max(1.0, INTERP_BAND * (hi - lo))
+        family = [r for r in spk if depol[r] == depol[a] and same_protocol(r, a)]
+        # The curve's points are sweeps with a depolarising step: where between a
+        # hyperpolarising foot and the weakest spiking sweep the curve leaves 0 is unknown
+        # (drawn through one, at its amplitude or at 0 pA, the curve scored as without it on
+        # the synthetic cells that have one; README, Synthetic cells).
+        if foot is not None and cols["main"][foot][2] > 0 and same_protocol(foot, a):
+            family = [foot] + family
+        mid = fi_curve_centre([cols["main"][r][2] for r in family], [cols["n_lo"][r] for r in family],
+                              (cols["main"][a][2] + cols["main"][b][2]) / 2.0)
+        tol = max(1.0, INTERP_BAND * (hi - lo))
         interpolate(a, b, max(lo, mid - tol), min(hi, mid + tol))
     # Below the weakest spiking sweep the f–I curve rises from silence: halfway down to the
     # strongest silent sweep a model fires at most as often (nothing else holds it there).
-    silent = [r for r in range(n_sweep_rows) if cols["n_hi"][r] == 0 and not cols["fire0"][r]]
-    if spk and silent:
-        b = spk[0]
-        below = [r for r in silent if cols["main"][r][2] < cols["main"][b][2] and same_protocol(r, b)]
-        if below:
-            interpolate(max(below, key=lambda r: cols["main"][r][2]), b, 0.0, cols["n_hi"][b])
+    if foot is not None:
+        interpolate(foot, spk[0], 0.0, cols["n_hi"][spk[0]])
     data = {k: np.array(v) for k, v in cols.items() if k not in ("main", "regime", "edges")}
     n_edges = max(len(e) for e in cols["edges"])
     data["seg_edges"] = np.array([e + [1e9] * (n_edges - len(e)) for e in cols["edges"]])
