@@ -411,6 +411,22 @@ def test_unsupported_extension(tmp_path):
         load_recording(p)
 
 
+def test_a_cell_in_depolarisation_block_is_plausible_millivolts():
+    """Steps from 100 to 1100 ms of 1400 drive a cell into block at -18 mV on most sweeps:
+    the voltage is millivolts of a living cell (it rests at -70 mV before each step), so no
+    unit warning; the same trace in volts still gets one."""
+    from hhjax.io.sources import check_voltage_plausible
+
+    t = np.arange(14000) * 0.1
+    v = np.where((t >= 100.0) & (t < 1100.0), -18.0, -70.0) * np.ones((8, 1))
+    rec = Recording(t, v, np.zeros_like(v), tuple(range(8)), 10_000.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImplausibleVoltageWarning)
+        check_voltage_plausible(rec, "block.npz")
+    with pytest.warns(ImplausibleVoltageWarning, match="v_units='V'"):
+        check_voltage_plausible(Recording(t, v / 1000.0, np.zeros_like(v), tuple(range(8)), 10_000.0), "volts.npz")
+
+
 def test_wrong_units(tmp_path):
     t, v, i = _toy()
     p = tmp_path / "mislabelled.csv"
