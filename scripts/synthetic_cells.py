@@ -24,7 +24,11 @@ The classes (:func:`cells`) are what the real-cells issue lists beyond the repos
 * ``rs_adapting_prepulse_50khz``: a strongly adapting cell (large, slow M current), a
   hyperpolarising pre-pulse before each step, sampled at 50 kHz;
 * ``lts_rebound_10khz``: a low-threshold spiking cell (T-type Ca current) whose
-  hyperpolarising steps end in rebound bursts — outside the default model's class.
+  hyperpolarising steps end in rebound bursts — outside the default model's class;
+* ``rs_plateau_10khz``: a cell that fires from a depolarised plateau: weak steps give a few
+  spikes and then a plateau near −30 mV, strong ones spikes from about −20 mV to +20 mV
+  (an RS cell with its Na and Kd kinetics 30 mV depolarised and E_Na +20 mV) — outside
+  the fit's bounds (v_t ± 25 mV of the start; E_Na is not fitted).
 
 ``--draw K`` (K > 0) writes *other cells of the same classes*: each cell's conductances,
 ``tau_max`` and area are multiplied by factors drawn log-uniformly from [0.8, 1.25], its
@@ -32,7 +36,7 @@ The classes (:func:`cells`) are what the real-cells issue lists beyond the repos
 current densities, so a block cell still blocks). Draw 0 is the cells as listed; the other
 draws are cells the fitter was not developed on, a check that its rules generalise.
 
-Every cell except the last lies in the class of one of hhjax's fit targets, so a held-out
+Every cell except the last two lies in the class of one of hhjax's fit targets, so a held-out
 miss there is the fitter's, not the model's. ``OUT/TRUTH.json`` holds each cell's model,
 parameters, noise, and per sweep the number of upward 0 mV crossings of the simulated
 voltage before recording noise is added (counted here, independently of the detector).
@@ -103,6 +107,11 @@ def cells():
     amps = [-200, -150, -100, -50, 0, 50, 100, 150]
     out["lts_rebound_10khz"] = ("pospischil_lts", LTS, 10_000, 8.0, 0.2,
                                 np.array([_steps(n, 0.0, [(200, 900, a)]) for a in amps]))
+    n = int(1400 / SIM_DT)
+    amps = [-100, 0, 200, 400, 500, 600, 700, 750, 800, 850, 900, 1000]
+    plateau = dataclasses.replace(RS, v_t=RS.v_t + 30.0, g_k=3.0, e_na=20.0, g_m=0.1)
+    out["rs_plateau_10khz"] = ("pospischil", plateau, 10_000, 8.0, 0.2,
+                               np.array([_steps(n, 0.0, [(100, 1100, a)]) for a in amps]))
     return out
 
 

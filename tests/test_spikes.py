@@ -63,6 +63,31 @@ def test_plateau_spikes_whose_troughs_stay_above_minus_20mv():
     np.testing.assert_allclose(np.asarray(sp.times[:2]), [50.0, 100.0], atol=1e-4)
 
 
+def test_a_simulated_cell_that_fires_from_a_plateau():
+    # scripts/synthetic_cells.py's rs_plateau_10khz: an RS cell with its Na and Kd kinetics
+    # 30 mV depolarised and E_Na +20 mV, driven by strong steps plus a noise current, fires
+    # irregular spikes from about -20 mV to +20 mV. Reference: upward 0 mV crossings of the
+    # noise-free voltage; the detector sees it sampled at 10 kHz with 0.2 mV of noise.
+    import dataclasses
+
+    from hhjax import stimulus
+    from hhjax.models.pospischil import RS
+
+    cell = dataclasses.replace(RS, v_t=RS.v_t + 30.0, g_k=3.0, e_na=20.0, g_m=0.1)
+    dt, amps = 0.01, jnp.array([800.0, 900.0])
+    noise = stimulus.ou_noise(jax.random.PRNGKey(3), duration=600.0, dt=dt, sigma=8.0, shape=(2,))
+    t_ms = jnp.arange(noise.values.shape[-1]) * dt
+    drive = jnp.where((t_ms >= 50.0) & (t_ms < 550.0), amps[:, None], 0.0) + noise.values
+    v = np.asarray(hhjax.simulate(cell, stimulus.sampled(drive, dt), duration=600.0, dt=dt).v)
+    truth = np.sum((v[:, :-1] < 0.0) & (v[:, 1:] >= 0.0), 1)
+    sampled = v[:, ::10] + 0.2 * np.random.default_rng(0).standard_normal(v[:, ::10].shape)
+    t = np.arange(sampled.shape[1]) * 0.1
+    late = (t > 150.0) & (t < 550.0)
+    assert np.all(sampled[:, late].min(1) > -30.0) and np.all(sampled[:, late].max(1) < 30.0)  # a plateau
+    assert np.all(truth >= 10)
+    assert [count(t, x) for x in sampled] == truth.tolist()
+
+
 def test_depolarisation_block_oscillations_are_not_spikes():
     # one spike at the step onset, then V settles near -25 mV with 4 mV oscillations
     t = np.arange(0.0, 300.0, 0.025)
