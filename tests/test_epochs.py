@@ -239,3 +239,17 @@ def test_fit_with_model_hints_at_a_t_type_model_for_rebound_spikes():
         warnings.filterwarnings("ignore", message=".*no spikes in the fitted sweeps")
         with pytest.warns(UserWarning, match=r"lts.abf: the cell fires rebound spikes .*sweep 0, .*pospischil_lts"):
             fit_with_model(rec, "pospischil", search=tiny, key=0, progress=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-500.0, 500.0, allow_nan=False), min_size=1, max_size=12))
+def test_current_levels_chain_currents_within_the_tolerance(currents):
+    """Sorted currents at most CLEAN_TOL_PA apart share a level; a wider gap starts the next."""
+    from hhjax.recordings.epochs import CLEAN_TOL_PA, current_levels
+
+    level = current_levels(currents)
+    order = np.argsort(currents, kind="stable")
+    x, lv = np.asarray(currents)[order], level[order]
+    assert lv[0] == 0
+    for a, b, la, lb in zip(x[:-1], x[1:], lv[:-1], lv[1:]):
+        assert lb == la + (b - a > CLEAN_TOL_PA)

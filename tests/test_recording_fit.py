@@ -399,10 +399,13 @@ def test_of_equal_quiet_sweeps_the_one_firing_most_at_rest_is_fitted():
     assert choose_sweeps(spont)[0] == 1
     assert choose_sweeps(rec)[0] == 0
     # Steps that differ by fractions of a pA (a measured stimulus) are equal steps.
-    i = rec.i.copy()
-    for k, off in ((0, 0.2), (1, -0.3), (2, 0.1)):
-        i[k, (t >= 100.0) & (t < 400.0)] += off
-    assert choose_sweeps(Recording(t, v, i, rec.sweeps, rec.sampling_rate_hz, "measured"))[0] == 1
+    # Also across a rounding boundary: -50.6, -50.0 and -49.6 pA are one level
+    # (recordings.epochs.current_levels), which rounding to whole pA split as -51 / -50 / -50.
+    for offsets in ((0.2, -0.3, 0.1), (0.0, -0.6, 0.4)):
+        i = rec.i.copy()
+        for k, off in enumerate(offsets):
+            i[k, (t >= 100.0) & (t < 400.0)] += off
+        assert choose_sweeps(Recording(t, v, i, rec.sweeps, rec.sampling_rate_hz, "measured"))[0] == 1
 
 
 def test_the_subthreshold_pick_brackets_the_rheobase_from_below():

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .epochs import CLEAN_TOL_PA
+from .epochs import current_levels
 from .evaluation import stimulus_epochs, sweep_features
 
 BLOCK_FRACTION = 0.5  # a sweep under this fraction of the peak rate, past the peak: depolarisation block
@@ -68,7 +68,7 @@ def choose_sweeps(recording, n=4):
     info = sweep_table(recording)
     quiet = [x for x in info if not x.spiking]
     spiking = sorted((x for x in info if x.spiking), key=lambda x: x.current_pA)
-    holds_differ = bool(np.ptp([x.holding_pA for x in info]) > CLEAN_TOL_PA)
+    holds_differ = bool(np.any(current_levels([x.holding_pA for x in info])))
     pick = []
     if quiet:
         foot = [x for x in quiet if x.holding_pA < x.current_pA < spiking[0].current_pA] \
@@ -76,10 +76,9 @@ def choose_sweeps(recording, n=4):
         if foot:
             q = max(foot, key=lambda x: x.current_pA)
         else:
-            # Currents equal within the command tolerance are equal: a measured stimulus
-            # differs from sweep to sweep by fractions of a pA.
+            level = dict(zip((x.sweep for x in quiet), current_levels([x.current_pA for x in quiet])))
             q = max(quiet, key=lambda x: (x.hyperpolarising, -x.holding_pA if holds_differ else 0.0,
-                                          round(x.current_pA / CLEAN_TOL_PA), x.spontaneous_spikes))
+                                          level[x.sweep], x.spontaneous_spikes))
         pick.append(q.sweep)
         if not foot and not q.hyperpolarising and any(x.hyperpolarising for x in info):
             pick.append(min((x for x in info if x.hyperpolarising), key=lambda x: x.current_pA).sweep)

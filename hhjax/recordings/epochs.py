@@ -40,6 +40,7 @@ sweep fires spontaneously at a holding current, no sweep at that holding current
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 
@@ -243,18 +244,35 @@ def epoch_features(t: np.ndarray, v: np.ndarray, epochs: list) -> dict:
             "epochs": per}
 
 
+def current_levels(currents_pA: Sequence[float], tol_pA: float = CLEAN_TOL_PA) -> np.ndarray:
+    """The level of each current (pA) among ``currents_pA``: 0 for the lowest, counting up.
+    Sorted currents at most ``tol_pA`` apart are one level, because a measured command
+    differs from sweep to sweep by fractions of a pA. The package's one rule for "the same
+    current" across sweeps (holding currents, step amplitudes).
+
+    >>> current_levels([100.3, 0.0, 99.8, 50.0]).tolist()
+    [2, 0, 2, 1]
+    """
+    x = np.asarray(currents_pA, float).reshape(-1)
+    order = np.argsort(x, kind="stable")
+    level = np.zeros(x.size, int)
+    level[order[1:]] = np.cumsum(np.diff(x[order]) > tol_pA)
+    return level
+
+
 def cell_rests(features: list, holds: list, *, tol_pA: float = CLEAN_TOL_PA) -> list:
     """Rests (mV or None) of a recording's sweeps: each sweep's ``rest_mV``, except None for
-    every sweep whose holding current (pA, within ``tol_pA``) is one at which some sweep
-    fires spontaneously. ``features``: :func:`epoch_features` of each sweep.
+    every sweep whose holding current (pA; the same level by :func:`current_levels`) is one
+    at which some sweep fires spontaneously. ``features``: :func:`epoch_features` of each sweep.
 
     >>> f = [{"rest_mV": -70.0, "spontaneous_spikes": 0}, {"rest_mV": None, "spontaneous_spikes": 4},
     ...      {"rest_mV": -60.0, "spontaneous_spikes": 0}]
     >>> cell_rests(f, [0.0, 0.0, 50.0])
     [None, None, -60.0]
     """
-    firing = [h for f, h in zip(features, holds) if f["spontaneous_spikes"] > 0]
-    return [None if any(abs(h - x) <= tol_pA for x in firing) else f["rest_mV"] for f, h in zip(features, holds)]
+    level = current_levels(holds, tol_pA)
+    firing = {level[k] for k, f in enumerate(features) if f["spontaneous_spikes"] > 0}
+    return [None if level[k] in firing else f["rest_mV"] for k, f in enumerate(features)]
 
 
 def fires_at_start(features: dict) -> bool:

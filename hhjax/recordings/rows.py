@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from .epochs import CLEAN_TOL_PA, RATE_TAIL_MS, cell_rests, detect, fires_at_start
+from .epochs import RATE_TAIL_MS, cell_rests, current_levels, detect, fires_at_start
 from .evaluation import stimulus_epochs, sweep_features
 
 POST_MS, MASK_MS = 100.0, (3.0, 6.0)  # fit rows: after the main step; no-spike mask around spikes
@@ -102,12 +102,10 @@ def fi_curve_centre(current_pA: Sequence[float], count: Sequence[float], at_pA: 
     >>> fi_curve_centre([100, 300], [4, 10], 200)                        # two points: the line
     7.0
     """
-    order = np.argsort(current_pA)
-    x, y = np.asarray(current_pA, float)[order], np.asarray(count, float)[order]
-    # Currents within the command tolerance are one point, at their mean count.
-    group = np.concatenate([[0], np.cumsum(np.diff(x) > CLEAN_TOL_PA)])
-    size = np.bincount(group)
-    x, y = np.bincount(group, x) / size, np.bincount(group, y) / size
+    # Sweeps at one current (current_levels) are one point, at their mean count.
+    level = current_levels(current_pA)
+    size = np.bincount(level)
+    x, y = np.bincount(level, np.asarray(current_pA, float)) / size, np.bincount(level, np.asarray(count, float)) / size
     top = int(np.argmax(y)) + 1
     x, y = x[:top], y[:top]
     at = min(max(float(at_pA), x[0]), x[-1])  # the curve's ends hold on beyond them, never extrapolated
