@@ -56,6 +56,19 @@ def test_spike_shape_analytic(interp_step):
     assert F.resting_potential(t, v, STIM[0], interp_step=interp_step) == pytest.approx(VB)
 
 
+@pytest.mark.parametrize("interp_step", [F.EFEL_INTERP_STEP, None])
+def test_onset_voltage_analytic(interp_step):
+    # each spike leaves its baseline VB in a straight line: its onset is VB itself
+    t, v = spike_train()
+    np.testing.assert_allclose(F.onset_voltage(t, v, interp_step=interp_step), VB, atol=1e-9)
+    # a spike riding on a -18 mV plateau starts on the plateau, not at any fixed level
+    tk = [0.0, 49.0, 50.0, 52.0, 62.0, 99.0, 100.0, 102.0, 112.0, 200.0]
+    vk = [-18.0, -18.0, 10.0, -20.0, -18.0, -18.0, 10.0, -20.0, -18.0, -18.0]
+    tp = np.arange(0.0, 200.0, 0.05)
+    np.testing.assert_allclose(F.onset_voltage(tp, np.interp(tp, tk, vk), interp_step=interp_step), -18.0,
+                               atol=1e-9)
+
+
 def test_no_spikes_and_2d():
     t, v = spike_train()
     flat = np.full_like(v, VB)
@@ -224,6 +237,17 @@ def test_recording_spiking_sweep_matches_efel(sweep):
     t, v = _sweep(sweep)  # +200 / +290 pA step at 823.4-1323.4 ms
     _compare_spiking(t, v, 823.4, 1323.4)
     assert F.spike_count(t, v, 823.4, 1323.4) >= 5
+
+
+@pytest.mark.parametrize("sweep", [20, 29])
+def test_onset_voltage_near_efel_ap_begin_voltage(sweep):
+    """Two definitions of a spike's onset (a fraction of its own upstroke, here; dV/dt above
+    12 mV/ms, eFEL): on a recorded cell's spikes their medians lie within 3 mV."""
+    t, v = _sweep(sweep)
+    ref = _efel(t, v, 823.4, 1323.4, ["AP_begin_voltage"])["AP_begin_voltage"]
+    ours = F.onset_voltage(t, v)
+    assert ours.size >= 5 and ref is not None and len(ref) >= 5
+    assert abs(np.median(ours) - np.median(ref)) < 3.0
 
 
 def test_recording_hyperpolarising_step_matches_efel():

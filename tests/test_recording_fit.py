@@ -653,6 +653,9 @@ def test_a_fit_that_misses_a_fitted_sweep_searches_again_and_keeps_the_lowest_lo
     k = int(np.argmin([a["loss"] for a in tries]))
     assert res.settings["kept_attempt"] == k and res.loss == tries[k]["loss"] == min(a["loss"] for a in tries)
     assert (tmp_path / "attempt1").is_dir() and (tmp_path / "attempt2").is_dir()
+    # Every search starts v_t at the model's own: the cell's spike onsets lie where RS's do
+    # (its v_t is RS's), within ONSET_MARGIN.
+    assert [a["v_t_start"] for a in tries] == [RS.v_t] * 3
     # The first search is the same whether or not others follow.
     script(8.5)
     alone = fit_recording(synthetic, retries=0, **kw)
@@ -673,3 +676,22 @@ def test_a_fit_that_misses_a_fitted_sweep_searches_again_and_keeps_the_lowest_lo
     assert len(fit_recording(synthetic, **kw).settings["attempts"]) == 2
     with pytest.raises(TypeError, match="retries"):
         fit_recording(synthetic, retries=1.5, **kw)
+    # A cell whose spikes start 16 mV higher (v_t -40): the second search starts there.
+    monkeypatch.setattr(cell_fit, "RETRY_ROW_SECONDS", 1e9)
+    script(8.5, 5.0, 0.5)
+    high = fit_recording(_synthetic(dataclasses.replace(TRUE, v_t=-40.0), amps=(-60.0, 300.0)), **kw)
+    tries = high.settings["attempts"]
+    assert tries[0]["v_t_start"] == tries[2]["v_t_start"] == RS.v_t and abs(tries[1]["v_t_start"] + 40.0) < 3.0
+
+
+def test_onset_v_t_finds_a_cell_whose_spikes_start_on_a_plateau():
+    """scripts/synthetic_cells.py's plateau cell (v_t 30 mV above RS's, E_Na +20 mV) fires
+    from about -20 mV: from its spikes alone, onset_v_t puts v_t within 3 mV of its own,
+    beyond the ±25 mV that a search around RS's v_t covers."""
+    from hhjax.recordings.rows import fit_rows
+    from hhjax.recordings.start import onset_v_t
+
+    cell = dataclasses.replace(RS, v_t=RS.v_t + 30.0, g_k=3.0, e_na=20.0, g_m=0.1)
+    rec = _synthetic(cell, amps=(0.0, 900.0, 1000.0), duration=600.0)
+    data, *_ = fit_rows(rec, DT)
+    assert abs(onset_v_t(data, RS, DT) - cell.v_t) < 3.0 and cell.v_t - RS.v_t > 25.0

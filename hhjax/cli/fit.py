@@ -149,7 +149,9 @@ def cmd_fit_recording(args):
         print(f"searched {len(tries)} times: the first model missed fitted sweep {first['worst_sweep']} by "
               f"{first['worst_count_miss']:.1f} count tolerances (more than {res.settings['retry_tolerances']:g}); "
               f"kept search {res.settings['kept_attempt'] + 1} (losses "
-              + ", ".join(f"{a['loss']:.3g}" for a in tries) + ")")
+              + ", ".join(f"{a['loss']:.3g}" for a in tries) + ")"
+              + (f"; the second started at v_t {tries[1]['v_t_start']:.1f} mV, where the cell's spike onsets put it"
+                 if tries[1].get("v_t_start") not in (None, first.get("v_t_start")) else ""))
     kept = tries[res.settings["kept_attempt"]] if tries else None
     if kept and kept["worst_count_miss"] > res.settings["retry_tolerances"] and len(tries) <= res.settings["retries"]:
         print(f"not searched again although the model misses fitted sweep {kept['worst_sweep']} by "

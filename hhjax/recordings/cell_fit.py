@@ -35,7 +35,10 @@ the work: spike times of later spikes are too rugged in the parameters for Gauss
 (both stages: :mod:`hhjax.recordings.search`). Where the model then misses a *fitted* sweep's
 spike count by more than :data:`RETRY_TOLERANCES` count tolerances (the count target missed
 on its own training data), the search stopped in a basin its training data rule out: it runs
-again from another seed (``retries``), and the lowest loss is kept.
+again from another seed (``retries``), and the lowest loss is kept. The second search starts
+``v_t`` where the cell's spike onsets put it (:func:`~hhjax.recordings.start.onset_v_t`), the
+third at the model's own again: a cell whose spikes rise from a depolarised plateau lies
+beyond the reach of a search around the model's kinetics.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from .checkpoint import Checkpoint, fingerprint
 from .loss import _params_of, _Spec, _weights
 from .regime import count_tolerance
 from .search import search
-from .start import initial_values
+from .start import initial_values, onset_v_t
 
 DEFAULT_TRAINABLE = ("g_na", "g_k", "g_m", "tau_max", "v_t", "g_l", "e_l", "area")
 #: Fit targets: name -> (starting parameters, trainable names added to the default set).
@@ -196,52 +199,68 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
     warn_if_subthreshold(recording, rec.sweeps, data_np)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
-    start, direct = initial_values(data_np, hyper_win, base, names, dt)
-    specs = resolve_bounds([n for n in names if n != "v_rest"], start,
-                           {k: v for k, v in (bounds or {}).items() if k in names})
-    if "v_rest" in names:
-        specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
-    spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
-                 bool(np.ptp(data_np["hold"]) > 1.0), fire if any(fire) else ())
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
 
-    def unit(n, x):
-        lo, hi, log = specs[n]
-        x = np.clip(x, lo, hi)
-        return float(np.log(x / lo) / np.log(hi / lo) if log else (x - lo) / (hi - lo))
+    def setup(base_k):
+        """Start, bounds (around the start) and search distribution from ``base_k``."""
+        start, direct = initial_values(data_np, hyper_win, base_k, names, dt)
+        specs = resolve_bounds([n for n in names if n != "v_rest"], start,
+                               {k: v for k, v in (bounds or {}).items() if k in names})
+        if "v_rest" in names:
+            specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
+        spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
+                     bool(np.ptp(data_np["hold"]) > 1.0), fire if any(fire) else ())
 
-    mu = np.array([unit(n, start[n]) for n in names])
-    # g_l and area are known (narrow search) only where the direct estimate gave them.
-    known = {n for n in ("g_l", "area") if direct.get("used") and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0}
-    sig = np.array([_SPREAD.get(n, 0.22) if n not in ("g_l", "area") or n in known else 0.22 for n in names])
-    fingerprint_of = lambda seed: fingerprint(  # noqa: E731
-        names=names, specs=specs, start=start, base=base, data=data_np, rows=rows, dt=dt, method=method,
-        generations=generations, population=population, n_starts=n_starts, steps=steps, seed=seed,
-        weights=_weights(every * dt), refine=LevenbergMarquardt.name)
+        def unit(n, x):
+            lo, hi, log = specs[n]
+            x = np.clip(x, lo, hi)
+            return float(np.log(x / lo) / np.log(hi / lo) if log else (x - lo) / (hi - lo))
+
+        mu = np.array([unit(n, start[n]) for n in names])
+        # g_l and area are known (narrow search) only where the direct estimate gave them.
+        known = {n for n in ("g_l", "area")
+                 if direct.get("used") and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0}
+        sig = np.array([_SPREAD.get(n, 0.22) if n not in ("g_l", "area") or n in known else 0.22 for n in names])
+        return dict(base=base_k, start=start, direct=direct, specs=specs, spec=spec, mu=mu, sig=sig)
+
+    # Even attempts start at the model's own kinetics; odd ones (a search repeated because
+    # the first missed its training sweeps) with v_t moved to where the cell's spikes start:
+    # a cell whose spikes rise from a depolarised plateau lies beyond the first search's reach.
+    starts = [setup(base)]
     row_seconds = data_np["v_obs"].shape[0] * (data_np["v_obs"].shape[1] - 1) * dt / 1000.0  # simulated per search
     attempts: list = []   # what fit.json reports of each search
-    results: list = []    # (Search, params, evaluation) of each search
+    results: list = []    # (Search, params, evaluation, setup) of each search
     for k in range(retries + 1):
         seed = attempt_seed(seed_of(key), k)
+        if k == 1 and "v_t" in names:  # simulated only where a search is repeated
+            v_t_onset = onset_v_t(data_np, base, dt)
+            if v_t_onset is not None:
+                starts.append(setup(dataclasses.replace(base, v_t=v_t_onset)))
+        st = starts[k % len(starts)]
         ckpt = None if checkpoint is None else Checkpoint(
-            checkpoint if k == 0 else os.path.join(checkpoint, f"attempt{k}"), fingerprint_of(seed))
-        found = search(spec, base, data, data_np, mu, sig, seed=seed, generations=generations,
+            checkpoint if k == 0 else os.path.join(checkpoint, f"attempt{k}"), fingerprint(
+                names=names, specs=st["specs"], start=st["start"], base=st["base"], data=data_np, rows=rows, dt=dt,
+                method=method, generations=generations, population=population, n_starts=n_starts, steps=steps,
+                seed=seed, weights=_weights(every * dt), refine=LevenbergMarquardt.name))
+        found = search(st["spec"], st["base"], data, data_np, st["mu"], st["sig"], seed=seed, generations=generations,
                        population=population, n_starts=n_starts, steps=steps, progress=progress,
                        checkpoint=ckpt, label="fit" if k == 0 else f"fit, attempt {k + 1}")
         t0 = time.perf_counter()
-        params = _params_of(spec, base, jnp.asarray(found.z, jnp.float32), jnp.mean(data["hold"]))
+        params = _params_of(st["spec"], st["base"], jnp.asarray(found.z, jnp.float32), jnp.mean(data["hold"]))
         params = jax.tree_util.tree_map(lambda x: float(np.asarray(x)), params)
         features = evaluate(params, rec, dt=dt, method=method)
         miss, sweep = worst_count_miss(features["sweeps"])
         attempts.append(dict(seed=seed, loss=found.loss, worst_count_miss=miss, worst_sweep=sweep,
+                             v_t_start=st["start"].get("v_t"),
                              timing_s=dict(search=found.t_search, refine=found.t_refine,
                                            evaluate=time.perf_counter() - t0)))
-        results.append((found, params, features))
+        results.append((found, params, features, st))
         k_kept = min(range(len(results)), key=lambda j: results[j][0].loss)  # the first of equal losses
         if attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES or \
                 (len(results) + 1) * row_seconds > RETRY_ROW_SECONDS:
             break
-    found, params, features = results[k_kept]
+    found, params, features, st = results[k_kept]
+    start, direct, specs = st["start"], st["direct"], st["specs"]
     settings = dict(dt_ms=dt, method=method, model=model, trainable=list(trainable), optimised=list(names),
                     n_starts=n_starts, steps=steps, lm_iterations=found.lm_iterations,
                     generations=generations, population=population, seed=seed_of(key),

@@ -1,6 +1,8 @@
 """Where :func:`hhjax.recordings.cell_fit.fit_recording` starts: the observed resting
 potential and, where a hyperpolarising step (else a silent depolarising one) allows it, the
-direct least-squares passive estimate (:func:`hhjax.direct_estimate`)."""
+direct least-squares passive estimate (:func:`hhjax.direct_estimate`); for a repeated
+search, the ``v_t`` at which the model's spikes start where the cell's do
+(:func:`onset_v_t`)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,16 @@ import dataclasses
 
 import numpy as np
 
+from ..analysis.features import onset_voltage
 from ..fitting.direct import direct_estimate
+from ..simulation.entry import simulate
+from ..stimulus import step
 
 DIRECT_EL_TOL = 15.0  # mV: largest |e_l - rest| of a passive estimate that is used
+ONSET_DRIVE = 4.0  # µA/cm²: a step that makes the Pospischil models fire repetitively
+# mV: a shift of v_t within this is not used. On the synthetic cells, whose v_t lies within
+# 3 mV of RS's, the onsets scatter by ±6 mV around RS's own (g_k, the M current, sampling).
+ONSET_MARGIN = 10.0
 
 
 def initial_values(data, hyper_win, base, names, dt):
@@ -53,3 +62,38 @@ def initial_values(data, hyper_win, base, names, dt):
             if n in start and np.isfinite(direct.get(n, np.nan)) and direct[n] > 0:
                 start[n] = direct[n]
     return start, direct
+
+
+def onset_v_t(data, base, dt) -> float | None:
+    """``v_t`` (mV) that puts ``base``'s spike onsets where the cell's are: ``base.v_t``
+    moved by the median onset voltage (:func:`hhjax.features.onset_voltage`) of the spikes
+    on the fitted sweeps' rows (``data`` from :func:`hhjax.recordings.rows.fit_rows`, on
+    the ``dt`` grid, ms) minus that of ``base`` under a 500 ms step of
+    :data:`ONSET_DRIVE` µA/cm². ``v_t`` moves the Na and Kd kinetics together, and the onset
+    with them, mV for mV (RS: -40.2 mV at v_t -56.2, -11.6 at v_t -26.2 with a weaker Kd
+    current; a cell whose spikes start at -12 mV lies 30 mV from the RS start, beyond the
+    search's ±25 mV). None where ``base`` has no ``v_t``, either side has no spike, or the
+    shift is within :data:`ONSET_MARGIN` (the estimate's own scatter on cells of the model's
+    class: there the model's kinetics are not known to be off).
+
+    >>> from hhjax.models.pospischil import RS
+    >>> import dataclasses
+    >>> cell = dataclasses.replace(RS, v_t=-40.0)
+    >>> tr = simulate(cell, step(4.0 * RS.area * 1e6, 20.0, 520.0), duration=600.0, dt=0.1)
+    >>> d = {"v_obs": np.asarray(tr.v)[None], "valid": np.ones((1, tr.v.shape[-1]), bool),
+    ...      "interpolated": np.array([False])}
+    >>> round(onset_v_t(d, RS, 0.1), 1)    # the cell's own v_t (-40), from its spikes alone
+    -40.2
+    """
+    if not hasattr(base, "v_t"):
+        return None
+    rows = [r for r in range(len(data["v_obs"])) if not data["interpolated"][r]]
+    t = np.arange(data["v_obs"].shape[-1]) * dt
+    cell = [x for r in rows for x in onset_voltage(t[data["valid"][r]], data["v_obs"][r][data["valid"][r]],
+                                                   interp_step=None)]
+    model = simulate(base, step(ONSET_DRIVE * float(base.area) * 1e6, 50.0, 550.0), duration=600.0, dt=dt)
+    own = onset_voltage(np.asarray(model.t, float), np.asarray(model.v, float), interp_step=None)
+    if not cell or not own.size:
+        return None
+    shift = float(np.median(cell) - np.median(own))
+    return float(base.v_t) + shift if abs(shift) > ONSET_MARGIN else None
