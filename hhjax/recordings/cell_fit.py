@@ -35,9 +35,10 @@ the work: spike times of later spikes are too rugged in the parameters for Gauss
 (both stages: :mod:`hhjax.recordings.search`). Where the model then misses a *fitted* sweep's
 spike count by more than :data:`RETRY_TOLERANCES` count tolerances (the count target missed
 on its own training data), the search stopped in a basin its training data rule out: it runs
-again from another seed (``retries``), and the lowest loss is kept. The second search starts
-``v_t`` where the cell's spike onsets put it (:func:`~hhjax.recordings.start.onset_v_t`), the
-third at the model's own again: a cell whose spikes rise from a depolarised plateau lies
+again from another seed (``retries``), and the lowest loss is kept. Where the cell's spike
+onsets lie more than :data:`~hhjax.recordings.start.ONSET_MARGIN` from the model's, the
+second search starts ``v_t`` where they put it (:func:`~hhjax.recordings.start.onset_v_t`),
+the third at the model's own again: a cell whose spikes rise from a depolarised plateau lies
 beyond the reach of a search around the model's kinetics.
 """
 
@@ -224,8 +225,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         return dict(base=base_k, start=start, direct=direct, specs=specs, spec=spec, mu=mu, sig=sig)
 
     # Even attempts start at the model's own kinetics; odd ones (a search repeated because
-    # the first missed its training sweeps) with v_t moved to where the cell's spikes start:
-    # a cell whose spikes rise from a depolarised plateau lies beyond the first search's reach.
+    # the first missed its training sweeps), where the cell's spike onsets say the kinetics
+    # are off, with v_t moved to where its spikes start.
     starts = [setup(base)]
     row_seconds = data_np["v_obs"].shape[0] * (data_np["v_obs"].shape[1] - 1) * dt / 1000.0  # simulated per search
     attempts: list = []   # what fit.json reports of each search
