@@ -200,13 +200,13 @@ def onset_voltage(t, v, frac=ONSET_FRACTION, interp_step=STEP):
     t, v = resample(t, v, interp_step)
     dv = np.gradient(v, t)
     back = max(1, int(round(3.0 / float(t[1] - t[0]))))
-    out = np.full(0, np.nan)
+    out = []
     for p in _peak_idx(t, v):
         a = max(0, p - back)
         j = a + int(np.argmax(dv[a:p + 1]))
         below = np.nonzero(dv[a:j + 1] <= frac * dv[j])[0]
-        out = np.append(out, v[a + below[-1]] if below.size else v[a])
-    return out
+        out.append(v[a + below[-1]] if below.size else v[a])
+    return np.asarray(out, float)
 
 
 def _cross(t, v, i, level):
