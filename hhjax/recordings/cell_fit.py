@@ -56,6 +56,7 @@ from ..fitting._common import seed_of
 from ..fitting.strategies import LevenbergMarquardt
 from .bridge import balance_bridge, removed
 from .choice import choose_sweeps
+from .epochs import current_levels
 from .evaluation import evaluate
 from .rows import fit_rows, warn_if_subthreshold
 from ..fitting.transforms import resolve_bounds
@@ -201,6 +202,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     warn_if_subthreshold(recording, rec.sweeps, data_np)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
+    per_row_hold = bool(np.any(current_levels(data_np["hold"])))  # rows hold different currents
 
     def setup(base_k):
         """Start, bounds (around the start) and search distribution from ``base_k``."""
@@ -210,7 +212,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         if "v_rest" in names:
             specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
         spec = _Spec(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
-                     bool(np.ptp(data_np["hold"]) > 1.0), fire if any(fire) else ())
+                     per_row_hold, fire if any(fire) else ())
 
         def unit(n, x):
             lo, hi, log = specs[n]

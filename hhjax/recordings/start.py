@@ -14,6 +14,7 @@ from ..analysis.features import onset_voltage
 from ..fitting.direct import direct_estimate
 from ..simulation.entry import simulate
 from ..stimulus import step
+from .epochs import current_levels
 
 DIRECT_EL_TOL = 15.0  # mV: largest |e_l - rest| of a passive estimate that is used
 ONSET_DRIVE = 4.0  # µA/cm²: a step that makes the Pospischil models fire repetitively
@@ -39,7 +40,7 @@ def initial_values(data, hyper_win, base, names, dt):
     rests, holds = data["rest"][has], data["hold"][has]
     # v_rest is the rest at the rows' mean holding current (see _params_of); where the rests
     # were measured at several holding currents, read it off their I–V line there.
-    if rests.size >= 2 and np.ptp(holds) > 1.0:
+    if rests.size >= 2 and np.any(current_levels(holds)):
         slope, offset = np.polyfit(holds, rests, 1)
         start["v_rest"] = float(offset + slope * np.mean(data["hold"]))
     elif rests.size:
