@@ -216,3 +216,24 @@ def test_argparse_errors_are_one_line_too(capsys):
     err = capsys.readouterr().err
     assert code != 0
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_hhjax_fit_says_why_it_searched_again():
+    """The reason given follows the first search: a missed fitted sweep, or (where it met
+    them) the cell's spike onsets; one search that meets its sweeps says nothing, and one
+    stopped by the row budget while missing says so."""
+    from hhjax.cli.fit import search_report
+
+    base = dict(retry_tolerances=1.0, retries=2, row_seconds=40.0, retry_row_seconds=60.0)
+    miss = dict(loss=9.0, worst_count_miss=4.0, worst_sweep=6, v_t_start=-56.2)
+    met = dict(loss=3.0, worst_count_miss=0.5, worst_sweep=6, v_t_start=-56.2)
+    onset = dict(loss=1.0, worst_count_miss=0.5, worst_sweep=2, v_t_start=-30.0)
+    same = dict(loss=2.0, worst_count_miss=0.5, worst_sweep=2, v_t_start=-56.2)
+    (line,) = search_report(dict(base, attempts=[miss, same], kept_attempt=1))
+    assert "missed fitted sweep 6 by 4.0 count tolerances" in line and "v_t" not in line
+    (line,) = search_report(dict(base, attempts=[met, onset], kept_attempt=1))
+    assert "spike onsets lie more than 10 mV" in line and "started at v_t -30.0 mV" in line
+    assert "kept search 2 (losses 3, 1)" in line
+    assert search_report(dict(base, attempts=[met], kept_attempt=0)) == []
+    (line,) = search_report(dict(base, attempts=[miss], kept_attempt=0))
+    assert line.startswith("not searched again") and "40 s of rows" in line

@@ -679,9 +679,16 @@ def test_a_fit_that_misses_a_fitted_sweep_searches_again_and_keeps_the_lowest_lo
     # A cell whose spikes start 16 mV higher (v_t -40): the second search starts there.
     monkeypatch.setattr(cell_fit, "RETRY_ROW_SECONDS", 1e9)
     script(8.5, 5.0, 0.5)
-    high = fit_recording(_synthetic(dataclasses.replace(TRUE, v_t=-40.0), amps=(-60.0, 300.0)), **kw)
-    tries = high.settings["attempts"]
+    high_cell = _synthetic(dataclasses.replace(TRUE, v_t=-40.0), amps=(-60.0, 300.0))
+    tries = fit_recording(high_cell, **kw).settings["attempts"]
     assert tries[0]["v_t_start"] == tries[2]["v_t_start"] == RS.v_t and abs(tries[1]["v_t_start"] + 40.0) < 3.0
+    # There, the search from the onsets runs even where the first meets every fitted sweep,
+    # and nothing more after it; not where retries=0 forbids further searches.
+    script(0.5, 0.5)
+    tries = fit_recording(high_cell, **kw).settings["attempts"]
+    assert len(tries) == 2 and abs(tries[1]["v_t_start"] + 40.0) < 3.0
+    script(0.5)
+    assert len(fit_recording(high_cell, retries=0, **kw).settings["attempts"]) == 1
 
 
 def test_onset_v_t_finds_a_cell_whose_spikes_start_on_a_plateau():

@@ -19,6 +19,7 @@ from ..io.sources import TRACE_COLUMNS, names_a_recording
 from ..io.results import save_fit, save_params
 from ..models import model_of
 from ..recordings.cell_fit import DEFAULT_TRAINABLE
+from ..recordings.start import ONSET_MARGIN
 from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_with_model
 from ..recordings.choice import coverage_warning
 from ..recordings.evaluation import evaluate, format_value, parse_sweeps, plot_evaluation
@@ -143,20 +144,8 @@ def cmd_fit_recording(args):
         how = "as given" if args.bridge is not None else "measured from the jumps at current steps"
         print(f"bridge: removed {rs:.1f} MΩ × I from the voltage (series resistance, {how}; "
               "--bridge 0 keeps the voltage as recorded)")
-    tries = res.settings.get("attempts", [])
-    if len(tries) > 1:  # the search missed a fitted sweep: say what was searched again and why
-        first = tries[0]
-        print(f"searched {len(tries)} times: the first model missed fitted sweep {first['worst_sweep']} by "
-              f"{first['worst_count_miss']:.1f} count tolerances (more than {res.settings['retry_tolerances']:g}); "
-              f"kept search {res.settings['kept_attempt'] + 1} (losses "
-              + ", ".join(f"{a['loss']:.3g}" for a in tries) + ")"
-              + (f"; the second started at v_t {tries[1]['v_t_start']:.1f} mV, where the cell's spike onsets put it"
-                 if tries[1].get("v_t_start") not in (None, first.get("v_t_start")) else ""))
-    kept = tries[res.settings["kept_attempt"]] if tries else None
-    if kept and kept["worst_count_miss"] > res.settings["retry_tolerances"] and len(tries) <= res.settings["retries"]:
-        print(f"not searched again although the model misses fitted sweep {kept['worst_sweep']} by "
-              f"{kept['worst_count_miss']:.1f} count tolerances: one search simulates {res.settings['row_seconds']:.0f} s "
-              f"of rows, and all searches together at most {res.settings['retry_row_seconds']:g} s")
+    for line in search_report(res.settings):
+        print(line)
     s = res.features["summary"]
     print(f"sweeps {list(res.sweeps)}: loss {res.loss:.4g}; within ±1 spike {100 * s['fraction_within_1_spike']:.0f} %, "
           f"f–I RMS {format_value(s['fi_rms_hz'])} Hz, rest error {format_value(s['rest_error_mV'])} mV; {res.wall_time:.0f} s")
@@ -290,3 +279,34 @@ def add_command(sub) -> None:
                    help="save the fit's state in DIR after every generation/iteration (recordings) or "
                         "iteration (traces); rerunning the same command resumes there (DIR is kept)")
     f.set_defaults(func=cmd_fit, out_suffixes=(".json",))
+
+
+def search_report(settings: dict) -> list:
+    """What ``hhjax fit`` says of a recording fit's searches (``settings`` of
+    :func:`hhjax.recordings.cell_fit.fit_recording`): why it searched again, which search it
+    kept, and where it stopped although its model misses a fitted sweep; [] after one search
+    that met its sweeps.
+
+    >>> tries = [dict(loss=3.32, worst_count_miss=0.5, worst_sweep=7, v_t_start=-56.2),
+    ...          dict(loss=0.56, worst_count_miss=0.2, worst_sweep=3, v_t_start=-25.4)]
+    >>> search_report(dict(attempts=tries, kept_attempt=1, retry_tolerances=1.0, retries=2))
+    ["searched 2 times: the cell's spike onsets lie more than 10 mV from the model's; kept search 2 (losses 3.32, 0.56); the second started at v_t -25.4 mV, where the cell's spike onsets put it"]
+    """
+    lines = []
+    tries, tol = settings.get("attempts", []), settings.get("retry_tolerances")
+    if len(tries) > 1:
+        first, onset = tries[0], tries[1].get("v_t_start") not in (None, tries[0].get("v_t_start"))
+        why = (f"the first model missed fitted sweep {first['worst_sweep']} by {first['worst_count_miss']:.1f} "
+               f"count tolerances (more than {tol:g})" if first["worst_count_miss"] > tol else
+               f"the cell's spike onsets lie more than {ONSET_MARGIN:g} mV from the model's")
+        lines.append(f"searched {len(tries)} times: {why}; kept search {settings['kept_attempt'] + 1} (losses "
+                     + ", ".join(f"{a['loss']:.3g}" for a in tries) + ")"
+                     + (f"; the second started at v_t {tries[1]['v_t_start']:.1f} mV, where the cell's spike "
+                        "onsets put it" if onset else ""))
+    kept = tries[settings["kept_attempt"]] if tries else None
+    if kept and kept["worst_count_miss"] > tol and len(tries) <= settings["retries"]:
+        lines.append(f"not searched again although the model misses fitted sweep {kept['worst_sweep']} by "
+                     f"{kept['worst_count_miss']:.1f} count tolerances: one search simulates "
+                     f"{settings['row_seconds']:.0f} s of rows, and all searches together at most "
+                     f"{settings['retry_row_seconds']:g} s")
+    return lines
