@@ -281,7 +281,7 @@ def add_command(sub) -> None:
     f.set_defaults(func=cmd_fit, out_suffixes=(".json",))
 
 
-def search_report(settings: dict) -> list:
+def search_report(settings: dict) -> list[str]:
     """What ``hhjax fit`` says of a recording fit's searches (``settings`` of
     :func:`hhjax.recordings.cell_fit.fit_recording`): why it searched again, which search it
     kept, and where it stopped although its model misses a fitted sweep; [] after one search

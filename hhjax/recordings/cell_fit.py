@@ -232,7 +232,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     # Even attempts start at the model's own kinetics; odd ones, where the cell's spike onsets
     # say the kinetics are off, with v_t moved to where its spikes start. That second search
     # runs even where the first meets its training counts: on plateau-firing cells the first
-    # then sits in a basin of 6-9 times the loss, which generalises worse (draws 1, 4).
+    # then sits in a basin of 6-9 times the loss, which generalises worse (synthetic draws 1, 4).
     v_t_onset = onset_v_t(data_np, base, dt) if retries and "v_t" in names else None
     starts = [setup(base)] + ([] if v_t_onset is None else [setup(dataclasses.replace(base, v_t=v_t_onset))])
     row_seconds = data_np["v_obs"].shape[0] * (data_np["v_obs"].shape[1] - 1) * dt / 1000.0  # simulated per search

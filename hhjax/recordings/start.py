@@ -1,6 +1,6 @@
 """Where :func:`hhjax.recordings.cell_fit.fit_recording` starts: the observed resting
 potential and, where a hyperpolarising step (else a silent depolarising one) allows it, the
-direct least-squares passive estimate (:func:`hhjax.direct_estimate`); for a repeated
+direct least-squares passive estimate (:func:`hhjax.direct_estimate`); for the second
 search, the ``v_t`` at which the model's spikes start where the cell's do
 (:func:`onset_v_t`)."""
 
