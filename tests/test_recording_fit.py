@@ -5,6 +5,7 @@ well under a minute on a CPU."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 
 import numpy as np
@@ -233,8 +234,13 @@ def test_fit_with_model_is_one_entry_point_for_one_model_and_auto():
     auto = fit_with_model(rec, "auto", search={"generations": 1, "population": 8}, sweeps=[0, 1, 4], key=0,
                           candidates=("pospischil", "pospischil_fs"), n_starts=1, progress=False)
     assert auto.settings["model"] == auto.settings["model_selection"]["winner"]
+    # The candidates rank with AUTO_SEARCH where the search leaves it out, one search each;
+    # the winner's final fit has fit_recording's defaults there.
+    ranked = auto.settings["model_selection"]["candidate_search"]
+    assert (ranked["generations"], ranked["population"], ranked["steps"], ranked["retries"]) == \
+        (1, 8, AUTO_SEARCH["steps"], 0)
     assert (auto.settings["generations"], auto.settings["population"]) == (1, 8)
-    assert auto.settings["steps"] == AUTO_SEARCH["steps"]
+    assert auto.settings["steps"] == inspect.signature(fit_recording).parameters["steps"].default != AUTO_SEARCH["steps"]
     with pytest.raises(ValueError, match="model: 'hh' is not a recording model"):
         fit_with_model(rec, "hh")
 
@@ -249,7 +255,7 @@ def test_fit_auto_selects_by_held_out_sweeps(tmp_path):
               search={"generations": 2, "population": 16, "steps": 0, "n_starts": 1})
     res = fit_auto(rec, checkpoint=str(tmp_path / "ck"), **kw)
     # Each candidate checkpointed in its own folder; a rerun replays them to the same result.
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["pospischil", "pospischil_ib"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["final", "pospischil", "pospischil_ib"]
     again = fit_auto(rec, checkpoint=str(tmp_path / "ck"), **kw)
     assert again.params == res.params and again.settings["model_selection"]["winner"] == \
         res.settings["model_selection"]["winner"]
