@@ -200,8 +200,8 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     val = validation_sweeps(recording, train)
     info = sweep_table(recording)
     table = {}
+    kw = {"retries": 0, **AUTO_SEARCH, **(search or {}), **fit_kwargs}  # ranking fits: small, one search
     for name in candidates:
-        kw = {"retries": 0, **AUTO_SEARCH, **(search or {}), **fit_kwargs}
         res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
                             checkpoint=None if checkpoint is None else os.path.join(checkpoint, name), **kw)
         rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
