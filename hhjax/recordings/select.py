@@ -1,7 +1,7 @@
 """Choosing the model by the data: ``hhjax fit RECORDING --model auto``.
 
 Every candidate of :data:`AUTO_CANDIDATES` is fitted (a smaller search each,
-:data:`AUTO_SEARCH`, not repeated) to the same training sweeps (:func:`choose_sweeps`), then scored on
+:data:`AUTO_SEARCH`, repeated at most once) to the same training sweeps (:func:`choose_sweeps`), then scored on
 *validation sweeps* it was not fitted to (:func:`validation_sweeps`: up to two spiking sweeps
 between the fitted currents, by rule) — cross-validation across sweeps, never the training
 loss, which a model with more currents can always lower. The score (lower is better) is
@@ -182,7 +182,8 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         search: search size (``generations``, ``population``, ``steps``): per candidate,
             what it leaves out is :data:`AUTO_SEARCH`'s; for the winner's final fit,
             :func:`fit_recording`'s defaults. ``fit_kwargs`` go to :func:`fit_recording` for
-            every fit (``retries`` only to the final one unless given).
+            every fit (``retries`` 1 for the candidates unless given: a second search from the
+            cell's spike onsets where they lie off, else where the first missed a fitted sweep).
         checkpoint: a directory; each candidate checkpoints in its own subfolder (named
             by the candidate), the final fit in ``final``, so a rerun resumes the unfinished
             fit and replays the finished ones from their saved state.
@@ -200,7 +201,9 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     val = validation_sweeps(recording, train)
     info = sweep_table(recording)
     table = {}
-    kw = {"retries": 0, **AUTO_SEARCH, **(search or {}), **fit_kwargs}  # ranking fits: small, one search
+    # Ranking fits: small, and repeated at most once, so that a cell whose spikes start far
+    # from every candidate's (a plateau-firing cell) is ranked from its onsets too.
+    kw = {"retries": 1, **AUTO_SEARCH, **(search or {}), **fit_kwargs}
     for name in candidates:
         res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
                             checkpoint=None if checkpoint is None else os.path.join(checkpoint, name), **kw)
