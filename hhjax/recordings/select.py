@@ -1,7 +1,8 @@
 """Choosing the model by the data: ``hhjax fit RECORDING --model auto``.
 
 Every candidate of :data:`AUTO_CANDIDATES` is fitted (a smaller search each,
-:data:`AUTO_SEARCH`, repeated at most once) to the same training sweeps (:func:`choose_sweeps`), then scored on
+:data:`AUTO_SEARCH`, repeated at most once) to the same training sweeps
+(:func:`choose_sweeps`), then scored on
 *validation sweeps* it was not fitted to (:func:`validation_sweeps`: up to two spiking sweeps
 between the fitted currents, by rule) — cross-validation across sweeps, never the training
 loss, which a model with more currents can always lower. The score (lower is better) is
@@ -200,13 +201,18 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     train = list(sweeps) if sweeps is not None else choose_sweeps(recording)
     val = validation_sweeps(recording, train)
     info = sweep_table(recording)
+
+    def fit(name, folder, **options):
+        """Fit candidate ``name`` to the training sweeps, checkpointing in ``folder``."""
+        return fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
+                             checkpoint=None if checkpoint is None else os.path.join(checkpoint, folder), **options)
+
     table = {}
     # Ranking fits: small, and repeated at most once, so that a cell whose spikes start far
     # from every candidate's (a plateau-firing cell) is ranked from its onsets too.
     kw = {"retries": 1, **AUTO_SEARCH, **(search or {}), **fit_kwargs}
     for name in candidates:
-        res = fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
-                            checkpoint=None if checkpoint is None else os.path.join(checkpoint, name), **kw)
+        res = fit(name, name, **kw)
         rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
         table[name] = {"rows": rows, "training_failures": int(_failures(res.features["sweeps"])),
                        "loss": float(res.loss), "fit_time_s": float(res.wall_time)}
@@ -235,9 +241,7 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
                                 for n, t in table.items()},
                  "wall_time_s": time.perf_counter() - t0}
     t_final = time.perf_counter()
-    best = fit_recording(recording, model=winner, sweeps=train, key=key, progress=progress,
-                         checkpoint=None if checkpoint is None else os.path.join(checkpoint, "final"),
-                         **(search or {}), **fit_kwargs)
+    best = fit(winner, "final", **(search or {}), **fit_kwargs)
     selection["final_fit_s"] = time.perf_counter() - t_final
     n_sweeps = len(info)
     settings = {**best.settings, "model": winner, "model_selection": selection, "n_sweeps_in_recording": n_sweeps}
