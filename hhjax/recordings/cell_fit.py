@@ -233,9 +233,10 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     # say the kinetics are off, with v_t moved to where its spikes start. That second search
     # runs even where the first meets its training counts: on plateau-firing cells the first
     # then sits in a basin of 6-9 times the loss, which generalises worse (synthetic draws 1, 4).
-    v_t_onset = onset_v_t(data_np, base, dt) if retries and "v_t" in names else None
-    starts = [setup(base)] + ([] if v_t_onset is None else [setup(dataclasses.replace(base, v_t=v_t_onset))])
     row_seconds = data_np["v_obs"].shape[0] * (data_np["v_obs"].shape[1] - 1) * dt / 1000.0  # simulated per search
+    second = retries and 2 * row_seconds <= RETRY_ROW_SECONDS  # a second search fits the row budget
+    v_t_onset = onset_v_t(data_np, base, dt) if second and "v_t" in names else None
+    starts = [setup(base)] + ([] if v_t_onset is None else [setup(dataclasses.replace(base, v_t=v_t_onset))])
     attempts: list = []   # what fit.json reports of each search
     results: list = []    # (Search, params, evaluation, setup) of each search
     for k in range(retries + 1):
