@@ -18,12 +18,13 @@ fails (unreadable, fit error) is recorded with its ``error`` and the run goes on
 ``results.json`` is ``{"cells": [...]}``, one entry per recording (per seed with
 ``--seeds N``, each with a ``seed`` key)::
 
-    {"recording", "model", "fit_time_s", "fit_sweeps", ["seed"],
+    {"recording", "model", "fit_time_s", "fit_sweeps", ["seed"], ["model_selection"],
      "sweeps": [{"sweep", "held_out", "observed_spikes", "predicted_spikes",
                  "observed_rate_hz", "predicted_rate_hz", "observed_rest_mV", "predicted_rest_mV"}]}
 
 with null where a value is undefined (no depolarising epoch: no rate; spontaneous firing:
-no rest). ``fit_time_s`` is wall time, compilation included, over every search the fit ran
+no rest). With ``--model auto``, ``model_selection`` has ``why``, ``validation_sweeps`` and
+each candidate's cross-validated ``scores`` (:mod:`hhjax.recordings.select`). ``fit_time_s`` is wall time, compilation included, over every search the fit ran
 (the table says how many where a search missed a fitted sweep and was repeated). A Markdown table per cell
 (held-out targets, detector counts, CPU time and the load average, since the CPU may be
 shared) goes to stdout and next to the JSON as ``.md``; a figure per cell goes to
@@ -102,6 +103,9 @@ def bench_one(path, folder, seed, args):
             print(f"  model {sel['winner']}: {sel['why']}", file=sys.stderr)
         cell.update(model=res.settings["model"], fit_time_s=round(time.perf_counter() - t0, 2),
                     fit_sweeps=[int(k) for k in res.sweeps])
+        if sel is not None:
+            cell["model_selection"] = {"why": sel["why"], "validation_sweeps": sel["validation_sweeps"],
+                                       "scores": {n: c["score"] for n, c in sel["candidates"].items()}}
         extra["searches"] = len(res.settings.get("attempts", [None]))
         extra["cpu_s"] = time.process_time() - cpu0
         used = set(cell["fit_sweeps"]) | set(res.settings.get("model_selection", {}).get("validation_sweeps", []))

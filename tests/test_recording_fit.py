@@ -248,7 +248,7 @@ def test_fit_with_model_is_one_entry_point_for_one_model_and_auto():
 def test_fit_auto_selects_by_held_out_sweeps(tmp_path):
     """--model auto: candidates fitted to the same training sweeps, scored on sweeps they
     did not see; the report's scores are recomputable from its own validation rows."""
-    from hhjax.recordings.select import cv_score, fit_auto
+    from hhjax.recordings.select import AUTO_MARGIN, cv_score, fit_auto
 
     rec = _synthetic(amps=(-60.0, 60.0, 100.0, 150.0, 200.0))
     kw = dict(sweeps=[0, 1, 4], candidates=("pospischil", "pospischil_ib"), key=0,
@@ -267,9 +267,33 @@ def test_fit_auto_selects_by_held_out_sweeps(tmp_path):
     for c in sel["candidates"].values():
         assert [r["sweep"] for r in c["validation_rows"]] == [2, 3]
         assert c["score"] == pytest.approx(cv_score(c["validation_rows"], top) + 10.0 * c["training_failures"])
-    best = min(sel["candidates"].values(), key=lambda c: c["score"])
-    assert sel["candidates"][sel["winner"]]["score"] == best["score"]
+    # The winner scores lowest, or within AUTO_MARGIN of the lowest with fewer conductances.
+    scores = {n: c["score"] for n, c in sel["candidates"].items()}
+    if sel["winner"] == "pospischil_ib":
+        assert scores["pospischil_ib"] < scores["pospischil"] - AUTO_MARGIN
+    else:
+        assert scores["pospischil"] <= scores["pospischil_ib"] + AUTO_MARGIN
     assert type(res.params).__name__ == ("PospischilParams" if sel["winner"] == "pospischil" else "PospischilIBParams")
+
+
+@pytest.mark.parametrize("scores, rebound, winner", [
+    ({"pospischil": 0.15, "pospischil_fs": 0.9, "pospischil_ib": 0.1, "pospischil_lts": 0.08}, False, "pospischil"),
+    ({"pospischil": 2.0, "pospischil_fs": 1.2, "pospischil_ib": 0.5}, False, "pospischil_fs"),  # same conductances
+    ({"pospischil": 2.0, "pospischil_fs": 1.8, "pospischil_ib": 0.5}, False, "pospischil_ib"),  # by > 1
+    ({"pospischil": 1.3, "pospischil_lts": 0.8}, False, "pospischil"),
+    ({"pospischil": 1.3, "pospischil_ib": 0.9, "pospischil_lts": 0.8}, True, "pospischil_lts"),  # rebound: T shown
+    ({"pospischil": 0.4, "pospischil_fs": 0.4}, False, "pospischil"),  # ties: the earlier
+    ({"pospischil_ib": 12.0, "pospischil_lts": 0.3}, False, "pospischil_lts"),
+])
+def test_pick_winner_prefers_fewer_conductances_within_the_margin(scores, rebound, winner):
+    """Hand-worked cases: a calcium current must win by more than one target tolerance
+    (AUTO_MARGIN 1.0) unless the cell rebounds (T-type); equal conductances go by score."""
+    from hhjax.recordings.select import AUTO_MARGIN, pick_winner
+
+    assert AUTO_MARGIN == 1.0
+    got, why = pick_winner(scores, rebound=rebound)
+    assert got == winner
+    assert f"{scores[winner]:.3g}" in why and ("within 1 of the lowest" in why) == (min(scores.values()) < scores[winner])
 
 
 @pytest.mark.parametrize("argv, needle", [(["--model", "hh"], "--model"),

@@ -15,8 +15,11 @@ the mean over validation sweeps of
 
 plus 10 per qualitative failure (model silent where the cell fires >= 3 spikes, or >= 3
 where it is silent) on the validation sweeps *and on the training sweeps*: a candidate in a
-regime the training sweeps contradict cannot beat one that is not. Ties go to the earlier
-candidate (the simpler model first). The winner is then fitted again to the training sweeps
+regime the training sweeps contradict cannot beat one that is not. A candidate with a
+calcium current must beat the candidates without one by more than :data:`AUTO_MARGIN`
+(:func:`pick_winner`), unless the cell shows what that current makes (rebound spikes, for the
+T-type current): one or two validation sweeps cannot tell closer scores apart, and the extra
+current is then a guess the data do not support. The winner is then fitted again to the training sweeps
 with the full search of :func:`~hhjax.recordings.cell_fit.fit_recording` (repeated searches
 included), and that fit is returned: the small searches only rank the candidates (on
 synthetic draw 0 they left the FS block cell's model firing at rest on every held-out
@@ -57,6 +60,11 @@ def check_recording_model(model: str) -> str:
 
 AUTO_SEARCH = {"generations": 8, "population": 96, "steps": 2}
 FAILURE_COST = 10.0
+#: How much lower (in the score's unit, one target tolerance per validation sweep) a
+#: candidate with more fitted conductances must score to beat one with fewer: a difference
+#: under one tolerance is one no held-out target resolves. Where the cell shows the extra
+#: current's signature (rebound spikes for the T-type current) it competes on score alone.
+AUTO_MARGIN = 1.0
 
 
 def fit_with_model(recording, model: str = "pospischil", *, search: dict | None = None, **fit_kwargs):
@@ -168,6 +176,36 @@ def cv_score(rows: list, top_rate_hz: float) -> float:
     return total / len(rows)
 
 
+def pick_winner(scores: dict, *, rebound: bool = False, margin: float = AUTO_MARGIN) -> tuple:
+    """The candidate to keep, and why, from cross-validated ``scores`` (model name to score,
+    lower is better, in insertion order): of the candidates within ``margin`` of the lowest
+    score, the one with the fewest extra conductances (:data:`MODELS`), then the lowest score,
+    then the earliest. Where ``rebound`` (the cell fires rebound spikes), a candidate with the
+    T-type current (``g_cat``) counts as having no extra conductance: the data show it.
+
+    >>> pick_winner({"pospischil": 1.3, "pospischil_fs": 1.5, "pospischil_ib": 0.6})[0]
+    'pospischil'
+    >>> pick_winner({"pospischil": 1.7, "pospischil_ib": 0.6})[0]
+    'pospischil_ib'
+    >>> pick_winner({"pospischil": 1.3, "pospischil_lts": 0.8}, rebound=True)[0]
+    'pospischil_lts'
+    """
+    names = list(scores)
+
+    def extra(n):
+        added = MODELS[n][1]
+        return 0 if rebound and "g_cat" in added else len(added)
+
+    best = min(names, key=lambda n: (scores[n], names.index(n)))
+    near = [n for n in names if scores[n] <= scores[best] + margin]
+    winner = min(near, key=lambda n: (extra(n), scores[n], names.index(n)))
+    others = ", ".join(f"{n} {scores[n]:.3g}" for n in names if n != winner)
+    if winner == best:
+        return winner, f"lowest cross-validated score, {scores[winner]:.3g} (others: {others})"
+    return winner, (f"cross-validated score {scores[winner]:.3g}, within {margin:g} of the lowest "
+                    f"({best} {scores[best]:.3g}) with fewer fitted conductances (others: {others})")
+
+
 def _failures(rows):
     return sum(((r["observed_spikes"] >= 3) and r["predicted_spikes"] == 0)
                or (r["observed_spikes"] == 0 and r["predicted_spikes"] >= 3) for r in rows)
@@ -219,11 +257,10 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     top = max([r["observed_rate_hz"] or 0.0 for t in table.values() for r in t["rows"]] + [0.0])
     for name, t in table.items():
         t["score"] = cv_score(t["rows"], top) + FAILURE_COST * t["training_failures"] if val else float("nan")
-    finite = [n for n in candidates if np.isfinite(table[n]["score"]) and np.isfinite(table[n]["loss"])]
+    finite = {n: table[n]["score"] for n in candidates if np.isfinite(table[n]["score"]) and np.isfinite(table[n]["loss"])}
     if finite:
-        winner = min(finite, key=lambda n: (table[n]["score"], candidates.index(n)))
-        why = (f"lowest cross-validated score on held-out sweeps {val}: {table[winner]['score']:.3g} "
-               f"(others: " + ", ".join(f"{n} {table[n]['score']:.3g}" for n in candidates if n != winner) + ")")
+        winner, why = pick_winner(finite, rebound=any(x.rebound for x in info))
+        why = f"held-out sweeps {val}: {why}"
     else:  # no validation sweep (a recording of <= 4 sweeps): fall back to the default model
         winner = candidates[0]
         why = "no sweep left for validation: kept the default model, not chosen by the data"
