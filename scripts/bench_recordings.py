@@ -24,8 +24,9 @@ fails (unreadable, fit error) is recorded with its ``error`` and the run goes on
 
 with null where a value is undefined (no depolarising epoch: no rate; spontaneous firing:
 no rest). With ``--model auto``, ``model_selection`` has ``why``, ``validation_sweeps`` and
-each candidate's cross-validated ``scores`` (:mod:`hhjax.recordings.select`). ``fit_time_s`` is wall time, compilation included, over every search the fit ran
-(the table says how many where a search missed a fitted sweep and was repeated). A Markdown table per cell
+each candidate's cross-validated ``scores`` (:mod:`hhjax.recordings.select`).
+``fit_time_s`` is wall time, compilation included, over every search the fit ran (the
+table says how many where a search missed a fitted sweep and was repeated). A Markdown table per cell
 (held-out targets, detector counts, CPU time and the load average, since the CPU may be
 shared) goes to stdout and next to the JSON as ``.md``; a figure per cell goes to
 ``--figures``.

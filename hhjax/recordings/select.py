@@ -19,11 +19,11 @@ regime the training sweeps contradict cannot beat one that is not. A candidate w
 calcium current must beat the candidates without one by more than :data:`AUTO_MARGIN`
 (:func:`pick_winner`), unless the cell shows what that current makes (rebound spikes, for the
 T-type current): one or two validation sweeps cannot tell closer scores apart, and the extra
-current is then a guess the data do not support. The winner is then fitted again to the training sweeps
-with the full search of :func:`~hhjax.recordings.cell_fit.fit_recording` (repeated searches
-included), and that fit is returned: the small searches only rank the candidates (on
-synthetic draw 0 they left the FS block cell's model firing at rest on every held-out
-sweep, where the full search of the same model meets every target).
+current is then a guess the data do not support. The winner is then fitted again to the
+training sweeps with the full search of :func:`~hhjax.recordings.cell_fit.fit_recording`
+(repeated searches included), and that fit is returned: the small searches only rank the
+candidates (on synthetic draw 0 they left the FS block cell's model firing at rest on every
+held-out sweep, where the full search of the same model meets every target).
 """
 
 from __future__ import annotations
