@@ -296,6 +296,25 @@ def test_pick_winner_prefers_fewer_conductances_within_the_margin(scores, reboun
     assert f"{scores[winner]:.3g}" in why and ("within 1 of the lowest" in why) == (min(scores.values()) < scores[winner])
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 30.0), min_size=4, max_size=4), st.booleans(), st.floats(0.0, 30.0))
+def test_pick_winner_invariants(values, rebound, worse_by):
+    """Whatever the scores: the winner lies within the margin of the lowest; no candidate
+    scoring lower has fewer (counted) conductances; and a candidate added beyond the margin
+    of the lowest score never changes the choice."""
+    from hhjax.recordings.cell_fit import MODELS
+    from hhjax.recordings.select import AUTO_CANDIDATES, AUTO_MARGIN, pick_winner
+
+    scores = dict(zip(AUTO_CANDIDATES, values))
+    winner, _ = pick_winner(scores, rebound=rebound)
+    n_extra = {n: 0 if rebound and "g_cat" in MODELS[n][1] else len(MODELS[n][1]) for n in scores}
+    assert scores[winner] <= min(values) + AUTO_MARGIN
+    assert not any(scores[n] < scores[winner] and n_extra[n] < n_extra[winner] for n in scores)
+    three = {n: scores[n] for n in AUTO_CANDIDATES[:3]}
+    late = {**three, "pospischil_lts": min(three.values()) + AUTO_MARGIN + 1e-6 + worse_by}
+    assert pick_winner(late, rebound=rebound)[0] == pick_winner(three, rebound=rebound)[0]
+
+
 @pytest.mark.parametrize("argv, needle", [(["--model", "hh"], "--model"),
                                           (["--model", "auto", "--preset", "pospischil"], "--preset")])
 def test_cli_fit_model_errors_are_one_line(tmp_path, synthetic, capsys, argv, needle):
