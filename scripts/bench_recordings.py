@@ -109,7 +109,7 @@ def bench_one(path, folder, seed, args):
                                        "scores": {n: c["score"] for n, c in sel["candidates"].items()}}
         extra["searches"] = len(res.settings.get("attempts", [None]))
         extra["cpu_s"] = time.process_time() - cpu0
-        used = set(cell["fit_sweeps"]) | set(res.settings.get("model_selection", {}).get("validation_sweeps", []))
+        used = set(cell["fit_sweeps"]) | set(sel["validation_sweeps"] if sel is not None else ())
         out, (t_sim, v_sim) = evaluate(res.params, rec, dt=res.settings["dt_ms"], return_traces=True)
         cell["sweeps"] = [{**{k: r[k] for k in SWEEP_KEYS if k != "held_out"}, "held_out": r["sweep"] not in used}
                           for r in out["sweeps"]]

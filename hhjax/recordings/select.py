@@ -2,10 +2,10 @@
 
 Every candidate of :data:`AUTO_CANDIDATES` is fitted (a smaller search each,
 :data:`AUTO_SEARCH`, repeated at most once) to the same training sweeps
-(:func:`choose_sweeps`), then scored on
-*validation sweeps* it was not fitted to (:func:`validation_sweeps`: up to two spiking sweeps
-between the fitted currents, by rule) — cross-validation across sweeps, never the training
-loss, which a model with more currents can always lower. The score (lower is better) is
+(:func:`choose_sweeps`), then scored on *validation sweeps* it was not fitted to
+(:func:`validation_sweeps`: up to two spiking sweeps between the fitted currents, by rule)
+— cross-validation across sweeps, never the training loss, which a model with more currents
+can always lower. The score (lower is better) is
 the mean over validation sweeps of
 
 * ``|Δ count| / max(1, 10 % of the observed count)``,
@@ -65,6 +65,10 @@ FAILURE_COST = 10.0
 #: under one tolerance is one no held-out target resolves. Where the cell shows the extra
 #: current's signature (rebound spikes for the T-type current) it competes on score alone.
 AUTO_MARGIN = 1.0
+#: The conductance that makes rebound spikes (the T-type Ca current of ``pospischil_lts``):
+#: :func:`rebound_warning` names the models without it, :func:`pick_winner` lets the models
+#: with it compete on score alone where the cell rebounds.
+REBOUND_CURRENT = "g_cat"
 
 
 def fit_with_model(recording, model: str = "pospischil", *, search: dict | None = None, **fit_kwargs):
@@ -111,7 +115,7 @@ def rebound_warning(recording, model: str) -> str:
     >>> rebound_warning(Recording(t, v, i, (0,), 1e4, "cell.abf"), "pospischil_lts")
     ''
     """
-    if "g_cat" in MODELS.get(model, (None, ()))[1]:
+    if REBOUND_CURRENT in MODELS.get(model, (None, ()))[1]:
         return ""
     hit = [int(x.sweep) for x in sweep_table(recording) if x.rebound]
     if not hit:
@@ -194,7 +198,7 @@ def pick_winner(scores: dict, *, rebound: bool = False, margin: float = AUTO_MAR
 
     def extra(n):
         added = MODELS[n][1]
-        return 0 if rebound and "g_cat" in added else len(added)
+        return 0 if rebound and REBOUND_CURRENT in added else len(added)
 
     best = min(names, key=lambda n: (scores[n], names.index(n)))
     near = [n for n in names if scores[n] <= scores[best] + margin]
