@@ -45,10 +45,19 @@ def _abf(path):
 def _ibw(path):
     import igor2.binarywave as bw  # optional: only for the reference data
 
+    if path.suffix == ".xz":
+        with tempfile.NamedTemporaryFile(suffix=".ibw", delete=False) as f:
+            f.write(lzma.decompress(path.read_bytes()))
+        try:  # read once closed, i.e. flushed
+            return _ibw(Path(f.name))
+        finally:
+            Path(f.name).unlink()
     w = bw.load(str(path))["wave"]
     y = np.asarray(w["wData"], float)
-    dx = float(w["wave_header"]["sfA"][0])
-    unit = "".join(c.decode() if isinstance(c, bytes) else str(c) for c in w["wave_header"]["dimUnits"][0]).strip("\x00")
+    h = w["wave_header"]
+    # version 5 (B6, B8) scales x with sfA/dimUnits, version 2 (B95) with hsA/xUnits
+    dx, units = (float(h["sfA"][0]), h["dimUnits"][0]) if "sfA" in h else (float(h["hsA"]), h["xUnits"])
+    unit = "".join(c.decode() if isinstance(c, bytes) else str(c) for c in units).strip("\x00")
     dt_ms = dx * 1000.0 if unit.strip() in ("s", "") and dx < 0.01 else dx
     return np.arange(y.size) * dt_ms, y
 
@@ -65,7 +74,11 @@ def sweeps(d: Path | None = None):
             a = np.loadtxt(lzma.open(p, "rt") if p.suffix == ".xz" else p)
             yield "current.txt", 0, 1000.0 * a[:, 0], a[:, 2]
             break
-    ibw = sorted(d.glob("B6/*Ch3*.ibw")) or sorted(d.glob("*Ch3*.ibw"))
-    for k, p in enumerate(ibw):
-        t, v = _ibw(p)
-        yield "B6", k, t, v
+    # Igor sets: a folder per cell (B6, B8, B95), its voltage waves ``*Ch3*``, numbered in
+    # file-name order; a loose set at the top is B6 (a copy made before the folder).
+    sets = {f.name: sorted(f.glob("*Ch3*.ibw*")) for f in sorted(d.iterdir()) if f.is_dir()}
+    sets = {name: files for name, files in sets.items() if files} or {"B6": sorted(d.glob("*Ch3*.ibw*"))}
+    for name, files in sets.items():
+        for k, p in enumerate(files):
+            t, v = _ibw(p)
+            yield name, k, t, v

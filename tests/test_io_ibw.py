@@ -121,6 +121,30 @@ def test_b6_glob_list_and_folder_agree():
     assert np.all(np.diff(step) > 0), step
 
 
+def test_b95_protocol_as_bluepyefe_reads_it():
+    """BluePyEfe's own test of B95_*_107 (tests/test_recording.py, its Step eCode): the
+    step starts within 10 ms of 700 ms and ends within 10 ms of 2700 ms, the holding
+    current is -0.03 nA and the step 0.033 nA above it, each within 0.005 nA."""
+    from hhjax.recordings.evaluation import stimulus_epochs
+
+    rec = load_recording(_data("B95"))
+    assert rec.n_sweeps == 1 and rec.sampling_rate_hz == 4000.0
+    hold, epochs = stimulus_epochs(rec.t, rec.i[0])
+    (step,) = epochs
+    assert abs(step.start - 700.0) < 10.0 and abs(step.stop - 2700.0) < 10.0
+    assert abs(hold / 1000.0 + 0.03) < 0.005 and abs(step.amp / 1000.0 - 0.033) < 0.005
+
+
+def test_b8_set_is_read_from_compressed_waves():
+    """B8 is stored as ``.ibw.xz``: numbers, channels and units come through the
+    decompression as from plain waves (the steps grow with the file number)."""
+    rec = load_recording(_data("B8"))
+    assert rec.metadata["file_numbers"] == [145, 146, 147, 148, 149]
+    assert rec.metadata["voltage_channel"] == "B8_Ch3_IDRest_*.ibw.xz"
+    step = rec.i[:, 4000:10000].mean(axis=1) - rec.i[:, :2000].mean(axis=1)
+    assert np.all(np.diff(step) > 0) and np.all(rec.v[:, :2000].mean(axis=1) < -60.0)
+
+
 # ------------------------------------------------------------------ pairing, order, units
 
 def test_pairing_by_header_units_and_numeric_order(tmp_path):
@@ -226,7 +250,7 @@ def test_implausible_voltage_warns_and_v_units_fixes_it(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["18711001.abf", "171116sh_0018.abf", "17o05028_ic_steps.abf",
-                                  "171116sh_0016.abf", "File_axon_5.abf", "current.txt", "B6"])
+                                  "171116sh_0016.abf", "File_axon_5.abf", "current.txt", "B6", "B8", "B95"])
 def test_real_recordings_are_plausible(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ImplausibleVoltageWarning)

@@ -254,7 +254,7 @@ def _reference():
 
 def test_reference_table_is_complete_and_sane():
     ref = _reference()
-    assert len(ref) == 89 and all(n >= 0 for n, _ in ref.values())
+    assert len(ref) == 95 and all(n >= 0 for n, _ in ref.values())
 
 
 @pytest.mark.skipif(data_dir() is None, reason="recordings not available: neither data/recordings "
