@@ -111,3 +111,38 @@ def test_hhjax_evaluate_uses_the_fits_own_correction(cell, tmp_path):
     assert main(["evaluate", str(fit_json), str(path), "--bridge", "auto", "--out", str(ev)]) == 0
     assert json.loads(ev.read_text())["bridge_corrected_MOhm"] == pytest.approx(20.0, abs=0.5)
     assert main(["evaluate", str(fit_json), str(path), "--bridge", "-3"]) == 2
+
+
+def test_an_offset_is_named_as_one_and_ljp_removes_it_for_fit_and_evaluate(cell, tmp_path, capsys):
+    """A +60 mV offset (rest near -10 mV, spikes of a normal height on it) is warned about
+    as an offset, not a gain mistake; ``--ljp 60`` subtracts it before the fit, fit.json
+    records it, and hhjax evaluate applies it again unless told otherwise. Reference: the
+    RS model's own rest, which the corrected rests must be."""
+    import json
+    import warnings
+
+    from hhjax.cli import main
+    from hhjax.io import ImplausibleVoltageWarning, load_recording
+
+    shifted = Recording(cell.t, cell.v + 60.0, cell.i, cell.sweeps, cell.sampling_rate_hz, "x")
+    path = shifted.to_npz(tmp_path / "cell.npz")
+    with pytest.warns(ImplausibleVoltageWarning, match="likely offset") as w:
+        load_recording(path)
+    assert "--ljp" in str(w[0].message) and "gain" not in str(w[0].message)
+    fit_json, ev = tmp_path / "fit.json", tmp_path / "eval.json"
+    tiny = ["--generations", "1", "--population", "4", "--no-checkpoint", "--bridge", "0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", str(path), "--model", "pospischil", "--ljp", "60", "--out", str(fit_json), *tiny]) == 0
+    out = capsys.readouterr()
+    assert "implausible" not in out.err and "subtracted 60 mV" in out.out
+    assert json.loads(fit_json.read_text())["settings"]["ljp_corrected_mV"] == 60.0
+    true_rest = float(model_rest(RS))
+    for extra, shift in (([], 0.0), (["--ljp", "0"], 60.0)):
+        assert main(["evaluate", str(fit_json), str(path), "--out", str(ev), *extra]) == 0
+        result = json.loads(ev.read_text())
+        assert result["settings"]["ljp_corrected_mV"] == 60.0 - shift
+        rests = [s["observed_rest_mV"] for s in result["sweeps"]]
+        np.testing.assert_allclose(rests, true_rest + shift, atol=0.5)
+    assert main(["evaluate", str(fit_json), str(path), "--ljp", "nan"]) == 2
+    assert "--ljp: expected a finite offset" in capsys.readouterr().err

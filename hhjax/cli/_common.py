@@ -14,8 +14,11 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
+import numpy as np
+
 from .. import presets
-from ..io import Recording, load_recording
+from ..io import ImplausibleVoltageWarning, Recording, load_recording
+from ..io.sources import check_voltage_plausible
 from ..models import model_of
 from ..recordings.bridge import balance_bridge
 from ..models.steady import steady_state
@@ -222,13 +225,17 @@ def exit_on_ctrl_c(verb: str) -> None:
 
 def add_recording_options(parser: argparse.ArgumentParser) -> None:
     """``--v-units`` (the recording's true voltage units, when its file says otherwise),
-    ``--channel`` (which voltage input) and ``--bridge`` (series resistance to remove)."""
+    ``--channel`` (which voltage input), ``--ljp`` (an offset to subtract) and ``--bridge``
+    (series resistance to remove)."""
     parser.add_argument("--v-units", default=None, metavar="UNITS",
                         help="the recording's voltage is really in UNITS (mV or V), whatever "
                              "its file says; for a gain or unit mistake in the file")
     parser.add_argument("--channel", type=int, default=None, metavar="N",
                         help="the voltage input: ABF input channel, NWB electrode or Igor/neo voltage "
                              "channel N (default: ABF's first input in mV or V, else 0)")
+    parser.add_argument("--ljp", type=float, default=None, metavar="MV",
+                        help="liquid-junction potential or pipette offset (mV) to subtract from the "
+                             "voltage, V - MV (default: none, hhjax fit; the fit's own, hhjax evaluate)")
     parser.add_argument("--bridge", default=None, metavar="MOHM",
                         help="series resistance (MΩ) to remove from the voltage, as a bridge balance "
                              "would; 0 keeps the voltage as recorded (default: measured from the jumps at "
@@ -237,13 +244,21 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
 
 def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
                        v_units: Optional[str], channel: Optional[int] = None,
-                       bridge: Optional[Union[float, str]] = None) -> Recording:
+                       bridge: Optional[Union[float, str]] = None, ljp: float = 0.0) -> Recording:
     """``load_recording`` for a command: its warnings become one line each on stderr. With
-    ``bridge`` (MΩ, a string from ``--bridge``, or ``"auto"``), the series resistance is
-    removed as :func:`hhjax.recordings.bridge.balance_bridge` does; a bad value is a CLIError."""
+    ``ljp`` (mV, ``--ljp``), that offset is subtracted (:meth:`Recording.correct_ljp`) and
+    the voltage's plausibility judged after it. With ``bridge`` (MΩ, a string from
+    ``--bridge``, or ``"auto"``), the series resistance is removed as
+    :func:`hhjax.recordings.bridge.balance_bridge` does; a bad value is a CLIError."""
+    if not np.isfinite(ljp):
+        raise CLIError(f"--ljp: expected a finite offset in mV, got {ljp}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rec = load_recording(path, sweeps=sweeps, v_units=v_units, channel=channel)
+        if ljp:
+            caught[:] = [w for w in caught if not issubclass(w.category, ImplausibleVoltageWarning)]
+            rec = rec.correct_ljp(ljp)
+            check_voltage_plausible(rec, str(path))
     for w in caught:
         print(f"hhjax {verb}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
     if bridge is None:

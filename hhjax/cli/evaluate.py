@@ -27,10 +27,11 @@ def cmd_evaluate(args):
     dt = check.positive_number(args.dt if args.dt is not None else settings.get("dt_ms", settings.get("dt", 0.1)),
                                "--dt", "ms")
     method = settings.get("method", "exp_euler")
-    # The voltage the model was fitted to: the fit's own bridge correction, unless told otherwise.
+    # The voltage the model was fitted to: the fit's own offset and bridge corrections, unless told otherwise.
     bridge = args.bridge if args.bridge is not None else settings.get("bridge_corrected_MOhm", "auto")
+    ljp = args.ljp if args.ljp is not None else float(settings.get("ljp_corrected_mV", 0.0))
     rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units, args.channel,
-                             bridge=bridge)
+                             bridge=bridge, ljp=ljp)
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
     result["fit"] = str(args.fit)
     s = result["summary"]

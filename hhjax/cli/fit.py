@@ -98,7 +98,7 @@ def cmd_fit_recording(args):
     except ValueError as exc:
         raise CLIError(f"--{exc}") from None
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units, args.channel,
-                             bridge="auto" if args.bridge is None else args.bridge)
+                             bridge="auto" if args.bridge is None else args.bridge, ljp=args.ljp or 0.0)
     # A recording fit takes 10-60 s with the default search: it checkpoints by default
     # (removed once the outputs are written), so a killed fit resumes when rerun.
     auto_checkpoint = args.checkpoint is None and not args.no_checkpoint
@@ -144,6 +144,8 @@ def cmd_fit_recording(args):
         how = "as given" if args.bridge is not None else "measured from the jumps at current steps"
         print(f"bridge: removed {rs:.1f} MΩ × I from the voltage (series resistance, {how}; "
               "--bridge 0 keeps the voltage as recorded)")
+    if args.ljp:
+        print(f"ljp: subtracted {args.ljp:g} mV from the voltage (hhjax evaluate applies it too)")
     for line in search_report(res.settings):
         print(line)
     s = res.features["summary"]

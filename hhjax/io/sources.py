@@ -147,6 +147,7 @@ class ImplausibleVoltageWarning(UserWarning):
 REST_MAX_MV = -20.0
 REST_MIN_MV = -150.0
 PEAK_MAX_MV = 100.0
+OFFSET_SPIKE_MV = (40.0, 150.0)  # peak over baseline that reads as a spike in mV, offset or not
 
 
 def check_voltage_plausible(rec: Recording, label: str) -> None:
@@ -156,7 +157,9 @@ def check_voltage_plausible(rec: Recording, label: str) -> None:
     stimulus in the protocols we know) above -20 mV or below -150 mV, or a peak above
     +100 mV, usually means a gain or unit mistake:
     volts labelled as mV, or an amplifier gain applied twice or not at all. The warning names the likely cause and
-    ``v_units`` (``--v-units`` on the command line).
+    ``v_units`` (``--v-units`` on the command line); where the highest peak stands 40-150 mV
+    above the baseline, the height of a spike in mV, it names an offset instead
+    (:meth:`Recording.correct_ljp`, ``--ljp``).
 
     Example:
         >>> t = np.arange(5) * 0.1
@@ -180,12 +183,19 @@ def check_voltage_plausible(rec: Recording, label: str) -> None:
     if not problems:
         return
     if abs(rest) < 1.0 and abs(peak) < 1.0:
-        cause = "the values look like volts labelled as mV; pass v_units='V'"
+        cause = "the values look like volts labelled as mV; pass v_units='V' (--v-units on the command line)"
+    elif OFFSET_SPIKE_MV[0] <= peak - rest <= OFFSET_SPIKE_MV[1]:
+        # A gain mistake scales spikes with the baseline; spikes of a normal height on a
+        # baseline that is not a rest mean the scale is right and the zero is not.
+        cause = (f"spikes rise {peak - rest:.0f} mV above that baseline, the height of spikes in mV, so "
+                 "the voltage is likely offset (a pipette offset or junction potential left uncorrected); "
+                 "subtract it with Recording.correct_ljp(mV) (--ljp on the command line)")
     else:
         cause = ("likely a gain or unit mistake (amplifier gain not applied, or the wrong "
-                 "units in the file); check it and pass v_units=... with the true units")
-    warnings.warn(f"{label}: voltage implausible for mV: {'; '.join(problems)}: {cause} "
-                  "(--v-units on the command line)", ImplausibleVoltageWarning, stacklevel=3)
+                 "units in the file); check it and pass v_units=... with the true units "
+                 "(--v-units on the command line)")
+    warnings.warn(f"{label}: voltage implausible for mV: {'; '.join(problems)}: {cause}",
+                  ImplausibleVoltageWarning, stacklevel=3)
 
 
 def rate_from_times(path: Any, t_ms: np.ndarray) -> float:
