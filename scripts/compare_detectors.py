@@ -1,7 +1,7 @@
 """Spike counts of every sweep of every recording: the by-eye reference
 (tests/data/spike_counts.csv) against hhjax's detector, eFEL and, if installed, IPFX.
 
-    python scripts/compare_detectors.py [--data DIR] [--out scripts/compare_detectors]
+    python scripts/compare_detectors.py [--data DIR] [--out scripts/compare_detectors] [--allensdk SDIST]
 
 writes ``OUT.json`` (one row per sweep: reference, hhjax, efel, ipfx counts, and the
 sampling rate) and ``OUT.md`` (agreement per detector, every disagreement with its
@@ -11,6 +11,8 @@ likely cause). Each detector runs with its own defaults: eFEL ``Spikecount`` (th
 The same comparison is repeated with each 20 kHz recording decimated to 4 kHz.
 IPFX is optional: ``pip install --no-deps ipfx`` (its feature extractor needs only NumPy,
 SciPy and pandas; its full pins clash with current NumPy). Without it its column is empty.
+``--allensdk SDIST`` adds AllenSDK's three test traces (200 kHz Allen recordings) with the
+spikes its own tests expect.
 """
 
 from __future__ import annotations
@@ -105,6 +107,39 @@ def synthetic():
             ("noise on a -20 mV plateau", 0, noisy_plateau), ("spikes from -95 mV", 3, hyper)], t
 
 
+# AllenSDK 0.16.0's tests of its own detector (allensdk/test/ephys/test_features.py and
+# test_extractor.py): for three traces of Allen recordings, the sample indices of the spikes'
+# peaks ("pair") or thresholds (the other two). Their licence forbids commercial
+# redistribution, so the traces are read from the sdist, never copied into the repository.
+ALLEN_EXPECTED = {"spike_test_pair": ("peak", [812, 3478]),
+                  "spike_test_var_dt": ("threshold", [73, 183, 314, 463, 616, 770]),
+                  "spike_test_high_init_dvdt": ("threshold", [11222, 16258, 24060])}
+
+
+def allen_traces(sdist: Path) -> list:
+    """One row per AllenSDK test trace: its expected spikes against hhjax's peaks. A
+    threshold index matches the next hhjax peak within 2 ms after it; a peak index, its
+    own sample. ``sdist``: ``allensdk-0.16.0.tar.bz2`` (``pip download --no-deps
+    --no-binary :all: allensdk==0.16.0``) or the folder it unpacks to."""
+    import tarfile
+
+    rows = []
+    tar = tarfile.open(sdist) if sdist.is_file() else None
+    for name, (kind, expected) in ALLEN_EXPECTED.items():
+        member = f"allensdk-0.16.0/allensdk/test/ephys/data/{name}.txt"
+        src = tar.extractfile(member) if tar else open(sdist / member.split("/", 1)[1], "rb")
+        a = np.loadtxt(src)
+        t, v = 1000.0 * a[:, 0], a[:, 1]   # s -> ms
+        ours = spike_peaks(t, v)
+        if kind == "peak":
+            ok = ours.tolist() == expected
+        else:
+            ok = ours.size == len(expected) and all(0.0 < t[p] - t[e] < 2.0 for p, e in zip(ours, expected))
+        rows.append({"trace": name, "samples": int(t.size), "dt_ms": [float(np.min(np.diff(t))), float(np.max(np.diff(t)))],
+                     "allensdk_" + kind + "_index": expected, "hhjax_peak_index": ours.tolist(), "match": bool(ok)})
+    return rows
+
+
 def summary(rows, label):
     out = [f"### {label}", "", "| detector | sweeps matching the reference | spikes missed | spikes added |",
            "|---|---|---|---|"]
@@ -132,6 +167,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=None, help="recordings folder (default: ../shared/...)")
     ap.add_argument("--out", type=Path, default=ROOT / "scripts" / "compare_detectors")
+    ap.add_argument("--allensdk", type=Path, default=None, metavar="SDIST",
+                    help="allensdk-0.16.0.tar.bz2 (or its folder): also compare with the spikes AllenSDK's "
+                         "own tests expect on its three test traces")
     args = ap.parse_args(argv)
     d = args.data or data_dir()
     if d is None:
@@ -152,11 +190,22 @@ def main(argv=None):
            "synthetic": compare([(name, 0, t, v, n) for name, n, v in cases]),
            "hhjax_sweeps_off_the_reference_after": robust}
     md = ["# Spike detectors against the by-eye reference counts", ""]
-    md += summary(res["native"], "Native sampling (20 kHz ABFs, 4 kHz current.txt and B6)")
+    md += summary(res["native"], "Native sampling (20 kHz ABFs, 4 kHz current.txt and the Igor sets B6, B8, B95)")
     md += summary(res["decimated_to_4kHz"], "The 20 kHz recordings decimated to 4 kHz")
     md += summary(res["synthetic"], "Synthetic traces (counts by construction, 20 kHz)")
     md += ["### hhjax on altered recordings", "", "| alteration | sweeps off the reference |", "|---|---|"]
     md += [f"| {k} | {n} / {len(full)} |" for k, n in robust.items()] + [""]
+    if args.allensdk is not None:
+        res["allensdk"] = allen_traces(args.allensdk)
+        md += ["### AllenSDK's own test traces", "",
+               "Allen recordings at 200 kHz (one with a variable time step), with the spikes AllenSDK 0.16.0's "
+               "tests expect (peak or threshold sample indices); the traces are read from its sdist, not shipped.",
+               "", "| trace | samples | AllenSDK expects | hhjax peaks | match |", "|---|---|---|---|---|"]
+        for r in res["allensdk"]:
+            kind = "peak" if "allensdk_peak_index" in r else "threshold"
+            md.append(f"| {r['trace']} | {r['samples']} | {kind}s {r['allensdk_' + kind + '_index']} | "
+                      f"{r['hhjax_peak_index']} | {'yes' if r['match'] else 'NO'} |")
+        md.append("")
     for path, text in ((args.out.with_suffix(".json"), json.dumps(res, indent=1)),
                        (args.out.with_suffix(".md"), "\n".join(md))):
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # atomic: no half-written output
