@@ -276,6 +276,21 @@ def test_fit_auto_selects_by_held_out_sweeps(tmp_path):
     assert type(res.params).__name__ == ("PospischilParams" if sel["winner"] == "pospischil" else "PospischilIBParams")
 
 
+def test_fit_auto_without_a_validation_sweep_fits_only_the_default(tmp_path):
+    """Every sweep fitted, none left to rank the candidates: the default model is kept, and
+    no candidate is fitted for a ranking that could not happen (only the final fit's
+    checkpoint folder exists)."""
+    from hhjax.recordings.select import fit_auto
+
+    rec = _synthetic(amps=(-60.0, 100.0, 200.0))
+    res = fit_auto(rec, candidates=("pospischil", "pospischil_ib"), key=0, checkpoint=str(tmp_path / "ck"),
+                   search={"generations": 1, "population": 8, "steps": 0, "n_starts": 1})
+    sel = res.settings["model_selection"]
+    assert sel["validation_sweeps"] == [] and sel["candidates"] == {} and sel["winner"] == "pospischil"
+    assert "no sweep left for validation" in sel["why"]
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["final"]
+
+
 @pytest.mark.parametrize("scores, rebound, winner", [
     ({"pospischil": 0.15, "pospischil_fs": 0.9, "pospischil_ib": 0.1, "pospischil_lts": 0.08}, False, "pospischil"),
     ({"pospischil": 2.0, "pospischil_fs": 1.2, "pospischil_ib": 0.5}, False, "pospischil_fs"),  # same conductances
@@ -659,10 +674,43 @@ def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():
     for hold, want in ((30.0, 30.0 - EL_TOL), (10.0, 0.0)):
         data = {"hold": jnp.array([hold]), "rest": jnp.array([-70.0])}
         params = _params_of(spec, base, z, jnp.mean(data["hold"]))
-        assert float(_leak_reversal_excess(spec, params, z, data)) == pytest.approx(want, abs=1e-3)
+        assert float(_leak_reversal_excess(spec.static, spec.table, params, z, data)) == pytest.approx(want, abs=1e-3)
     data = {"hold": jnp.array([30.0]), "rest": jnp.array([np.nan])}
     params = _params_of(spec, base, z, jnp.mean(data["hold"]))
-    assert float(_leak_reversal_excess(spec, params, z, data)) == 0.0
+    assert float(_leak_reversal_excess(spec.static, spec.table, params, z, data)) == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.floats(1e-4, 100.0), ratio=st.floats(1.01, 1e4), log=st.booleans(),
+       z=st.lists(st.floats(-8.0, 8.0), min_size=1, max_size=5))
+def test_bounds_as_data_map_coordinates_as_the_transform_does(lo, ratio, log, z):
+    """The loss takes the bounds as data (:attr:`_Spec.table`), not as compiled-in
+    constants; its coordinates must be those of ``from_unconstrained``, bit for bit, or a fit
+    would change with the refactor. Reference: the transform itself, eager, in float32."""
+    import jax.numpy as jnp
+    from hhjax.fitting.transforms import from_unconstrained
+    from hhjax.recordings.loss import _coordinate, _Spec
+
+    b = (lo, lo * ratio, log)
+    spec = _Spec(("g_na",), (b,), DT, "exp_euler", 10, (0,))
+    zz = jnp.asarray(np.array(z)[:, None], jnp.float32)
+    got = np.asarray(_coordinate(spec.static, jnp.asarray(spec.table, jnp.float32), zz, 0))
+    np.testing.assert_array_equal(got, np.asarray(from_unconstrained(zz[:, 0], b)))
+
+
+def test_searches_with_other_bounds_share_the_compiled_loss():
+    """The onset search moves v_t's bounds; the loss's compile-time key (:attr:`_Spec.static`)
+    must not see them (with the bounds compiled in, each search compiled the loss and its
+    Jacobian again, 5-6 s on a cell), while the coordinates follow each search's bounds:
+    z = 0 is the middle of the interval (by hand: -60 and -45 mV)."""
+    import jax.numpy as jnp
+    from hhjax.recordings.loss import _params_of, _Spec
+
+    base = dataclasses.replace(RS, g_na=0.0, g_k=0.0, g_m=0.0)
+    a, b = (_Spec(("v_t",), ((lo, hi, False),), DT, "exp_euler", 10, (0,)) for lo, hi in ((-80.0, -40.0), (-70.0, -20.0)))
+    assert a.static == b.static and hash(a.static) == hash(b.static) and not np.array_equal(a.table, b.table)
+    z = jnp.zeros((1, 1), jnp.float32)
+    assert [float(_params_of(s, base, z, 0.0).v_t[0]) for s in (a, b)] == [-60.0, -45.0]
 
 
 def test_count_errors_are_in_units_of_the_count_target():

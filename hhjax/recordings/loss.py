@@ -31,6 +31,7 @@ The loss (mean over rows) adds, per row:
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import partial
 
 import jax
@@ -38,7 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..fitting.optimizers import residuals_and_jacobian
-from ..fitting.transforms import from_unconstrained
 from ..simulation.entry import simulate
 from .evaluation import model_rest, net_current, row_starts
 from .regime import count_errors, model_spikes, regime_violations
@@ -47,6 +47,22 @@ from .rows import MASK_MS
 SIGMA_V, CLIP_V, W_COUNT, SIGMA_T, CLIP_T, SIGMA_REST = 6.0, 20.0, 4.0, 20.0, 50.0, 1.0
 W_REGIME = 4.0  # per missing late spike / per burst ISI (see the module docstring)
 EL_TOL, SIGMA_EL = 20.0, 1.0  # mV: leak reversal this far from the rest costs nothing, beyond it per SIGMA_EL
+
+
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    """What the compiled loss depends on. The bounds are not in it: they move with each
+    search's start (the onset search shifts v_t's), and compiled in as constants they made
+    every search of a fit compile the loss and its Jacobian again (5-6 s each)."""
+
+    names: tuple      # optimised coordinates ("v_rest" replaces "e_l")
+    logs: tuple       # per coordinate: searched in log scale
+    dt: float
+    method: str
+    every: int
+    layout: tuple     # from rows.fit_rows
+    per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
+    fire: tuple = ()  # per row: the cell was firing when the sweep began (evaluation.settle_start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +76,34 @@ class _Spec:
     per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
     fire: tuple = ()  # per row: the cell was firing when the sweep began (evaluation.settle_start)
 
+    @property
+    def static(self) -> _Static:
+        return _Static(self.names, tuple(bool(b[2]) for b in self.bounds), self.dt, self.method, self.every,
+                       self.layout, self.per_row_hold, self.fire)
+
+    @property
+    def table(self) -> np.ndarray:
+        """Per coordinate ``(offset, span, lo, hi)`` of :func:`hhjax.fitting.transforms.from_unconstrained`
+        (offset and span of log(θ) where log-scaled), in float64 as that function folds them."""
+        return np.array([(math.log(lo), math.log(hi) - math.log(lo), lo, hi) if log else (lo, hi - lo, lo, hi)
+                         for lo, hi, log in self.bounds], float)
+
+
+def _coordinate(static, table, z, j):
+    """Coordinate ``j`` of unconstrained ``z`` in its bounds: :func:`from_unconstrained` with
+    the bounds as data (the same operations, so the same values)."""
+    a, s, lo, hi = (table[j, k] for k in range(4))
+    frac = jax.nn.sigmoid(z[..., j])
+    return jnp.clip(jnp.exp(a + s * frac) if static.logs[j] else a + s * frac, lo, hi)
+
 
 def _params_of(spec, base, z, i_hold):
     """Params (leaves with the batch shape of ``z[..., 0]``) from unconstrained ``z``."""
-    theta = {n: from_unconstrained(z[..., j], b) for j, (n, b) in enumerate(zip(spec.names, spec.bounds))}
+    return _params_from(spec.static, jnp.asarray(spec.table, jnp.result_type(z)), base, z, i_hold)
+
+
+def _params_from(spec, table, base, z, i_hold):
+    theta = {n: _coordinate(spec, table, z, j) for j, n in enumerate(spec.names)}
     v_rest = theta.pop("v_rest", None)
     params = dataclasses.replace(base, **theta)
     if v_rest is not None:  # e_l that makes v_rest a fixed point at the holding current
@@ -72,13 +112,12 @@ def _params_of(spec, base, z, i_hold):
     return params
 
 
-def _simulate(spec, params, z, data):
+def _simulate(spec, table, params, z, data):
     """Voltage ``(..., n_rows, n)`` for ``params`` (:func:`_params_of` of the unconstrained
     ``z``, shape ``(..., P)``)."""
     p_rows = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[..., None], params)
     if "v_rest" in spec.names:  # a fixed point by construction
-        j = spec.names.index("v_rest")
-        y0 = from_unconstrained(z[..., j], spec.bounds[j])
+        y0 = _coordinate(spec, table, z, spec.names.index("v_rest"))
     else:  # differentiating through the root solve makes XLA compile for minutes
         y0 = jax.lax.stop_gradient(model_rest(params, jnp.mean(data["hold"])))
     n = data["v_obs"].shape[-1]
@@ -110,22 +149,23 @@ def _weights(sub_sample_ms):
                 sigma_el_mV=SIGMA_EL, sub_sample_ms=sub_sample_ms)
 
 
-def _leak_reversal_excess(spec, params, z, data):
+def _leak_reversal_excess(spec, table, params, z, data):
     """mV by which the leak reversal of ``params`` (those of ``z``) lies more than EL_TOL from
     its resting potential (batch shape of ``z[..., 0]``); zero where e_l is not fitted, and
     where no fitted sweep has a rest (a cell firing spontaneously: v_rest is then a fixed point
     among large active currents, where a distant leak reversal is no sign of a wrong basin)."""
     if "v_rest" not in spec.names:
         return jnp.zeros(jnp.shape(z)[:-1])
-    j = spec.names.index("v_rest")
-    excess = jnp.maximum(jnp.abs(params.e_l - from_unconstrained(z[..., j], spec.bounds[j])) - EL_TOL, 0.0)
+    v_rest = _coordinate(spec, table, z, spec.names.index("v_rest"))
+    excess = jnp.maximum(jnp.abs(params.e_l - v_rest) - EL_TOL, 0.0)
     return jnp.where(jnp.any(jnp.isfinite(data["rest"])), excess, 0.0)
 
 
-def _residuals(spec, base, z, data):
-    """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the loss."""
-    params = _params_of(spec, base, z, jnp.mean(data["hold"]))  # once: the simulation and the leak term
-    v = _simulate(spec, params, z, data)
+def _residuals(spec, table, base, z, data):
+    """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the
+    loss (``spec``: a :class:`_Static`; ``table``: :attr:`_Spec.table`)."""
+    params = _params_from(spec, table, base, z, jnp.mean(data["hold"]))  # once: the simulation and the leak term
+    v = _simulate(spec, table, params, z, data)
     v = jnp.where(jnp.isfinite(v), v, 100.0)
     e = spec.every
     d = CLIP_V * jnp.tanh((v[..., ::e] - data["v_obs"][..., ::e]) / CLIP_V)
@@ -144,20 +184,29 @@ def _residuals(spec, base, z, data):
     rest = jnp.isfinite(data["rest"])
     r_rest = jnp.where(rest, v[..., 0] - jnp.where(rest, data["rest"], 0.0), 0.0) / SIGMA_REST
     r_reg = jnp.sqrt(W_REGIME) * regime_violations(n, times, data)
-    r_el = jnp.broadcast_to(_leak_reversal_excess(spec, params, z, data)[..., None], r_rest.shape) / SIGMA_EL
+    r_el = jnp.broadcast_to(_leak_reversal_excess(spec, table, params, z, data)[..., None], r_rest.shape) / SIGMA_EL
     r = jnp.concatenate([r_v, r_t, r_n[..., None].astype(r_v.dtype), r_rest[..., None],
                          r_reg[..., None].astype(r_v.dtype), r_el[..., None].astype(r_v.dtype)], -1)
     r = r / jnp.sqrt(r.shape[-2])
     return r.reshape(r.shape[:-2] + (-1,))
 
 
-@partial(jax.jit, static_argnames=("spec",))
 def _loss(spec, base, z, data):
-    r = _residuals(spec, base, z, data)
+    """The loss of each point of unconstrained ``z`` (``(N, P)``) under :class:`_Spec` ``spec``."""
+    return _loss_jit(spec.static, jnp.asarray(spec.table, z.dtype), base, z, data)
+
+
+def _residuals_and_jacobian(spec, base, z, data):
+    """Residuals ``(N, n)`` and their Jacobian ``(N, n, P)``: one forward-mode pass."""
+    return _residuals_and_jacobian_jit(spec.static, jnp.asarray(spec.table, z.dtype), base, z, data)
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def _loss_jit(spec, table, base, z, data):
+    r = _residuals(spec, table, base, z, data)
     return jnp.where(jnp.isfinite(r).all(-1), jnp.sum(r * r, -1), jnp.inf)
 
 
 @partial(jax.jit, static_argnames=("spec",))
-def _residuals_and_jacobian(spec, base, z, data):
-    """Residuals ``(N, n)`` and their Jacobian ``(N, n, P)``: one forward-mode pass."""
-    return residuals_and_jacobian(lambda zz: _residuals(spec, base, zz, data), z)
+def _residuals_and_jacobian_jit(spec, table, base, z, data):
+    return residuals_and_jacobian(lambda zz: _residuals(spec, table, base, zz, data), z)
