@@ -236,7 +236,9 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         extended by ``"model_selection"``: ``winner``, ``why``, ``validation_sweeps``,
         ``training_sweeps``, per candidate (its ranking fit) ``score``, ``validation_rows``
         (sweep, counts, rates, rests), ``training_failures``, ``loss``, ``fit_time_s``, and
-        ``final_fit_s``; ``wall_time`` (s) covers every fit.
+        ``final_fit_s``; ``wall_time`` (s) covers every fit. Without a validation sweep
+        (every sweep fitted) no candidate is fitted for a ranking: the winner is the first
+        candidate, the default model.
     """
     t0 = time.perf_counter()
     recording = balance_bridge(recording, fit_kwargs.pop("bridge", "auto"))  # once (marked), for every candidate
@@ -253,21 +255,24 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     # Ranking fits: small, and repeated at most once, so that a cell whose spikes start far
     # from every candidate's (a plateau-firing cell) is ranked from its onsets too.
     kw = {"retries": 1, **AUTO_SEARCH, **(search or {}), **fit_kwargs}
-    for name in candidates:
+    # Without a validation sweep nothing can rank the candidates (the default is kept
+    # below), so none is fitted for a ranking.
+    for name in candidates if val else ():
         res = fit(name, name, **kw)
-        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"] if val else []
+        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"]
         table[name] = {"rows": rows, "training_failures": int(_failures(res.features["sweeps"])),
                        "loss": float(res.loss), "fit_time_s": float(res.wall_time)}
     top = max([r["observed_rate_hz"] or 0.0 for t in table.values() for r in t["rows"]] + [0.0])
     for name, t in table.items():
-        t["score"] = cv_score(t["rows"], top) + FAILURE_COST * t["training_failures"] if val else float("nan")
-    finite = {n: table[n]["score"] for n in candidates if np.isfinite(table[n]["score"]) and np.isfinite(table[n]["loss"])}
+        t["score"] = cv_score(t["rows"], top) + FAILURE_COST * t["training_failures"]
+    finite = {n: t["score"] for n, t in table.items() if np.isfinite(t["score"]) and np.isfinite(t["loss"])}
     if finite:
         winner, why = pick_winner(finite, rebound=any(x.rebound for x in info))
         why = f"held-out sweeps {val}: {why}"
-    else:  # no validation sweep (a recording of <= 4 sweeps): fall back to the default model
+    else:  # the default model, not chosen by the data
         winner = candidates[0]
-        why = "no sweep left for validation: kept the default model, not chosen by the data"
+        why = ("no sweep left for validation" if not val else "no candidate's fit was finite") + \
+            ": kept the default model, not chosen by the data"
     selection = {"winner": winner, "why": why, "validation_sweeps": val, "training_sweeps": train,
                  "candidate_search": {k: v for k, v in kw.items() if k in ("generations", "population", "steps",
                                                                         "n_starts", "retries")},
