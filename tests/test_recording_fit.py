@@ -669,7 +669,7 @@ def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():
 
     base = dataclasses.replace(RS, g_na=0.0, g_k=0.0, g_m=0.0, g_l=0.01, area=1e-4)
     bounds = ((-90.0, -50.0, False),)
-    spec = _Spec(("v_rest",), bounds, DT, "exp_euler", 10, (0,))
+    spec = _Spec.of(("v_rest",), bounds, DT, "exp_euler", 10, (0,))
     z = jnp.array([to_unconstrained("v_rest", -70.0, bounds[0])])
     for hold, want in ((30.0, 30.0 - EL_TOL), (10.0, 0.0)):
         data = {"hold": jnp.array([hold]), "rest": jnp.array([-70.0])}
@@ -692,7 +692,7 @@ def test_bounds_as_data_map_coordinates_as_the_transform_does(lo, ratio, log, z)
     from hhjax.recordings.loss import _coordinate, _Spec
 
     b = (lo, lo * ratio, log)
-    spec = _Spec(("g_na",), (b,), DT, "exp_euler", 10, (0,))
+    spec = _Spec.of(("g_na",), (b,), DT, "exp_euler", 10, (0,))
     zz = jnp.asarray(np.array(z)[:, None], jnp.float32)
     got = np.asarray(_coordinate(spec.static, jnp.asarray(spec.table, jnp.float32), zz, 0))
     np.testing.assert_array_equal(got, np.asarray(from_unconstrained(zz[:, 0], b)))
@@ -707,7 +707,7 @@ def test_searches_with_other_bounds_share_the_compiled_loss():
     from hhjax.recordings.loss import _params_of, _Spec
 
     base = dataclasses.replace(RS, g_na=0.0, g_k=0.0, g_m=0.0)
-    a, b = (_Spec(("v_t",), ((lo, hi, False),), DT, "exp_euler", 10, (0,)) for lo, hi in ((-80.0, -40.0), (-70.0, -20.0)))
+    a, b = (_Spec.of(("v_t",), ((lo, hi, False),), DT, "exp_euler", 10, (0,)) for lo, hi in ((-80.0, -40.0), (-70.0, -20.0)))
     assert a.static == b.static and hash(a.static) == hash(b.static) and not np.array_equal(a.table, b.table)
     z = jnp.zeros((1, 1), jnp.float32)
     assert [float(_params_of(s, base, z, 0.0).v_t[0]) for s in (a, b)] == [-60.0, -45.0]

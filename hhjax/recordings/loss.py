@@ -67,19 +67,20 @@ class _Static:
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
-    names: tuple      # optimised coordinates ("v_rest" replaces "e_l")
+    """A search's coordinates: what the compiled loss depends on, and the bounds."""
+
+    static: _Static
     bounds: tuple     # (lo, hi, log) per coordinate
-    dt: float
-    method: str
-    every: int
-    layout: tuple     # from rows.fit_rows
-    per_row_hold: bool = False  # rows hold different currents: each starts at its own rest
-    fire: tuple = ()  # per row: the cell was firing when the sweep began (evaluation.settle_start)
+
+    @classmethod
+    def of(cls, names: tuple, bounds: tuple, dt: float, method: str, every: int, layout: tuple,
+           per_row_hold: bool = False, fire: tuple = ()) -> "_Spec":
+        return cls(_Static(tuple(names), tuple(bool(b[2]) for b in bounds), dt, method, every, layout,
+                           per_row_hold, fire), tuple(bounds))
 
     @property
-    def static(self) -> _Static:
-        return _Static(self.names, tuple(bool(b[2]) for b in self.bounds), self.dt, self.method, self.every,
-                       self.layout, self.per_row_hold, self.fire)
+    def names(self) -> tuple:
+        return self.static.names
 
     @property
     def table(self) -> np.ndarray:
