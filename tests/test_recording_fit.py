@@ -699,18 +699,25 @@ def test_bounds_as_data_map_coordinates_as_the_transform_does(lo, ratio, log, z)
 
 
 def test_searches_with_other_bounds_share_the_compiled_loss():
-    """The onset search moves v_t's bounds; the loss's compile-time key (:attr:`_Spec.static`)
-    must not see them (with the bounds compiled in, each search compiled the loss and its
-    Jacobian again, 5-6 s on a cell), while the coordinates follow each search's bounds:
-    z = 0 is the middle of the interval (by hand: -60 and -45 mV)."""
+    """The onset search moves v_t's bounds; the loss must compile once for both searches
+    (with the bounds compiled in, each search compiled the loss and its Jacobian again,
+    5-6 s on a cell), and each search's bounds must still reach it: z = 0 is the middle of
+    the interval (by hand: -60 and -45 mV), and the two losses differ."""
     import jax.numpy as jnp
-    from hhjax.recordings.loss import _params_of, _Spec
+    from hhjax.recordings.loss import _loss, _loss_jit, _params_of, _Spec
+    from hhjax.recordings.rows import fit_rows
 
-    base = dataclasses.replace(RS, g_na=0.0, g_k=0.0, g_m=0.0)
-    a, b = (_Spec.of(("v_t",), ((lo, hi, False),), DT, "exp_euler", 10, (0,)) for lo, hi in ((-80.0, -40.0), (-70.0, -20.0)))
-    assert a.static == b.static and hash(a.static) == hash(b.static) and not np.array_equal(a.table, b.table)
-    z = jnp.zeros((1, 1), jnp.float32)
-    assert [float(_params_of(s, base, z, 0.0).v_t[0]) for s in (a, b)] == [-60.0, -45.0]
+    data_np, _, every, _, layout = fit_rows(_synthetic(amps=(-60.0, 100.0)).resample(0.1), 0.1)
+    data_np.pop("fire0")
+    data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
+    z = jnp.zeros((2, 1), jnp.float32)
+    specs = [_Spec.of(("v_t",), ((lo, hi, False),), 0.1, "exp_euler", every, layout)
+             for lo, hi in ((-80.0, -40.0), (-70.0, -20.0))]
+    assert [float(_params_of(s, RS, z, 0.0).v_t[0]) for s in specs] == [-60.0, -45.0]
+    before = _loss_jit._cache_size()
+    losses = [np.asarray(_loss(s, RS, z, data)) for s in specs]
+    assert _loss_jit._cache_size() == before + 1
+    assert np.all(np.isfinite(losses)) and not np.array_equal(losses[0], losses[1])
 
 
 def test_count_errors_are_in_units_of_the_count_target():

@@ -215,7 +215,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         if "v_rest" in names:
             specs["v_rest"] = (start["v_rest"] - 15.0, start["v_rest"] + 15.0, False)
         spec = _Spec.of(names, tuple(specs[n] for n in names), float(dt), method, every, layout,
-                     per_row_hold, fire if any(fire) else ())
+                        per_row_hold, fire if any(fire) else ())
 
         def unit(n, x):
             lo, hi, log = specs[n]
