@@ -674,17 +674,17 @@ def test_leak_reversal_beyond_20_mV_from_the_rest_is_charged():
     for hold, want in ((30.0, 30.0 - EL_TOL), (10.0, 0.0)):
         data = {"hold": jnp.array([hold]), "rest": jnp.array([-70.0])}
         params = _params_of(spec, base, z, jnp.mean(data["hold"]))
-        assert float(_leak_reversal_excess(spec.static, spec.table, params, z, data)) == pytest.approx(want, abs=1e-3)
+        assert float(_leak_reversal_excess(spec.static, spec.table(z), params, z, data)) == pytest.approx(want, abs=1e-3)
     data = {"hold": jnp.array([30.0]), "rest": jnp.array([np.nan])}
     params = _params_of(spec, base, z, jnp.mean(data["hold"]))
-    assert float(_leak_reversal_excess(spec.static, spec.table, params, z, data)) == 0.0
+    assert float(_leak_reversal_excess(spec.static, spec.table(z), params, z, data)) == 0.0
 
 
 @settings(max_examples=60, deadline=None)
 @given(lo=st.floats(1e-4, 100.0), ratio=st.floats(1.01, 1e4), log=st.booleans(),
        z=st.lists(st.floats(-8.0, 8.0), min_size=1, max_size=5))
 def test_bounds_as_data_map_coordinates_as_the_transform_does(lo, ratio, log, z):
-    """The loss takes the bounds as data (:attr:`_Spec.table`), not as compiled-in
+    """The loss takes the bounds as data (:meth:`_Spec.table`), not as compiled-in
     constants; its coordinates must be those of ``from_unconstrained``, bit for bit, or a fit
     would change with the refactor. Reference: the transform itself, eager, in float32."""
     import jax.numpy as jnp
@@ -694,7 +694,7 @@ def test_bounds_as_data_map_coordinates_as_the_transform_does(lo, ratio, log, z)
     b = (lo, lo * ratio, log)
     spec = _Spec.of(("g_na",), (b,), DT, "exp_euler", 10, (0,))
     zz = jnp.asarray(np.array(z)[:, None], jnp.float32)
-    got = np.asarray(_coordinate(spec.static, jnp.asarray(spec.table, jnp.float32), zz, 0))
+    got = np.asarray(_coordinate(spec.static, spec.table(zz), zz, 0))
     np.testing.assert_array_equal(got, np.asarray(from_unconstrained(zz[:, 0], b)))
 
 

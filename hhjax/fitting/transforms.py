@@ -99,12 +99,24 @@ def dtheta_dz(z, spec):
     return (hi - lo) * dfrac
 
 
-def _natural(frac, spec, xp):
-    """``frac`` in (0, 1) to the (log-)interval of ``spec``; ``xp`` is jnp or np."""
+def affine_of(spec) -> tuple:
+    """``(offset, span, lo, hi)`` of the (log-)interval ``spec = (lo, hi, log)``: a
+    fraction ``frac`` of it is ``offset + span * frac``, exponentiated where ``log``."""
     lo, hi, log = spec
-    theta = xp.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * frac) if log else lo + (hi - lo) * frac
+    return (math.log(lo), math.log(hi) - math.log(lo), lo, hi) if log else (lo, hi - lo, lo, hi)
+
+
+def natural_from_affine(frac, offset, span, lo, hi, log: bool, xp):
+    """``frac`` in (0, 1) to the interval of :func:`affine_of`'s values, which may be traced
+    (a recording fit's loss takes them as data); ``xp`` is jnp or np."""
+    theta = xp.exp(offset + span * frac) if log else offset + span * frac
     # Rounding (exp/log in float32) can land one ulp outside; bounds are hard.
     return xp.clip(theta, lo, hi)
+
+
+def _natural(frac, spec, xp):
+    """``frac`` in (0, 1) to the (log-)interval of ``spec``; ``xp`` is jnp or np."""
+    return natural_from_affine(frac, *affine_of(spec), spec[2], xp)
 
 
 def from_unconstrained(z, spec):

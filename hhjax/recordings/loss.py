@@ -31,7 +31,6 @@ The loss (mean over rows) adds, per row:
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import partial
 
 import jax
@@ -39,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..fitting.optimizers import residuals_and_jacobian
+from ..fitting.transforms import affine_of, natural_from_affine
 from ..simulation.entry import simulate
 from .evaluation import model_rest, net_current, row_starts
 from .regime import count_errors, model_spikes, regime_violations
@@ -82,25 +82,21 @@ class _Spec:
     def names(self) -> tuple:
         return self.static.names
 
-    @property
-    def table(self) -> np.ndarray:
-        """Per coordinate ``(offset, span, lo, hi)`` of :func:`hhjax.fitting.transforms.from_unconstrained`
-        (offset and span of log(θ) where log-scaled), in float64 as that function folds them."""
-        return np.array([(math.log(lo), math.log(hi) - math.log(lo), lo, hi) if log else (lo, hi - lo, lo, hi)
-                         for lo, hi, log in self.bounds], float)
+    def table(self, z) -> jax.Array:
+        """Per coordinate :func:`~hhjax.fitting.transforms.affine_of` its bounds (folded in
+        float64, as ``from_unconstrained`` folds them), in ``z``'s dtype: the loss's data."""
+        return jnp.asarray(np.array([affine_of(b) for b in self.bounds], float), jnp.result_type(z))
 
 
 def _coordinate(static, table, z, j):
-    """Coordinate ``j`` of unconstrained ``z`` in its bounds: :func:`from_unconstrained` with
-    the bounds as data (the same operations, so the same values)."""
-    a, s, lo, hi = (table[j, k] for k in range(4))
-    frac = jax.nn.sigmoid(z[..., j])
-    return jnp.clip(jnp.exp(a + s * frac) if static.logs[j] else a + s * frac, lo, hi)
+    """Coordinate ``j`` of unconstrained ``z`` in its bounds: ``from_unconstrained`` with the
+    bounds as data (the same function, so the same values)."""
+    return natural_from_affine(jax.nn.sigmoid(z[..., j]), *(table[j, k] for k in range(4)), static.logs[j], jnp)
 
 
 def _params_of(spec, base, z, i_hold):
     """Params (leaves with the batch shape of ``z[..., 0]``) from unconstrained ``z``."""
-    return _params_from(spec.static, jnp.asarray(spec.table, jnp.result_type(z)), base, z, i_hold)
+    return _params_from(spec.static, spec.table(z), base, z, i_hold)
 
 
 def _params_from(spec, table, base, z, i_hold):
@@ -164,7 +160,7 @@ def _leak_reversal_excess(spec, table, params, z, data):
 
 def _residuals(spec, table, base, z, data):
     """Residuals ``(..., n_rows * (n_sub + k_max + N_SCALAR))``; their sum of squares is the
-    loss (``spec``: a :class:`_Static`; ``table``: :attr:`_Spec.table`)."""
+    loss (``spec``: a :class:`_Static`; ``table``: :meth:`_Spec.table`)."""
     params = _params_from(spec, table, base, z, jnp.mean(data["hold"]))  # once: the simulation and the leak term
     v = _simulate(spec, table, params, z, data)
     v = jnp.where(jnp.isfinite(v), v, 100.0)
@@ -194,12 +190,12 @@ def _residuals(spec, table, base, z, data):
 
 def _loss(spec, base, z, data):
     """The loss of each point of unconstrained ``z`` (``(N, P)``) under :class:`_Spec` ``spec``."""
-    return _loss_jit(spec.static, jnp.asarray(spec.table, z.dtype), base, z, data)
+    return _loss_jit(spec.static, spec.table(z), base, z, data)
 
 
 def _residuals_and_jacobian(spec, base, z, data):
     """Residuals ``(N, n)`` and their Jacobian ``(N, n, P)``: one forward-mode pass."""
-    return _residuals_and_jacobian_jit(spec.static, jnp.asarray(spec.table, z.dtype), base, z, data)
+    return _residuals_and_jacobian_jit(spec.static, spec.table(z), base, z, data)
 
 
 @partial(jax.jit, static_argnames=("spec",))
