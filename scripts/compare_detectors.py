@@ -127,8 +127,7 @@ def allen_traces(sdist: Path) -> list:
     tar = tarfile.open(sdist) if sdist.is_file() else None
     for name, (kind, expected) in ALLEN_EXPECTED.items():
         member = f"allensdk-0.16.0/allensdk/test/ephys/data/{name}.txt"
-        src = tar.extractfile(member) if tar else open(sdist / member.split("/", 1)[1], "rb")
-        a = np.loadtxt(src)
+        a = np.loadtxt(tar.extractfile(member) if tar else sdist / member.split("/", 1)[1])
         t, v = 1000.0 * a[:, 0], a[:, 1]   # s -> ms
         ours = spike_peaks(t, v)
         if kind == "peak":
@@ -136,7 +135,10 @@ def allen_traces(sdist: Path) -> list:
         else:
             ok = ours.size == len(expected) and all(0.0 < t[p] - t[e] < 2.0 for p, e in zip(ours, expected))
         rows.append({"trace": name, "samples": int(t.size), "dt_ms": [float(np.min(np.diff(t))), float(np.max(np.diff(t)))],
-                     "allensdk_" + kind + "_index": expected, "hhjax_peak_index": ours.tolist(), "match": bool(ok)})
+                     "allensdk_expects": kind, "allensdk_index": expected, "hhjax_peak_index": ours.tolist(),
+                     "match": bool(ok)})
+    if tar:
+        tar.close()
     return rows
 
 
@@ -202,8 +204,7 @@ def main(argv=None):
                "tests expect (peak or threshold sample indices); the traces are read from its sdist, not shipped.",
                "", "| trace | samples | AllenSDK expects | hhjax peaks | match |", "|---|---|---|---|---|"]
         for r in res["allensdk"]:
-            kind = "peak" if "allensdk_peak_index" in r else "threshold"
-            md.append(f"| {r['trace']} | {r['samples']} | {kind}s {r['allensdk_' + kind + '_index']} | "
+            md.append(f"| {r['trace']} | {r['samples']} | {r['allensdk_expects']}s {r['allensdk_index']} | "
                       f"{r['hhjax_peak_index']} | {'yes' if r['match'] else 'NO'} |")
         md.append("")
     for path, text in ((args.out.with_suffix(".json"), json.dumps(res, indent=1)),

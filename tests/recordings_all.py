@@ -8,6 +8,7 @@ copy is available (tests then skip)."""
 
 from __future__ import annotations
 
+import io
 import lzma
 import tempfile
 from pathlib import Path
@@ -45,14 +46,8 @@ def _abf(path):
 def _ibw(path):
     import igor2.binarywave as bw  # optional: only for the reference data
 
-    if path.suffix == ".xz":
-        with tempfile.NamedTemporaryFile(suffix=".ibw", delete=False) as f:
-            f.write(lzma.decompress(path.read_bytes()))
-        try:  # read once closed, i.e. flushed
-            return _ibw(Path(f.name))
-        finally:
-            Path(f.name).unlink()
-    w = bw.load(str(path))["wave"]
+    # igor2 reads a stream (pyabf, in _abf, needs a file)
+    w = bw.load(io.BytesIO(lzma.decompress(path.read_bytes())) if path.suffix == ".xz" else str(path))["wave"]
     y = np.asarray(w["wData"], float)
     h = w["wave_header"]
     # version 5 (B6, B8) scales x with sfA/dimUnits, version 2 (B95) with hsA/xUnits
