@@ -56,7 +56,7 @@ import numpy as np
 from ..fitting._common import seed_of
 from ..fitting.strategies import LevenbergMarquardt
 from .bridge import balance_bridge, removed
-from .choice import choose_sweeps
+from .choice import choose_sweeps, warn_if_unresponsive
 from .epochs import current_levels
 from .evaluation import evaluate
 from .rows import fit_rows, warn_if_subthreshold
@@ -203,6 +203,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     data_np, rows, every, hyper_win, layout = fit_rows(rec.resample(dt), dt)
     fire = tuple(bool(x) for x in data_np.pop("fire0"))  # static: which rows start firing
     warn_if_subthreshold(recording, rec.sweeps, data_np)
+    warn_if_unresponsive(recording, rec.sweeps)
     names = tuple("v_rest" if n == "e_l" else n for n in trainable)
     data = {k: jnp.asarray(v, bool if v.dtype == bool else jnp.float32) for k, v in data_np.items()}
     per_row_hold = bool(np.any(current_levels(data_np["hold"])))  # rows hold different currents

@@ -1,17 +1,25 @@
 """Which sweeps of a recording to fit: :func:`choose_sweeps` (at most 4, by rule), from
 :func:`sweep_table`, one row per sweep by the rules of :mod:`hhjax.recordings.evaluation`;
-:func:`coverage_warning` when hand-picked sweeps cover the f–I range too thinly."""
+:func:`coverage_warning` when hand-picked sweeps cover the f–I range too thinly;
+:func:`unresponsive_sweeps`, sweeps whose steps leave the voltage all but unmoved, which
+it never picks."""
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 
-from .epochs import current_levels
+from .epochs import current_levels, detect
 from .evaluation import stimulus_epochs, sweep_features
 
 BLOCK_FRACTION = 0.5  # a sweep under this fraction of the peak rate, past the peak: depolarisation block
+# A step whose voltage response per pA is under this fraction of the recording's median,
+# where that median predicts at least UNRESPONSIVE_EXPECT_MV: a dead or mispaired channel.
+UNRESPONSIVE_FRACTION = 0.1
+UNRESPONSIVE_EXPECT_MV = 5.0
+_PRE_MS = 20.0  # the baseline a step's response is measured from: this long before the first epoch
 
 
 class SweepRow(NamedTuple):
@@ -41,8 +49,62 @@ def sweep_table(recording) -> list:
     return info
 
 
+def unresponsive_sweeps(recording) -> list:
+    """Sweeps with a hyperpolarising step that leaves the voltage all but unmoved: a dead
+    or mispaired channel, not a cell. A step's response is the median voltage over its second
+    half minus the median over the 20 ms before the sweep's first epoch (mV; only where no
+    spike falls there), per pA of the step. Only hyperpolarising steps are judged: during a
+    depolarising one, or a baseline with spikes, the median voltage of a firing cell need
+    not move at all. A step is unresponsive where the recording's median response per pA predicts at
+    least :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves under
+    :data:`UNRESPONSIVE_FRACTION` of that, or the wrong way. Relative to the recording's
+    own steps, so no input resistance is assumed; a recording with fewer than 3 such steps
+    gives none. (A Hippocampus Hub file in BluePyEfe's tests: its -2 to -1.2 nA sweeps move
+    the voltage by 0 to ±2.5 mV, its others 70-110 MΩ.)
+
+    >>> from hhjax.io import Recording
+    >>> t = np.arange(0.0, 300.0, 0.1); amps = [-100.0, -50.0, -150.0, -200.0]
+    >>> i = np.array([np.where((t >= 50) & (t < 250), a, 0.0) for a in amps])
+    >>> v = -70.0 + 0.1 * i; v[3] = -70.0            # 100 MΩ, but the last sweep never moves
+    >>> unresponsive_sweeps(Recording(t, v, i, (0, 1, 2, 3), 1e4, "cell"))
+    [3]
+    """
+    steps = []  # (sweep, pA, mV)
+    for k, sweep in enumerate(recording.sweeps):
+        _, epochs = stimulus_epochs(recording.t, recording.i[k])
+        t, v = recording.t, recording.v[k]
+        pre = (t >= epochs[0].start - _PRE_MS) & (t < epochs[0].start) if epochs else t < t[0]
+        if not pre.any() or detect(t[pre], v[pre]).size:
+            continue
+        pre = v[pre]
+        for e in epochs:
+            late = v[(t >= (e.start + e.stop) / 2) & (t < e.stop)]
+            if e.kind == "step" and e.amp < 0 and late.size:
+                steps.append((int(sweep), e.amp, float(np.median(late) - np.median(pre))))
+    if len(steps) < 3:
+        return []
+    per_pA = float(np.median([dv / amp for _, amp, dv in steps]))
+    return sorted({s for s, amp, dv in steps
+                   if per_pA * abs(amp) >= UNRESPONSIVE_EXPECT_MV and dv / amp < UNRESPONSIVE_FRACTION * per_pA})
+
+
+def warn_if_unresponsive(recording, sweeps) -> None:
+    """Warn (one line naming the file) about :func:`unresponsive_sweeps`, saying whether
+    the fitted ``sweeps`` include any."""
+    dead = unresponsive_sweeps(recording)
+    if not dead:
+        return
+    fitted = sorted(set(dead) & {int(k) for k in sweeps})
+    warnings.warn(f"{recording.source or '<recording>'}: sweep{'s' if len(dead) > 1 else ''} {dead}: hyperpolarising "
+                  f"steps move the voltage under {UNRESPONSIVE_FRACTION:g} of the recording's median response per "
+                  "pA, or the wrong way (a dead or mispaired channel?); " +
+                  (f"the fit includes {fitted}, as asked" if fitted else "the fit leaves them out") +
+                  ", and their evaluation compares the model with a trace that is not the cell's",
+                  UserWarning, stacklevel=3)
+
+
 def choose_sweeps(recording, n=4):
-    """Up to ``n`` sweeps, by rule: one subthreshold sweep, then spiking sweeps spread evenly
+    """Up to ``n`` sweeps, by rule, never one of :func:`unresponsive_sweeps`: one subthreshold sweep, then spiking sweeps spread evenly
     over the f–I range, the lowest and the highest included. Where the strongest sweep fires
     at under :data:`BLOCK_FRACTION` of the peak rate (depolarisation block), the spiking
     picks are the lowest, the peak and the first sweep past the peak under that fraction:
@@ -65,7 +127,9 @@ def choose_sweeps(recording, n=4):
     to the lowest holding current first, so that the fitted rests span the I–V curve
     instead of extrapolating it.
     """
-    info = sweep_table(recording)
+    dead = set(unresponsive_sweeps(recording))
+    table = sweep_table(recording)
+    info = [x for x in table if x.sweep not in dead] or table
     quiet = [x for x in info if not x.spiking]
     spiking = sorted((x for x in info if x.spiking), key=lambda x: x.current_pA)
     holds_differ = bool(np.any(current_levels([x.holding_pA for x in info])))
