@@ -106,7 +106,8 @@ def bench_one(path, folder, seed, args):
                     fit_sweeps=[int(k) for k in res.sweeps])
         if sel is not None:
             cell["model_selection"] = {"why": sel["why"], "validation_sweeps": sel["validation_sweeps"],
-                                       "scores": {n: c["score"] for n, c in sel["candidates"].items()}}
+                                       "scores": {n: c["score"] for n, c in sel["candidates"].items()},
+                                       "final_scores": sel.get("final_scores")}
         extra["searches"] = len(res.settings.get("attempts", [None]))
         extra["cpu_s"] = time.process_time() - cpu0
         used = set(cell["fit_sweeps"]) | set(sel["validation_sweeps"] if sel is not None else ())
