@@ -78,11 +78,19 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
         raise fail(path, f"{n_v} voltage and {n_i} current channels: cannot pair them")
     pairs = [(s["v"][channel], s["i"][channel if n_i == n_v else 0]) for s in segs]
 
-    def values(sig: Any, kind: str, override: Optional[str]) -> np.ndarray:
-        if override is not None:   # the user says the file's units are wrong
-            return np.asarray(sig.magnitude, np.float64).ravel() * \
-                unit_factor(path, kind, None, override)
-        return np.asarray(sig.rescale(UNITS[kind]).magnitude, np.float64).ravel()
+    converted: dict = {}
+
+    def values(k: int, kind: str) -> np.ndarray:
+        """Segment ``k``'s voltage or current in hhjax's units, converted once (the
+        protocol scores and the recording use the same arrays)."""
+        if (k, kind) not in converted:
+            sig, override = pairs[k][kind == "i"][1], v_units if kind == "v" else i_units
+            if override is not None:   # the user says the file's units are wrong
+                converted[k, kind] = np.asarray(sig.magnitude, np.float64).ravel() * \
+                    unit_factor(path, kind, None, override)
+            else:
+                converted[k, kind] = np.asarray(sig.rescale(UNITS[kind]).magnitude, np.float64).ravel()
+        return converted[k, kind]
 
     def shape(k: int) -> tuple:
         return tuple((sig.shape[0], float(sig.sampling_rate.rescale("Hz"))) for sig in (pairs[k][0][1], pairs[k][1][1]))
@@ -95,8 +103,8 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
         for k in wanted:
             groups.setdefault(shape(k), []).append(k)
         keys = sorted(groups, key=lambda g: groups[g][0])
-        scores = [sum(spikes_in_steps(values(pairs[k][0][1], "v", v_units), values(pairs[k][1][1], "i", i_units),
-                                      g[0][1]) for k in groups[g]) if g[0] == g[1] else -1 for g in keys]
+        scores = [sum(spikes_in_steps(values(k, "v"), values(k, "i"), g[0][1]) for k in groups[g])
+                  if g[0] == g[1] else -1 for g in keys]
         labels = [f"segments {format_sweeps(groups[g])} ({g[0][0] / g[0][1]:g} s)" for g in keys]
         wanted = groups[keys[choose_protocol(path, "groups of segments of different lengths", labels, scores,
                                              "pass sweeps=[...] to choose another")]]
@@ -107,8 +115,8 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
         raise fail(path, f"sweeps differ in length ({sorted(lengths)} samples) or sampling "
                          f"({sorted(rates)} Hz); the sweeps of one recording must agree")
     n, fs = lengths.pop(), rates.pop()
-    v = np.stack([values(pairs[k][0][1], "v", v_units) for k in wanted])
-    i = np.stack([values(pairs[k][1][1], "i", i_units) for k in wanted])
+    v = np.stack([values(k, "v") for k in wanted])
+    i = np.stack([values(k, "i") for k in wanted])
     v_name, i_name = pairs[0][0][0], pairs[0][1][0]
     md = {"format": f"neo:{type(reader).__name__}", "units": dict(UNITS),
           "protocol": None, "channel": channel, "voltage_signal": v_name,
