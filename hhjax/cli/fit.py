@@ -86,6 +86,8 @@ def _fit_recording_model(model, rec, kw, init, checkpoint, args):
         for n, c in sel["candidates"].items():
             print(f"candidate {n}: cross-validated score {format_value(c['score'], '.3g')}, "
                   f"training failures {c['training_failures']}, {c['fit_time_s']:.0f} s")
+        for n, score in (sel.get("final_scores") or {}).items():
+            print(f"final fit {n}: score {score:.3g} on the same validation sweeps")
         print(f"model: {sel['winner']} ({sel['why']})")
     return res
 
