@@ -51,12 +51,12 @@ def sweep_table(recording) -> list:
 
 def unresponsive_sweeps(recording) -> list:
     """Sweeps with a hyperpolarising step that leaves the voltage all but unmoved: a dead
-    or mispaired channel, not a cell. A step's response is the median voltage over its second
-    half minus the median over the 20 ms before the sweep's first epoch (mV; only where no
-    spike falls there), per pA of the step. Only hyperpolarising steps are judged: during a
-    depolarising one, or a baseline with spikes, the median voltage of a firing cell need
-    not move at all. A step is unresponsive where the recording's median response per pA predicts at
-    least :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves under
+    or mispaired channel, not a cell. A step's response is the median voltage over its
+    second half minus the median over the 20 ms before the sweep's first epoch (mV; only
+    where no spike falls there), per pA of the step. Only hyperpolarising steps are judged:
+    during a depolarising one, or a baseline with spikes, the median voltage of a firing
+    cell need not move at all. A step is unresponsive where the recording's median response
+    per pA predicts at least :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves under
     :data:`UNRESPONSIVE_FRACTION` of that, or the wrong way. Relative to the recording's
     own steps, so no input resistance is assumed; a recording with fewer than 3 such steps
     gives none. (A Hippocampus Hub file in BluePyEfe's tests: its -2 to -1.2 nA sweeps move
@@ -73,10 +73,10 @@ def unresponsive_sweeps(recording) -> list:
     for k, sweep in enumerate(recording.sweeps):
         _, epochs = stimulus_epochs(recording.t, recording.i[k])
         t, v = recording.t, recording.v[k]
-        pre = (t >= epochs[0].start - _PRE_MS) & (t < epochs[0].start) if epochs else t < t[0]
-        if not pre.any() or detect(t[pre], v[pre]).size:
+        before = (t >= epochs[0].start - _PRE_MS) & (t < epochs[0].start) if epochs else None
+        if before is None or not before.any() or detect(t[before], v[before]).size:
             continue
-        pre = v[pre]
+        pre = v[before]
         for e in epochs:
             late = v[(t >= (e.start + e.stop) / 2) & (t < e.stop)]
             if e.kind == "step" and e.amp < 0 and late.size:
@@ -104,8 +104,9 @@ def warn_if_unresponsive(recording, sweeps) -> None:
 
 
 def choose_sweeps(recording, n=4):
-    """Up to ``n`` sweeps, by rule, never one of :func:`unresponsive_sweeps`: one subthreshold sweep, then spiking sweeps spread evenly
-    over the f–I range, the lowest and the highest included. Where the strongest sweep fires
+    """Up to ``n`` sweeps, by rule, never one of :func:`unresponsive_sweeps`: one
+    subthreshold sweep, then spiking sweeps spread evenly over the f–I range, the lowest and
+    the highest included. Where the strongest sweep fires
     at under :data:`BLOCK_FRACTION` of the peak rate (depolarisation block), the spiking
     picks are the lowest, the peak and the first sweep past the peak under that fraction:
     the onset of block lies between the last two, and nothing else fitted would place it.

@@ -232,8 +232,9 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
             every fit (``retries`` 1 for the candidates unless given: a second search from the
             cell's spike onsets where they lie off, else where the first missed a fitted sweep).
         checkpoint: a directory; each candidate checkpoints in its own subfolder (named
-            by the candidate), the final fit in ``final`` (a runner-up's in ``final_<name>``), so a rerun resumes the unfinished
-            fit and replays the finished ones from their saved state.
+            by the candidate), the final fit in ``final`` (a runner-up's in
+            ``final_<name>``), so a rerun resumes the unfinished fit and replays the
+            finished ones from their saved state.
 
     Returns:
         The winner's final :class:`~hhjax.recordings.cell_fit.RecordingFit`, its ``settings``
@@ -297,9 +298,9 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     if table:
         # The final fit is a new, larger search and can land elsewhere than the ranking fit
         # that won: it is scored the same way, on the same sweeps. Where it fails
-        # qualitatively, the runner-up is fitted in full too and the better of
-        # the two final fits kept, so a search stuck in a regime the sweeps contradict is not
-        # the answer while a candidate remains that might not be.
+        # qualitatively, the runner-up is fitted in full too and the better final fit kept,
+        # so a search stuck in a regime the sweeps contradict is not the answer while a
+        # candidate remains that might not be.
         final = {winner: _final_score(best, recording, val, top)}
         rest = {n: v for n, v in finite.items() if n != winner}
         if final[winner] >= FAILURE_COST and rest:
