@@ -12,6 +12,7 @@ import pytest
 
 from hhjax.io import example_recording, load_recording
 from hhjax.io.examples import example_recordings_dirs
+from hhjax.recordings.bridge import balance_bridge
 from hhjax.recordings.choice import choose_sweeps, unresponsive_sweeps, warn_if_unresponsive
 
 SHIPPED = ("171116sh_0016.abf", "171116sh_0018.abf", "17o05028_ic_steps.abf", "18711001.abf",
@@ -30,13 +31,18 @@ def _load(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_no_real_cell_is_called_unresponsive(name):
-    assert unresponsive_sweeps(_load(name)) == []
+    """As loaded, and as a fit sees it (bridge balanced). 17o05028, firing at rest, moves
+    1.3 mV for its -10 pA steps and 62 mV for -50 pA: judged by the median slope, the small
+    steps alone would look dead."""
+    rec = _load(name)
+    assert unresponsive_sweeps(rec) == []
+    assert unresponsive_sweeps(balance_bridge(rec)) == []
 
 
 def test_a_dead_sweep_is_named_and_not_chosen():
-    """17o05028's subthreshold pick is sweep 5, a -50 pA step (the cell's quietest sweep
-    with the most spontaneous spikes). Its voltage replaced by its own first sample, as a
-    disconnected channel records, it is named, and another sweep is fitted instead."""
+    """17o05028's subthreshold pick is sweep 5, a -50 pA step (of its silent sweeps, the
+    one with the most spontaneous spikes). Its voltage replaced by its own first sample, as
+    a disconnected channel records, it is named, and another sweep is fitted instead."""
     rec = _load("17o05028_ic_steps.abf")
     before = choose_sweeps(rec)
     assert 5 in before

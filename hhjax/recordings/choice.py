@@ -53,14 +53,16 @@ def unresponsive_sweeps(recording) -> list:
     """Sweeps with a hyperpolarising step that leaves the voltage all but unmoved: a dead
     or mispaired channel, not a cell. A step's response is the median voltage over its
     second half minus the median over the 20 ms before the sweep's first epoch (mV; only
-    where no spike falls there), per pA of the step. Only hyperpolarising steps are judged:
-    during a depolarising one, or a baseline with spikes, the median voltage of a firing
-    cell need not move at all. A step is unresponsive where the recording's median response
-    per pA predicts at least :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves under
-    :data:`UNRESPONSIVE_FRACTION` of that, or the wrong way. Relative to the recording's
-    own steps, so no input resistance is assumed; a recording with fewer than 3 such steps
-    gives none. (A Hippocampus Hub file in BluePyEfe's tests: its -2 to -1.2 nA sweeps move
-    the voltage by 0 to ±2.5 mV, its others 70-110 MΩ.)
+    where no spike falls there), per pA of the step. Only hyperpolarising steps without
+    spikes are judged: during a depolarising one, one the cell fires through (a step down
+    from a holding current above its rheobase), or from a baseline with spikes, the median
+    voltage of a firing cell need not move at all. A step at least as large as the median
+    step is unresponsive where the recording's median response per pA predicts at least
+    :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves under :data:`UNRESPONSIVE_FRACTION`
+    of that, or the wrong way. Relative to the recording's own steps, so no input
+    resistance is assumed; a recording with fewer than 3 such steps gives none. (A
+    Hippocampus Hub file in BluePyEfe's tests: its -2 to -1.2 nA sweeps move the voltage by
+    0 to ±2.5 mV, its others 70-110 MΩ.)
 
     >>> from hhjax.io import Recording
     >>> t = np.arange(0.0, 300.0, 0.1); amps = [-100.0, -50.0, -150.0, -200.0]
@@ -77,15 +79,22 @@ def unresponsive_sweeps(recording) -> list:
         if before is None or not before.any() or detect(t[before], v[before]).size:
             continue
         pre = v[before]
+        spikes = detect(t, v)
         for e in epochs:
             late = v[(t >= (e.start + e.stop) / 2) & (t < e.stop)]
-            if e.kind == "step" and e.amp < 0 and late.size:
+            # A step the cell fires through is one it responds to, whatever its median.
+            fired = np.any((spikes >= e.start) & (spikes < e.stop))
+            if e.kind == "step" and e.amp < 0 and late.size and not fired:
                 steps.append((int(sweep), e.amp, float(np.median(late) - np.median(pre))))
     if len(steps) < 3:
         return []
     per_pA = float(np.median([dv / amp for _, amp, dv in steps]))
-    return sorted({s for s, amp, dv in steps
-                   if per_pA * abs(amp) >= UNRESPONSIVE_EXPECT_MV and dv / amp < UNRESPONSIVE_FRACTION * per_pA})
+    # Near threshold a cell's I-V curve is far from straight (17o05028, firing at rest: 1.3 mV
+    # for its -10 pA steps, 62 mV for -50 pA), so only steps at least as large as the median
+    # are judged by the median's slope; a dead channel fails on every step, large ones too.
+    large = float(np.median([abs(amp) for _, amp, _ in steps]))
+    return sorted({s for s, amp, dv in steps if abs(amp) >= large
+                   and per_pA * abs(amp) >= UNRESPONSIVE_EXPECT_MV and dv / amp < UNRESPONSIVE_FRACTION * per_pA})
 
 
 def warn_if_unresponsive(recording, sweeps) -> None:
