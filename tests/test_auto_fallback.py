@@ -77,6 +77,7 @@ def test_final_fit_that_fails_brings_in_the_runner_up(monkeypatch, runner_final,
         assert sel["final_scores"] == {"pospischil": 0.0} and "final fit" not in sel["why"]
     elif runner_final == "good":
         assert sel["final_scores"] == pytest.approx({"pospischil": silent, "pospischil_fs": 0.5})
+        assert sel["why"].startswith("pospischil ranked first (held-out sweeps [2, 3]: lowest")
         assert "runner-up pospischil_fs was fitted in full" in sel["why"]
     else:
         assert sel["final_scores"] == pytest.approx({"pospischil": silent, "pospischil_fs": silent + 10})

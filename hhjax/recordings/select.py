@@ -266,12 +266,10 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     # below), so none is fitted for a ranking.
     for name in candidates if val else ():
         res = fit(name, name, **kw)
-        rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"]
-        table[name] = {"rows": rows, "training_failures": int(_failures(res.features["sweeps"])),
-                       "loss": float(res.loss), "fit_time_s": float(res.wall_time)}
+        table[name] = {**_judged(res, recording, val), "loss": float(res.loss), "fit_time_s": float(res.wall_time)}
     top = max([r["observed_rate_hz"] or 0.0 for t in table.values() for r in t["rows"]] + [0.0])
     for name, t in table.items():
-        t["score"] = cv_score(t["rows"], top) + FAILURE_COST * t["training_failures"]
+        t["score"] = _scored(t, top)
     finite = {n: t["score"] for n, t in table.items() if np.isfinite(t["score"]) and np.isfinite(t["loss"])}
     if finite:
         winner, why = pick_winner(finite, rebound=any(x.rebound for x in info))
@@ -301,19 +299,19 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         # qualitatively, the runner-up is fitted in full too and the better final fit kept,
         # so a search stuck in a regime the sweeps contradict is not the answer while a
         # candidate remains that might not be.
-        final = {winner: _final_score(best, recording, val, top)}
+        final = {winner: _scored(_judged(best, recording, val), top)}
         rest = {n: v for n, v in finite.items() if n != winner}
         if final[winner] >= FAILURE_COST and rest:
             runner, _ = pick_winner(rest, rebound=any(x.rebound for x in info))
             other = fit(runner, "final_" + runner, **(search or {}), **fit_kwargs)
-            final[runner] = _final_score(other, recording, val, top)
+            final[runner] = _scored(_judged(other, recording, val), top)
+            failed = (f"{winner} ranked first ({why}), but its final fit failed qualitatively "
+                      f"(score {final[winner]:.3g})")
             if final[runner] < final[winner]:
-                why = (f"{why}; its final fit failed qualitatively (score {final[winner]:.3g}), "
-                       f"so the runner-up {runner} was fitted in full and scored {final[runner]:.3g}")
+                why = f"{failed}, so the runner-up {runner} was fitted in full and scored {final[runner]:.3g}"
                 winner, best = runner, other
             else:
-                why = (f"{why}; its final fit failed qualitatively (score {final[winner]:.3g}) and was kept: "
-                       f"the runner-up {runner}, fitted in full, scored {final[runner]:.3g}")
+                why = f"{failed} and was kept: the runner-up {runner}, fitted in full, scored {final[runner]:.3g}"
             selection.update(winner=winner, why=why)
         selection["final_scores"] = final
     selection["final_fit_s"] = time.perf_counter() - t_final
@@ -322,11 +320,17 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
     return dataclasses.replace(best, settings=settings, wall_time=time.perf_counter() - t0)
 
 
-def _final_score(res, recording, val, top_rate_hz):
-    """A final fit's score by the ranking's rule: :func:`cv_score` on the validation sweeps,
-    plus :data:`FAILURE_COST` per qualitative failure on its training sweeps."""
+def _judged(res, recording, val) -> dict:
+    """A fit's ``rows`` on the validation sweeps and its ``training_failures``: what
+    :func:`_scored` scores, for ranking and final fits alike."""
     rows = evaluate(res.params, recording, sweeps=val, dt=res.settings["dt_ms"])["sweeps"]
-    return float(cv_score(rows, top_rate_hz) + FAILURE_COST * _failures(res.features["sweeps"]))
+    return {"rows": rows, "training_failures": int(_failures(res.features["sweeps"]))}
+
+
+def _scored(judged: dict, top_rate_hz: float) -> float:
+    """The score of :func:`_judged`: :func:`cv_score` on the validation rows, plus
+    :data:`FAILURE_COST` per qualitative failure on the training sweeps."""
+    return float(cv_score(judged["rows"], top_rate_hz) + FAILURE_COST * judged["training_failures"])
 
 
 def _finite(x):
