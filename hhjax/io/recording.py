@@ -126,6 +126,12 @@ class Recording:
         """Sweep length, ms (``n_samples * dt``: a 1.5 s sweep gives 1500.0)."""
         return self.n_samples * self.dt
 
+    @property
+    def ljp_corrected_mV(self) -> float:
+        """mV subtracted so far by :meth:`correct_ljp` (0 if none); fits and evaluations
+        record it, so that work on this voltage can subtract the same again."""
+        return float(self.metadata.get("ljp_corrected_mV", 0.0))
+
     def _with(self, **changes: Any) -> "Recording":
         return dataclasses.replace(self, **changes)
 
@@ -179,7 +185,7 @@ class Recording:
             >>> rec.correct_ljp(14.0)       # eFEL's current.txt: about 14 mV  # doctest: +SKIP
         """
         md = self._history(f"correct_ljp({ljp_mV})")
-        md["ljp_corrected_mV"] = float(md.get("ljp_corrected_mV", 0.0)) + float(ljp_mV)
+        md["ljp_corrected_mV"] = self.ljp_corrected_mV + float(ljp_mV)
         return self._with(v=self.v - float(ljp_mV), metadata=md)
 
     def correct_bridge(self, rs_mohm: float) -> "Recording":

@@ -276,7 +276,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     weights=_weights(every * dt),
                     start_loss=found.start_loss, search_loss=found.search_loss,
                     refined_losses=found.losses.tolist(),
-                    ljp_corrected_mV=float(recording.metadata.get("ljp_corrected_mV", 0.0)),
+                    ljp_corrected_mV=recording.ljp_corrected_mV,
                     bridge_corrected_MOhm=removed(recording),
                     retries=retries, retry_tolerances=RETRY_TOLERANCES, row_seconds=round(row_seconds, 3),
                     retry_row_seconds=RETRY_ROW_SECONDS, attempts=attempts, kept_attempt=k_kept,

@@ -78,14 +78,14 @@ def unresponsive_sweeps(recording) -> list:
         before = (t >= epochs[0].start - _PRE_MS) & (t < epochs[0].start) if epochs else None
         if before is None or not before.any() or detect(t[before], v[before]).size:
             continue
-        pre = v[before]
+        base = float(np.median(v[before]))
         spikes = detect(t, v)
         for e in epochs:
             late = v[(t >= (e.start + e.stop) / 2) & (t < e.stop)]
             # A step the cell fires through is one it responds to, whatever its median.
             fired = np.any((spikes >= e.start) & (spikes < e.stop))
             if e.kind == "step" and e.amp < 0 and late.size and not fired:
-                steps.append((int(sweep), e.amp, float(np.median(late) - np.median(pre))))
+                steps.append((int(sweep), e.amp, float(np.median(late)) - base))
     if len(steps) < 3:
         return []
     per_pA = float(np.median([dv / amp for _, amp, dv in steps]))

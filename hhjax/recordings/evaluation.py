@@ -270,7 +270,7 @@ def evaluate(params, recording, sweeps=None, *, dt=0.1, method="exp_euler", retu
                         "start": "the model starts at its own rest at the sweep's holding current, or, where "
                                  "the cell fires before the first epoch, after 1000 ms at holding from a kick "
                                  "to 0 mV (its firing state, if it has one)",
-                        "ljp_corrected_mV": float(rec.metadata.get("ljp_corrected_mV", 0.0))}}
+                        "ljp_corrected_mV": rec.ljp_corrected_mV}}
     return (out, (t_sim, v_sim)) if return_traces else out
 
 
