@@ -121,24 +121,23 @@ def allen_traces(sdist: Path) -> list:
     threshold index matches the next hhjax peak within 2 ms after it; a peak index, its
     own sample. ``sdist``: ``allensdk-0.16.0.tar.bz2`` (``pip download --no-deps
     --no-binary :all: allensdk==0.16.0``) or the folder it unpacks to."""
+    import contextlib
     import tarfile
 
     rows = []
-    tar = tarfile.open(sdist) if sdist.is_file() else None
-    for name, (kind, expected) in ALLEN_EXPECTED.items():
-        member = f"allensdk-0.16.0/allensdk/test/ephys/data/{name}.txt"
-        a = np.loadtxt(tar.extractfile(member) if tar else sdist / member.split("/", 1)[1])
-        t, v = 1000.0 * a[:, 0], a[:, 1]   # s -> ms
-        ours = spike_peaks(t, v)
-        if kind == "peak":
-            ok = ours.tolist() == expected
-        else:
-            ok = ours.size == len(expected) and all(0.0 < t[p] - t[e] < 2.0 for p, e in zip(ours, expected))
-        rows.append({"trace": name, "samples": int(t.size), "dt_ms": [float(np.min(np.diff(t))), float(np.max(np.diff(t)))],
-                     "allensdk_expects": kind, "allensdk_index": expected, "hhjax_peak_index": ours.tolist(),
-                     "match": bool(ok)})
-    if tar:
-        tar.close()
+    with (tarfile.open(sdist) if sdist.is_file() else contextlib.nullcontext()) as tar:
+        for name, (kind, expected) in ALLEN_EXPECTED.items():
+            member = f"allensdk-0.16.0/allensdk/test/ephys/data/{name}.txt"
+            a = np.loadtxt(tar.extractfile(member) if tar else sdist / member.split("/", 1)[1])
+            t, v = 1000.0 * a[:, 0], a[:, 1]   # s -> ms
+            ours = spike_peaks(t, v)
+            if kind == "peak":
+                ok = ours.tolist() == expected
+            else:
+                ok = ours.size == len(expected) and all(0.0 < t[p] - t[e] < 2.0 for p, e in zip(ours, expected))
+            rows.append({"trace": name, "samples": int(t.size), "dt_ms": [float(np.min(np.diff(t))), float(np.max(np.diff(t)))],
+                         "allensdk_expects": kind, "allensdk_index": expected, "hhjax_peak_index": ours.tolist(),
+                         "match": bool(ok)})
     return rows
 
 

@@ -57,7 +57,7 @@ import numpy as np
 import hhjax
 from hhjax import stimulus
 from hhjax.io import Recording
-from hhjax.models.pospischil import FS, RS
+from hhjax.models.pospischil import FS, PLATEAU, RS
 from hhjax.models.pospischil_ca import LTS
 
 SIM_DT = 0.01  # ms: 100 kHz, so that every rig rate below (4, 10, 20, 50 kHz) samples every k-th step
@@ -109,8 +109,7 @@ def cells():
                                 np.array([_steps(n, 0.0, [(200, 900, a)]) for a in amps]))
     n = int(1400 / SIM_DT)
     amps = [-100, 0, 200, 400, 500, 600, 700, 750, 800, 850, 900, 1000]
-    plateau = dataclasses.replace(RS, v_t=RS.v_t + 30.0, g_k=3.0, e_na=20.0, g_m=0.1)
-    out["rs_plateau_10khz"] = ("pospischil", plateau, 10_000, 8.0, 0.2,
+    out["rs_plateau_10khz"] = ("pospischil", PLATEAU, 10_000, 8.0, 0.2,
                                np.array([_steps(n, 0.0, [(100, 1100, a)]) for a in amps]))
     return out
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hhjax.io import Recording, example_recording, load_recording
-from hhjax.models.pospischil import RS
+from hhjax.models.pospischil import PLATEAU, RS
 from hhjax.presets import NEURON
 from hhjax.recordings.evaluation import evaluate, model_rest, parse_sweeps, stimulus_epochs
 from hhjax.recordings import fit_recording
@@ -802,7 +802,7 @@ def test_onset_v_t_finds_a_cell_whose_spikes_start_on_a_plateau():
     from hhjax.recordings.rows import fit_rows
     from hhjax.recordings.start import onset_v_t
 
-    cell = dataclasses.replace(RS, v_t=RS.v_t + 30.0, g_k=3.0, e_na=20.0, g_m=0.1)
+    cell = PLATEAU
     rec = _synthetic(cell, amps=(0.0, 900.0, 1000.0), duration=600.0)
     data, *_ = fit_rows(rec, DT)
     assert abs(onset_v_t(data, RS, DT) - cell.v_t) < 3.0 and cell.v_t - RS.v_t > 25.0

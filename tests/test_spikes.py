@@ -68,12 +68,9 @@ def test_a_simulated_cell_that_fires_from_a_plateau():
     # 30 mV depolarised and E_Na +20 mV, driven by strong steps plus a noise current, fires
     # irregular spikes from about -20 mV to +20 mV. Reference: upward 0 mV crossings of the
     # noise-free voltage; the detector sees it sampled at 10 kHz with 0.2 mV of noise.
-    import dataclasses
-
     from hhjax import stimulus
-    from hhjax.models.pospischil import RS
+    from hhjax.models.pospischil import PLATEAU as cell
 
-    cell = dataclasses.replace(RS, v_t=RS.v_t + 30.0, g_k=3.0, e_na=20.0, g_m=0.1)
     dt, amps = 0.01, jnp.array([800.0, 900.0])
     noise = stimulus.ou_noise(jax.random.PRNGKey(3), duration=600.0, dt=dt, sigma=8.0, shape=(2,))
     t_ms = jnp.arange(noise.values.shape[-1]) * dt

@@ -149,3 +149,10 @@ FS = PospischilParams(
     g_na=58.0, g_k=3.9, g_m=0.0787, tau_max=502.0, v_t=-57.9, g_l=0.038, e_l=-70.4,
     area=cylinder_area(56.9, 56.9),
 )
+
+#: Not from the paper: a cell that fires from a depolarised plateau, the RS cell with its
+#: Na and Kd kinetics 30 mV depolarised (VT -26.2 mV), E_Na +20 mV, g_Kd 3e-3 and g_M 1e-4
+#: S/cm². Weak steps give a few spikes and a plateau near -30 mV, strong ones spikes from
+#: about -20 to +20 mV: the synthetic plateau cell (``scripts/synthetic_cells.py``) and the
+#: spike detector's plateau test.
+PLATEAU = PospischilParams(v_t=RS.v_t + 30.0, g_k=3.0, e_na=20.0, g_m=0.1)
