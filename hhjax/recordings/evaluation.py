@@ -31,7 +31,7 @@ from .. import plot
 from ..analysis import features as F
 from .bridge import balance_bridge
 from .epochs import cell_rests, epoch_features, fires_at_start, parse_epochs
-from .regime import count_tolerance
+from .regime import count_tolerance, qualitative_failure
 from ..analysis.spikes import SPIKE_RULE
 from ..models import model_of
 from ..simulation.entry import simulate
@@ -314,7 +314,7 @@ def summarise(rows):
             "max_rest_error_mV": float(np.max(d_r)) if d_r.size else None,
             "rest_compared": int(d_r.size),
             "rest_missing": sum(r["observed_rest_mV"] is not None and r["predicted_rest_mV"] is None for r in rows),
-            "qualitative_failures": int(np.sum(((n_o >= 3) & (n_p == 0)) | ((n_o == 0) & (n_p >= 3)))),
+            "qualitative_failures": int(np.sum(qualitative_failure(n_o, n_p))),
             "mean_gamma": _num(np.mean(gam)) if gam else None}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..analysis.spikes import spike_times
 
@@ -64,6 +65,23 @@ def count_tolerance(n_obs):
     (1.0, 14.100000381469727)
     """
     return jnp.maximum(1.0, 0.1 * n_obs)
+
+
+#: A model is qualitatively wrong on a sweep where it is silent and the cell fires at least
+#: this many spikes, or fires this many where the cell is silent (the real-cells targets).
+QUALITATIVE_SPIKES = 3
+
+
+def qualitative_failure(n_obs, n_pred):
+    """Whether predicted counts ``n_pred`` fail qualitatively against observed ``n_obs``
+    (spikes; elementwise on arrays): silent where the cell fires at least
+    :data:`QUALITATIVE_SPIKES`, or firing that many where it is silent.
+
+    >>> qualitative_failure([5, 0, 2, 0], [0, 3, 0, 2]).tolist()
+    [True, True, False, False]
+    """
+    n_obs, n_pred = np.asarray(n_obs), np.asarray(n_pred)
+    return ((n_obs >= QUALITATIVE_SPIKES) & (n_pred == 0)) | ((n_obs == 0) & (n_pred >= QUALITATIVE_SPIKES))
 
 
 def regime_violations(n, times, data):

@@ -43,7 +43,7 @@ from .cell_fit import MODELS, fit_recording
 from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
 from .evaluation import evaluate, fi_tolerance
-from .regime import count_tolerance
+from .regime import count_tolerance, qualitative_failure
 
 AUTO_CANDIDATES = ("pospischil", "pospischil_fs", "pospischil_ib", "pospischil_lts")
 #: What ``--model`` takes for a recording: one fit target, or ``"auto"`` (:func:`fit_auto`).
@@ -179,7 +179,7 @@ def cv_score(rows: list, top_rate_hz: float) -> float:
             s += abs(r["predicted_rate_hz"] - r["observed_rate_hz"]) / fi_tolerance(top_rate_hz)
         if r["observed_rest_mV"] is not None:
             s += 1.0 if r["predicted_rest_mV"] is None else abs(r["predicted_rest_mV"] - r["observed_rest_mV"]) / 2.0
-        s += FAILURE_COST * (((n_o >= 3) and n_p == 0) or (n_o == 0 and n_p >= 3))
+        s += FAILURE_COST * bool(qualitative_failure(n_o, n_p))
         total += s
     return total / len(rows)
 
@@ -215,8 +215,7 @@ def pick_winner(scores: dict, *, rebound: bool = False, margin: float = AUTO_MAR
 
 
 def _failures(rows):
-    return sum(((r["observed_spikes"] >= 3) and r["predicted_spikes"] == 0)
-               or (r["observed_spikes"] == 0 and r["predicted_spikes"] >= 3) for r in rows)
+    return int(np.sum(qualitative_failure([r["observed_spikes"] for r in rows], [r["predicted_spikes"] for r in rows])))
 
 
 def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, progress=None,
