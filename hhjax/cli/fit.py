@@ -80,7 +80,14 @@ def _fit_recording_model(model, rec, kw, init, checkpoint, args):
             raise CLIError("--preset: --model auto starts each candidate at its own preset; leave --preset out")
         kw.pop("init")
     search = {k: getattr(args, k) for k in ("generations", "population", "steps") if getattr(args, k) is not None}
-    res = fit_with_model(rec, model, search=search, checkpoint=checkpoint, **kw)
+    members = getattr(args, "members", None)
+    if members is not None and model == "auto":
+        raise CLIError("--members: --model auto ranks its candidates by single fits; leave --members out")
+    res = fit_with_model(rec, model, search=search, checkpoint=checkpoint, members=members, **kw)
+    consensus = res.settings.get("consensus")
+    if consensus is not None and len(consensus["members"]) > 1:
+        print(f"fits: {len(consensus['members'])} (search seeds "
+              f"{', '.join(str(m['seed']) for m in consensus['members'])}); kept {consensus['why']}")
     sel = res.settings.get("model_selection")
     if sel is not None:
         for n, c in sel["candidates"].items():
@@ -279,6 +286,9 @@ def add_command(sub) -> None:
                    help="recordings: generations of the cross-entropy search (default 16; --model auto: 8 per candidate)")
     f.add_argument("--population", type=positive_int, default=None,
                    help="recordings: parameter sets per generation (default 160; --model auto: 96 per candidate)")
+    f.add_argument("--members", type=positive_int, default=None,
+                   help="recordings: fits of the model from different search seeds, the one nearest their "
+                        "consensus on the sweeps not fitted kept (default 3; 1: one fit; not with --model auto)")
     f.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="save the fit's state in DIR after every generation/iteration (recordings) or "
                         "iteration (traces); rerunning the same command resumes there (DIR is kept)")

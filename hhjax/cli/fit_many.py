@@ -17,7 +17,7 @@ def cmd_fit_many(args):
     try:
         settings = FitSettings(model=args.model, sweeps=sweeps, n_starts=args.starts, steps=args.steps, dt=args.dt,
                                generations=args.generations, population=args.population, seed=args.seed,
-                               plot=not args.no_plot)
+                               plot=not args.no_plot, members=args.members)
     except ValueError as exc:  # FitSettings names the field: "model: ..." becomes "--model: ..."
         raise CLIError(f"--{exc}") from None
     try:
@@ -62,6 +62,9 @@ def add_command(sub) -> None:
     f.add_argument("--generations", type=positive_int, default=16, help="search generations (default 16)")
     f.add_argument("--population", type=positive_int, default=160, help="search population (default 160)")
     f.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    f.add_argument("--members", type=positive_int, default=None,
+                   help="fits of the model per cell from different search seeds, the one nearest their consensus "
+                        "kept (default 3; 1: one fit; not with --model auto)")
     f.add_argument("--no-plot", action="store_true", help="skip the figures")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar over cells")
     f.set_defaults(func=cmd_fit_many, out_is_folder=True)

@@ -54,8 +54,10 @@ class FitSettings:
     (see there; ``sweeps`` ``None`` lets it choose). ``model``: a key of
     :data:`hhjax.recordings.cell_fit.MODELS`, or ``"auto"`` for
     :func:`hhjax.recordings.fit_auto` (its own search size per candidate: then
-    ``generations``, ``population`` and ``steps`` are not used). Part of each cell's input
-    hash.
+    ``generations``, ``population`` and ``steps`` are not used). ``members``: fits of one
+    model whose consensus is kept (``None``: the default,
+    :data:`hhjax.recordings.consensus.CONSENSUS_MEMBERS`; not with ``"auto"``). Part of each
+    cell's input hash.
 
     >>> FitSettings(model="nope")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
@@ -72,9 +74,13 @@ class FitSettings:
     seed: int = 0
     method: str = "exp_euler"
     plot: bool = True
+    members: int | None = None
 
     def __post_init__(self) -> None:
         check_recording_model(self.model)
+        if self.members is not None and (self.model == "auto" or isinstance(self.members, bool)
+                                         or not isinstance(self.members, int) or self.members < 1):
+            raise ValueError(f"members: expected a whole number >= 1 with one model (not auto), got {self.members!r}")
 
 
 def _ibw_folder(path: Path) -> bool:
@@ -276,7 +282,8 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
     search = None if settings.model == "auto" else {k: getattr(settings, k) for k in ("steps", "generations", "population")}
     rec = balance_bridge(rec)  # marked: the fit, its evaluation and figure see the same voltage
     res = fit_with_model(rec, settings.model, search=search, sweeps=sweeps, n_starts=settings.n_starts,
-                         dt=settings.dt, key=settings.seed, method=settings.method, progress=False)
+                         dt=settings.dt, key=settings.seed, method=settings.method, progress=False,
+                         members=settings.members)
     if not np.isfinite(res.loss):
         raise RuntimeError("fit failed (no parameter set gave a finite loss)")
     save_params(folder / "fit.json", res.params, stderr=res.stderr, loss=res.loss,

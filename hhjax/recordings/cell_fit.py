@@ -89,7 +89,7 @@ _SPREAD = {"g_l": 0.05, "area": 0.05, "v_rest": 0.08}
 #: synthetic FS block cell: 15 spikes where it fires 101, 8 tolerances); on the synthetic
 #: block cells of three draws over seeds 0-2 the trigger at 1 rather than 3 also catches
 #: searches 1-2.5 tolerances off, whose repeats, where they found a lower loss, lowered it
-#: 1.3-5x (README, Synthetic cells).
+#: 1.3-5x (docs/real_cells.md).
 RETRY_TOLERANCES = 1.0
 #: No further search starts where the searches would then simulate more than this many
 #: seconds of rows in all (rows x row length x searches): a search costs 1-2 s per second

@@ -130,7 +130,7 @@ def choose_sweeps(recording, n=4):
     cell fires at rest, that sweep is the fit's measure of its spontaneous rate. (17o05028's
     quiet sweeps all have a -50 pA step. Its first, 10 spikes, left models firing 2-4 too few
     on the sweep with the most, 16; fitting that one instead, the count target was met on
-    97 rather than 92 of 108 sweeps of its synthetic twins over draws and seeds, README.)
+    97 rather than 92 of 108 sweeps of its synthetic twins over draws and seeds, docs/real_cells.md.)
     Where the sweeps hold different currents (a protocol that raises
     the holding current sweep by sweep), the resting potentials at those currents are the
     cell's I–V curve, and the spiking sweeps sit at its top: the subthreshold pick then goes

@@ -44,7 +44,7 @@ LATE_FRACTION = 0.5  # the late window is the last half of the main depolarising
 # An interpolated row's count: the f–I curve's value at the midway current (fi_curve_centre)
 # ± this fraction of the two sweeps' count difference. 0.25 around their mean count met 5 more
 # count targets on 30 synthetic cells but cost 171116sh_0018 (92/77/92 -> 69/69/85 % over
-# seeds 0-2), so it stays (README, Synthetic cells).
+# seeds 0-2), so it stays (docs/real_cells.md).
 INTERP_BAND = 0.15
 DEPOL_PASSIVE_MS = 60.0  # passive estimate on a silent depolarising step: its first 60 ms (slow currents later)
 
@@ -216,7 +216,7 @@ def fit_rows(rec, dt):
         # The curve's points are sweeps with a depolarising step: where between a
         # hyperpolarising foot and the weakest spiking sweep the curve leaves 0 is unknown
         # (drawn through one, at its amplitude or at 0 pA, the curve scored as without it on
-        # the synthetic cells that have one; README, Synthetic cells).
+        # the synthetic cells that have one; docs/real_cells.md).
         if foot is not None and cols["main"][foot][2] > 0 and same_protocol(foot, a):
             family = [foot] + family
         mid = fi_curve_centre([cols["main"][r][2] for r in family], [cols["n_lo"][r] for r in family],

@@ -42,6 +42,7 @@ import numpy as np
 from .cell_fit import MODELS, fit_recording
 from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
+from .consensus import CONSENSUS_MEMBERS, fit_consensus
 from .evaluation import evaluate, fi_tolerance
 from .regime import count_tolerance, qualitative_failure
 
@@ -75,16 +76,22 @@ AUTO_MARGIN = 1.0
 REBOUND_CURRENT = "g_cat"
 
 
-def fit_with_model(recording, model: str = "pospischil", *, search: dict | None = None, **fit_kwargs):
+def fit_with_model(recording, model: str = "pospischil", *, search: dict | None = None, members: int | None = None,
+                   **fit_kwargs):
     """Fit a recording: the one entry point for one fit target or ``model="auto"``.
 
     Args:
         recording: a :class:`hhjax.io.Recording` (V in mV, command current in pA).
-        model: a key of :data:`hhjax.recordings.cell_fit.MODELS` (:func:`fit_recording`), or
-            ``"auto"`` (:func:`fit_auto`: every candidate, chosen by cross-validation).
+        model: a key of :data:`hhjax.recordings.cell_fit.MODELS` (:func:`fit_consensus`:
+            :data:`~hhjax.recordings.consensus.CONSENSUS_MEMBERS` fits of it from different
+            seeds, the one nearest their consensus kept), or ``"auto"`` (:func:`fit_auto`:
+            every candidate, chosen by cross-validation).
         search: search size (``generations``, ``population``, Levenberg–Marquardt ``steps``);
             what it leaves out is the chosen function's default (per candidate for auto:
             :data:`AUTO_SEARCH`).
+        members: fits of one model to compare (default
+            :data:`~hhjax.recordings.consensus.CONSENSUS_MEMBERS`; 1: a single fit); not
+            with ``"auto"``.
         fit_kwargs: passed on alike (``sweeps``, ``key``, ``dt`` in ms, ``checkpoint``, ...).
 
     Returns:
@@ -98,11 +105,14 @@ def fit_with_model(recording, model: str = "pospischil", *, search: dict | None 
     """
     check_recording_model(model)
     if model == "auto":
+        if members is not None:
+            raise ValueError("members: model 'auto' ranks its candidates by single fits; leave members out")
         return fit_auto(recording, search=search, **fit_kwargs)
     hint = rebound_warning(recording, model)
     if hint:
         warnings.warn(hint, stacklevel=2)
-    return fit_recording(recording, model=model, **(search or {}), **fit_kwargs)
+    return fit_consensus(recording, model, members=CONSENSUS_MEMBERS if members is None else members,
+                         **(search or {}), **fit_kwargs)
 
 
 def rebound_warning(recording, model: str) -> str:

@@ -1,0 +1,116 @@
+"""A recording fit that does not hang on one search seed: :func:`fit_consensus`.
+
+Four sweeps leave a model's f–I curve between them loosely determined, and where a search
+ends up there depends on its seed: over seeds 0–2, a cell's held-out count score moves by
+25–75 points (synthetic draws 0–6, README), and a lower training loss does not say which
+seed generalises (the fits' losses and held-out scores are unrelated). So
+:func:`fit_consensus` fits the same sweeps :data:`CONSENSUS_MEMBERS` times, from
+different seeds, simulates every member on the command of each sweep it was *not* fitted
+to, and returns the member whose spike counts there lie nearest the members' median, sweep
+by sweep (in units of the count target's tolerance): the typical fit rather than an
+outlier. Only the members' own predictions are compared; the recorded voltage of a sweep
+left out of the fit is never read, so those sweeps stay held out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+from ..fitting._common import seed_of
+from .bridge import balance_bridge
+from .cell_fit import fit_recording
+from .choice import choose_sweeps
+from .evaluation import evaluate
+from .regime import count_tolerance
+
+#: Fits per recording fit (1: a single search seed, as before).
+CONSENSUS_MEMBERS = 3
+#: Where one search simulates more than this many seconds of rows, one member is fitted:
+#: every panel and synthetic cell (at most 18 s) has three, which keeps a fit within about
+#: two minutes on the 2-core CI machine (17o05028, the slowest: 97 s).
+CONSENSUS_ROW_SECONDS = 20.0
+
+
+def consensus_member(predicted) -> tuple[int, list]:
+    """The member (row of ``predicted``: members x sweeps, spike counts) nearest the
+    per-sweep median, as a sum of squares in count tolerances (max(1, 10 % of the median));
+    the first of equals. Returns its index and every member's distance.
+
+    >>> consensus_member([[10, 20], [12, 30], [11, 21]])
+    (2, [2.0, 101.0, 0.0])
+    """
+    p = np.asarray(predicted, float)
+    if p.ndim != 2 or p.shape[0] == 0:
+        raise ValueError(f"consensus_member: expected members x sweeps counts, got shape {p.shape}")
+    med = np.median(p, 0)
+    d = np.sum(((p - med) / np.asarray(count_tolerance(med))) ** 2, 1) if p.shape[1] else np.zeros(p.shape[0])
+    return int(np.argmin(d)), [round(float(x), 4) for x in d]
+
+
+def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSENSUS_MEMBERS, sweeps=None,
+                  key=None, checkpoint=None, bridge="auto", **fit_kwargs):
+    """Fit ``recording`` ``members`` times (search seeds ``M·s`` to ``M·s + M - 1`` for seed
+    ``s`` of ``key``, ``M = members``) and return the fit nearest the members' consensus
+    (see the module docstring).
+
+    Args:
+        recording: a :class:`hhjax.io.Recording` (V in mV, command current in pA).
+        model: a key of :data:`hhjax.recordings.cell_fit.MODELS`.
+        members: fits to compare (1: one fit, seed ``s``). One member is fitted where every
+            sweep is fitted (nothing to compare on) or one search simulates more than
+            :data:`CONSENSUS_ROW_SECONDS` of rows.
+        sweeps: the training sweeps, the same for every member (default :func:`choose_sweeps`).
+        checkpoint: a directory; member 0 checkpoints there, member ``j`` in ``DIR/member<j>``.
+        bridge, fit_kwargs: as :func:`~hhjax.recordings.cell_fit.fit_recording`.
+
+    Returns:
+        The chosen member's :class:`~hhjax.recordings.cell_fit.RecordingFit`; ``wall_time``
+        (s) covers every member, and ``settings["consensus"]`` has ``members`` (each one's
+        ``seed``, ``loss``, ``distance``, ``fit_time_s``), ``chosen`` (its index),
+        ``compared_sweeps`` and ``why``.
+
+    >>> from hhjax.io import example_recording, load_recording
+    >>> rec = load_recording(example_recording("File_axon_5.abf"))
+    >>> res = fit_consensus(rec, generations=1, population=4, steps=0, retries=0, progress=False)
+    >>> len(res.settings["consensus"]["members"]), res.settings["consensus"]["chosen"] in (0, 1, 2)
+    (3, True)
+    """
+    if not isinstance(members, (int, np.integer)) or isinstance(members, bool) or members < 1:
+        raise ValueError(f"members: expected a whole number >= 1, got {members!r}")
+    t0 = time.perf_counter()
+    recording = balance_bridge(recording, bridge)  # once (marked), for every member and the comparison
+    train = [int(k) for k in (sweeps if sweeps is not None else choose_sweeps(recording))]
+    seed = seed_of(key) * int(members)
+
+    def fit(j):
+        folder = None if checkpoint is None else (checkpoint if j == 0 else os.path.join(checkpoint, f"member{j}"))
+        return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder, **fit_kwargs)
+
+    fits = [fit(0)]
+    compared = [int(k) for k in recording.sweeps if int(k) not in set(train)]
+    if not compared:
+        why = "every sweep is fitted: one fit, nothing left to compare members on"
+    elif fits[0].settings["row_seconds"] > CONSENSUS_ROW_SECONDS:
+        why = (f"one search simulates {fits[0].settings['row_seconds']:.0f} s of rows, over "
+               f"{CONSENSUS_ROW_SECONDS:g} s: one fit, to keep within the time a fit may take")
+    else:
+        why = ""
+    if not why:
+        fits += [fit(j) for j in range(1, int(members))]
+    predicted = [[r["predicted_spikes"] for r in evaluate(f.params, recording, sweeps=compared,
+                                                           dt=f.settings["dt_ms"])["sweeps"]]
+                 for f in fits] if len(fits) > 1 else [[]]
+    chosen, distance = consensus_member(predicted) if len(fits) > 1 else (0, [0.0])
+    if not why:
+        why = (f"member {chosen} of {len(fits)} (seed {seed + chosen}) predicts the {len(compared)} sweeps it was "
+               "not fitted to nearest the members' median")
+    best = fits[chosen]
+    consensus = {"members": [{"seed": seed + j, "loss": float(f.loss), "distance": distance[j],
+                              "fit_time_s": float(f.wall_time)} for j, f in enumerate(fits)],
+                 "chosen": chosen, "compared_sweeps": compared if len(fits) > 1 else [], "why": why}
+    return dataclasses.replace(best, settings={**best.settings, "consensus": consensus},
+                               wall_time=time.perf_counter() - t0)

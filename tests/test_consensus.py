@@ -1,0 +1,109 @@
+"""A fit of one model is the consensus of several fits from different search seeds
+(:mod:`hhjax.recordings.consensus`): the member whose predicted counts on the sweeps it
+was not fitted to lie nearest the members' median. The rule is checked with stand-in fits
+(every fit it asks for is seen), and end to end on a recording with a tiny search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hhjax.io import Recording, example_recording, load_recording
+from hhjax.recordings import consensus, fit_recording, fit_with_model
+from hhjax.recordings.cell_fit import RecordingFit
+
+AMPS = (-60.0, 60.0, 100.0, 150.0, 200.0)
+
+
+def _recording(n=len(AMPS)):
+    t = np.arange(0.0, 300.0, 0.1)
+    i = np.array([np.where((t >= 50) & (t < 250), a, 0.0) for a in AMPS[:n]])
+    v = np.full_like(i, -70.0)
+    v[1:, 1000:1010] = 20.0
+    return Recording(t, v, i, tuple(range(n)), 1e4, "toy")
+
+
+# What each seed's fit predicts on sweeps 2 and 3 (it is fitted to 0, 1 and 4): seed 1 is
+# the outlier; the medians are 8 and 14 spikes, seed 0 one spike off on sweep 2, seed 2 on 3.
+PREDICTED = {0: {2: 7, 3: 14}, 1: {2: 30, 3: 40}, 2: {2: 8, 3: 13},
+             3: {2: 5, 3: 5}, 4: {2: 9, 3: 11}, 5: {2: 50, 3: 50}}
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    calls = []
+
+    def fake_fit(recording, *, model, sweeps, key, checkpoint, **kw):
+        calls.append((key, checkpoint))
+        return RecordingFit(("params of seed", key), float(key), tuple(sweeps), [], {}, {}, np.zeros(1), np.zeros(1),
+                            0.1, {"dt_ms": 0.1, "model": model, "row_seconds": kw.pop("row_seconds", 2.0)})
+
+    def fake_evaluate(params, recording, sweeps, dt):
+        return {"sweeps": [{"sweep": s, "predicted_spikes": PREDICTED[params[1]][s]} for s in sweeps]}
+
+    monkeypatch.setattr(consensus, "fit_recording", fake_fit)
+    monkeypatch.setattr(consensus, "evaluate", fake_evaluate)
+    return calls
+
+
+def test_the_member_nearest_the_median_is_kept(stand_ins):
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, checkpoint="ck")
+    con = res.settings["consensus"]
+    assert stand_ins == [(0, "ck"), (1, "ck/member1"), (2, "ck/member2")]
+    assert con["chosen"] == 2 and res.params == ("params of seed", 2) and con["compared_sweeps"] == [2, 3]
+    # In count tolerances, max(1, 10 % of the median): 1 spike on sweep 2, 1.4 on sweep 3.
+    assert [m["distance"] for m in con["members"]] == pytest.approx([1.0, 22 ** 2 + (26 / 1.4) ** 2, (1 / 1.4) ** 2],
+                                                                     abs=1e-3)
+
+
+def test_seeds_of_another_key_are_other_seeds(stand_ins):
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=1)
+    assert [k for k, _ in stand_ins] == [3, 4, 5]
+    assert res.params == ("params of seed", 4)   # medians 9 and 11: seed 4's own counts
+
+
+@pytest.mark.parametrize("n_sweeps, members, fits", [(3, 3, 1),   # every sweep fitted: nothing to compare on
+                                                     (5, 1, 1),   # one member asked for
+                                                     (5, 2, 2)])
+def test_members_fitted(stand_ins, n_sweeps, members, fits):
+    res = consensus.fit_consensus(_recording(n_sweeps), sweeps=[0, 1, 2][: n_sweeps] if n_sweeps == 3 else [0, 1, 4],
+                                  key=0, members=members)
+    assert len(stand_ins) == fits == len(res.settings["consensus"]["members"])
+
+
+def test_long_rows_fit_one_member(stand_ins):
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0,
+                                  row_seconds=consensus.CONSENSUS_ROW_SECONDS + 1)
+    assert len(stand_ins) == 1 and "one fit" in res.settings["consensus"]["why"]
+
+
+@pytest.mark.parametrize("members", [0, -1, 1.5, True])
+def test_bad_members(members):
+    with pytest.raises(ValueError, match="^members: "):
+        consensus.fit_consensus(_recording(), members=members)
+    with pytest.raises(ValueError, match="^members: "):
+        fit_with_model(_recording(), "auto", members=3)
+
+
+def test_the_kept_fit_is_the_fit_of_its_seed():
+    """End to end (tiny search): the consensus returns one member's fit unchanged, the same
+    parameters as fitting that seed alone, and its wall time covers all three."""
+    rec = load_recording(example_recording("File_axon_5.abf"))
+    tiny = dict(generations=2, population=8, steps=0, retries=0, progress=False)
+    res = fit_with_model(rec, search={k: tiny[k] for k in ("generations", "population", "steps")}, key=0,
+                         retries=0, progress=False)
+    con = res.settings["consensus"]
+    assert len(con["members"]) == 3 and con["compared_sweeps"] == [k for k in rec.sweeps if k not in res.sweeps]
+    alone = fit_recording(rec, key=con["members"][con["chosen"]]["seed"], sweeps=list(res.sweeps), **tiny)
+    assert alone.params == res.params and alone.loss == res.loss
+    assert res.wall_time >= sum(m["fit_time_s"] for m in con["members"])
+
+
+def test_members_with_auto_is_a_one_line_error(tmp_path, capsys):
+    from hhjax.cli import main
+
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(example_recording("File_axon_5.abf")), "--model", "auto", "--members", "2",
+                 "--out", str(out), "--no-checkpoint"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--members" in err[0] and not out.exists()
