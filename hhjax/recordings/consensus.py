@@ -40,8 +40,8 @@ def consensus_member(predicted) -> tuple[int, list]:
     per-sweep median, as a sum of squares in count tolerances (max(1, 10 % of the median));
     the first of equals. Returns its index and every member's distance.
 
-    >>> consensus_member([[10, 20], [12, 30], [11, 21]])
-    (2, [2.0, 101.0, 0.0])
+    >>> consensus_member([[2, 5], [9, 9], [3, 5]])    # medians 3 and 5 spikes, tolerance 1
+    (2, [1.0, 52.0, 0.0])
     """
     p = np.asarray(predicted, float)
     if p.ndim != 2 or p.shape[0] == 0:
