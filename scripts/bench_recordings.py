@@ -123,7 +123,7 @@ def bench_one(path, folder, seed, args):
         con = res.settings.get("consensus")
         if con is not None and len(con["members"]) > 1:  # the table's; the JSON keeps the schema
             extra["members"] = len(con["members"])
-            print(f"  kept {con['why']}", file=sys.stderr)
+            print(f"  consensus: {con['why']}", file=sys.stderr)
         extra["searches"] = len(res.settings.get("attempts", [None]))
         extra["cpu_s"] = time.process_time() - cpu0
         used = set(cell["fit_sweeps"]) | set(sel["validation_sweeps"] if sel is not None else ())

@@ -107,3 +107,20 @@ def test_members_with_auto_is_a_one_line_error(tmp_path, capsys):
                  "--out", str(out), "--no-checkpoint"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--members" in err[0] and not out.exists()
+
+
+def test_a_member_without_a_finite_loss_leaves_the_others_to_decide(stand_ins, monkeypatch):
+    from hhjax._validate import FitFailed
+
+    fake = consensus.fit_recording
+
+    def failing(recording, *, key, **kw):
+        if key == 1:
+            raise FitFailed("fit: no start reached a finite loss")
+        return fake(recording, key=key, **kw)
+
+    monkeypatch.setattr(consensus, "fit_recording", failing)
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0)
+    con = res.settings["consensus"]
+    assert [m["seed"] for m in con["members"]] == [0, 2] and "seed 1: no finite loss" in con["why"]
+    assert res.params[1] in (0, 2)

@@ -87,7 +87,7 @@ def _fit_recording_model(model, rec, kw, init, checkpoint, args):
     consensus = res.settings.get("consensus")
     if consensus is not None and len(consensus["members"]) > 1:
         print(f"fits: {len(consensus['members'])} (search seeds "
-              f"{', '.join(str(m['seed']) for m in consensus['members'])}); kept {consensus['why']}")
+              f"{', '.join(str(m['seed']) for m in consensus['members'])}): {consensus['why']}")
     sel = res.settings.get("model_selection")
     if sel is not None:
         for n, c in sel["candidates"].items():

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from .. import _validate as check
 from ..fitting._common import seed_of
 from .bridge import balance_bridge
 from .cell_fit import fit_recording
@@ -99,17 +100,24 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
                f"{CONSENSUS_ROW_SECONDS:g} s: one fit, to keep within the time a fit may take")
     else:
         why = ""
+    failed = []
     if not why:
-        fits += [fit(j) for j in range(1, int(members))]
+        for j in range(1, int(members)):
+            try:
+                fits.append(fit(j))
+            except check.FitFailed:  # a search of another seed with no finite loss: the others decide
+                failed.append(seed + j)
     predicted = [[r["predicted_spikes"] for r in evaluate(f.params, recording, sweeps=compared,
                                                            dt=f.settings["dt_ms"])["sweeps"]]
                  for f in fits] if len(fits) > 1 else [[]]
     chosen, distance = consensus_member(predicted) if len(fits) > 1 else (0, [0.0])
+    seeds = [seed] + [seed + j for j in range(1, int(members)) if seed + j not in failed][: len(fits) - 1]
     if not why:
-        why = (f"member {chosen} of {len(fits)} (seed {seed + chosen}) predicts the {len(compared)} sweeps it was "
-               "not fitted to nearest the members' median")
+        why = (f"the fit of seed {seeds[chosen]} of {len(fits)} predicts the {len(compared)} sweeps it was "
+               "not fitted to nearest their median") + \
+            (f" (seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}: no finite loss)" if failed else "")
     best = fits[chosen]
-    consensus = {"members": [{"seed": seed + j, "loss": float(f.loss), "distance": distance[j],
+    consensus = {"members": [{"seed": seeds[j], "loss": float(f.loss), "distance": distance[j],
                               "fit_time_s": float(f.wall_time)} for j, f in enumerate(fits)],
                  "chosen": chosen, "compared_sweeps": compared if len(fits) > 1 else [], "why": why}
     return dataclasses.replace(best, settings={**best.settings, "consensus": consensus},
