@@ -113,8 +113,8 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
     chosen, distance = consensus_member(predicted) if len(fits) > 1 else (0, [0.0])
     seeds = [seed] + [seed + j for j in range(1, int(members)) if seed + j not in failed][: len(fits) - 1]
     if not why:
-        why = (f"the fit of seed {seeds[chosen]} of {len(fits)} predicts the {len(compared)} sweeps it was "
-               "not fitted to nearest their median") + \
+        why = (f"the fit of seed {seeds[chosen]} of {len(fits)} predicts the {len(compared)} "
+               f"sweep{'s' if len(compared) > 1 else ''} it was not fitted to nearest their median") + \
             (f" (seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}: no finite loss)" if failed else "")
     best = fits[chosen]
     consensus = {"members": [{"seed": seeds[j], "loss": float(f.loss), "distance": distance[j],
