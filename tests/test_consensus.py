@@ -124,3 +124,9 @@ def test_a_member_without_a_finite_loss_leaves_the_others_to_decide(stand_ins, m
     con = res.settings["consensus"]
     assert [m["seed"] for m in con["members"]] == [0, 2] and "seed 1: no finite loss" in con["why"]
     assert res.params[1] in (0, 2)
+
+
+def test_one_member_asked_for_says_so(stand_ins):
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, members=1)
+    con = res.settings["consensus"]
+    assert con["why"] == "one fit, as asked" and con["compared_sweeps"] == [] and len(stand_ins) == 1

@@ -91,34 +91,37 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         folder = None if checkpoint is None else (checkpoint if j == 0 else os.path.join(checkpoint, f"member{j}"))
         return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder, **fit_kwargs)
 
-    fits = [fit(0)]
+    fits = {seed: fit(0)}  # search seed -> its fit, in order
     compared = [int(k) for k in recording.sweeps if int(k) not in set(train)]
-    if not compared:
-        why = "every sweep is fitted: one fit, nothing left to compare members on"
-    elif fits[0].settings["row_seconds"] > CONSENSUS_ROW_SECONDS:
-        why = (f"one search simulates {fits[0].settings['row_seconds']:.0f} s of rows, over "
+    failed: list = []
+    if members == 1:
+        why = "one fit, as asked"
+    elif not compared:
+        why = "every sweep is fitted: one fit, nothing left to compare fits on"
+    elif fits[seed].settings["row_seconds"] > CONSENSUS_ROW_SECONDS:
+        why = (f"one search simulates {fits[seed].settings['row_seconds']:.0f} s of rows, over "
                f"{CONSENSUS_ROW_SECONDS:g} s: one fit, to keep within the time a fit may take")
     else:
-        why = ""
-    failed = []
-    if not why:
         for j in range(1, int(members)):
             try:
-                fits.append(fit(j))
+                fits[seed + j] = fit(j)
             except check.FitFailed:  # a search of another seed with no finite loss: the others decide
                 failed.append(seed + j)
-    predicted = [[r["predicted_spikes"] for r in evaluate(f.params, recording, sweeps=compared,
-                                                           dt=f.settings["dt_ms"])["sweeps"]]
-                 for f in fits] if len(fits) > 1 else [[]]
-    chosen, distance = consensus_member(predicted) if len(fits) > 1 else (0, [0.0])
-    seeds = [seed] + [seed + j for j in range(1, int(members)) if seed + j not in failed][: len(fits) - 1]
-    if not why:
-        why = (f"the fit of seed {seeds[chosen]} of {len(fits)} predicts the {len(compared)} "
-               f"sweep{'s' if len(compared) > 1 else ''} it was not fitted to nearest their median") + \
-            (f" (seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}: no finite loss)" if failed else "")
-    best = fits[chosen]
-    consensus = {"members": [{"seed": seeds[j], "loss": float(f.loss), "distance": distance[j],
-                              "fit_time_s": float(f.wall_time)} for j, f in enumerate(fits)],
-                 "chosen": chosen, "compared_sweeps": compared if len(fits) > 1 else [], "why": why}
+        why = f"only seed {seed} reached a finite loss"
+    seeds, results = list(fits), list(fits.values())
+    if len(results) > 1:
+        predicted = [[r["predicted_spikes"] for r in evaluate(f.params, recording, sweeps=compared,
+                                                               dt=f.settings["dt_ms"])["sweeps"]] for f in results]
+        chosen, distance = consensus_member(predicted)
+        why = (f"the fit of seed {seeds[chosen]} of {len(results)} predicts the {len(compared)} "
+               f"sweep{'s' if len(compared) > 1 else ''} it was not fitted to nearest their median")
+    else:
+        chosen, distance, compared = 0, [0.0], []
+    if failed:
+        why += f" (seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}: no finite loss)"
+    best = results[chosen]
+    consensus = {"members": [{"seed": s, "loss": float(f.loss), "distance": d, "fit_time_s": float(f.wall_time)}
+                             for s, f, d in zip(seeds, results, distance)],
+                 "chosen": chosen, "compared_sweeps": compared, "why": why}
     return dataclasses.replace(best, settings={**best.settings, "consensus": consensus},
                                wall_time=time.perf_counter() - t0)
