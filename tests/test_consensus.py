@@ -130,3 +130,11 @@ def test_one_member_asked_for_says_so(stand_ins):
     res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, members=1)
     con = res.settings["consensus"]
     assert con["why"] == "one fit, as asked" and con["compared_sweeps"] == [] and len(stand_ins) == 1
+
+
+@pytest.mark.parametrize("model, members", [("auto", 3), ("pospischil", 0), ("pospischil", 2.0)])
+def test_fit_many_settings_check_members_as_fits_do(model, members):
+    from hhjax.cluster.cells import FitSettings
+
+    with pytest.raises(ValueError, match="^members: "):
+        FitSettings(model=model, members=members)

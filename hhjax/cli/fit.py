@@ -20,7 +20,7 @@ from ..io.results import save_fit, save_params
 from ..models import model_of
 from ..recordings.cell_fit import DEFAULT_TRAINABLE
 from ..recordings.start import ONSET_MARGIN
-from ..recordings.select import RECORDING_MODELS, check_recording_model, fit_with_model
+from ..recordings.select import RECORDING_MODELS, check_members, check_recording_model, fit_with_model
 from ..recordings.choice import coverage_warning
 from ..recordings.evaluation import evaluate, format_value, parse_sweeps, plot_evaluation
 from ..simulation.entry import simulate
@@ -81,8 +81,10 @@ def _fit_recording_model(model, rec, kw, init, checkpoint, args):
         kw.pop("init")
     search = {k: getattr(args, k) for k in ("generations", "population", "steps") if getattr(args, k) is not None}
     members = getattr(args, "members", None)
-    if members is not None and model == "auto":
-        raise CLIError("--members: --model auto ranks its candidates by single fits; leave --members out")
+    try:
+        check_members(model, members)
+    except ValueError as exc:  # "members: ..." becomes "--members: ..."
+        raise CLIError(f"--{exc}") from None
     res = fit_with_model(rec, model, search=search, checkpoint=checkpoint, members=members, **kw)
     consensus = res.settings.get("consensus")
     if consensus is not None and len(consensus["members"]) > 1:

@@ -31,7 +31,7 @@ from ..io.sources import SET_FORMATS, inner_suffix
 from ..recordings.bridge import balance_bridge
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS
 from ..recordings.evaluation import evaluate, plot_evaluation
-from ..recordings.select import check_recording_model, fit_with_model
+from ..recordings.select import check_members, check_recording_model, fit_with_model
 
 __all__ = ["Cell", "FitSettings", "find_cells", "recordings_under", "input_hash", "fit_cell", "finished_row",
            "worker_env", "use_shared_cache"]
@@ -78,9 +78,7 @@ class FitSettings:
 
     def __post_init__(self) -> None:
         check_recording_model(self.model)
-        if self.members is not None and (self.model == "auto" or isinstance(self.members, bool)
-                                         or not isinstance(self.members, int) or self.members < 1):
-            raise ValueError(f"members: expected a whole number >= 1 with one model (not auto), got {self.members!r}")
+        check_members(self.model, self.members)
 
 
 def _ibw_folder(path: Path) -> bool:

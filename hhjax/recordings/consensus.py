@@ -52,6 +52,18 @@ def consensus_member(predicted) -> tuple[int, list]:
     return int(np.argmin(d)), [round(float(x), 4) for x in d]
 
 
+def whole_members(members) -> int:
+    """``members`` as an int if it is a whole number >= 1, else a one-line ``ValueError``.
+
+    >>> whole_members(0)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ValueError: members: expected a whole number >= 1, got 0
+    """
+    if not isinstance(members, (int, np.integer)) or isinstance(members, bool) or members < 1:
+        raise ValueError(f"members: expected a whole number >= 1, got {members!r}")
+    return int(members)
+
+
 def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSENSUS_MEMBERS, sweeps=None,
                   key=None, checkpoint=None, bridge="auto", **fit_kwargs):
     """Fit ``recording`` ``members`` times (search seeds ``M·s`` to ``M·s + M - 1`` for seed
@@ -80,12 +92,11 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
     >>> len(res.settings["consensus"]["members"]), res.settings["consensus"]["chosen"] in (0, 1, 2)
     (3, True)
     """
-    if not isinstance(members, (int, np.integer)) or isinstance(members, bool) or members < 1:
-        raise ValueError(f"members: expected a whole number >= 1, got {members!r}")
+    members = whole_members(members)
     t0 = time.perf_counter()
     recording = balance_bridge(recording, bridge)  # once (marked), for every member and the comparison
     train = [int(k) for k in (sweeps if sweeps is not None else choose_sweeps(recording))]
-    seed = seed_of(key) * int(members)
+    seed = seed_of(key) * members
 
     def fit(j):
         folder = None if checkpoint is None else (checkpoint if j == 0 else os.path.join(checkpoint, f"member{j}"))
@@ -102,7 +113,7 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         why = (f"one search simulates {fits[seed].settings['row_seconds']:.0f} s of rows, over "
                f"{CONSENSUS_ROW_SECONDS:g} s: one fit, to keep within the time a fit may take")
     else:
-        for j in range(1, int(members)):
+        for j in range(1, members):
             try:
                 fits[seed + j] = fit(j)
             except check.FitFailed:  # a search of another seed with no finite loss: the others decide

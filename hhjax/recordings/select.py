@@ -42,7 +42,7 @@ import numpy as np
 from .cell_fit import MODELS, fit_recording
 from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
-from .consensus import CONSENSUS_MEMBERS, fit_consensus
+from .consensus import CONSENSUS_MEMBERS, fit_consensus, whole_members
 from .evaluation import evaluate, fi_tolerance
 from .regime import count_tolerance, qualitative_failure
 
@@ -76,6 +76,22 @@ AUTO_MARGIN = 1.0
 REBOUND_CURRENT = "g_cat"
 
 
+def check_members(model: str, members) -> int | None:
+    """``members`` (fits of one model whose consensus is kept, :mod:`hhjax.recordings.consensus`)
+    for a fit of ``model``: ``None`` (the default) or a whole number >= 1, and ``None`` with
+    ``"auto"``; else a one-line ``ValueError``.
+
+    >>> check_members("auto", 3)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ValueError: members: model 'auto' ranks its candidates by single fits; leave members out
+    """
+    if members is None:
+        return None
+    if model == "auto":
+        raise ValueError("members: model 'auto' ranks its candidates by single fits; leave members out")
+    return whole_members(members)
+
+
 def fit_with_model(recording, model: str = "pospischil", *, search: dict | None = None, members: int | None = None,
                    **fit_kwargs):
     """Fit a recording: the one entry point for one fit target or ``model="auto"``.
@@ -104,9 +120,8 @@ def fit_with_model(recording, model: str = "pospischil", *, search: dict | None 
     ('pospischil', 4)
     """
     check_recording_model(model)
+    members = check_members(model, members)
     if model == "auto":
-        if members is not None:
-            raise ValueError("members: model 'auto' ranks its candidates by single fits; leave members out")
         return fit_auto(recording, search=search, **fit_kwargs)
     hint = rebound_warning(recording, model)
     if hint:
