@@ -102,8 +102,9 @@ def main(argv=None) -> int:
     sources = []
     for s in args.sources:
         path, _, draw = s.rpartition(":")
-        if not path or not draw.isdigit():
-            print(f"bench_synthetic_summary: {s}: expected RESULTS.json:DRAW", file=sys.stderr)
+        if not path or not draw.isdigit() or not Path(path).is_file():
+            why = "no such file" if path and draw.isdigit() else "expected RESULTS.json:DRAW"
+            print(f"bench_synthetic_summary: {s}: {why}", file=sys.stderr)
             return 2
         sources.append((path, int(draw)))
     cells = merged(sources)
