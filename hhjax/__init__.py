@@ -23,7 +23,7 @@ The package's folders follow the data flow; this module re-exports the public AP
 from .analysis import features
 from . import export, io, models, plot, presets, recordings, sbi, solvers, stimulus
 from .fitting import losses
-from .cache import enable_compilation_cache
+from .cache import enable_compilation_cache, release_compiled_programs
 from .simulation.devices import use_all_cores
 from .analysis.spikes import Spikes, spike_times
 from .analysis.channels import conductances, currents
@@ -46,6 +46,6 @@ __all__ = [
     "stimulus", "solvers", "features", "io", "plot", "export", "sbi", "recordings", "METHODS", "simulate", "Trace", "steady_state", "final_state",
     "resting_state", "Spikes", "spike_times", "firing_rate", "fi_curve", "rheobase",
     "conductances", "currents", "losses", "direct_estimate", "fit", "FitResult",
-    "save_fit", "save_params", "load_params", "enable_compilation_cache", "value_and_grad_forward",
+    "save_fit", "save_params", "load_params", "enable_compilation_cache", "release_compiled_programs", "value_and_grad_forward",
     "use_all_cores",
 ]

@@ -70,3 +70,18 @@ def _add_access_times(path: str) -> None:
                     fh.write(entry.stat().st_mtime_ns.to_bytes(8, "little"))
     except OSError:  # a folder we cannot write: JAX reports what matters when it uses it
         pass
+
+
+def release_compiled_programs() -> None:
+    """Drop every XLA program this process has compiled (:func:`jax.clear_caches`); the next
+    call compiles again, or loads from the persistent cache (:func:`enable_compilation_cache`).
+
+    Each compiled program holds a few of the process's memory mappings, and Linux allows
+    65530 of them by default (``vm.max_map_count``): a process that fitted some 50 different
+    recordings in a row (about 3000 programs) stopped with ``LLVM ERROR: Unable to allocate
+    section memory``. ``hhjax fit-many``'s workers and ``scripts/bench_recordings.py`` call
+    this after each cell.
+
+    >>> release_compiled_programs()
+    """
+    jax.clear_caches()

@@ -50,6 +50,7 @@ import time
 import traceback
 from pathlib import Path
 
+from hhjax import release_compiled_programs
 from hhjax.cluster.cells import recordings_under
 from hhjax.io import load_recording, save_json_atomic
 from hhjax.recordings.bridge import balance_bridge
@@ -137,6 +138,7 @@ def bench_one(path, folder, seed, args):
     except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the panel
         cell["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         extra["traceback"] = traceback.format_exc()
+    release_compiled_programs()  # cell after cell, the process's memory mappings run out otherwise
     return cell, extra
 
 

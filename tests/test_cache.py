@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent("""
@@ -44,3 +46,26 @@ def test_cache_written_without_a_bound_is_adopted_without_warnings(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Error writing persistent compilation cache" not in out.stderr, out.stderr[-2000:]
     assert (folder / "jit_old_program-0123abcd-atime").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="counts memory mappings in /proc (Linux)")
+def test_release_compiled_programs_gives_back_memory_mappings():
+    """Each compiled program holds memory mappings; a process fitting cell after cell ran out
+    of them (vm.max_map_count) until fit-many and the panel benchmark released them per cell."""
+    import gc
+
+    import jax
+    import jax.numpy as jnp
+
+    import hhjax
+
+    def maps():
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+
+    for k in range(40):  # 40 programs of different shapes
+        jax.jit(lambda x, k=k: jnp.sin(x) * k + jnp.cumsum(x))(jnp.ones(k + 1)).block_until_ready()
+    before = maps()
+    hhjax.release_compiled_programs()
+    gc.collect()
+    assert maps() < before - 40

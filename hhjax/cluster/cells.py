@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..cache import enable_compilation_cache
+from ..cache import enable_compilation_cache, release_compiled_programs
 from ..io import RECORDING_FORMATS, load_recording, save_json_atomic
 from ..io.results import save_params
 from ..io.sources import SET_FORMATS, inner_suffix
@@ -264,6 +264,7 @@ def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=
         save_json_atomic(folder / "done.json", {"input_hash": digest, "row": row})
         (folder / "error.json").unlink(missing_ok=True)
     (folder / "running.json").unlink(missing_ok=True)
+    release_compiled_programs()  # a worker fits cell after cell: its memory mappings run out otherwise
     return row
 
 
