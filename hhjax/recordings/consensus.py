@@ -1,9 +1,9 @@
 """A recording fit that does not hang on one search seed: :func:`fit_consensus`.
 
 Four sweeps leave a model's f–I curve between them loosely determined, and where a search
-ends up there depends on its seed: over seeds 0–2, a cell's held-out count score moves by
-25–75 points (synthetic draws 0–6, README), and a lower training loss does not say which
-seed generalises (the fits' losses and held-out scores are unrelated). So
+ends up there depends on its seed: over seeds 0–2, a synthetic cell's held-out count score
+moves by up to 75 points (draws 0–6, docs/real_cells.md), and a lower training loss does not
+say which seed generalises. So
 :func:`fit_consensus` fits the same sweeps :data:`CONSENSUS_MEMBERS` times, from
 different seeds, simulates every member on the command of each sweep it was *not* fitted
 to, and returns the member whose spike counts there lie nearest the members' median, sweep
@@ -31,8 +31,8 @@ from .regime import count_tolerance
 #: Fits per recording fit (1: a single search seed, as before).
 CONSENSUS_MEMBERS = 3
 #: Where one search simulates more than this many seconds of rows, one member is fitted:
-#: every panel and synthetic cell (at most 18 s) has three, which keeps a fit within about
-#: two minutes on the 2-core CI machine (17o05028, the slowest: 97 s).
+#: every panel and synthetic cell (at most 18 s) has three, which keeps a fit within two
+#: minutes on the 2-core CI machine (17o05028, the slowest: 82 s).
 CONSENSUS_ROW_SECONDS = 20.0
 
 
