@@ -29,14 +29,21 @@ PREDICTED = {0: {2: 7, 3: 14}, 1: {2: 30, 3: 40}, 2: {2: 8, 3: 13},
              3: {2: 5, 3: 5}, 4: {2: 9, 3: 11}, 5: {2: 50, 3: 50}}
 
 
+budgets: list = []  # the row budget each stand-in fit was given, in order
+
+
 @pytest.fixture
 def stand_ins(monkeypatch):
     calls = []
+    budgets.clear()
 
-    def fake_fit(recording, *, model, sweeps, key, checkpoint, **kw):
+    def fake_fit(recording, *, model, sweeps, key, checkpoint, row_budget, **kw):
         calls.append((key, checkpoint))
+        budgets.append(row_budget)
+        searches = kw.pop("searches", {}).get(key, 1)
         return RecordingFit(("params of seed", key), float(key), tuple(sweeps), [], {}, {}, np.zeros(1), np.zeros(1),
-                            0.1, {"dt_ms": 0.1, "model": model, "row_seconds": kw.pop("row_seconds", 2.0)})
+                            0.1, {"dt_ms": 0.1, "model": model, "row_seconds": kw.pop("row_seconds", 2.0),
+                                  "attempts": [{}] * searches})
 
     def fake_evaluate(params, recording, dt):  # every sweep, as the consensus asks for
         return {"sweeps": [{"sweep": s, "predicted_spikes": PREDICTED[params[1]].get(s, 0)} for s in recording.sweeps]}
@@ -75,6 +82,21 @@ def test_long_rows_fit_one_member(stand_ins):
     res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0,
                                   row_seconds=consensus.CONSENSUS_ROW_SECONDS + 1)
     assert len(stand_ins) == 1 and "one fit" in res.settings["consensus"]["why"]
+
+
+@pytest.mark.parametrize("row_seconds, members, searches, budgets_given", [
+    (18.0, 3, {0: 3, 1: 3}, [60, 60, 42]),          # 17o05028's 18 s a search: 42 s left, two searches of the third
+    (20.0, 3, {0: 3, 1: 3}, [60, 60, 30]),          # the longest searches with three members: one search of the third
+    (10.0, 3, {}, [60, 60, 60]),                    # one search each
+    (20.0, 5, {0: 3, 1: 3}, [60, 60, 30])])         # 10 s left: no fourth fit, nor a fifth
+def test_the_members_share_one_row_budget(stand_ins, row_seconds, members, searches, budgets_given):
+    """150 s of rows for the whole consensus, at most 60 for one member."""
+    assert consensus.CONSENSUS_BUDGET_ROW_SECONDS == 150 and consensus.RETRY_ROW_SECONDS == 60
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, members=members, row_seconds=row_seconds,
+                                  searches=searches)
+    assert budgets == budgets_given and len(res.settings["consensus"]["members"]) == len(budgets_given)
+    assert ("(3 of 5 fits: all searches together may simulate 150 s of rows, 140 s were simulated)"
+            in res.settings["consensus"]["why"]) == (members == 5)
 
 
 @pytest.mark.parametrize("members", [0, -1, 1.5, True])

@@ -136,7 +136,7 @@ class RecordingFit:
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
                   generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None, retries=2,
-                  bridge="auto"):
+                  bridge="auto", row_budget=None):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
     Args:
@@ -174,6 +174,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         bridge: series resistance (MΩ) to remove from the voltage before fitting, or ``"auto"``
             to measure it (:func:`hhjax.recordings.bridge.balance_bridge`; 0: fit the voltage
             as recorded). ``settings["bridge_corrected_MOhm"]`` says what was removed.
+        row_budget: seconds of rows all searches together may simulate (default
+            :data:`RETRY_ROW_SECONDS`); the first search always runs.
 
     Returns:
         :class:`RecordingFit` (``wall_time`` covers every attempt).
@@ -197,6 +199,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     check.method(method, METHODS)
     check.bounds(bounds)
     check.voltage_trace(recording.v, "recording")
+    row_budget = RETRY_ROW_SECONDS if row_budget is None else check.positive_number(row_budget, "row_budget", "s")
     recording = balance_bridge(recording, bridge)  # measured on every sweep, before choosing; marked, so
     # that the evaluations below see the same voltage, not a new estimate
     rec = recording.select(list(sweeps) if sweeps is not None else choose_sweeps(recording))
@@ -235,7 +238,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     # runs even where the first meets its training counts: on plateau-firing cells the first
     # then sits in a basin of 6-9 times the loss, which generalises worse (synthetic draws 1, 4).
     row_seconds = data_np["v_obs"].shape[0] * (data_np["v_obs"].shape[1] - 1) * dt / 1000.0  # simulated per search
-    second = retries and 2 * row_seconds <= RETRY_ROW_SECONDS  # a second search fits the row budget
+    second = retries and 2 * row_seconds <= row_budget  # a second search fits the row budget
     v_t_onset = onset_v_t(data_np, base, dt) if second and "v_t" in names else None
     starts = [setup(base)] + ([] if v_t_onset is None else [setup(dataclasses.replace(base, v_t=v_t_onset))])
     attempts: list = []   # what fit.json reports of each search
@@ -264,7 +267,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         k_kept = min(range(len(results)), key=lambda j: results[j][0].loss)  # the first of equal losses
         onset_pending = k == 0 and len(starts) > 1
         if (attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES and not onset_pending) or \
-                (len(results) + 1) * row_seconds > RETRY_ROW_SECONDS:
+                (len(results) + 1) * row_seconds > row_budget:
             break
     found, params, features, st = results[k_kept]
     start, direct, specs = st["start"], st["direct"], st["specs"]
@@ -279,7 +282,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     ljp_corrected_mV=recording.ljp_corrected_mV,
                     bridge_corrected_MOhm=removed(recording),
                     retries=retries, retry_tolerances=RETRY_TOLERANCES, row_seconds=round(row_seconds, 3),
-                    retry_row_seconds=RETRY_ROW_SECONDS, attempts=attempts, kept_attempt=k_kept,
+                    retry_row_seconds=row_budget, attempts=attempts, kept_attempt=k_kept,
                     timing_s=attempts[k_kept]["timing_s"], source=recording.source)
     return RecordingFit(params=params, loss=found.loss, sweeps=tuple(rec.sweeps), rows=rows,
                         features=features, stderr=found.stderr, start_losses=found.losses, history=found.history,

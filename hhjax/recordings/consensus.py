@@ -23,7 +23,7 @@ import numpy as np
 from .. import _validate as check
 from ..fitting._common import seed_of
 from .bridge import balance_bridge
-from .cell_fit import fit_recording
+from .cell_fit import RETRY_ROW_SECONDS, fit_recording
 from .choice import choose_sweeps
 from .evaluation import evaluate
 from .regime import count_tolerance
@@ -34,6 +34,14 @@ CONSENSUS_MEMBERS = 3
 #: every panel and synthetic cell (at most 18 s) has three, which keeps a fit within two
 #: minutes on the 2-core CI machine (17o05028, the slowest: 82 s).
 CONSENSUS_ROW_SECONDS = 20.0
+#: All searches of all members together simulate at most this many seconds of rows: a
+#: member is fitted only where its first search fits what is left, and searches again only
+#: within it. Each member may search three times (:data:`~.cell_fit.RETRY_ROW_SECONDS`),
+#: which at 20 s of rows a search would be 180 s of rows; 17o05028's consensus simulated
+#: 126 s of rows (searches of 18 s: 3 + 2 + 2) in 82 s on the 2-core CI machine,
+#: compilation included, so this keeps a consensus to about 100 s there. No panel or
+#: synthetic consensus reached it.
+CONSENSUS_BUDGET_ROW_SECONDS = 150.0
 
 
 def consensus_member(predicted) -> tuple[int, list]:
@@ -75,7 +83,8 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         model: a key of :data:`hhjax.recordings.cell_fit.MODELS`.
         members: fits to compare (1: one fit, seed ``s``). One member is fitted where every
             sweep is fitted (nothing to compare on) or one search simulates more than
-            :data:`CONSENSUS_ROW_SECONDS` of rows.
+            :data:`CONSENSUS_ROW_SECONDS` of rows; fewer where the members' searches together
+            would simulate more than :data:`CONSENSUS_BUDGET_ROW_SECONDS`.
         sweeps: the training sweeps, the same for every member (default :func:`choose_sweeps`).
         checkpoint: a directory; member 0 checkpoints there, member ``j`` in ``DIR/member<j>``.
         bridge, fit_kwargs: as :func:`~hhjax.recordings.cell_fit.fit_recording`.
@@ -98,27 +107,36 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
     train = [int(k) for k in (sweeps if sweeps is not None else choose_sweeps(recording))]
     seed = seed_of(key) * members
 
-    def fit(j):
+    def fit(j, budget):
         folder = None if checkpoint is None else (checkpoint if j == 0 else os.path.join(checkpoint, f"member{j}"))
-        return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder, **fit_kwargs)
+        return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder,
+                             row_budget=min(budget, RETRY_ROW_SECONDS), **fit_kwargs)
 
-    fits = {seed: fit(0)}  # search seed -> its fit, in order
+    fits = {seed: fit(0, CONSENSUS_BUDGET_ROW_SECONDS)}  # search seed -> its fit, in order
+    row_seconds = fits[seed].settings["row_seconds"]  # one search's, the same for every member
+    left = CONSENSUS_BUDGET_ROW_SECONDS - row_seconds * len(fits[seed].settings["attempts"])
     compared = [int(k) for k in recording.sweeps if int(k) not in set(train)]
     failed: list = []
+    over = 0  # members left out by the row budget
     if members == 1:
         why = "one fit, as asked"
     elif not compared:
         why = "every sweep is fitted: one fit, nothing left to compare fits on"
-    elif fits[seed].settings["row_seconds"] > CONSENSUS_ROW_SECONDS:
-        why = (f"one search simulates {fits[seed].settings['row_seconds']:.0f} s of rows, over "
+    elif row_seconds > CONSENSUS_ROW_SECONDS:
+        why = (f"one search simulates {row_seconds:.0f} s of rows, over "
                f"{CONSENSUS_ROW_SECONDS:g} s: one fit, to keep within the time a fit may take")
     else:
         for j in range(1, members):
+            if row_seconds > left:  # its first search would not fit the budget, nor would later members'
+                over = members - j
+                break
             try:
-                fits[seed + j] = fit(j)
+                fits[seed + j] = fit(j, left)
+                left -= row_seconds * len(fits[seed + j].settings["attempts"])
             except check.FitFailed:  # a search of another seed with no finite loss: the others decide
                 failed.append(seed + j)
-        why = f"only seed {seed} reached a finite loss"
+                left -= min(left, RETRY_ROW_SECONDS)  # what it may have simulated
+        why = f"only seed {seed} reached a finite loss" if failed else f"one fit (seed {seed})"
     seeds, results = list(fits), list(fits.values())
     if len(results) > 1:
         # Every sweep simulated, as the evaluation of the returned fit does: a subset runs as
@@ -133,6 +151,9 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         chosen, distance, compared = 0, [0.0], []
     if failed:
         why += f" (seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}: no finite loss)"
+    if over:
+        why += (f" ({members - over} of {members} fits: all searches together may simulate "
+                f"{CONSENSUS_BUDGET_ROW_SECONDS:g} s of rows, {CONSENSUS_BUDGET_ROW_SECONDS - left:.0f} s were simulated)")
     best = results[chosen]
     consensus = {"members": [{"seed": s, "loss": float(f.loss), "distance": d, "fit_time_s": float(f.wall_time)}
                              for s, f, d in zip(seeds, results, distance)],
