@@ -8,6 +8,7 @@ fits are tiny (1 generation of 8, no LM steps) so that the test measures the mac
 The reference is ``fit_recording`` called for each cell in turn, in one process with the
 workers' environment (so that both use the same single-threaded XLA programs)."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -186,3 +187,18 @@ def test_unknown_model_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--model: 'purkinje'" in lines[0], r.stderr
+
+
+def test_the_input_hash_counts_the_fits_a_consensus_makes(cells, monkeypatch):
+    """The default ``members`` (None) hashes as the number of fits it makes, so a cell fitted
+    under one default is not taken as finished under another."""
+    from hhjax.recordings import consensus
+
+    cell = find_cells([cells / "cell0.npz"])[0]
+    auto = dataclasses.replace(SETTINGS, model="auto")
+    default, auto_before = input_hash(cell, SETTINGS), input_hash(cell, auto)
+    assert default == input_hash(cell, dataclasses.replace(SETTINGS, members=consensus.CONSENSUS_MEMBERS))
+    assert default != input_hash(cell, dataclasses.replace(SETTINGS, members=1))
+    monkeypatch.setattr(consensus, "CONSENSUS_MEMBERS", 5)
+    assert input_hash(cell, SETTINGS) != default
+    assert input_hash(cell, auto) == auto_before  # auto makes single fits: its cells stay finished
