@@ -22,7 +22,7 @@ from .. import _validate as check
 from .abf import load_abf
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
-from .protocols import choose_protocol, spikes_in_steps
+from .protocols import choose_group, spikes_in_steps
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 from ..simulation.memory import available
@@ -267,14 +267,10 @@ def _one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rat
     """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
     rate (long steps, short pulses, ramps, noise): sweeps are grouped by stimulus description,
     length and rate, and the group is chosen by the rule of :mod:`hhjax.io.protocols`."""
-    groups: dict = {}
-    for j, (name, v, r) in enumerate(zip(names, vs, rates)):
-        groups.setdefault((str(name or "protocol"), v.size, r), []).append(j)
-    keys = sorted(groups, key=lambda g: groups[g][0])
-    labels = [f"{g[0]} (sweeps {format_sweeps([numbers[j] for j in groups[g]])}, {g[1] / g[2]:g} s)" for g in keys]
-    scores = [sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in groups[g]) for g in keys]
-    return groups[keys[choose_protocol(path, "protocols of different sweep lengths", labels, scores,
-                                       "pass sweeps=[...] to choose another")]]
+    keys = [(str(name or "protocol"), v.size, r) for name, v, r in zip(names, vs, rates)]
+    return choose_group(path, "protocols of different sweep lengths", keys,
+                        lambda g, js: f"{g[0]} (sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s)",
+                        lambda g, js: sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in js))
 
 
 def _is_number(s: str) -> bool:

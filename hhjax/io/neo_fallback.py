@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .protocols import choose_protocol, spikes_in_steps
+from .protocols import choose_group, spikes_in_steps
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 
@@ -99,15 +99,11 @@ def load_with_neo(path: Any, p: Path, sweeps: Optional[Any], channel: int,
         check_sweeps(path, sweeps, range(len(pairs)))
     if sweeps is None and len({shape(k) for k in wanted}) > 1:
         # Segments of several protocols: one is the recording, by the package's one rule.
-        groups: dict = {}
-        for k in wanted:
-            groups.setdefault(shape(k), []).append(k)
-        keys = sorted(groups, key=lambda g: groups[g][0])
-        scores = [sum(spikes_in_steps(values(k, "v"), values(k, "i"), g[0][1]) for k in groups[g])
-                  if g[0] == g[1] else -1 for g in keys]
-        labels = [f"segments {format_sweeps(groups[g])} ({g[0][0] / g[0][1]:g} s)" for g in keys]
-        wanted = groups[keys[choose_protocol(path, "groups of segments of different lengths", labels, scores,
-                                             "pass sweeps=[...] to choose another")]]
+        picked = choose_group(path, "groups of segments of different lengths", [shape(k) for k in wanted],
+                              lambda g, js: f"segments {format_sweeps([wanted[j] for j in js])} ({g[0][0] / g[0][1]:g} s)",
+                              lambda g, js: sum(spikes_in_steps(values(wanted[j], "v"), values(wanted[j], "i"), g[0][1])
+                                                for j in js) if g[0] == g[1] else -1)
+        wanted = [wanted[j] for j in picked]
     sigs = [sig for k in wanted for sig in (pairs[k][0][1], pairs[k][1][1])]
     lengths = {sig.shape[0] for sig in sigs}
     rates = {float(sig.sampling_rate.rescale("Hz")) for sig in sigs}

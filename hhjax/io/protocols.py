@@ -14,7 +14,7 @@ and how to pick another (``channel=`` for Igor sets, ``sweeps=`` for NWB and neo
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -40,7 +40,8 @@ def spikes_in_steps(v_mV: np.ndarray, i_pA: np.ndarray, rate_hz: float) -> int:
     return int(np.sum(i_pA[spike_peaks(t, np.asarray(v_mV, float))] > hold + 0.5 * top))
 
 
-def choose_protocol(label: str, kind: str, names: Sequence[str], scores: Sequence[int], how: str) -> int:
+def choose_protocol(label: str, kind: str, names: Sequence[str], scores: Sequence[int], how: str,
+                    stacklevel: int = 5) -> int:
     """Index of the protocol with the highest score (spikes during depolarising steps, summed
     over its sweeps; -1: cannot form a recording) among ``names``, with a warning naming it,
     the others and ``how`` to choose another; ``kind`` says what the candidates are.
@@ -55,5 +56,27 @@ def choose_protocol(label: str, kind: str, names: Sequence[str], scores: Sequenc
     best = int(np.argmax(scores))
     others = ", ".join(f"{n} ({s})" for k, (n, s) in enumerate(zip(names, scores)) if k != best)
     warnings.warn(f"{label}: {len(names)} {kind}; using {names[best]} ({scores[best]} spikes during "
-                  f"depolarising steps; others: {others}); {how}", UserWarning, stacklevel=5)
+                  f"depolarising steps; others: {others}); {how}", UserWarning, stacklevel=stacklevel)
     return best
+
+
+def choose_group(label: str, kind: str, keys: Sequence[Any], name: Callable[[Any, list], str],
+                 score: Callable[[Any, list], int]) -> list:
+    """Positions in ``keys`` (one per sweep: what tells its protocol apart, such as its length
+    and rate) of the protocol :func:`choose_protocol` picks: sweeps of equal keys are one
+    protocol, in the order of their first sweep; ``name(key, positions)`` labels one for the
+    warning and ``score(key, positions)`` scores it. NWB and neo files group by it.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     choose_group("f", "protocols", [300, 600, 300], lambda k, js: str(k), lambda k, js: k * len(js))
+    [0, 2]
+    """
+    groups: dict = {}
+    for j, key in enumerate(keys):
+        groups.setdefault(key, []).append(j)
+    order = list(groups)  # dicts keep insertion order: by each group's first sweep
+    best = choose_protocol(label, kind, [name(g, groups[g]) for g in order], [score(g, groups[g]) for g in order],
+                           "pass sweeps=[...] to choose another", stacklevel=6)
+    return groups[order[best]]
