@@ -57,3 +57,31 @@ def test_a_dead_sweep_is_named_and_not_chosen():
         warn_if_unresponsive(dead, after)
     with pytest.warns(UserWarning, match=r"the fit includes \[5\], as asked"):
         warn_if_unresponsive(dead, [5, 6])
+
+
+def test_a_step_in_the_middle_of_a_dual_step_is_not_judged():
+    """A cell in depolarisation block after a +300 pA step can sit at -15 mV through the
+    -100 pA epoch that follows it directly (a simulated FS cell did, for 150 ms): that
+    epoch starts from the block, not from the baseline, so it says nothing about the
+    channel. Hand-built: 100 MΩ on three single steps; two dual-step sweeps stay at -15 mV
+    from the first step to the end of the second. Judged as a step from the baseline, the
+    dual-step sweeps (the ones that reach threshold) were named dead and never fitted."""
+    from hhjax.io import Recording
+
+    t = np.arange(0.0, 1000.0, 0.1)
+    rows_i, rows_v = [], []
+    for amp in (-50.0, -100.0, -150.0):
+        i = np.where((t >= 100) & (t < 400), amp, 0.0)
+        rows_i.append(i)
+        rows_v.append(-70.0 + 0.1 * i)
+    for _ in range(2):
+        i = np.select([(t >= 100) & (t < 400), (t >= 400) & (t < 600), (t >= 600) & (t < 800)], [300.0, -100.0, 300.0])
+        rows_i.append(i)
+        rows_v.append(np.where((t >= 100) & (t < 800), -15.0, -70.0))
+    rec = Recording(t, np.array(rows_v), np.array(rows_i), (0, 1, 2, 3, 4), 1e4, "dual")
+    assert unresponsive_sweeps(rec) == []
+    # The same -100 pA epoch, but starting from the baseline (after a return to 0 pA), is judged.
+    v, i = np.array(rec.v), np.array(rec.i)
+    i[3] = np.where((t >= 450) & (t < 650), -100.0, 0.0)
+    v[3] = -70.0 + 0.0 * t
+    assert unresponsive_sweeps(dataclasses.replace(rec, v=v, i=i)) == [3]
