@@ -7,8 +7,8 @@ Each case is an RS or FS cell (g_l, g_k, v_t and area perturbed; a low g_k block
 eight protocol families: single steps, dual steps with a -100 pA epoch between them (with
 and without a return to holding), ramps, a pre-pulse before the step, a holding current
 raised sweep by sweep, a noisy current, trains of 3 ms pulses, and no stimulus at all;
-holding currents, amplitudes (sorted or not), 1-8 sweeps, 300-1500 ms, sampled at 5, 10
-or 20 kHz with 0.3 mV of recording noise. The recording goes through bridge balancing,
+holding currents, amplitudes (sorted or not), 1-8 sweeps, 300-1500 ms, sampled at 4, 10
+or 20 kHz with 0.3 or 2 mV of recording noise. The recording goes through bridge balancing,
 :func:`~hhjax.recordings.choice.choose_sweeps`, :func:`~hhjax.recordings.choice.unresponsive_sweeps`,
 the fit's rows (:func:`~hhjax.recordings.rows.fit_rows`) and an evaluation of the true
 model (:func:`~hhjax.recordings.evaluation.evaluate`). ``tests/test_protocol_fuzz.py``
@@ -81,7 +81,8 @@ def command(kind: str, amps, hold: float, duration_ms: float, noise_seed: int = 
 
 
 def case_recording(*, fs_cell: bool, g_l_scale: float, g_k_scale: float, v_t_shift: float, area_scale: float,
-                   kind: str, amps, hold: float, duration_ms: float, rate_hz: float, seed: int = 0):
+                   kind: str, amps, hold: float, duration_ms: float, rate_hz: float, noise_mV: float = 0.3,
+                   seed: int = 0):
     """The simulated :class:`Recording` of one case and its true parameters."""
     base = FS if fs_cell else RS
     params = dataclasses.replace(base, g_l=base.g_l * g_l_scale, g_k=base.g_k * g_k_scale, v_t=base.v_t + v_t_shift,
@@ -91,7 +92,7 @@ def case_recording(*, fs_cell: bool, g_l_scale: float, g_k_scale: float, v_t_shi
                            dt=SIM_DT)
     every = int(round(1000.0 / rate_hz / SIM_DT))
     v = np.asarray(trace.v)[:, ::every]
-    v = v + np.random.default_rng(seed).normal(0.0, 0.3, v.shape)
+    v = v + np.random.default_rng(seed).normal(0.0, noise_mV, v.shape)
     i = cmd[:, ::every][:, : v.shape[1]]
     t = np.arange(v.shape[1]) * (1000.0 / rate_hz)
     return Recording(t, v, i, tuple(range(len(amps))), rate_hz, f"{kind}-case"), params
@@ -126,7 +127,8 @@ def random_case(rng) -> dict:
                 kind=str(rng.choice(KINDS)), amps=np.sort(amps) if rng.random() < 0.7 else amps,
                 hold=float(rng.choice([0.0, rng.uniform(-80.0, 150.0)])),
                 duration_ms=float(rng.choice([300.0, 800.0, 1500.0])),
-                rate_hz=float(rng.choice([5000.0, 10000.0, 20000.0])), seed=int(rng.integers(0, 2**31)))
+                rate_hz=float(rng.choice([4000.0, 10000.0, 20000.0])), noise_mV=float(rng.choice([0.3, 2.0])),
+                seed=int(rng.integers(0, 2**31)))
 
 
 def main(argv=None) -> int:
