@@ -1,7 +1,7 @@
 """Random rig protocols on simulated cells, through every step of a recording fit but the
 search: does any of them raise, or choose sweeps a fit cannot use?
 
-    python scripts/fuzz_protocols.py [--n 200] [--seed 0]
+    python scripts/fuzz_protocols.py [--n 200] [--seed 0] [--fit]
 
 Each case is an RS or FS cell (g_l, g_k, v_t and area perturbed; a low g_k blocks) driven by one of
 eight protocol families: single steps, dual steps with a -100 pA epoch between them (with
@@ -12,7 +12,9 @@ or 20 kHz with 0.3 or 2 mV of recording noise. The recording goes through bridge
 :func:`~hhjax.recordings.choice.choose_sweeps`, :func:`~hhjax.recordings.choice.unresponsive_sweeps`,
 the fit's rows (:func:`~hhjax.recordings.rows.fit_rows`) and an evaluation of the true
 model (:func:`~hhjax.recordings.evaluation.evaluate`). ``tests/test_protocol_fuzz.py``
-draws a few cases with hypothesis; this script runs many (200 in 48 s on 2 cores).
+draws a few cases with hypothesis; this script runs many (200 in about a minute on 2 cores).
+``--fit`` also fits each case as ``hhjax fit`` would (the consensus, with a tiny search:
+2 generations of 8, one LM step) and evaluates the fit: 30 cases take about 5 minutes.
 
 An earlier, ad-hoc version of it found, on 2026-12-07, dual-step sweeps named dead
 channels (``unresponsive_sweeps``) where the cell sat in depolarisation block through the
@@ -118,6 +120,22 @@ def check_case(rec, params) -> list:
     return chosen
 
 
+def fit_case(rec) -> str:
+    """Fit ``rec`` as ``hhjax fit`` does, with a tiny search, and evaluate the fit; the
+    consensus's reason. Raises where anything does."""
+    from hhjax import release_compiled_programs
+    from hhjax.recordings import fit_with_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fit_with_model(rec, "pospischil", search=dict(generations=2, population=8, steps=1), key=0,
+                             progress=False)
+        rows = evaluate(res.params, rec, dt=res.settings["dt_ms"])["sweeps"]
+    assert [r["sweep"] for r in rows] == list(rec.sweeps)
+    release_compiled_programs()  # case after case, every shape new
+    return res.settings["consensus"]["why"]
+
+
 def random_case(rng) -> dict:
     n = int(rng.integers(1, 9))
     amps = rng.uniform(-200.0, 600.0, n)
@@ -135,14 +153,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="cases (default 200)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fit", action="store_true", help="also fit each case (tiny search) and evaluate the fit")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     failed = 0
     for k in range(args.n):
         case = random_case(rng)
         try:
-            chosen = check_case(*case_recording(**case))
-            print(f"{k:4d} {case['kind']:13s} {len(case['amps'])} sweeps: chose {chosen}", flush=True)
+            rec, params = case_recording(**case)
+            chosen = check_case(rec, params)
+            why = f"; {fit_case(rec)}" if args.fit else ""
+            print(f"{k:4d} {case['kind']:13s} {len(case['amps'])} sweeps: chose {chosen}{why}", flush=True)
         except Exception:
             failed += 1
             print(f"{k:4d} {case['kind']:13s} FAILED: {case}", flush=True)
