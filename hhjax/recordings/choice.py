@@ -59,8 +59,8 @@ def unresponsive_sweeps(recording) -> list:
     from a holding current above its rheobase), or from a baseline with spikes, the median
     voltage of a firing cell need not move at all; nor one that follows another epoch
     directly (the middle of a dual step), which starts from wherever that epoch left the
-    cell, not from the baseline (a cell in depolarisation block after a strong step can
-    still sit above it 100 ms into a -100 pA epoch). A step at least as large as the median
+    cell, not from the baseline (a simulated cell in depolarisation block after a +340 pA
+    step stayed at -16 mV through the 150 ms, -100 pA epoch that followed). A step at least as large as the median
     step is unresponsive where the recording's median response per pA predicts at least
     :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves under :data:`UNRESPONSIVE_FRACTION`
     of that, or the wrong way. Relative to the recording's own steps, so no input
@@ -88,8 +88,6 @@ def unresponsive_sweeps(recording) -> list:
             late = v[(t >= (e.start + e.stop) / 2) & (t < e.stop)]
             # A step the cell fires through is one it responds to, whatever its median.
             fired = np.any((spikes >= e.start) & (spikes < e.stop))
-            # One that follows another epoch without a return to holding (the middle of a
-            # dual step) starts from wherever that left the cell, not from the baseline.
             from_hold = not any(abs(o.stop - e.start) <= _ADJACENT_MS for o in epochs if o is not e)
             if e.kind == "step" and e.amp < 0 and late.size and not fired and from_hold:
                 steps.append((int(sweep), e.amp, float(np.median(late)) - base))
