@@ -3,7 +3,7 @@ search: does any of them raise, or choose sweeps a fit cannot use?
 
     python scripts/fuzz_protocols.py [--n 200] [--seed 0] [--fit]
 
-Each case is an RS or FS cell (g_l, g_k, v_t and area perturbed; a low g_k blocks) driven by one of
+Each case is an RS, FS, IB or LTS cell (g_l, g_k, v_t and area perturbed; a low g_k blocks) driven by one of
 eight protocol families: single steps, dual steps with a -100 pA epoch between them (with
 and without a return to holding), ramps, a pre-pulse before the step, a holding current
 raised sweep by sweep, a noisy current, trains of 3 ms pulses, and no stimulus at all;
@@ -39,6 +39,7 @@ import hhjax
 from hhjax import stimulus
 from hhjax.io import Recording
 from hhjax.models.pospischil import FS, RS
+from hhjax.models.pospischil_ca import IB, LTS
 from hhjax.recordings.bridge import balance_bridge
 from hhjax.recordings.choice import choose_sweeps, sweep_table, unresponsive_sweeps
 from hhjax.recordings.evaluation import evaluate
@@ -82,11 +83,14 @@ def command(kind: str, amps, hold: float, duration_ms: float, noise_seed: int = 
     return np.array(out)
 
 
-def case_recording(*, fs_cell: bool, g_l_scale: float, g_k_scale: float, v_t_shift: float, area_scale: float,
+CELLS = {"rs": RS, "fs": FS, "ib": IB, "lts": LTS}  # Pospischil et al. 2008's classes
+
+
+def case_recording(*, cell: str, g_l_scale: float, g_k_scale: float, v_t_shift: float, area_scale: float,
                    kind: str, amps, hold: float, duration_ms: float, rate_hz: float, noise_mV: float = 0.3,
                    seed: int = 0):
     """The simulated :class:`Recording` of one case and its true parameters."""
-    base = FS if fs_cell else RS
+    base = CELLS[cell]
     params = dataclasses.replace(base, g_l=base.g_l * g_l_scale, g_k=base.g_k * g_k_scale, v_t=base.v_t + v_t_shift,
                                  area=base.area * area_scale)
     cmd = command(kind, amps, hold, duration_ms, seed)
@@ -139,7 +143,7 @@ def fit_case(rec) -> str:
 def random_case(rng) -> dict:
     n = int(rng.integers(1, 9))
     amps = rng.uniform(-200.0, 600.0, n)
-    return dict(fs_cell=bool(rng.random() < 0.4), g_l_scale=float(np.exp(rng.uniform(-0.7, 0.7))),
+    return dict(cell=str(rng.choice(list(CELLS))), g_l_scale=float(np.exp(rng.uniform(-0.7, 0.7))),
                 g_k_scale=float(np.exp(rng.uniform(-1.0, 0.5))),
                 v_t_shift=float(rng.uniform(-8.0, 8.0)), area_scale=float(np.exp(rng.uniform(-0.7, 0.7))),
                 kind=str(rng.choice(KINDS)), amps=np.sort(amps) if rng.random() < 0.7 else amps,

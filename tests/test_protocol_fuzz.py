@@ -25,7 +25,7 @@ fuzz = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz)
 
 CASES = st.fixed_dictionaries(dict(
-    fs_cell=st.booleans(), g_l_scale=st.floats(0.5, 2.0), g_k_scale=st.floats(0.37, 1.65),
+    cell=st.sampled_from(sorted(fuzz.CELLS)), g_l_scale=st.floats(0.5, 2.0), g_k_scale=st.floats(0.37, 1.65),
     v_t_shift=st.floats(-8.0, 8.0), area_scale=st.floats(0.5, 2.0), kind=st.sampled_from(fuzz.KINDS),
     amps=st.lists(st.floats(-200.0, 600.0), min_size=1, max_size=6), hold=st.sampled_from([0.0, -50.0, 120.0]),
     duration_ms=st.just(300.0), rate_hz=st.sampled_from([4000.0, 10000.0, 20000.0]),
