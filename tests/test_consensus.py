@@ -99,6 +99,13 @@ def test_the_members_share_one_row_budget(stand_ins, row_seconds, members, searc
             in res.settings["consensus"]["why"]) == (members == 5)
 
 
+def test_a_row_budget_given_bounds_each_member(stand_ins):
+    consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, row_seconds=10.0, row_budget=25.0)
+    assert budgets == [25, 25, 25]
+    with pytest.raises(ValueError, match="^row_budget: "):
+        consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, row_budget=0)
+
+
 @pytest.mark.parametrize("members", [0, -1, 1.5, True])
 def test_bad_members(members):
     with pytest.raises(ValueError, match="^members: "):

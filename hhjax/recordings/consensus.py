@@ -87,7 +87,9 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
             would simulate more than :data:`CONSENSUS_BUDGET_ROW_SECONDS`.
         sweeps: the training sweeps, the same for every member (default :func:`choose_sweeps`).
         checkpoint: a directory; member 0 checkpoints there, member ``j`` in ``DIR/member<j>``.
-        bridge, fit_kwargs: as :func:`~hhjax.recordings.cell_fit.fit_recording`.
+        bridge, fit_kwargs: as :func:`~hhjax.recordings.cell_fit.fit_recording` (``row_budget``
+            there bounds each member; all together stay within
+            :data:`CONSENSUS_BUDGET_ROW_SECONDS`).
 
     Returns:
         The chosen member's :class:`~hhjax.recordings.cell_fit.RecordingFit`; ``wall_time``
@@ -107,10 +109,13 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
     train = [int(k) for k in (sweeps if sweeps is not None else choose_sweeps(recording))]
     seed = seed_of(key) * members
 
+    per_fit = fit_kwargs.pop("row_budget", None)  # a fit's own budget, as fit_recording's
+    per_fit = RETRY_ROW_SECONDS if per_fit is None else check.positive_number(per_fit, "row_budget", "s")
+
     def fit(j, budget):
         folder = None if checkpoint is None else (checkpoint if j == 0 else os.path.join(checkpoint, f"member{j}"))
         return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder,
-                             row_budget=min(budget, RETRY_ROW_SECONDS), **fit_kwargs)
+                             row_budget=min(budget, per_fit), **fit_kwargs)
 
     fits = {seed: fit(0, CONSENSUS_BUDGET_ROW_SECONDS)}  # search seed -> its fit, in order
     row_seconds = fits[seed].settings["row_seconds"]  # one search's, the same for every member
@@ -135,7 +140,7 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
                 left -= row_seconds * len(fits[seed + j].settings["attempts"])
             except check.FitFailed:  # a search of another seed with no finite loss: the others decide
                 failed.append(seed + j)
-                left -= min(left, RETRY_ROW_SECONDS)  # what it may have simulated
+                left -= min(left, per_fit)  # what it may have simulated
         why = f"only seed {seed} reached a finite loss" if failed else f"one fit (seed {seed})"
     seeds, results = list(fits), list(fits.values())
     if len(results) > 1:
