@@ -31,7 +31,6 @@ from ..io.sources import SET_FORMATS, inner_suffix
 from ..recordings.bridge import balance_bridge
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS
 from ..recordings.evaluation import evaluate, plot_evaluation
-from ..recordings import consensus
 from ..recordings.select import check_members, check_recording_model, fit_with_model
 
 __all__ = ["Cell", "FitSettings", "find_cells", "recordings_under", "input_hash", "fit_cell", "finished_row",
@@ -147,9 +146,7 @@ def input_hash(cell: Cell, settings: FitSettings) -> str:
     """SHA-256 of the cell's bytes (every file of a folder, with its name) and the settings:
     a cell whose hash changed since its ``done.json`` is fitted again. ``members`` enters as
     the number of fits made, so a change of the default refits cells fitted under the old one."""
-    fields = dataclasses.asdict(settings)
-    if settings.members is None and settings.model != "auto":
-        fields["members"] = consensus.CONSENSUS_MEMBERS
+    fields = {**dataclasses.asdict(settings), "members": check_members(settings.model, settings.members)}
     h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     path = Path(cell.path)
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]

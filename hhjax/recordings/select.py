@@ -42,7 +42,8 @@ import numpy as np
 from .cell_fit import MODELS, fit_recording
 from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
-from .consensus import CONSENSUS_MEMBERS, fit_consensus, whole_members
+from . import consensus
+from .consensus import fit_consensus, whole_members
 from .evaluation import evaluate, fi_tolerance
 from .regime import count_tolerance, qualitative_failure
 
@@ -77,16 +78,20 @@ REBOUND_CURRENT = "g_cat"
 
 
 def check_members(model: str, members) -> int | None:
-    """``members`` (fits of one model whose consensus is kept, :mod:`hhjax.recordings.consensus`)
-    for a fit of ``model``: ``None`` (the default) or a whole number >= 1, and ``None`` with
-    ``"auto"``; else a one-line ``ValueError``.
+    """The number of fits of one model whose consensus is kept
+    (:mod:`hhjax.recordings.consensus`) for a fit of ``model`` asked for with ``members``:
+    a whole number >= 1 as given, :data:`~hhjax.recordings.consensus.CONSENSUS_MEMBERS` for
+    ``None`` (the default), and ``None`` with ``"auto"``, which makes single fits; else a
+    one-line ``ValueError``.
 
+    >>> check_members("pospischil", None), check_members("pospischil", 1), check_members("auto", None)
+    (3, 1, None)
     >>> check_members("auto", 3)  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ValueError: members: model 'auto' ranks its candidates by single fits; leave members out
     """
     if members is None:
-        return None
+        return None if model == "auto" else consensus.CONSENSUS_MEMBERS
     if model == "auto":
         raise ValueError("members: model 'auto' ranks its candidates by single fits; leave members out")
     return whole_members(members)
@@ -123,10 +128,11 @@ def fit_with_model(recording, model: str = "pospischil", *, search: dict | None 
     members = check_members(model, members)
     if model == "auto":
         return fit_auto(recording, search=search, **fit_kwargs)
+    assert members is not None  # check_members gives a model its number of fits
     hint = rebound_warning(recording, model)
     if hint:
         warnings.warn(hint, stacklevel=2)
-    return fit_consensus(recording, model, members=CONSENSUS_MEMBERS if members is None else members,
+    return fit_consensus(recording, model, members=members,
                          **(search or {}), **fit_kwargs)
 
 
