@@ -60,10 +60,10 @@ def unresponsive_sweeps(recording) -> list:
     voltage of a firing cell need not move at all; nor one that follows another epoch
     directly (the middle of a dual step), which starts from wherever that epoch left the
     cell, not from the baseline (a simulated cell in depolarisation block after a +340 pA
-    step stayed at -16 mV through the 150 ms, -100 pA epoch that followed). A step at least as large as the median
-    step is unresponsive where the recording's median response per pA predicts at least
-    :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves under :data:`UNRESPONSIVE_FRACTION`
-    of that, or the wrong way. Relative to the recording's own steps, so no input
+    step stayed at -16 mV through the 150 ms, -100 pA epoch that followed). A step at
+    least as large as the median step is unresponsive where the recording's median
+    response per pA predicts at least :data:`UNRESPONSIVE_EXPECT_MV` for it and it moves
+    under :data:`UNRESPONSIVE_FRACTION` of that, or the wrong way. Relative to the recording's own steps, so no input
     resistance is assumed; a recording with fewer than 3 such steps gives none. (A
     Hippocampus Hub file in BluePyEfe's tests: its -2 to -1.2 nA sweeps move the voltage by
     0 to ±2.5 mV, its others 70-110 MΩ.)

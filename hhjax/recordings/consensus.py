@@ -32,7 +32,8 @@ from .regime import count_tolerance
 CONSENSUS_MEMBERS = 3
 #: Where one search simulates more than this many seconds of rows, one member is fitted:
 #: every panel and synthetic cell (at most 18 s) has three, which keeps a fit within two
-#: minutes on the 2-core CI machine (17o05028, the slowest: 82 s).
+#: minutes on the 2-core CI machine (17o05028, the slowest: 82 s, and 97 s in the panel's
+#: rerun of 2026-12-07, each cell compiling its own programs).
 CONSENSUS_ROW_SECONDS = 20.0
 #: All searches of all members together simulate at most this many seconds of rows: a
 #: member is fitted only where its first search fits what is left, and searches again only
@@ -158,7 +159,8 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         why += f" (seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}: no finite loss)"
     if over:
         why += (f" ({members - over} of {members} fits: all searches together may simulate "
-                f"{CONSENSUS_BUDGET_ROW_SECONDS:g} s of rows, {CONSENSUS_BUDGET_ROW_SECONDS - left:.0f} s were simulated)")
+                f"{CONSENSUS_BUDGET_ROW_SECONDS:g} s of rows, "
+                f"{CONSENSUS_BUDGET_ROW_SECONDS - left:.0f} s were simulated)")
     best = results[chosen]
     consensus = {"members": [{"seed": s, "loss": float(f.loss), "distance": d, "fit_time_s": float(f.wall_time)}
                              for s, f, d in zip(seeds, results, distance)],
