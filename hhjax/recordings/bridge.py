@@ -13,7 +13,11 @@ pyABF recordings of the panel jump by about 1 mV per 100 pA (171116sh_0018, 17o0
 to the voltage over ``FIT_MS`` before the edge and another over ``FIT_MS`` after it, from
 ``SETTLE_MS`` on (the amplifier's filter and a one-sample lag between command and
 response), both extrapolated to the edge; ``R_s`` is the median over edges of
-jump / ΔI, so an edge with a spike in its window does not move it. :func:`balance_bridge`
+jump / ΔI. An edge where either line leaves residuals over ``REJECT_NOISE`` times the
+sweep's noise (RMS, plus ``REJECT_FLOOR_MV``) is left out: a spike or an artefact lies in
+its window, and its line extrapolates to nothing. The median alone does not guard against
+those where most edges have one: a ramp that ends while the cell fires has one edge per
+sweep, inside a spike train (a synthetic cell with no series resistance read 9.4 MΩ so). :func:`balance_bridge`
 removes the drop (:meth:`hhjax.io.Recording.correct_bridge`) where ``R_s`` exceeds
 ``MIN_RS_MOHM``, and either way marks the recording as balanced, so that work passed the
 balanced recording (a fit's evaluation, its figure) sees the same voltage without measuring
@@ -28,6 +32,19 @@ MIN_STEP_PA = 20.0   # smaller steps: a jump within the recording noise
 SETTLE_MS = 0.2      # skipped after an edge (filter settling, command-to-response lag)
 FIT_MS = 1.0         # each side's line: the membrane's curvature is negligible over it
 MIN_RS_MOHM = 2.0    # below this (1 mV at 500 pA) left alone: the estimate scatters by ±1.5 MΩ on clean traces
+REJECT_NOISE = 4.0   # residual RMS over this many noise SDs: the window is not a line (a spike in it)
+REJECT_FLOOR_MV = 0.05  # added to that bound, for traces with next to no noise
+
+
+def _noise_sd(v: np.ndarray) -> float:
+    """Robust white-noise SD of a trace (mV): the MAD of its sample-to-sample differences,
+    which spikes and slow trends barely move, over √2."""
+    d = np.diff(v)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x * x)))
 
 
 def series_resistance(recording) -> tuple[float, int]:
@@ -48,6 +65,7 @@ def series_resistance(recording) -> tuple[float, int]:
     m = max(3, int(round(FIT_MS / dt)))
     ratios = []
     for v, i in zip(np.asarray(recording.v, float), np.asarray(recording.i, float)):
+        bound = REJECT_NOISE * _noise_sd(v) + REJECT_FLOOR_MV
         di = np.abs(np.diff(i))
         edge = di >= MIN_STEP_PA
         # An edge of a step, not noise on a measured current: flat on the samples either side
@@ -57,8 +75,12 @@ def series_resistance(recording) -> tuple[float, int]:
             lo, hi = e + 1 - m, e + 1 + skip + m
             if lo < 0 or hi > i.size or np.ptp(i[lo:e + 1]) > 1.0 or np.ptp(i[e + 1:hi]) > 1.0:
                 continue
-            before = np.polyfit(np.arange(-m + 1, 1) - 0.5, v[lo:e + 1], 1)   # edge at e + 1/2
-            after = np.polyfit(np.arange(1 + skip, 1 + skip + m) - 0.5, v[e + 1 + skip:hi], 1)
+            x_before, x_after = np.arange(-m + 1, 1) - 0.5, np.arange(1 + skip, 1 + skip + m) - 0.5  # edge at e + 1/2
+            before = np.polyfit(x_before, v[lo:e + 1], 1)
+            after = np.polyfit(x_after, v[e + 1 + skip:hi], 1)
+            if max(_rms(v[lo:e + 1] - np.polyval(before, x_before)),
+                   _rms(v[e + 1 + skip:hi] - np.polyval(after, x_after))) > bound:
+                continue
             ratios.append(1000.0 * (after[1] - before[1]) / (i[e + 1] - i[e]))
     return (float(np.median(ratios)), len(ratios)) if ratios else (float("nan"), 0)
 
