@@ -163,6 +163,31 @@ def test_synthetic_draws_are_other_cells_with_the_same_current_densities():
     assert syn.drawn(RS, command, 1, 0)[0] == syn.drawn(RS, command, 1, 0)[0]  # reproducible
 
 
+def test_the_detector_counts_a_squid_axons_spikes_and_not_its_ringing():
+    """scripts/foreign_cells.py's Hodgkin-Huxley cell (6.3 °C, type II), simulated in numpy,
+    not by hhjax: just above threshold it fires one spike and then rings (damped
+    oscillations), and under a strong step its spikes peak below 0 mV. The
+    detector must count exactly the spikes the independent rule of the script counts on
+    the noise-free voltage (an upward -20 mV crossing after a visit below -45 mV), with
+    0.2 mV of recording noise at 10 kHz."""
+    from hhjax.analysis.spikes import spike_peaks
+
+    spec = importlib.util.spec_from_file_location("foreign_cells", SCRIPT.with_name("foreign_cells.py"))
+    fc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fc)
+    n = int(400 / fc.SIM_DT)
+    params = dict(g_na=120.0, g_k=36.0, g_l=0.3, area=1.19e-5)
+    # Stronger steps than 800 pA (67 µA/cm²) end in ever smaller oscillations (24 mV at
+    # 1500 pA), where any amplitude rule draws an arbitrary line; this test stays short of them.
+    command = np.array([fc._steps(n, 0.0, [(50, 350, a)]) for a in (65.0, 250.0, 800.0)])
+    clean = fc.simulate(fc.hodgkin_huxley, params, command, -65.0, 0.0, np.random.default_rng(0))
+    truth = fc.true_spikes(clean)
+    v = clean[:, ::10] + 0.2 * np.random.default_rng(1).standard_normal(clean[:, ::10].shape)
+    t = np.arange(v.shape[1]) * 0.1
+    assert truth[0] == 1 and truth[1] > 10 and np.max(clean[2, 20000:]) < 0.0   # one spike; a train; low peaks
+    assert [len(spike_peaks(t, x)) for x in v] == truth.tolist()
+
+
 def test_find_recordings_takes_rig_formats_and_skips_other_files(tmp_path):
     """A folder of cells as a lab might hand it over: recordings in hhjax's formats and in
     rig formats neo reads (a Spike2 .smr, upper-case extensions too), a folder of .ibw
