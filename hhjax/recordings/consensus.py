@@ -37,12 +37,14 @@ CONSENSUS_MEMBERS = 3
 CONSENSUS_ROW_SECONDS = 20.0
 #: All searches of all members together simulate at most this many seconds of rows: a
 #: member is fitted only where its first search fits what is left, and searches again only
-#: within it. Each member may search three times (:data:`~.cell_fit.RETRY_ROW_SECONDS`),
-#: which at 20 s of rows a search would be 180 s of rows; 17o05028's consensus simulated
-#: 126 s of rows (searches of 18 s: 3 + 2 + 2) in 82 s on the 2-core CI machine,
-#: compilation included, so this keeps a consensus to about 100 s there. No panel or
-#: synthetic consensus reached it.
-CONSENSUS_BUDGET_ROW_SECONDS = 150.0
+#: within what is left once every later member's first search is set aside, so that a
+#: member's repeated searches never cost a later member its place. Member 0 searches as a
+#: single fit does (:data:`~.cell_fit.RETRY_ROW_SECONDS`, up to three searches). On the
+#: 2-core CI machine a second of rows took 0.65-0.81 s, compilation included (17o05028:
+#: 126 s of rows in 82 and 97 s, 144 s in 117 s on 2026-12-07), so 120 s keeps a consensus
+#: to about 100 s at the slowest pace measured; at 150 s, 17o05028 took 117 s of the 2
+#: minutes a fit may take.
+CONSENSUS_BUDGET_ROW_SECONDS = 120.0
 
 
 def consensus_member(predicted) -> tuple[int, list]:
@@ -136,8 +138,9 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
             if row_seconds > left:  # its first search would not fit the budget, nor would later members'
                 over = members - j
                 break
+            later = row_seconds * (members - 1 - j)  # the later members' first searches
             try:
-                fits[seed + j] = fit(j, left)
+                fits[seed + j] = fit(j, max(row_seconds, left - later))
                 left -= row_seconds * len(fits[seed + j].settings["attempts"])
             except check.FitFailed:  # a search of another seed with no finite loss: the others decide
                 failed.append(seed + j)
