@@ -17,8 +17,11 @@ jump / ΔI. An edge where either line leaves residuals over ``REJECT_NOISE`` tim
 sweep's noise (RMS, plus ``REJECT_FLOOR_MV``) is left out: a spike or an artefact lies in
 its window, and its line extrapolates to nothing. The median alone does not guard against
 those where most edges have one: a ramp that ends while the cell fires has one edge per
-sweep, inside a spike train (a synthetic cell with no series resistance read 9.4 MΩ so). :func:`balance_bridge`
-removes the drop (:meth:`hhjax.io.Recording.correct_bridge`) where ``R_s`` exceeds
+sweep, inside a spike train (a synthetic cell with no series resistance read 9.4 MΩ so).
+Known limit: on a membrane with a time constant of 1-2 ms the charging curve bends within
+the line's millisecond, and the line reads the bend as a jump (6-9 MΩ on
+``scripts/foreign_cells.py``'s Connor-Stevens cells, which have none; docs/real_cells.md).
+:func:`balance_bridge` removes the drop (:meth:`hhjax.io.Recording.correct_bridge`) where ``R_s`` exceeds
 ``MIN_RS_MOHM``, and either way marks the recording as balanced, so that work passed the
 balanced recording (a fit's evaluation, its figure) sees the same voltage without measuring
 again; recording fits and their evaluation both use it, once per recording.
@@ -28,19 +31,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .epochs import robust_sd
+
 MIN_STEP_PA = 20.0   # smaller steps: a jump within the recording noise
 SETTLE_MS = 0.2      # skipped after an edge (filter settling, command-to-response lag)
-FIT_MS = 1.0         # each side's line: the membrane's curvature is negligible over it
+FIT_MS = 1.0         # each side's line: the membrane's curvature is negligible over it where τ ≳ 5 ms
 MIN_RS_MOHM = 2.0    # below this (1 mV at 500 pA) left alone: the estimate scatters by ±1.5 MΩ on clean traces
 REJECT_NOISE = 4.0   # residual RMS over this many noise SDs: the window is not a line (a spike in it)
 REJECT_FLOOR_MV = 0.05  # added to that bound, for traces with next to no noise
-
-
-def _noise_sd(v: np.ndarray) -> float:
-    """Robust white-noise SD of a trace (mV): the MAD of its sample-to-sample differences,
-    which spikes and slow trends barely move, over √2."""
-    d = np.diff(v)
-    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
 
 
 def _rms(x: np.ndarray) -> float:
@@ -65,7 +63,9 @@ def series_resistance(recording) -> tuple[float, int]:
     m = max(3, int(round(FIT_MS / dt)))
     ratios = []
     for v, i in zip(np.asarray(recording.v, float), np.asarray(recording.i, float)):
-        bound = REJECT_NOISE * _noise_sd(v) + REJECT_FLOOR_MV
+        # White noise's SD from the sample-to-sample differences (√2 of it), which slow
+        # trends do not move and spikes barely do.
+        bound = REJECT_NOISE * robust_sd(np.diff(v)) / np.sqrt(2.0) + REJECT_FLOOR_MV
         di = np.abs(np.diff(i))
         edge = di >= MIN_STEP_PA
         # An edge of a step, not noise on a measured current: flat on the samples either side

@@ -101,6 +101,17 @@ def _douglas_peucker(x, y, tol):
     return sorted(keep)
 
 
+def robust_sd(x) -> float:
+    """1.4826 times the median absolute deviation of ``x``: the SD of Gaussian noise, in
+    ``x``'s units, which a few outliers (spikes, the edges of steps) barely move.
+
+    >>> round(robust_sd(np.random.default_rng(0).normal(0.0, 2.0, 10_000)), 1)
+    2.0
+    """
+    x = np.asarray(x, float)
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
 def parse_epochs(t: np.ndarray, i: np.ndarray, *, min_ms: float = 2.0) -> tuple:
     """Holding current (pA) and the list of :class:`Epoch` of one sweep.
 
@@ -125,7 +136,7 @@ def parse_epochs(t: np.ndarray, i: np.ndarray, *, min_ms: float = 2.0) -> tuple:
     dt = float(t[1] - t[0])
     n0 = max(3, int(round(min(20.0, 0.05 * (t[-1] - t[0])) / dt)))
     head = i[:n0]
-    noise = 1.4826 * float(np.median(np.abs(head - np.median(head))))
+    noise = robust_sd(head)
     clean = 5.0 * noise <= CLEAN_TOL_PA
     tol = CLEAN_TOL_PA if clean else 5.0 * noise
     if not clean:  # measured current: median filter over ~1 ms, then cut at jumps only
