@@ -66,6 +66,16 @@ def _ab(alpha, beta):
     return alpha / (alpha + beta), 1.0 / (alpha + beta)
 
 
+def _gates(state, names, rates, dt):
+    """Each gate of ``names`` stepped towards its ``(inf, tau)`` of ``rates``, in order."""
+    return {k: _gate(state[k], inf, tau, dt) for k, (inf, tau) in zip(names, rates)}
+
+
+def _steady(names, rates):
+    """Each gate of ``names`` at its steady state (the ``inf`` of its ``(inf, tau)``)."""
+    return {k: inf for k, (inf, _) in zip(names, rates)}
+
+
 # Each model: (initial state dict given v, step(state, i_density, dt) -> state). Units:
 # mV, ms, mS/cm², µA/cm², µF/cm² (c_m = 1 throughout).
 
@@ -110,12 +120,12 @@ def connor_stevens(p):
         r = rates(v)
         di = (p["g_na"] * s["m"] ** 3 * s["h"] * (v - 55) + p["g_k"] * s["n"] ** 4 * (v + 72)
               + p["g_a"] * s["a"] ** 3 * s["b"] * (v + 75) + p["g_l"] * (v + 17))
-        new = {k: _gate(s[k], inf, tau, dt) for k, (inf, tau) in zip("mhnab", r)}
+        new = _gates(s, "mhnab", r, dt)
         new["v"] = v + dt * (i - di)
         return new
 
     def init(v):
-        return {"v": v, **{k: inf for k, (inf, _) in zip("mhnab", rates(v))}}
+        return {"v": v, **_steady("mhnab", rates(v))}
     return init, step
 
 
@@ -133,12 +143,12 @@ def hodgkin_huxley(p):
         v = s["v"]
         r = rates(v)
         di = p["g_na"] * s["m"] ** 3 * s["h"] * (v - 50) + p["g_k"] * s["n"] ** 4 * (v + 77) + p["g_l"] * (v + 54.387)
-        new = {k: _gate(s[k], inf, tau, dt) for k, (inf, tau) in zip("mhn", r)}
+        new = _gates(s, "mhn", r, dt)
         new["v"] = v + dt * (i - di)
         return new
 
     def init(v):
-        return {"v": v, **{k: inf for k, (inf, _) in zip("mhn", rates(v))}}
+        return {"v": v, **_steady("mhn", rates(v))}
     return init, step
 
 
@@ -165,13 +175,13 @@ def traub_ahp(p):
         ahp = p["g_ahp"] * s["ca"] / (s["ca"] + 1.0)
         di = (p["g_na"] * s["m"] ** 3 * s["h"] * (v - 50) + (p["g_k"] * s["n"] ** 4 + ahp) * (v + 100)
               + p["g_l"] * (v + 67) + i_ca)
-        new = {k: _gate(s[k], inf, tau, dt) for k, (inf, tau) in zip("mhn", r)}
+        new = _gates(s, "mhn", r, dt)
         new["ca"] = s["ca"] + dt * (-0.002 * i_ca - s["ca"] / 80)
         new["v"] = v + dt * (i - di)
         return new
 
     def init(v):
-        return {"v": v, "ca": np.zeros_like(v), **{k: inf for k, (inf, _) in zip("mhn", _traub_rates(v, p["v_t"]))}}
+        return {"v": v, "ca": np.zeros_like(v), **_steady("mhn", _traub_rates(v, p["v_t"]))}
     return init, step
 
 
@@ -196,7 +206,7 @@ def pyramidal_ih_dendrite(p):
               + p["g_m"] * s["p"] * (v + 90) + p["g_h"] * s["q"] * (v + 43) + p["g_l"] * (v + 70)
               + coupling * (v - vd))
         did = p["g_h"] * s["qd"] * (vd + 43) + p["g_l"] * (vd + 70) + coupling / ratio * (vd - v)
-        new = {k: _gate(s[k], inf, tau, dt) for k, (inf, tau) in zip("mhn", r)}
+        new = _gates(s, "mhn", r, dt)
         new["p"] = _gate(s["p"], *m_rates(v), dt)
         new["q"] = _gate(s["q"], *h_rates(v), dt)
         new["qd"] = _gate(s["qd"], *h_rates(vd), dt)
@@ -205,7 +215,7 @@ def pyramidal_ih_dendrite(p):
         return new
 
     def init(v):
-        s = {k: inf for k, (inf, _) in zip("mhn", _traub_rates(v, p["v_t"]))}
+        s = _steady("mhn", _traub_rates(v, p["v_t"]))
         return {"v": v, "vd": v, "p": m_rates(v)[0], "q": h_rates(v)[0], "qd": h_rates(v)[0], **s}
     return init, step
 
