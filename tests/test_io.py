@@ -356,23 +356,6 @@ def test_garbage_nwb(tmp_path):
     assert "NWB" in _one_line(ei, p)
 
 
-def test_nwb_1_file_is_named_as_such(tmp_path):
-    """An NWB 1 file (the layout of the Allen Cell Types Database's ephys.nwb: HDF5 with an
-    nwb_version of 1.x and the sweeps under acquisition/timeseries) is one line that says
-    it is NWB 1 and how to read it, not "corrupted"."""
-    h5py = pytest.importorskip("h5py")
-    p = tmp_path / "ephys.nwb"
-    with h5py.File(p, "w") as f:
-        f.attrs["nwb_version"] = "NWB-1.0.5"
-        f.create_dataset("nwb_version", data="NWB-1.0.5")
-        data = f.create_group("acquisition/timeseries/Sweep_10").create_dataset("data", data=np.full(100, -0.07))
-        data.attrs["unit"], data.attrs["conversion"] = "Volts", 1.0
-    with pytest.raises(ValueError) as ei:
-        load_recording(p)
-    msg = _one_line(ei, p)
-    assert "NWB-1.0.5 is NWB 1" in msg and "AllenSDK" in msg and "corrupted" not in msg
-
-
 # -------------------------------------------------------------------- errors
 
 @needs_data

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "hhjax"
 MODULES = sorted(p for p in ROOT.rglob("*.py"))
 # Optional or heavy dependencies a function may import lazily (each marked where it is).
-LAZY_OK = {"pyabf", "pynwb", "igor2", "neo", "scipy", "matplotlib", "IPython", "tqdm", "jax.experimental",
+LAZY_OK = {"pyabf", "pynwb", "h5py", "igor2", "neo", "scipy", "matplotlib", "IPython", "tqdm", "jax.experimental",
            "torch", "sbi", "neuron", "neuroml", "pyneuroml", "dask", "distributed", "dask_jobqueue", "efel"}
 
 

@@ -1,6 +1,7 @@
-"""Readers for current-clamp files: ABF (pyabf), NWB (pynwb), CSV/TSV/text, NPZ, sets of
-Igor waves (:mod:`hhjax.io.igor`), and some 50 rig formats through neo (Spike2, HEKA,
-WinWCP, ...: :mod:`hhjax.io.neo_fallback`), so hhjax needs no reader of its own for them.
+"""Readers for current-clamp files: ABF (pyabf), NWB 2 (pynwb) and NWB 1 (h5py,
+:mod:`hhjax.io.nwb1`), CSV/TSV/text, NPZ, sets of Igor waves (:mod:`hhjax.io.igor`), and
+some 50 rig formats through neo (Spike2, HEKA, WinWCP, ...: :mod:`hhjax.io.neo_fallback`),
+so hhjax needs no reader of its own for them.
 
 Every reader returns a :class:`Recording` in ms / mV / pA, and every failure is
 a one-line FileNotFoundError or ValueError whose message starts with the path.
@@ -22,8 +23,9 @@ from .. import _validate as check
 from .abf import load_abf
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
-from .protocols import choose_group, spikes_in_steps
-from .recording import Recording, check_sweeps, fail, format_sweeps
+from .nwb1 import is_nwb1, load_nwb1
+from .protocols import one_protocol
+from .recording import Recording, check_sweeps, fail
 from .units import UNITS, unit_factor
 from ..simulation.memory import available
 from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_sources, inner_suffix, \
@@ -56,7 +58,8 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
             without one is skipped with a warning;
             ``channel`` picks the intracellular electrode (sorted by name).
             Values are ``data * conversion + offset`` in volts/amperes.
-            IZeroClampSeries (no stimulus) are ignored.
+            IZeroClampSeries (no stimulus) are ignored. An NWB 1 file (the Allen Cell Types
+            Database's ``ephys.nwb``) is read with h5py instead (:mod:`hhjax.io.nwb1`).
         ``.csv``/``.tsv``/``.txt``: one sweep per file, a header naming the columns
             with their units, e.g. ``t_ms,v_mV,i_pA`` (``t_s``, ``v_V``, ``i_nA``,
             ``time (s)`` also work). A file with *no header* and exactly 3 columns
@@ -164,6 +167,8 @@ def _series_values(path: Any, s: Any) -> np.ndarray:
 
 
 def _load_nwb(path, p, sweeps, channel, v_units, i_units) -> Recording:
+    if is_nwb1(p):  # pynwb reads NWB 2 and later only
+        return load_nwb1(path, p, sweeps, channel, v_units, i_units)
     from pynwb import NWBHDF5IO
     from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries
 
@@ -183,10 +188,6 @@ def _load_nwb(path, p, sweeps, channel, v_units, i_units) -> Recording:
     except Exception as e:
         if str(e).startswith(f"{path}: "):  # already ours, from _assemble_nwb
             raise
-        old = re.search(r"NWB version (\S+) not supported", str(e))
-        if old:  # NWB 1, e.g. the Allen Cell Types Database's ephys.nwb
-            raise fail(path, f"{old.group(1)} is NWB 1, and hhjax reads NWB 2 and later (pynwb); read it with "
-                             f"the AllenSDK (NwbDataSet.get_sweep) and save the sweeps as CSV t_ms,v_mV,i_pA") from None
         raise fail(path, f"cannot read NWB file (corrupted?): {type(e).__name__}: {e}") from None
 
 
@@ -237,7 +238,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         rates.append(rate)
         starts.append(float(sv.starting_time or 0.0))
     if sweeps is None and len({(v.size, r) for v, r in zip(vs, rates)}) > 1:
-        keep = _one_protocol(path, wanted, [pairs[k][0].stimulus_description for k in wanted], vs, cs, rates)
+        keep = one_protocol(path, wanted, [pairs[k][0].stimulus_description for k in wanted], vs, cs, rates)
         wanted, vs, cs, rates, starts = ([x[j] for j in keep] for x in (wanted, vs, cs, rates, starts))
     if len(set(rates)) != 1:
         raise fail(path, f"sweeps have different sampling rates {sorted(set(rates))} Hz")
@@ -261,16 +262,6 @@ _KINDS = {"t": "t", "time": "t", "v": "v", "vm": "v", "voltage": "v",
           "i": "i", "current": "i", "iinj": "i"}
 _HEADER = re.compile(r"^(?P<base>[A-Za-z]+)(?:[_ ]+(?P<u1>[A-Za-zµ]+)"
                      r"|\s*[(\[](?P<u2>[^)\]]*)[)\]])?$")
-
-
-def _one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list) -> list:
-    """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
-    rate (long steps, short pulses, ramps, noise): sweeps are grouped by stimulus description,
-    length and rate, and the group is chosen by the rule of :mod:`hhjax.io.protocols`."""
-    keys = [(str(name or "protocol"), v.size, r) for name, v, r in zip(names, vs, rates)]
-    return choose_group(path, "protocols of different sweep lengths", keys,
-                        lambda g, js: f"{g[0]} (sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s)",
-                        lambda g, js: sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in js))
 
 
 def _is_number(s: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..analysis.spikes import spike_peaks
+from .recording import format_sweeps
 
 
 def spikes_in_steps(v_mV: np.ndarray, i_pA: np.ndarray, rate_hz: float) -> int:
@@ -80,3 +81,15 @@ def choose_group(label: str, kind: str, keys: Sequence[Any], name: Callable[[Any
     best = choose_protocol(label, kind, [name(g, groups[g]) for g in order], [score(g, groups[g]) for g in order],
                            "pass sweeps=[...] to choose another", stacklevel=6)
     return groups[order[best]]
+
+
+def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list) -> list:
+    """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
+    rate (long steps, short pulses, ramps, noise): sweeps are grouped by stimulus description
+    (``names``), length and rate, and the group is chosen by this module's rule.
+    ``numbers``: the sweeps' numbers, for the warning; ``vs``, ``cs``: each sweep's voltage
+    (mV) and current (pA); ``rates``: its sampling rate (Hz)."""
+    keys = [(str(name or "protocol"), v.size, r) for name, v, r in zip(names, vs, rates)]
+    return choose_group(path, "protocols of different sweep lengths", keys,
+                        lambda g, js: f"{g[0]} (sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s)",
+                        lambda g, js: sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in js))
