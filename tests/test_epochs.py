@@ -147,6 +147,18 @@ def test_rates_per_epoch_rest_and_spontaneous_firing():
     assert epoch_features(T, v, [ep[1]])["rate_hz"] is None
 
 
+def test_the_rest_is_read_past_a_test_pulse_but_not_past_a_pre_pulse():
+    """Levels placed by hand in each baseline window tell which one the rest is read from: past
+    a 10 ms test pulse 20 ms into the sweep (the longest window before the step, 330-1000 ms),
+    but before a 300 ms pre-pulse, whose after-effect (an Ih rebound) the next window may hold."""
+    v = np.where(T < 20.0, -72.0, -70.0)  # the 20 ms before the pulse read 2 mV low (noise)
+    test_pulse = [Epoch(20.0, 30.0, -50.0), Epoch(1000.0, 2000.0, 100.0)]
+    assert baseline_windows(T, test_pulse)[:2] == [(0.0, 20.0), (330.0, 1000.0)]
+    assert epoch_features(T, v, test_pulse)["rest_mV"] == -70.0
+    pre_pulse = [Epoch(20.0, 320.0, -50.0), Epoch(1000.0, 2000.0, 100.0)]
+    assert epoch_features(T, v, pre_pulse)["rest_mV"] == -72.0
+
+
 def _shared(name):
     """A recording from the repo's data/recordings (compressed) or ../shared."""
     from hhjax.io import example_recording, load_recording

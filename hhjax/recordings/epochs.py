@@ -21,8 +21,9 @@ to observed and simulated voltage, :func:`epoch_features` gives
   ``SETTLE_MS`` after the previous epoch, ``REBOUND_MS`` after a hyperpolarising one, whose
   rebound spikes are a response, not spontaneous firing) / their duration; None without
   such windows;
-* ``rest_mV``: the median voltage of the pre-stimulus baseline window (else the longest
-  settled baseline window), and only when no baseline window holds a spike. A cell that
+* ``rest_mV``: the median voltage of the longest baseline window before the first epoch
+  longer than ``TEST_PULSE_MS`` (the pre-stimulus window, or one after a test pulse; else
+  the longest baseline window), and only when no baseline window holds a spike. A cell that
   fires spontaneously has no resting potential on that sweep: None, not a number;
 * ``rebound_spikes``: spikes from the end of each hyperpolarising epoch to ``REBOUND_MS``
   after it (or to the next epoch, if sooner): the response to release, which a cell
@@ -49,6 +50,7 @@ from ..analysis.spikes import spike_train
 SETTLE_MS = 100.0    # a baseline window starts this long after the previous epoch ends
 REBOUND_MS = 300.0   # ... or this long after a hyperpolarising epoch (rebound spikes are not spontaneous)
 MIN_BASE_MS = 10.0   # shortest baseline window used for the resting potential
+TEST_PULSE_MS = 50.0  # an epoch no longer than this is a test pulse: the rest may be read after it
 RATE_TAIL_MS = 2.0   # a spike up to this long after an epoch ends belongs to it
 CLEAN_TOL_PA = 1.0   # amplitude tolerance for command waveforms (pA)
 _SHAPE_TOL_PA = 0.02  # Douglas–Peucker tolerance for command waveforms (pA), at least one stair:
@@ -240,8 +242,15 @@ def epoch_features(t: np.ndarray, v: np.ndarray, epochs: list) -> dict:
     rest = None
     long_enough = [(a, b) for a, b in base if b - a >= MIN_BASE_MS]
     if n_base == 0 and long_enough:
-        pre = [w for w in long_enough if w[0] == float(t[0]) and (not epochs or w[1] <= epochs[0].start)]
-        a, b = pre[0] if pre else max(long_enough, key=lambda w: w[1] - w[0])
+        # A test pulse leaves no trace by the time the next window starts (SETTLE_MS or
+        # REBOUND_MS later); a longer epoch may (18711001's rests read 0.6 mV higher 300 ms
+        # after its 300 ms, -100 pA pre-pulse). So the windows before the first longer epoch,
+        # and the longest of them: a test pulse 20 ms into the sweep (Allen Cell Types, and
+        # many rigs) must not leave the rest to the 20 ms before it, where membrane noise
+        # moves it by 1-3 mV.
+        first_long = min((e.start for e in epochs if e.stop - e.start > TEST_PULSE_MS), default=np.inf)
+        quiet = [w for w in long_enough if w[1] <= first_long]
+        a, b = max(quiet or long_enough, key=lambda w: w[1] - w[0])
         rest = float(np.median(v[(t >= a) & (t < b)]))
     starts = [e.start for e in epochs[1:]] + [np.inf]
     n_rebound = sum(_count(spikes, e.stop, min(e.stop + REBOUND_MS, nxt)) for e, nxt in zip(epochs, starts)
