@@ -202,3 +202,13 @@ def test_the_input_hash_counts_the_fits_a_consensus_makes(cells, monkeypatch):
     monkeypatch.setattr(consensus, "CONSENSUS_MEMBERS", 5)
     assert input_hash(cell, SETTINGS) != default
     assert input_hash(cell, auto) == auto_before  # auto makes single fits: its cells stay finished
+
+
+def test_the_input_hash_counts_the_package_version(cells, monkeypatch):
+    """Cells fitted by another release of hhjax are fitted again: its rules may differ."""
+    from hhjax.cluster import cells as cells_module
+
+    cell = find_cells([cells / "cell0.npz"])[0]
+    before = input_hash(cell, SETTINGS)
+    monkeypatch.setattr(cells_module, "package_version", lambda: "999.0")
+    assert input_hash(cell, SETTINGS) != before

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import importlib.metadata
 import json
 import os
 import socket
@@ -142,11 +143,22 @@ def find_cells(inputs) -> list:
     return cells
 
 
+def package_version() -> str:
+    """hhjax's installed version ('unknown' where it is run from a source tree uninstalled)."""
+    try:
+        return importlib.metadata.version("hhjax")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def input_hash(cell: Cell, settings: FitSettings) -> str:
-    """SHA-256 of the cell's bytes (every file of a folder, with its name) and the settings:
-    a cell whose hash changed since its ``done.json`` is fitted again. ``members`` enters as
-    the number of fits made, so a change of the default refits cells fitted under the old one."""
-    fields = {**dataclasses.asdict(settings), "members": check_members(settings.model, settings.members)}
+    """SHA-256 of the cell's bytes (every file of a folder, with its name), the settings and
+    hhjax's version (:func:`package_version`): a cell whose hash changed since its
+    ``done.json`` is fitted again. ``members`` enters as the number of fits made, so a change
+    of the default refits cells fitted under the old one; so does a new release, whose rules
+    may fit the same cell differently."""
+    fields = {**dataclasses.asdict(settings), "members": check_members(settings.model, settings.members),
+              "hhjax_version": package_version()}
     h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     path = Path(cell.path)
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
