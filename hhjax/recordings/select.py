@@ -138,8 +138,9 @@ def fit_with_model(recording, model: str = "pospischil", *, search: dict | None 
 
 def rebound_warning(recording, model: str) -> str:
     """A sentence if the cell fires rebound spikes (after the end of a hyperpolarising step,
-    on a sweep whose baseline is silent) and ``model`` has no current that makes them (the
-    T-type Ca current of ``pospischil_lts``), else ''.
+    on a sweep whose baseline is silent) and ``model`` has no T-type Ca current (that of
+    ``pospischil_lts``, which makes rebound bursts), else ''. A single anode-break spike
+    needs no such current (the squid axon fires one), so the sentence says when to try it.
 
     >>> from hhjax.io import Recording
     >>> t = np.arange(0.0, 1000.0, 0.1)
@@ -157,8 +158,9 @@ def rebound_warning(recording, model: str) -> str:
         return ""
     return (f"{recording.source or '<recording>'}: the cell fires rebound spikes after hyperpolarising steps "
             f"(sweep{'s' if len(hit) > 1 else ''} {', '.join(map(str, hit))}, with a silent baseline); {model} "
-            "has no current that makes them, so it will not reproduce them: try --model pospischil_lts "
-            "(T-type Ca current) or --model auto")
+            "has no T-type Ca current, which makes the rebound bursts of low-threshold spiking cells: if these "
+            "are bursts, try --model pospischil_lts or --model auto (a single anode-break spike, as a squid "
+            "axon fires, needs no such current)")
 
 
 def validation_sweeps(recording, train: list, n: int = 2) -> list:
