@@ -35,7 +35,8 @@ def _epoch(f, where, stim, resp, start, count):
 
 def write_allen(path, sweeps, version="1.1"):
     """``sweeps``: (number, protocol, v in V, i in A, scale, kind) with kind "I", "V"
-    (voltage clamp) or "cut" (its experiment ends 100 samples early); ``scale`` divides the
+    (voltage clamp), "cut" (its experiment ends 100 samples early) or "nan" (its last 100
+    samples NaN, the experiment's count unchanged); ``scale`` divides the
     stored values and is their ``conversion`` (an older pipeline's files: stored as SI with a
     wrong ``conversion``, which must be ignored)."""
     with h5py.File(path, "w") as f:
@@ -44,6 +45,8 @@ def write_allen(path, sweeps, version="1.1"):
             f.create_dataset("general/generated_by", data=[b"version", version.encode(), b"program", b"pipeline"])
         for n, name, v, i, scale, kind in sweeps:
             stored = 1.0 if version is None else scale
+            if kind == "nan":
+                v = np.where(np.arange(v.size) >= v.size - 100, np.nan, v)
             resp = _series(f, f"acquisition/timeseries/Sweep_{n}", v / stored, "Volts", scale, RATE, name)
             stim = _series(f, f"stimulus/presentation/Sweep_{n}", i / stored, "Volts" if kind == "V" else "Amps",
                            scale, RATE, name)
@@ -63,14 +66,15 @@ def _cell(amp_pA, n_samples, spikes):
 
 def test_allen_file_reads_its_long_square_sweeps(tmp_path):
     """The f–I protocol is chosen over the noise sweeps (more spikes, another length); the
-    voltage-clamp sweep and the one cut short are left out, each with a one-line warning;
+    voltage-clamp sweep and the two cut short are left out, each kind with a one-line warning;
     values are the written ones in mV and pA; sweeps keep the file's numbers."""
     p = tmp_path / "ephys.nwb"
     steps = {10: (-50.0, 0), 12: (100.0, 3), 14: (200.0, 9)}
     sweeps = [(n, "Long Square", *_cell(a, 4000, k), 1e-3, "I") for n, (a, k) in steps.items()]
     sweeps += [(20, "Noise 1", *_cell(150.0, 9000, 40), 1e-3, "I"),
                (3, "Test", *_cell(0.0, 1000, 0), 1e-3, "V"),
-               (16, "Long Square", *_cell(300.0, 4000, 12), 1e-3, "cut")]
+               (16, "Long Square", *_cell(300.0, 4000, 12), 1e-3, "cut"),
+               (18, "Long Square", *_cell(350.0, 4000, 14), 1e-3, "nan")]
     write_allen(p, sweeps)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -84,7 +88,7 @@ def test_allen_file_reads_its_long_square_sweeps(tmp_path):
     clamp = [m for m in messages if "voltage-clamp" in m]
     cut = [m for m in messages if "cut short" in m]
     assert len(clamp) == 1 and clamp[0].startswith(str(p)) and clamp[0].endswith(": 3") and "\n" not in clamp[0]
-    assert len(cut) == 1 and cut[0].endswith(": 16")
+    assert len(cut) == 1 and cut[0].endswith(": 16, 18")
     noise = load_recording(p, sweeps=[20])
     assert noise.sweeps == (20,) and noise.n_samples == 9000 and noise.metadata["protocol"] == "Noise 1"
 

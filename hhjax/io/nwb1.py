@@ -14,8 +14,8 @@ layout read here is the one the AllenSDK's ``NwbDataSet`` reads:
   "Test", ...): the protocol.
 
 Rules: a sweep whose stimulus is a voltage (voltage clamp) is left out, and so is one whose
-experiment ends before its sweep does (the recording was cut short, so its tail is not
-the cell's), each with a warning. Values are ``data * conversion`` in volts and amperes
+experiment ends before its sweep does or that holds non-finite samples (the recording was
+cut short, so its tail is not the cell's), each with a warning. Values are ``data * conversion`` in volts and amperes
 where the Allen pipeline that wrote the file is version 1.1 or later (``/general/generated_by``),
 and ``data`` as stored for earlier files (whose ``conversion`` was wrong and whose data are
 in volts and amperes already), as the AllenSDK does. Of several protocols, the sweeps named
@@ -130,10 +130,13 @@ def load_nwb1(path: Any, p: Path, sweeps: Any, channel: int, v_units: Any, i_uni
             i = _values(path, s_ts, start, count, convert)
             if v.size != i.size:
                 raise fail(path, f"sweep {n}: voltage has {v.size} samples, stimulus {i.size}")
+            if not (np.all(np.isfinite(v)) and np.all(np.isfinite(i))):  # padded where the recording stopped
+                cut.append(n)
+                continue
             out[n] = (name, v * unit_factor(path, "v", v_unit, v_units), i * unit_factor(path, "i", i_unit, i_units),
                       rate, {"v": v_unit, "i": i_unit})
     for what, left in (("voltage-clamp sweeps (a voltage command)", clamp),
-                       ("sweeps cut short (the experiment ends before the sweep)", cut)):
+                       ("sweeps cut short (the experiment ends before the sweep, or NaN samples)", cut)):
         if left and (sweeps is None or set(left) & {int(k) for k in sweeps}):
             warnings.warn(f"{path}: {len(left)} {what} left out: {format_sweeps(left)}", UserWarning, stacklevel=4)
     if not out:
