@@ -33,12 +33,13 @@ def _rows(sweeps, predicted, observed=None):
              "predicted_rest_mV": None} for s in sweeps]
 
 
-@pytest.mark.parametrize("runner_final, kept, fits", [
-    ("good", "pospischil_fs", 4),   # the winner's final fit is silent where the cell fires: runner-up kept
-    ("silent", "pospischil", 4),    # the runner-up's final fit fails worse: the winner's kept
-    (None, "pospischil", 3),        # the winner's final fit is fine: no extra fit
+@pytest.mark.parametrize("runner_final, kept, fits, late", [
+    ("good", "pospischil_fs", 4, False),   # the winner's final fit is silent where the cell fires: runner-up kept
+    ("silent", "pospischil", 4, False),    # the runner-up's final fit fails worse: the winner's kept
+    (None, "pospischil", 3, False),        # the winner's final fit is fine: no extra fit
+    ("good", "pospischil", 3, True),       # no time left for the runner-up (a slow machine): not fitted
 ])
-def test_final_fit_that_fails_brings_in_the_runner_up(monkeypatch, runner_final, kept, fits):
+def test_final_fit_that_fails_brings_in_the_runner_up(monkeypatch, runner_final, kept, fits, late):
     calls = []
     # What each model's fits predict: the ranking fits (small searches, retries=1) all match
     # the cell, pospischil's best; each final fit as the case says.
@@ -64,8 +65,11 @@ def test_final_fit_that_fails_brings_in_the_runner_up(monkeypatch, runner_final,
 
     monkeypatch.setattr(select, "fit_recording", fake_fit)
     monkeypatch.setattr(select, "evaluate", fake_evaluate)
+    if late:
+        monkeypatch.setattr(select.cell_fit, "FIT_WALL_SECONDS", 0.0)
     res = select.fit_auto(_recording(), sweeps=[0, 1, 4], candidates=("pospischil", "pospischil_fs"), key=0)
     sel = res.settings["model_selection"]
+    assert ("runner_up_skipped" in sel) == late
     assert sel["validation_sweeps"] == [2, 3]
     assert len(calls) == fits and calls[:3] == [("pospischil", "ranking"), ("pospischil_fs", "ranking"),
                                                 ("pospischil", "final")]
@@ -73,7 +77,9 @@ def test_final_fit_that_fails_brings_in_the_runner_up(monkeypatch, runner_final,
     # Scored by the ranking's rule: count errors in tolerances, +10 per qualitative failure
     # (validation: 8 and 12 spikes where 0 are fired; training: 5 where 0).
     silent = (8 + 10 + 12 / 1.2 + 10) / 2
-    if runner_final is None:
+    if late:
+        assert sel["final_scores"] == pytest.approx({"pospischil": silent}) and "runner-up" not in sel["why"]
+    elif runner_final is None:
         assert sel["final_scores"] == {"pospischil": 0.0} and "final fit" not in sel["why"]
     elif runner_final == "good":
         assert sel["final_scores"] == pytest.approx({"pospischil": silent, "pospischil_fs": 0.5})

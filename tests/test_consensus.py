@@ -30,20 +30,24 @@ PREDICTED = {0: {2: 7, 3: 14}, 1: {2: 30, 3: 40}, 2: {2: 8, 3: 13},
 
 
 budgets: list = []  # the row budget each stand-in fit was given, in order
+deadlines: list = []  # and its deadline
 
 
 @pytest.fixture
 def stand_ins(monkeypatch):
     calls = []
     budgets.clear()
+    deadlines.clear()
 
-    def fake_fit(recording, *, model, sweeps, key, checkpoint, row_budget, **kw):
+    def fake_fit(recording, *, model, sweeps, key, checkpoint, row_budget, deadline, **kw):
         calls.append((key, checkpoint))
         budgets.append(row_budget)
+        deadlines.append(deadline)
         searches = kw.pop("searches", {}).get(key, 1)
+        attempt = {"timing_s": {"search": kw.pop("search_s", 0.01), "evaluate": 0.0}}
         return RecordingFit(("params of seed", key), float(key), tuple(sweeps), [], {}, {}, np.zeros(1), np.zeros(1),
                             0.1, {"dt_ms": 0.1, "model": model, "row_seconds": kw.pop("row_seconds", 2.0),
-                                  "attempts": [{}] * searches})
+                                  "attempts": [attempt] * searches})
 
     def fake_evaluate(params, recording, dt):  # every sweep, as the consensus asks for
         return {"sweeps": [{"sweep": s, "predicted_spikes": PREDICTED[params[1]].get(s, 0)} for s in recording.sweeps]}
@@ -109,6 +113,39 @@ def test_a_row_budget_given_bounds_each_member(stand_ins):
     assert budgets == [25, 25, 25]
     with pytest.raises(ValueError, match="^row_budget: "):
         consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, row_budget=0)
+
+
+def test_no_member_starts_that_would_end_past_the_deadline(stand_ins, monkeypatch):
+    """On a slow or shared machine: where another member's search, at the pace of the last
+    one, would end after FIT_WALL_SECONDS, no further member is fitted, and each fit
+    was given the same deadline."""
+    import time
+
+    from hhjax.recordings import cell_fit
+
+    monkeypatch.setattr(cell_fit, "FIT_WALL_SECONDS", 50.0)
+    before = time.perf_counter()
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, search_s=60.0)
+    assert len(stand_ins) == 1 and before + 50.0 <= deadlines[0] <= time.perf_counter() + 50.0
+    assert "(1 of 3 fits: another would have ended more than 50 s after the fit began" in \
+        res.settings["consensus"]["why"]
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, search_s=1.0)  # 1 s a search: all three
+    assert len(res.settings["consensus"]["members"]) == 3 and "fits: another" not in res.settings["consensus"]["why"]
+
+
+def test_a_fit_past_its_deadline_searches_once():
+    """End to end (tiny search): a deadline already passed leaves the first search, which
+    always runs, and where the fit without a deadline searched again, says it stopped."""
+    import time
+
+    rec = load_recording(example_recording("File_axon_5.abf"))
+    tiny = dict(generations=1, population=6, steps=0, progress=False, key=0)
+    free = fit_recording(rec, **tiny)
+    late = fit_recording(rec, deadline=time.perf_counter(), **tiny)
+    searched_again = len(free.settings["attempts"]) > 1
+    assert len(late.settings["attempts"]) == 1 and late.settings["stopped_at_deadline"] == searched_again
+    assert late.params == free.params or searched_again  # the same first search
+    assert free.settings["stopped_at_deadline"] is False
 
 
 @pytest.mark.parametrize("members", [0, -1, 1.5, True])

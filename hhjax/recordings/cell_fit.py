@@ -97,6 +97,13 @@ RETRY_TOLERANCES = 1.0
 #: Every panel and synthetic cell (at most 18 s of rows a search) keeps both retries; a
 #: protocol of 5 s steps (37 s of rows, 66 s for one search) gets none.
 RETRY_ROW_SECONDS = 60.0
+#: A recording fit (a consensus of fits, or ``--model auto``'s candidates) starts a further
+#: search only where, at the pace of its last search, it would end within this many seconds
+#: of the fit's start (``deadline``). The row budgets keep a fit within two minutes at the
+#: pace measured on the 2-core CI machine; this keeps it so on a slower or shared one. The
+#: slowest panel cells take 79-90 s here, their last search ending by about 80 s, so it
+#: binds nowhere on this machine when it is quiet.
+FIT_WALL_SECONDS = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +143,7 @@ class RecordingFit:
 def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAULT_TRAINABLE,
                   n_starts=4, steps=4, dt=0.1, key=None, progress=None, init=None,
                   generations=16, population=160, method="exp_euler", bounds=None, checkpoint=None, retries=2,
-                  bridge="auto", row_budget=None):
+                  bridge="auto", row_budget=None, deadline=None):
     """Fit one parameter set to several sweeps of ``recording`` (see the module docstring).
 
     Args:
@@ -176,6 +183,10 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
             as recorded). ``settings["bridge_corrected_MOhm"]`` says what was removed.
         row_budget: seconds of rows all searches together may simulate (default
             :data:`RETRY_ROW_SECONDS`); the first search always runs.
+        deadline: a :func:`time.perf_counter` time (s) by which a further search must end,
+            judged by the last search's duration (``settings["stopped_at_deadline"]`` says
+            where it stopped one); None: no deadline. It keeps a fit within its time on a slow
+            or shared machine, so it binds nowhere else.
 
     Returns:
         :class:`RecordingFit` (``wall_time`` covers every attempt).
@@ -266,8 +277,11 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         results.append((found, params, features, st))
         k_kept = min(range(len(results)), key=lambda j: results[j][0].loss)  # the first of equal losses
         onset_pending = k == 0 and len(starts) > 1
-        if (attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES and not onset_pending) or \
-                (len(results) + 1) * row_seconds > row_budget:
+        done = (attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES and not onset_pending) or \
+            (len(results) + 1) * row_seconds > row_budget
+        late = not done and k < retries and deadline is not None and \
+            time.perf_counter() + sum(attempts[k]["timing_s"].values()) > deadline
+        if done or late:
             break
     found, params, features, st = results[k_kept]
     start, direct, specs = st["start"], st["direct"], st["specs"]
@@ -283,6 +297,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     bridge_corrected_MOhm=removed(recording),
                     retries=retries, retry_tolerances=RETRY_TOLERANCES, row_seconds=round(row_seconds, 3),
                     retry_row_seconds=row_budget, attempts=attempts, kept_attempt=k_kept,
+                    stopped_at_deadline=bool(late),
                     timing_s=attempts[k_kept]["timing_s"], source=recording.source)
     return RecordingFit(params=params, loss=found.loss, sweeps=tuple(rec.sweeps), rows=rows,
                         features=features, stderr=found.stderr, start_losses=found.losses, history=found.history,

@@ -23,6 +23,7 @@ import numpy as np
 from .. import _validate as check
 from ..fitting._common import seed_of
 from .bridge import balance_bridge
+from . import cell_fit
 from .cell_fit import RETRY_ROW_SECONDS, fit_recording
 from .choice import choose_sweeps
 from .evaluation import evaluate
@@ -92,7 +93,9 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         checkpoint: a directory; member 0 checkpoints there, member ``j`` in ``DIR/member<j>``.
         bridge, fit_kwargs: as :func:`~hhjax.recordings.cell_fit.fit_recording` (``row_budget``
             there bounds each member; all together stay within
-            :data:`CONSENSUS_BUDGET_ROW_SECONDS`).
+            :data:`CONSENSUS_BUDGET_ROW_SECONDS`). No member or search starts that would
+            end, at the pace of the last search, more than
+            :data:`~hhjax.recordings.cell_fit.FIT_WALL_SECONDS` after the fit began.
 
     Returns:
         The chosen member's :class:`~hhjax.recordings.cell_fit.RecordingFit`; ``wall_time``
@@ -118,14 +121,18 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
     def fit(j, budget):
         folder = None if checkpoint is None else (checkpoint if j == 0 else os.path.join(checkpoint, f"member{j}"))
         return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder,
-                             row_budget=min(budget, per_fit), **fit_kwargs)
+                             row_budget=min(budget, per_fit), deadline=deadline, **fit_kwargs)
 
+    def last_search(f):  # seconds its last search took (compiled programs reused after the first)
+        return sum(f.settings["attempts"][-1]["timing_s"].values())
+
+    deadline = t0 + cell_fit.FIT_WALL_SECONDS
     fits = {seed: fit(0, CONSENSUS_BUDGET_ROW_SECONDS)}  # search seed -> its fit, in order
     row_seconds = fits[seed].settings["row_seconds"]  # one search's, the same for every member
     left = CONSENSUS_BUDGET_ROW_SECONDS - row_seconds * len(fits[seed].settings["attempts"])
     compared = [int(k) for k in recording.sweeps if int(k) not in set(train)]
     failed: list = []
-    over = 0  # members left out by the row budget
+    over = late = 0  # members left out by the row budget, by the deadline
     if members == 1:
         why = "one fit, as asked"
     elif not compared:
@@ -137,6 +144,9 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         for j in range(1, members):
             if row_seconds > left:  # its first search would not fit the budget, nor would later members'
                 over = members - j
+                break
+            if time.perf_counter() + last_search(fits[max(fits)]) > deadline:
+                late = members - j
                 break
             later = row_seconds * (members - 1 - j)  # the later members' first searches
             try:
@@ -164,6 +174,9 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         why += (f" ({members - over} of {members} fits: all searches together may simulate "
                 f"{CONSENSUS_BUDGET_ROW_SECONDS:g} s of rows, "
                 f"{CONSENSUS_BUDGET_ROW_SECONDS - left:.0f} s were simulated)")
+    if late:
+        why += (f" ({members - late} of {members} fits: another would have ended more than "
+                f"{cell_fit.FIT_WALL_SECONDS:g} s after the fit began, at this machine's pace)")
     best = results[chosen]
     consensus = {"members": [{"seed": s, "loss": float(f.loss), "distance": d, "fit_time_s": float(f.wall_time)}
                              for s, f, d in zip(seeds, results, distance)],

@@ -27,7 +27,11 @@ held-out sweep, where the full search of the same model meets every target). The
 is scored by the same rule; where it fails qualitatively, the runner-up (:func:`pick_winner`
 over the others) is fitted in full as well and the lower-scoring of the two final fits is
 returned (draw 0's early-block cell: the winner's full search stuck in a model firing where
-the cell is silent, 33 % of held-out counts; the runner-up's, 100 %).
+the cell is silent, 33 % of held-out counts; the runner-up's, 100 %). No search starts that
+would end more than :data:`~hhjax.recordings.cell_fit.FIT_WALL_SECONDS` after the fit
+began, at the pace of the last one (``settings["model_selection"]["runner_up_skipped"]``
+where that left the runner-up unfitted): a slow or shared machine gets fewer searches
+rather than a fit over its time.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import warnings
 
 import numpy as np
 
+from . import cell_fit
 from .cell_fit import MODELS, fit_recording
 from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
@@ -280,6 +285,7 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         candidate, the default model.
     """
     t0 = time.perf_counter()
+    deadline = t0 + cell_fit.FIT_WALL_SECONDS  # no search starts that would end past it (a slow machine)
     recording = balance_bridge(recording, fit_kwargs.pop("bridge", "auto"))  # once (marked), for every candidate
     train = list(sweeps) if sweeps is not None else choose_sweeps(recording)
     val = validation_sweeps(recording, train)
@@ -287,7 +293,7 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
 
     def fit(name, folder, **options):
         """Fit candidate ``name`` to the training sweeps, checkpointing in ``folder``."""
-        return fit_recording(recording, model=name, sweeps=train, key=key, progress=progress,
+        return fit_recording(recording, model=name, sweeps=train, key=key, progress=progress, deadline=deadline,
                              checkpoint=None if checkpoint is None else os.path.join(checkpoint, folder), **options)
 
     table = {}
@@ -333,7 +339,11 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         # candidate remains that might not be.
         final = {winner: _scored(_judged(best, recording, val), top)}
         rest = {n: v for n, v in finite.items() if n != winner}
-        if final[winner] >= FAILURE_COST and rest:
+        one_search = best.wall_time / max(1, len(best.settings.get("attempts", ())))  # the runner-up's first
+        if final[winner] >= FAILURE_COST and rest and time.perf_counter() + one_search > deadline:
+            selection["runner_up_skipped"] = (f"the runner-up's fit would have ended more than "
+                                              f"{cell_fit.FIT_WALL_SECONDS:g} s after the fit began")
+        elif final[winner] >= FAILURE_COST and rest:
             runner, _ = pick_winner(rest, rebound=any(x.rebound for x in info))
             other = fit(runner, "final_" + runner, **(search or {}), **fit_kwargs)
             final[runner] = _scored(_judged(other, recording, val), top)
