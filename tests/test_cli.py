@@ -237,3 +237,5 @@ def test_hhjax_fit_says_why_it_searched_again():
     assert search_report(dict(base, attempts=[met], kept_attempt=0)) == []
     (line,) = search_report(dict(base, attempts=[miss], kept_attempt=0))
     assert line.startswith("not searched again") and "40 s of rows" in line
+    (line,) = search_report(dict(base, attempts=[miss], kept_attempt=0, stopped_at_deadline=True))
+    assert line.startswith("not searched again") and "too late" in line and "s of rows" not in line

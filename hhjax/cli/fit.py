@@ -322,7 +322,9 @@ def search_report(settings: dict) -> list[str]:
     kept = tries[settings["kept_attempt"]] if tries else None
     if kept and kept["worst_count_miss"] > tol and len(tries) <= settings["retries"]:
         lines.append(f"not searched again although the model misses fitted sweep {kept['worst_sweep']} by "
-                     f"{kept['worst_count_miss']:.1f} count tolerances: one search simulates "
-                     f"{settings['row_seconds']:.0f} s of rows, and all searches together at most "
-                     f"{settings['retry_row_seconds']:g} s")
+                     f"{kept['worst_count_miss']:.1f} count tolerances: " + (
+                         "another search would have ended too late, at this machine's pace (the fit's time "
+                         "limit; a quieter machine searches again)" if settings.get("stopped_at_deadline") else
+                         f"one search simulates {settings['row_seconds']:.0f} s of rows, and all searches "
+                         f"together at most {settings['retry_row_seconds']:g} s"))
     return lines
