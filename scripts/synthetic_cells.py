@@ -64,9 +64,9 @@ SIM_DT = 0.01  # ms: 100 kHz, so that every rig rate below (4, 10, 20, 50 kHz) s
 SETTLE_MS = 1000.0  # at the holding current before each sweep
 
 
-def _steps(n, hold, epochs):
-    """Command (pA) on ``n`` samples of SIM_DT: ``hold`` plus ``(start_ms, stop_ms, amp)`` epochs."""
-    t = np.arange(n) * SIM_DT
+def _steps(n, hold, epochs, sim_dt=SIM_DT):
+    """Command (pA) on ``n`` samples of ``sim_dt`` (ms): ``hold`` plus ``(start_ms, stop_ms, amp)`` epochs."""
+    t = np.arange(n) * sim_dt
     i = np.full(n, float(hold))
     for a, b, amp in epochs:
         i[(t >= a) & (t < b)] += amp
@@ -135,20 +135,21 @@ def drawn(params, command, draw, index):
     return out, command * (out.area / params.area)
 
 
-def make(name, model, params, rate, noise_pa, rec_noise, command, key):
-    """The :class:`Recording` and its true per-sweep spike counts."""
+def make(name, model, params, rate, noise_pa, rec_noise, command, key, sim_dt=SIM_DT):
+    """The :class:`Recording` and its true per-sweep spike counts (``command`` on a grid of
+    ``sim_dt`` ms, the simulation's step)."""
     k_noise, k_rec = jax.random.split(key)
-    n_settle = int(SETTLE_MS / SIM_DT)
+    n_settle = int(SETTLE_MS / sim_dt)
     drive = np.concatenate([np.repeat(command[:, :1], n_settle, 1), command], 1)
-    noise = stimulus.ou_noise(k_noise, duration=(drive.shape[1] - 1) * SIM_DT, dt=SIM_DT, sigma=noise_pa,
+    noise = stimulus.ou_noise(k_noise, duration=(drive.shape[1] - 1) * sim_dt, dt=sim_dt, sigma=noise_pa,
                               shape=(drive.shape[0],))
-    stim = stimulus.sampled(jnp.asarray(drive) + noise.values, SIM_DT)
-    trace = hhjax.simulate(params, stim, duration=(drive.shape[1] - 1) * SIM_DT, dt=SIM_DT)
+    stim = stimulus.sampled(jnp.asarray(drive) + noise.values, sim_dt)
+    trace = hhjax.simulate(params, stim, duration=(drive.shape[1] - 1) * sim_dt, dt=sim_dt)
     clean = np.asarray(trace.v)[:, n_settle:]
     crossings = np.sum((clean[:, :-1] < 0) & (clean[:, 1:] >= 0), 1)
-    every = int(round(1000.0 / rate / SIM_DT))
-    if abs(every * SIM_DT - 1000.0 / rate) > 1e-9:  # else the file's time axis would be stretched
-        raise ValueError(f"{name}: {rate} Hz is not a whole fraction of the {1 / SIM_DT:.0f} kHz simulation")
+    every = int(round(1000.0 / rate / sim_dt))
+    if abs(every * sim_dt - 1000.0 / rate) > 1e-9:  # else the file's time axis would be stretched
+        raise ValueError(f"{name}: {rate} Hz is not a whole fraction of the {1 / sim_dt:.0f} kHz simulation")
     v = clean[:, ::every]
     i = command[:, ::every][:, : v.shape[1]]
     v = v + rec_noise * np.asarray(jax.random.normal(k_rec, v.shape))

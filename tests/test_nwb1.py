@@ -1,10 +1,12 @@
-"""NWB 1 files in the Allen Cell Types Database's layout (``ephys.nwb``), written here with
-h5py as the AllenSDK's ``NwbDataSet`` reads them: the expected values are the arrays written,
-in the file's units, converted by hand."""
+"""NWB 1 files in the Allen Cell Types Database's layout (``ephys.nwb``), written with h5py
+(scripts/allen_layout_cells.py's writer) as the AllenSDK's ``NwbDataSet`` reads them: the
+expected values are the arrays written, in the file's units, converted by hand."""
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,44 +16,15 @@ from hhjax.io import load_recording
 h5py = pytest.importorskip("h5py")
 
 RATE = 20_000.0
-
-
-def _series(f, where, data, unit, conversion, rate, name):
-    g = f.create_group(where)
-    d = g.create_dataset("data", data=np.asarray(data, np.float32))
-    d.attrs["unit"], d.attrs["conversion"] = unit, conversion
-    g.create_dataset("starting_time", data=0.0).attrs["rate"] = rate
-    g.create_dataset("aibs_stimulus_name", data=name.encode())
-    return g
-
-
-def _epoch(f, where, stim, resp, start, count):
-    for side, target in (("stimulus", stim), ("response", resp)):
-        g = f.create_group(f"{where}/{side}")
-        g.create_dataset("idx_start", data=start)
-        g.create_dataset("count", data=count)
-        g["timeseries"] = h5py.SoftLink(target)
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def write_allen(path, sweeps, version="1.1"):
-    """``sweeps``: (number, protocol, v in V, i in A, scale, kind) with kind "I", "V"
-    (voltage clamp), "cut" (its experiment ends 100 samples early) or "nan" (its last 100
-    samples NaN, the experiment's count unchanged); ``scale`` divides the
-    stored values and is their ``conversion`` (an older pipeline's files: stored as SI with a
-    wrong ``conversion``, which must be ignored)."""
-    with h5py.File(path, "w") as f:
-        f.create_dataset("nwb_version", data=b"NWB-1.0.5")
-        if version is not None:
-            f.create_dataset("general/generated_by", data=[b"version", version.encode(), b"program", b"pipeline"])
-        for n, name, v, i, scale, kind in sweeps:
-            stored = 1.0 if version is None else scale
-            if kind == "nan":
-                v = np.where(np.arange(v.size) >= v.size - 100, np.nan, v)
-            resp = _series(f, f"acquisition/timeseries/Sweep_{n}", v / stored, "Volts", scale, RATE, name)
-            stim = _series(f, f"stimulus/presentation/Sweep_{n}", i / stored, "Volts" if kind == "V" else "Amps",
-                           scale, RATE, name)
-            _epoch(f, f"epochs/Sweep_{n}", stim.name, resp.name, 0, v.size)
-            _epoch(f, f"epochs/Experiment_{n}", stim.name, resp.name, 200, v.size - 200 - (100 if kind == "cut" else 0))
+    """scripts/allen_layout_cells.py's writer, in the AllenSDK's layout (see there)."""
+    spec = importlib.util.spec_from_file_location("allen_layout_cells", SCRIPTS / "allen_layout_cells.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_nwb1(path, sweeps, version, rate_hz=RATE)
 
 
 def _cell(amp_pA, n_samples, spikes):
