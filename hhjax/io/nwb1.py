@@ -15,13 +15,15 @@ layout read here is the one the AllenSDK's ``NwbDataSet`` reads:
 
 Rules: a sweep whose stimulus is a voltage (voltage clamp) is left out, and so is one whose
 experiment ends before its sweep does or that holds non-finite samples (the recording was
-cut short, so its tail is not the cell's), each with a warning. Values are ``data * conversion`` in volts and amperes
-where the Allen pipeline that wrote the file is version 1.1 or later (``/general/generated_by``),
-and ``data`` as stored for earlier files (whose ``conversion`` was wrong and whose data are
-in volts and amperes already), as the AllenSDK does. Of several protocols, the sweeps named
-:data:`STEP_PROTOCOL` are the recording where there are any (the Allen f–I protocol: 1 s
-steps); otherwise the rule of :mod:`hhjax.io.protocols` chooses, as for NWB 2. Sweeps keep the
-file's numbers.
+cut short, so its tail is not the cell's), each with a warning. Values are
+``data * conversion`` in volts and amperes where the Allen pipeline that wrote the file is
+version 1.1 or later (``/general/generated_by``), and ``data`` as stored for earlier files
+(whose ``conversion`` was wrong and whose data are in volts and amperes already), as the
+AllenSDK does. Of several protocols, the sweeps named :data:`STEP_PROTOCOL` are the
+recording where there are any (the Allen f–I protocol: 1 s steps); otherwise the rule of
+:mod:`hhjax.io.protocols` chooses, as for NWB 2. Only the chosen sweeps' samples are read
+(a file holds 50-100 sweeps at 200 kHz, some of them 20 s of noise). Sweeps keep the file's
+numbers.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,7 +64,7 @@ def is_nwb1(p: Path) -> bool:
 
 
 def _text(x: Any) -> str:
-    x = x[()] if hasattr(x, "shape") and not isinstance(x, (bytes, str)) and getattr(x, "ndim", 1) == 0 else x
+    """A string stored by h5py (bytes, str, or a one-element array of either)."""
     if isinstance(x, np.ndarray):
         x = x.reshape(-1)[0] if x.size else ""
     return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
@@ -84,7 +86,43 @@ def _unit_label(data: Any) -> str:
     return _text(data.attrs.get("unit", "")).strip()  # "Volts", "Amps" in Allen files
 
 
-def _values(path: Any, ts: Any, start: int, count: int, convert: bool) -> np.ndarray:
+class _Sweep(NamedTuple):
+    number: int
+    protocol: str
+    rate: float
+    units: dict          # as the file writes them: {"v": ..., "i": ...}
+    response: tuple      # (series, idx_start, count)
+    stimulus: tuple
+
+
+def _sweep(path: Any, f: Any, n: int) -> "_Sweep | str":
+    """Sweep ``n``'s layout, or why it is left out ("clamp": voltage clamp; "cut": cut short)."""
+    ep = f[f"epochs/Sweep_{n}"]
+    try:
+        stim, resp = ep["stimulus"], ep["response"]
+        s_ts, r_ts = stim["timeseries"], resp["timeseries"]
+        units = {"v": _unit_label(r_ts["data"]), "i": _unit_label(s_ts["data"])}
+        rate, r_rate = float(s_ts["starting_time"].attrs["rate"]), float(r_ts["starting_time"].attrs["rate"])
+        start, count = int(stim["idx_start"][()]), int(stim["count"][()])
+        response = (r_ts, int(resp["idx_start"][()]), int(resp["count"][()]))
+    except KeyError as e:
+        raise fail(path, f"Sweep_{n}: not NWB 1's layout ({e})") from None
+    if units["i"].upper().startswith("V"):  # a voltage command
+        return "clamp"
+    exp = f.get(f"epochs/Experiment_{n}/response")
+    if exp is not None and int(exp["idx_start"][()]) + int(exp["count"][()]) < start + count:
+        return "cut"
+    if r_rate != rate:
+        raise fail(path, f"sweep {n}: voltage at {r_rate:g} Hz, stimulus at {rate:g} Hz")
+    if response[2] != count:
+        raise fail(path, f"sweep {n}: voltage has {response[2]} samples, stimulus {count}")
+    name = _text(s_ts["aibs_stimulus_name"][()]) if "aibs_stimulus_name" in s_ts else \
+        _text(s_ts.attrs.get("description", "protocol"))
+    return _Sweep(n, name, rate, units, response, (s_ts, start, count))
+
+
+def _values(path: Any, series: tuple, convert: bool) -> np.ndarray:
+    ts, start, count = series
     data = ts["data"]
     if 16 * count > available("cpu"):  # a corrupted header can declare any size
         raise fail(path, f"{ts.name}: {count} samples ({16 * count / 1e9:.3g} GB to load), more than the free memory")
@@ -99,62 +137,54 @@ def load_nwb1(path: Any, p: Path, sweeps: Any, channel: int, v_units: Any, i_uni
 
     if channel != 0:
         raise fail(path, f"channel {channel} out of range; an NWB 1 file is read as one electrode (0)")
-    out: dict = {}  # sweep number -> (name, v, i, rate)
-    clamp, cut = [], []
+    left: dict = {"clamp": [], "cut": []}
     with h5py.File(p, "r") as f:
         convert = _pipeline_version(f) >= (1, 1)
-        numbers = sorted(int(m.group(1)) for k in f.get("epochs", {}) if (m := re.fullmatch(r"Sweep_(\d+)", k)))
-        for n in numbers:
-            ep = f[f"epochs/Sweep_{n}"]
-            try:
-                stim, resp = ep["stimulus"], ep["response"]
-                s_ts, r_ts = stim["timeseries"], resp["timeseries"]
-                i_unit, v_unit = _unit_label(s_ts["data"]), _unit_label(r_ts["data"])
-            except KeyError as e:
-                raise fail(path, f"Sweep_{n}: not NWB 1's layout ({e})") from None
-            if i_unit.upper().startswith("V"):  # a voltage command: voltage clamp
-                clamp.append(n)
-                continue
-            start, count = int(stim["idx_start"][()]), int(stim["count"][()])
-            exp = f.get(f"epochs/Experiment_{n}/response")
-            if exp is not None and int(exp["idx_start"][()]) + int(exp["count"][()]) < start + count:
-                cut.append(n)
-                continue
-            rate = float(s_ts["starting_time"].attrs["rate"])
-            r_rate = float(r_ts["starting_time"].attrs["rate"])
-            if r_rate != rate:
-                raise fail(path, f"sweep {n}: voltage at {r_rate:g} Hz, stimulus at {rate:g} Hz")
-            name = _text(s_ts["aibs_stimulus_name"][()]) if "aibs_stimulus_name" in s_ts else \
-                _text(s_ts.attrs.get("description", "protocol"))
-            v = _values(path, r_ts, int(resp["idx_start"][()]), int(resp["count"][()]), convert)
-            i = _values(path, s_ts, start, count, convert)
-            if v.size != i.size:
-                raise fail(path, f"sweep {n}: voltage has {v.size} samples, stimulus {i.size}")
-            if not (np.all(np.isfinite(v)) and np.all(np.isfinite(i))):  # padded where the recording stopped
-                cut.append(n)
-                continue
-            out[n] = (name, v * unit_factor(path, "v", v_unit, v_units), i * unit_factor(path, "i", i_unit, i_units),
-                      rate, {"v": v_unit, "i": i_unit})
-    for what, left in (("voltage-clamp sweeps (a voltage command)", clamp),
-                       ("sweeps cut short (the experiment ends before the sweep, or NaN samples)", cut)):
-        if left and (sweeps is None or set(left) & {int(k) for k in sweeps}):
-            warnings.warn(f"{path}: {len(left)} {what} left out: {format_sweeps(left)}", UserWarning, stacklevel=4)
-    if not out:
+        info = {}
+        for n in sorted(int(m.group(1)) for k in f.get("epochs", {}) if (m := re.fullmatch(r"Sweep_(\d+)", k))):
+            sw = _sweep(path, f, n)
+            if isinstance(sw, str):
+                left[sw].append(n)
+            else:
+                info[n] = sw
+
+        def read(ns: list) -> dict:
+            """Sweep number -> (v in mV, i in pA) of the sweeps ``ns`` with finite samples."""
+            out = {}
+            for n in ns:
+                sw = info[n]
+                v, i = _values(path, sw.response, convert), _values(path, sw.stimulus, convert)
+                if np.all(np.isfinite(v)) and np.all(np.isfinite(i)):  # else padded where the recording stopped
+                    out[n] = (v * unit_factor(path, "v", sw.units["v"], v_units),
+                              i * unit_factor(path, "i", sw.units["i"], i_units))
+                else:
+                    left["cut"].append(n)
+            return out
+
+        if sweeps is not None:
+            data = read(check_sweeps(path, sweeps, sorted(info)))
+        else:
+            steps = [n for n in info if info[n].protocol == STEP_PROTOCOL]
+            data = read(steps or sorted(info))
+            ns = sorted(data)
+            if len({(data[n][0].size, info[n].rate, info[n].protocol) for n in ns}) > 1:
+                keep = one_protocol(path, ns, [info[n].protocol for n in ns], [data[n][0] for n in ns],
+                                    [data[n][1] for n in ns], [info[n].rate for n in ns])
+                data = {ns[j]: data[ns[j]] for j in keep}
+    for what, numbers in (("voltage-clamp sweeps (a voltage command)", left["clamp"]),
+                          ("sweeps cut short (the experiment ends before the sweep, or NaN samples)", left["cut"])):
+        if numbers and (sweeps is None or set(numbers) & {int(k) for k in sweeps}):
+            warnings.warn(f"{path}: {len(numbers)} {what} left out: {format_sweeps(sorted(numbers))}", UserWarning,
+                          stacklevel=4)
+    if not data:
         raise fail(path, "no current-clamp sweep to read (no sweep with a current stimulus that runs to its end)")
-    wanted = sorted(out) if sweeps is None else check_sweeps(path, sweeps, sorted(out))
-    if sweeps is None:
-        steps = [n for n in wanted if out[n][0] == STEP_PROTOCOL]
-        wanted = steps or wanted
-        if len({(out[n][1].size, out[n][3]) for n in wanted}) > 1 or len({out[n][0] for n in wanted}) > 1:
-            keep = one_protocol(path, wanted, *([out[n][j] for n in wanted] for j in range(4)))
-            wanted = [wanted[j] for j in keep]
-    if len({out[n][3] for n in wanted}) != 1 or len({out[n][1].size for n in wanted}) != 1:
+    wanted = sorted(data)
+    if len({info[n].rate for n in wanted}) != 1 or len({data[n][0].size for n in wanted}) != 1:
         raise fail(path, "the sweeps asked for differ in length or sampling rate; load one protocol's sweeps "
                          "with sweeps=[...]")
-    fs = out[wanted[0]][3]
-    md = {"format": "nwb1", "units": dict(UNITS), "protocol": out[wanted[0]][0],
-          "units_in_file": out[wanted[0]][4], "current_source": "stimulus/presentation",
-          "conversion_applied": convert}
-    t = np.arange(out[wanted[0]][1].size) * (1000.0 / fs)
-    return Recording(t, np.stack([out[n][1] for n in wanted]), np.stack([out[n][2] for n in wanted]),
-                     tuple(wanted), fs, str(p.resolve()), md)
+    first = info[wanted[0]]
+    md = {"format": "nwb1", "units": dict(UNITS), "protocol": first.protocol, "units_in_file": first.units,
+          "current_source": "stimulus/presentation", "conversion_applied": convert}
+    t = np.arange(data[wanted[0]][0].size) * (1000.0 / first.rate)
+    return Recording(t, np.stack([data[n][0] for n in wanted]), np.stack([data[n][1] for n in wanted]),
+                     tuple(wanted), first.rate, str(p.resolve()), md)
