@@ -57,7 +57,7 @@ def test_final_fit_that_fails_brings_in_the_runner_up(monkeypatch, runner_final,
         fails = how == "silent" and model == "pospischil_fs"   # silent on training sweep 4 (5 spikes)
         features = {"sweeps": _rows(sweeps, lambda s: 0 if fails and s == 4 else 1, {4: 5} if fails else {})}
         return RecordingFit(params, 1.0, tuple(sweeps), [], features, {}, np.zeros(1), np.zeros(1), 0.1,
-                            {"dt_ms": 0.1, "model": model})
+                            {"dt_ms": 0.1, "model": model, "attempts": [{"timing_s": {"search": 0.01}}]})
 
     def fake_evaluate(params, recording, sweeps, dt):
         predicted = dict(params[1])

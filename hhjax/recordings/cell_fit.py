@@ -279,8 +279,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         onset_pending = k == 0 and len(starts) > 1
         done = (attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES and not onset_pending) or \
             (len(results) + 1) * row_seconds > row_budget
-        late = not done and k < retries and deadline is not None and \
-            time.perf_counter() + sum(attempts[k]["timing_s"].values()) > deadline
+        late = not done and k < retries and ends_past(deadline, sum(attempts[k]["timing_s"].values()))
         if done or late:
             break
     found, params, features, st = results[k_kept]
@@ -302,6 +301,23 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
     return RecordingFit(params=params, loss=found.loss, sweeps=tuple(rec.sweeps), rows=rows,
                         features=features, stderr=found.stderr, start_losses=found.losses, history=found.history,
                         wall_time=time.perf_counter() - t_start, settings=settings)
+
+
+def ends_past(deadline: float | None, search_s: float) -> bool:
+    """Whether a search of ``search_s`` seconds, started now, would end past ``deadline`` (a
+    :func:`time.perf_counter` time, s; None: never): the one rule by which a recording fit
+    stops searching for time (:data:`FIT_WALL_SECONDS`).
+
+    >>> ends_past(None, 1e9), ends_past(time.perf_counter() + 60.0, 1.0), ends_past(time.perf_counter(), 1.0)
+    (False, False, True)
+    """
+    return deadline is not None and time.perf_counter() + search_s > deadline
+
+
+def last_search_seconds(fit: RecordingFit) -> float:
+    """Wall seconds of ``fit``'s last search, its evaluation included: the pace a further
+    search is judged by (compiled programs are reused after a fit's first search)."""
+    return float(sum(fit.settings["attempts"][-1]["timing_s"].values()))
 
 
 def attempt_seed(seed: int, attempt: int) -> int:

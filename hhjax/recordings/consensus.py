@@ -24,7 +24,7 @@ from .. import _validate as check
 from ..fitting._common import seed_of
 from .bridge import balance_bridge
 from . import cell_fit
-from .cell_fit import RETRY_ROW_SECONDS, fit_recording
+from .cell_fit import RETRY_ROW_SECONDS, ends_past, fit_recording, last_search_seconds
 from .choice import choose_sweeps
 from .evaluation import evaluate
 from .regime import count_tolerance
@@ -123,9 +123,6 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder,
                              row_budget=min(budget, per_fit), deadline=deadline, **fit_kwargs)
 
-    def last_search(f):  # seconds its last search took (compiled programs reused after the first)
-        return sum(f.settings["attempts"][-1]["timing_s"].values())
-
     deadline = t0 + cell_fit.FIT_WALL_SECONDS
     fits = {seed: fit(0, CONSENSUS_BUDGET_ROW_SECONDS)}  # search seed -> its fit, in order
     row_seconds = fits[seed].settings["row_seconds"]  # one search's, the same for every member
@@ -145,7 +142,7 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
             if row_seconds > left:  # its first search would not fit the budget, nor would later members'
                 over = members - j
                 break
-            if time.perf_counter() + last_search(fits[max(fits)]) > deadline:
+            if ends_past(deadline, last_search_seconds(fits[max(fits)])):
                 late = members - j
                 break
             later = row_seconds * (members - 1 - j)  # the later members' first searches

@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from . import cell_fit
-from .cell_fit import MODELS, fit_recording
+from .cell_fit import MODELS, ends_past, fit_recording, last_search_seconds
 from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
 from . import consensus
@@ -339,8 +339,7 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         # candidate remains that might not be.
         final = {winner: _scored(_judged(best, recording, val), top)}
         rest = {n: v for n, v in finite.items() if n != winner}
-        one_search = best.wall_time / max(1, len(best.settings.get("attempts", ())))  # the runner-up's first
-        if final[winner] >= FAILURE_COST and rest and time.perf_counter() + one_search > deadline:
+        if final[winner] >= FAILURE_COST and rest and ends_past(deadline, last_search_seconds(best)):
             selection["runner_up_skipped"] = (f"the runner-up's fit would have ended more than "
                                               f"{cell_fit.FIT_WALL_SECONDS:g} s after the fit began")
         elif final[winner] >= FAILURE_COST and rest:
