@@ -46,7 +46,7 @@ from hhjax.recordings.evaluation import evaluate
 from hhjax.recordings.rows import fit_rows
 
 SIM_DT = 0.05  # ms
-KINDS = ("steps", "dual", "dual_adjacent", "ramp", "prepulse", "holding", "noise", "pulses", "none")
+KINDS = ("steps", "dual", "dual_adjacent", "ramp", "prepulse", "testpulse", "holding", "noise", "pulses", "none")
 
 
 def command(kind: str, amps, hold: float, duration_ms: float, noise_seed: int = 0) -> np.ndarray:
@@ -70,6 +70,9 @@ def command(kind: str, amps, hold: float, duration_ms: float, noise_seed: int = 
             i += np.where((t >= a0) & (t < a1), a * (t - a0) / (a1 - a0), 0.0)
         elif kind == "prepulse":
             i[(t >= 0.05 * duration_ms) & (t < 0.15 * duration_ms)] -= 50.0
+            i[(t >= a0) & (t < a1)] += a
+        elif kind == "testpulse":  # a 10 ms, -50 pA test pulse early in the sweep (Allen, many rigs), then a step
+            i[(t >= 0.02 * duration_ms) & (t < 0.02 * duration_ms + 10.0)] -= 50.0
             i[(t >= a0) & (t < a1)] += a
         elif kind == "holding":
             i += 20.0 * (k - len(amps) / 2)
