@@ -131,6 +131,9 @@ def test_no_member_starts_that_would_end_past_the_deadline(stand_ins, monkeypatc
         res.settings["consensus"]["why"]
     res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, search_s=1.0)  # 1 s a search: all three
     assert len(res.settings["consensus"]["members"]) == 3 and "fits: another" not in res.settings["consensus"]["why"]
+    deadlines.clear()
+    res = consensus.fit_consensus(_recording(), sweeps=[0, 1, 4], key=0, search_s=60.0, time_limit=False)  # a batch
+    assert len(res.settings["consensus"]["members"]) == 3 and deadlines == [None, None, None]
 
 
 def test_a_fit_past_its_deadline_searches_once():

@@ -212,3 +212,21 @@ def test_the_input_hash_counts_the_package_version(cells, monkeypatch):
     before = input_hash(cell, SETTINGS)
     monkeypatch.setattr(cells_module, "package_version", lambda: "999.0")
     assert input_hash(cell, SETTINGS) != before
+
+
+def test_fit_many_fits_without_a_time_limit(cells, monkeypatch, tmp_path):
+    """A batch fit is the same on any machine: fit-many turns off the limit that keeps an
+    interactive fit within its time (recordings.cell_fit.FIT_WALL_SECONDS)."""
+    from hhjax.cluster import cells as cells_module
+
+    seen = {}
+
+    def stand_in(rec, model, **kw):
+        seen.update(kw)
+        raise RuntimeError("stand-in: stop here")
+
+    monkeypatch.setattr(cells_module, "fit_with_model", stand_in)
+    cell = find_cells([cells / "cell0.npz"])[0]
+    with pytest.raises(RuntimeError, match="stand-in"):
+        cells_module._fit_and_write(cell, tmp_path, SETTINGS)
+    assert seen["time_limit"] is False

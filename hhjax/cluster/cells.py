@@ -296,7 +296,7 @@ def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
     rec = balance_bridge(rec)  # marked: the fit, its evaluation and figure see the same voltage
     res = fit_with_model(rec, settings.model, search=search, sweeps=sweeps, n_starts=settings.n_starts,
                          dt=settings.dt, key=settings.seed, method=settings.method, progress=False,
-                         members=settings.members)
+                         members=settings.members, time_limit=False)  # a batch: the same fit on any machine
     if not np.isfinite(res.loss):
         raise RuntimeError("fit failed (no parameter set gave a finite loss)")
     save_params(folder / "fit.json", res.params, stderr=res.stderr, loss=res.loss,

@@ -303,6 +303,17 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                         wall_time=time.perf_counter() - t_start, settings=settings)
 
 
+def fit_deadline(t0: float, time_limit: bool) -> float | None:
+    """The deadline of a recording fit begun at ``t0`` (:func:`time.perf_counter`, s):
+    :data:`FIT_WALL_SECONDS` later, or None without a ``time_limit`` (batch fits, whose
+    result should not depend on the machine's speed).
+
+    >>> fit_deadline(5.0, True) == 5.0 + FIT_WALL_SECONDS, fit_deadline(5.0, False)
+    (True, None)
+    """
+    return t0 + FIT_WALL_SECONDS if time_limit else None
+
+
 def ends_past(deadline: float | None, search_s: float) -> bool:
     """Whether a search of ``search_s`` seconds, started now, would end past ``deadline`` (a
     :func:`time.perf_counter` time, s; None: never): the one rule by which a recording fit

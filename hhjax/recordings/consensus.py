@@ -24,7 +24,7 @@ from .. import _validate as check
 from ..fitting._common import seed_of
 from .bridge import balance_bridge
 from . import cell_fit
-from .cell_fit import RETRY_ROW_SECONDS, ends_past, fit_recording, last_search_seconds
+from .cell_fit import RETRY_ROW_SECONDS, ends_past, fit_deadline, fit_recording, last_search_seconds
 from .choice import choose_sweeps
 from .evaluation import evaluate
 from .regime import count_tolerance
@@ -77,7 +77,7 @@ def whole_members(members) -> int:
 
 
 def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSENSUS_MEMBERS, sweeps=None,
-                  key=None, checkpoint=None, bridge="auto", **fit_kwargs):
+                  key=None, checkpoint=None, bridge="auto", time_limit: bool = True, **fit_kwargs):
     """Fit ``recording`` ``members`` times (search seeds ``M·s`` to ``M·s + M - 1`` for seed
     ``s`` of ``key``, ``M = members``) and return the fit nearest the members' consensus
     (see the module docstring).
@@ -93,9 +93,10 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         checkpoint: a directory; member 0 checkpoints there, member ``j`` in ``DIR/member<j>``.
         bridge, fit_kwargs: as :func:`~hhjax.recordings.cell_fit.fit_recording` (``row_budget``
             there bounds each member; all together stay within
-            :data:`CONSENSUS_BUDGET_ROW_SECONDS`). No member or search starts that would
-            end, at the pace of the last search, more than
-            :data:`~hhjax.recordings.cell_fit.FIT_WALL_SECONDS` after the fit began.
+            :data:`CONSENSUS_BUDGET_ROW_SECONDS`).
+        time_limit: no member or search starts that would end, at the pace of the last
+            search, more than :data:`~hhjax.recordings.cell_fit.FIT_WALL_SECONDS` after the
+            fit began (False: no such limit, as ``hhjax fit-many`` fits).
 
     Returns:
         The chosen member's :class:`~hhjax.recordings.cell_fit.RecordingFit`; ``wall_time``
@@ -123,7 +124,7 @@ def fit_consensus(recording, model: str = "pospischil", *, members: int = CONSEN
         return fit_recording(recording, model=model, sweeps=train, key=seed + j, checkpoint=folder,
                              row_budget=min(budget, per_fit), deadline=deadline, **fit_kwargs)
 
-    deadline = t0 + cell_fit.FIT_WALL_SECONDS
+    deadline = fit_deadline(t0, time_limit)
     fits = {seed: fit(0, CONSENSUS_BUDGET_ROW_SECONDS)}  # search seed -> its fit, in order
     row_seconds = fits[seed].settings["row_seconds"]  # one search's, the same for every member
     left = CONSENSUS_BUDGET_ROW_SECONDS - row_seconds * len(fits[seed].settings["attempts"])

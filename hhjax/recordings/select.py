@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from . import cell_fit
-from .cell_fit import MODELS, ends_past, fit_recording, last_search_seconds
+from .cell_fit import MODELS, ends_past, fit_deadline, fit_recording, last_search_seconds
 from .bridge import balance_bridge
 from .choice import choose_sweeps, sweep_table
 from . import consensus
@@ -257,7 +257,7 @@ def _failures(rows):
 
 
 def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, progress=None,
-             search=None, checkpoint=None, **fit_kwargs):
+             search=None, checkpoint=None, time_limit: bool = True, **fit_kwargs):
     """Fit every candidate and keep the one with the best cross-validated score.
 
     Args:
@@ -272,6 +272,8 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
             by the candidate), the final fit in ``final`` (a runner-up's in
             ``final_<name>``), so a rerun resumes the unfinished fit and replays the
             finished ones from their saved state.
+        time_limit: as :func:`~hhjax.recordings.consensus.fit_consensus`'s (the module
+            docstring); False: none.
 
     Returns:
         The winner's final :class:`~hhjax.recordings.cell_fit.RecordingFit`, its ``settings``
@@ -285,7 +287,7 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         candidate, the default model.
     """
     t0 = time.perf_counter()
-    deadline = t0 + cell_fit.FIT_WALL_SECONDS  # no search starts that would end past it (a slow machine)
+    deadline = fit_deadline(t0, time_limit)  # no search starts that would end past it (a slow machine)
     recording = balance_bridge(recording, fit_kwargs.pop("bridge", "auto"))  # once (marked), for every candidate
     train = list(sweeps) if sweeps is not None else choose_sweeps(recording)
     val = validation_sweeps(recording, train)
