@@ -76,6 +76,20 @@ def _steady(names, rates):
     return {k: inf for k, (inf, _) in zip(names, rates)}
 
 
+def _gated(names, rates, current):
+    """``(init, step)`` of a one-compartment model whose gates ``names`` all follow
+    ``rates(v)`` (their ``(inf, tau)``, in order) and whose ionic current density is
+    ``current(state)`` (µA/cm²)."""
+    def step(s, i, dt):
+        new = _gates(s, names, rates(s["v"]), dt)
+        new["v"] = s["v"] + dt * (i - current(s))
+        return new
+
+    def init(v):
+        return {"v": v, **_steady(names, rates(v))}
+    return init, step
+
+
 # Each model: (initial state dict given v, step(state, i_density, dt) -> state). Units:
 # mV, ms, mS/cm², µA/cm², µF/cm² (c_m = 1 throughout).
 
@@ -115,18 +129,11 @@ def connor_stevens(p):
         b_tau = 1.24 + 2.678 / (1 + np.exp(0.0624 * (v + 50)))
         return _ab(am, bm), _ab(ah, bh), _ab(an, bn), (a_inf, a_tau), (b_inf, b_tau)
 
-    def step(s, i, dt):
+    def current(s):
         v = s["v"]
-        r = rates(v)
-        di = (p["g_na"] * s["m"] ** 3 * s["h"] * (v - 55) + p["g_k"] * s["n"] ** 4 * (v + 72)
-              + p["g_a"] * s["a"] ** 3 * s["b"] * (v + 75) + p["g_l"] * (v + 17))
-        new = _gates(s, "mhnab", r, dt)
-        new["v"] = v + dt * (i - di)
-        return new
-
-    def init(v):
-        return {"v": v, **_steady("mhnab", rates(v))}
-    return init, step
+        return (p["g_na"] * s["m"] ** 3 * s["h"] * (v - 55) + p["g_k"] * s["n"] ** 4 * (v + 72)
+                + p["g_a"] * s["a"] ** 3 * s["b"] * (v + 75) + p["g_l"] * (v + 17))
+    return _gated("mhnab", rates, current)
 
 
 def hodgkin_huxley(p):
@@ -139,17 +146,10 @@ def hodgkin_huxley(p):
         bn = 0.125 * np.exp(-(v + 65) / 80)
         return _ab(am, bm), _ab(ah, bh), _ab(an, bn)
 
-    def step(s, i, dt):
+    def current(s):
         v = s["v"]
-        r = rates(v)
-        di = p["g_na"] * s["m"] ** 3 * s["h"] * (v - 50) + p["g_k"] * s["n"] ** 4 * (v + 77) + p["g_l"] * (v + 54.387)
-        new = _gates(s, "mhn", r, dt)
-        new["v"] = v + dt * (i - di)
-        return new
-
-    def init(v):
-        return {"v": v, **_steady("mhn", rates(v))}
-    return init, step
+        return p["g_na"] * s["m"] ** 3 * s["h"] * (v - 50) + p["g_k"] * s["n"] ** 4 * (v + 77) + p["g_l"] * (v + 54.387)
+    return _gated("mhn", rates, current)
 
 
 def _traub_rates(v, v_t):
