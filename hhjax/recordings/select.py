@@ -341,10 +341,11 @@ def fit_auto(recording, *, sweeps=None, candidates=AUTO_CANDIDATES, key=None, pr
         # candidate remains that might not be.
         final = {winner: _scored(_judged(best, recording, val), top)}
         rest = {n: v for n, v in finite.items() if n != winner}
-        if final[winner] >= FAILURE_COST and rest and ends_past(deadline, last_search_seconds(best)):
+        wanted = final[winner] >= FAILURE_COST and bool(rest)  # the runner-up, fitted in full
+        if wanted and ends_past(deadline, last_search_seconds(best)):
             selection["runner_up_skipped"] = (f"the runner-up's fit would have ended more than "
                                               f"{cell_fit.FIT_WALL_SECONDS:g} s after the fit began")
-        elif final[winner] >= FAILURE_COST and rest:
+        elif wanted:
             runner, _ = pick_winner(rest, rebound=any(x.rebound for x in info))
             other = fit(runner, "final_" + runner, **(search or {}), **fit_kwargs)
             final[runner] = _scored(_judged(other, recording, val), top)
