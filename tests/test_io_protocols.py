@@ -40,18 +40,21 @@ def test_spikes_in_steps_counts_only_spikes_during_the_step():
     assert [spikes_in_steps(v, i, RATE) for v, i in LONG] == [2, 3]
 
 
-def _write_nwb(path):
+def _write_nwb(path, sweeps):
+    """An NWB 2 file of one electrode with ``sweeps``: (number, stimulus description, v in mV,
+    i in pA), named as MIES names the Allen Institute's (DANDI's) series."""
     pynwb = pytest.importorskip("pynwb")
     from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
 
-    nwb = pynwb.NWBFile(session_description="two protocols", identifier="toy",
+    nwb = pynwb.NWBFile(session_description="protocols", identifier="toy",
                         session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
-    el = nwb.create_icephys_electrode(name="e0", description="toy", device=nwb.create_device(name="amp"))
-    for k, ((v, i), name) in enumerate(zip(SHORT + LONG, ["Short"] * 3 + ["LongSquare"] * 2)):
-        nwb.add_acquisition(CurrentClampSeries(name=f"vm_{k}", data=v * 1e-3, electrode=el, rate=RATE, gain=1.0,
-                                               sweep_number=np.uint32(k), stimulus_description=name))
-        nwb.add_stimulus(CurrentClampStimulusSeries(name=f"stim_{k}", data=i * 1e-12, electrode=el, rate=RATE,
-                                                    gain=1.0, sweep_number=np.uint32(k)))
+    el = nwb.create_icephys_electrode(name="electrode_0", description="toy", device=nwb.create_device(name="amp"))
+    for n, name, v, i in sweeps:
+        nwb.add_acquisition(CurrentClampSeries(name=f"data_{n:05d}_AD0", data=v * 1e-3, electrode=el, rate=RATE,
+                                               gain=1.0, sweep_number=np.uint32(n), stimulus_description=name))
+        nwb.add_stimulus(CurrentClampStimulusSeries(name=f"data_{n:05d}_DA0", data=i * 1e-12, electrode=el,
+                                                    rate=RATE, gain=1.0, sweep_number=np.uint32(n),
+                                                    stimulus_description=name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pynwb.NWBHDF5IO(str(path), "w") as io:
@@ -60,7 +63,8 @@ def _write_nwb(path):
 
 
 def test_nwb_with_protocols_of_different_lengths_gives_the_one_that_samples_the_fi_curve(tmp_path):
-    p = _write_nwb(tmp_path / "cell.nwb")
+    names = ["Short"] * 3 + ["LongSquare"] * 2
+    p = _write_nwb(tmp_path / "cell.nwb", [(k, n, v, i) for k, (n, (v, i)) in enumerate(zip(names, SHORT + LONG))])
     with pytest.warns(UserWarning) as w:
         rec = load_recording(p)
     assert rec.sweeps == (3, 4) and rec.n_samples == 600 and rec.metadata["protocol"] == "LongSquare"
@@ -94,3 +98,36 @@ def test_neo_file_with_segments_of_different_lengths(tmp_path):
     assert load_recording(p, sweeps=[0, 3]).sweeps == (0, 3)
     with pytest.raises(ValueError, match="differ in length"):
         load_recording(p, sweeps=[0, 1])
+
+
+def test_allen_mies_file_gives_its_long_square_sets_and_leaves_out_sweeps_cut_short(tmp_path):
+    """Allen's long steps come in three stimulus sets (below, at and above rheobase: the
+    ontology's "Long Square"), one recording where they agree in length; its noise sweep holds
+    more spikes during its steps (hand count: 6 against 2 + 3) and is left out all the same;
+    a sweep MIES padded with zeros after the recording stopped, and one padded with NaN, are
+    left out, each named."""
+    zeros = _sweep(600, (100, 500), 300.0, spike_ms=(15.0,))
+    zeros[0][400:] = 0.0
+    nans = _sweep(600, (100, 500), 350.0, spike_ms=(15.0,))
+    nans[0][450:] = np.nan
+    sweeps = [(1, "X1PS_SubThresh_DA_0", *_sweep(600, (100, 500), -50.0)),
+              (2, "X3LP_Rheo_DA_0", *LONG[0]),
+              (3, "X4PS_SupraThresh_DA_0", *LONG[1]),
+              (4, "C1NSSEED_1_DA_0", *_sweep(900, (100, 800), 150.0, spike_ms=(20, 30, 40, 50, 60, 70))),
+              (5, "X4PS_SupraThresh_DA_0", *zeros),
+              (6, "X4PS_SupraThresh_DA_0", *nans)]
+    p = _write_nwb(tmp_path / "mies.nwb", sweeps)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        rec = load_recording(p)
+    assert rec.sweeps == (1, 2, 3) and rec.n_samples == 600
+    np.testing.assert_allclose(rec.v[2], LONG[1][0], atol=1e-9)
+    np.testing.assert_allclose(rec.i[0], sweeps[0][3], atol=1e-6)
+    messages = [str(x.message) for x in w]
+    assert any("Long Square sweeps" in m and "C1NSSEED_1_DA_0: 4" in m for m in messages)
+    assert any("cut short" in m and m.endswith("left out: 5, 6") for m in messages)
+    assert load_recording(p, sweeps=[4]).n_samples == 900  # any protocol, asked for
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="every sweep asked for was cut short"):
+            load_recording(p, sweeps=[5])

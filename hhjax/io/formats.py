@@ -24,8 +24,8 @@ from .abf import load_abf
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
 from .nwb1 import is_nwb1, load_nwb1
-from .protocols import one_protocol
-from .recording import Recording, check_sweeps, fail
+from .protocols import cut_short, one_protocol, prefer_steps
+from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 from ..simulation.memory import available
 from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_sources, inner_suffix, \
@@ -58,7 +58,9 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
             without one is skipped with a warning;
             ``channel`` picks the intracellular electrode (sorted by name).
             Values are ``data * conversion + offset`` in volts/amperes.
-            IZeroClampSeries (no stimulus) are ignored. An NWB 1 file (the Allen Cell Types
+            IZeroClampSeries (no stimulus) are ignored. Allen's long current steps are the
+            recording where a file has them, and sweeps cut short (NaN or zero padding)
+            are left out (:mod:`hhjax.io.protocols`). An NWB 1 file (the Allen Cell Types
             Database's ``ephys.nwb``) is read with h5py instead (:mod:`hhjax.io.nwb1`).
         ``.csv``/``.tsv``/``.txt``: one sweep per file, a header naming the columns
             with their units, e.g. ``t_ms,v_mV,i_pA`` (``t_s``, ``v_V``, ``i_nA``,
@@ -221,8 +223,9 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
             raise fail(path, f"{len(cc)} voltage series but {len(stim)} stimulus series and no "
                              "sweep numbers to pair them")
         pairs = {k: pair for k, pair in enumerate(zip(cc, stim))}
-    wanted = sorted(pairs) if sweeps is None else check_sweeps(path, sweeps, sorted(pairs))
-    vs, cs, rates, starts = [], [], [], []
+    wanted = prefer_steps(path, sorted(pairs), [pairs[k][0].stimulus_description for k in sorted(pairs)]) \
+        if sweeps is None else check_sweeps(path, sweeps, sorted(pairs))
+    vs, cs, rates, starts, cut = [], [], [], [], []
     for k in wanted:
         sv, si = pairs[k]
         fv = unit_factor(path, "v", sv.unit, v_units)
@@ -233,10 +236,19 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         rate = _series_rate(path, sv)
         if _series_rate(path, si) != rate:
             raise fail(path, f"sweep {k}: voltage at {rate:g} Hz, stimulus at {_series_rate(path, si):g} Hz")
+        if cut_short(v, c, rate):
+            cut.append(k)
+            continue
         vs.append(v)
         cs.append(c)
         rates.append(rate)
         starts.append(float(sv.starting_time or 0.0))
+    if cut:
+        warnings.warn(f"{path}: {len(cut)} sweeps cut short (NaN or zero padding where the recording stopped) "
+                      f"left out: {format_sweeps(cut)}", UserWarning, stacklevel=4)
+        wanted = [k for k in wanted if k not in cut]
+    if not wanted:
+        raise fail(path, "no current-clamp sweep to read (every sweep asked for was cut short)")
     if sweeps is None and len({(v.size, r) for v, r in zip(vs, rates)}) > 1:
         keep = one_protocol(path, wanted, [pairs[k][0].stimulus_description for k in wanted], vs, cs, rates)
         wanted, vs, cs, rates, starts = ([x[j] for j in keep] for x in (wanted, vs, cs, rates, starts))

@@ -14,13 +14,13 @@ layout read here is the one the AllenSDK's ``NwbDataSet`` reads:
   "Test", ...): the protocol.
 
 Rules: a sweep whose stimulus is a voltage (voltage clamp) is left out, and so is one whose
-experiment ends before its sweep does or that holds non-finite samples (the recording was
-cut short, so its tail is not the cell's), each with a warning. Values are
+experiment ends before its sweep does or that :func:`~hhjax.io.protocols.cut_short` finds
+padded (the recording was cut short, so its tail is not the cell's), each with a warning. Values are
 ``data * conversion`` in volts and amperes where the Allen pipeline that wrote the file is
 version 1.1 or later (``/general/generated_by``), and ``data`` as stored for earlier files
 (whose ``conversion`` was wrong and whose data are in volts and amperes already), as the
-AllenSDK does. Of several protocols, the sweeps named :data:`STEP_PROTOCOL` are the
-recording where there are any (the Allen f–I protocol: 1 s steps); otherwise the rule of
+AllenSDK does. Of several protocols, the sweeps named "Long Square" are the recording where
+there are any (the Allen f–I protocol: 1 s steps); otherwise the rule of
 :mod:`hhjax.io.protocols` chooses, as for NWB 2. Only the chosen sweeps' samples are read
 (a file holds 50-100 sweeps at 200 kHz, some of them 20 s of noise). Sweeps keep the file's
 numbers.
@@ -36,13 +36,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..simulation.memory import available
-from .protocols import one_protocol
+from .protocols import cut_short, one_protocol, prefer_steps
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
-
-#: The Allen Cell Types protocol of long current steps, preferred where a file has it:
-#: the others (short pulses, ramps, noise, test pulses) do not sample the f–I curve.
-STEP_PROTOCOL = "Long Square"
 
 
 def is_nwb1(p: Path) -> bool:
@@ -149,30 +145,29 @@ def load_nwb1(path: Any, p: Path, sweeps: Any, channel: int, v_units: Any, i_uni
                 info[n] = sw
 
         def read(ns: list) -> dict:
-            """Sweep number -> (v in mV, i in pA) of the sweeps ``ns`` with finite samples."""
+            """Sweep number -> (v in mV, i in pA) of the sweeps ``ns`` not cut short."""
             out = {}
             for n in ns:
                 sw = info[n]
-                v, i = _values(path, sw.response, convert), _values(path, sw.stimulus, convert)
-                if np.all(np.isfinite(v)) and np.all(np.isfinite(i)):  # else padded where the recording stopped
-                    out[n] = (v * unit_factor(path, "v", sw.units["v"], v_units),
-                              i * unit_factor(path, "i", sw.units["i"], i_units))
-                else:
+                v = _values(path, sw.response, convert) * unit_factor(path, "v", sw.units["v"], v_units)
+                i = _values(path, sw.stimulus, convert) * unit_factor(path, "i", sw.units["i"], i_units)
+                if cut_short(v, i, sw.rate):
                     left["cut"].append(n)
+                else:
+                    out[n] = (v, i)
             return out
 
         if sweeps is not None:
             data = read(check_sweeps(path, sweeps, sorted(info)))
         else:
-            steps = [n for n in info if info[n].protocol == STEP_PROTOCOL]
-            data = read(steps or sorted(info))
+            data = read(prefer_steps(path, list(info), [info[n].protocol for n in info]))
             ns = sorted(data)
             if len({(data[n][0].size, info[n].rate, info[n].protocol) for n in ns}) > 1:
                 keep = one_protocol(path, ns, [info[n].protocol for n in ns], [data[n][0] for n in ns],
                                     [data[n][1] for n in ns], [info[n].rate for n in ns])
                 data = {ns[j]: data[ns[j]] for j in keep}
     for what, numbers in (("voltage-clamp sweeps (a voltage command)", left["clamp"]),
-                          ("sweeps cut short (the experiment ends before the sweep, or NaN samples)", left["cut"])):
+                          ("sweeps cut short (the experiment ends before the sweep, or NaN or zero padding)", left["cut"])):
         if numbers and (sweeps is None or set(numbers) & {int(k) for k in sweeps}):
             warnings.warn(f"{path}: {len(numbers)} {what} left out: {format_sweeps(sorted(numbers))}", UserWarning,
                           stacklevel=4)

@@ -9,10 +9,17 @@ whose sweeps hold the most spikes (by the package's detector,
 more than half its depolarising excursion, i.e. the protocol that samples the f–I curve
 best. Ties go to the first by name. A warning names the choice, its score and the others,
 and how to pick another (``channel=`` for Igor sets, ``sweeps=`` for NWB and neo files).
+
+Two rules come before it, for the files of the Allen Institute (NWB 1 from the Cell Types
+Database, NWB 2 from MIES, as on DANDI): where a file has Allen's long current steps
+(:data:`STEP_PROTOCOL`, by :func:`protocol_family`), those are the recording
+(:func:`prefer_steps`); and a sweep cut short where the recording stopped
+(:func:`cut_short`) is left out, its padding not being the cell's.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -20,6 +27,74 @@ import numpy as np
 
 from ..analysis.spikes import spike_peaks
 from .recording import format_sweeps
+
+#: The Allen Institute's protocol of long current steps (its f–I curve: 1 s steps), preferred
+#: where a file has it: its other protocols (short pulses, ramps, noise, test pulses) do not
+#: sample the f–I curve, and a noise sweep can hold more spikes than a step.
+STEP_PROTOCOL = "Long Square"
+# The names of STEP_PROTOCOL: NWB 1's aibs_stimulus_name, and the MIES stimulus codes that the
+# Allen stimulus ontology (ipfx/defaults/stimulus_ontology.json) calls "Long Square", written
+# with a suffix such as "_DA_0": C1LSCOARSE150216, C1LSFINEST150112, C1LSCRESEP170313 (coarse,
+# fine and other 1 s step sets), X1PS_SubThresh, X3LP_Rheo, X4PS_SupraThresh (the same steps in
+# three sets: below, at and above rheobase), subthreshold_171, longsquaretemp, Rheo_Supra_backu.
+_LONG_SQUARE_NAMES = re.compile(r"long square|C1LS(COARSE|FINEST|CRESEP)|PS_(Sub|Supra)Thresh|LP_Rheo|"
+                                r"^subthreshold|^longsquaretemp|^Rheo_Supra", re.IGNORECASE)
+#: A sweep whose voltage ends in a run of exact zeros this long (ms) was cut short: MIES pads a
+#: sweep it stopped early with zeros (ipfx reads them as missing), and no cell's voltage stays
+#: at exactly 0.000 mV for a millisecond of samples.
+CUT_ZEROS_MS = 1.0
+
+
+def protocol_family(name: Any) -> str:
+    """:data:`STEP_PROTOCOL` for the names Allen files give its long current steps, else
+    ``name`` ("protocol" when there is none).
+
+    >>> protocol_family("X4PS_SupraThresh_DA_0"), protocol_family("C1NSSEED_1_DA_0")
+    ('Long Square', 'C1NSSEED_1_DA_0')
+    """
+    name = str(name or "protocol")
+    return STEP_PROTOCOL if _LONG_SQUARE_NAMES.search(name) else name
+
+
+def prefer_steps(path: Any, numbers: Sequence[int], names: Sequence[Any]) -> list:
+    """The sweep ``numbers`` whose protocol (``names``, one per sweep) is :data:`STEP_PROTOCOL`,
+    with a warning naming the sweeps of other protocols left out; all of them where none is.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     kept = prefer_steps("cell.nwb", [3, 4, 5], ["X1PS_SubThresh_DA_0", "C1NSSEED_1_DA_0", "X4PS_SupraThresh_DA_0"])
+    >>> kept, "1 sweep of other protocols left out (C1NSSEED_1_DA_0: 4)" in str(w[0].message)
+    ([3, 5], True)
+    """
+    steps = [n for n, name in zip(numbers, names) if protocol_family(name) == STEP_PROTOCOL]
+    others: dict = {}
+    for n, name in zip(numbers, names):
+        if n not in steps:
+            others.setdefault(str(name or "protocol"), []).append(n)
+    if steps and others:
+        n_left = len(numbers) - len(steps)
+        warnings.warn(f"{path}: using the {STEP_PROTOCOL} sweeps (Allen's f–I steps; {format_sweeps(steps)}); "
+                      f"{n_left} sweep{'s' if n_left > 1 else ''} of other protocols left out "
+                      f"({'; '.join(f'{k}: {format_sweeps(v)}' for k, v in others.items())}); "
+                      "pass sweeps=[...] to choose others", UserWarning, stacklevel=5)
+    return list(steps or numbers)
+
+
+def cut_short(v_mV: np.ndarray, i_pA: np.ndarray, rate_hz: float) -> bool:
+    """Whether a sweep was cut short where the recording stopped: a non-finite sample (NaN
+    padding) or a voltage that ends in :data:`CUT_ZEROS_MS` or more of exact zeros (MIES's).
+
+    >>> v = np.full(100, -65.0); v[-20:] = 0.0              # 2 ms of zeros at 10 kHz
+    >>> cut_short(v, np.zeros(100), 10_000.0), cut_short(v[:-15], np.zeros(85), 10_000.0)
+    (True, False)
+    """
+    v = np.asarray(v_mV)
+    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(i_pA))):
+        return True
+    nonzero = np.flatnonzero(v)
+    zeros = v.size - (int(nonzero[-1]) + 1 if nonzero.size else 0)
+    return zeros * 1000.0 / rate_hz >= CUT_ZEROS_MS
 
 
 def spikes_in_steps(v_mV: np.ndarray, i_pA: np.ndarray, rate_hz: float) -> int:
@@ -85,11 +160,12 @@ def choose_group(label: str, kind: str, keys: Sequence[Any], name: Callable[[Any
 
 def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list) -> list:
     """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
-    rate (long steps, short pulses, ramps, noise): sweeps are grouped by stimulus description
+    rate (long steps, short pulses, ramps, noise): sweeps are grouped by protocol
     (``names``), length and rate, and the group is chosen by this module's rule.
     ``numbers``: the sweeps' numbers, for the warning; ``vs``, ``cs``: each sweep's voltage
-    (mV) and current (pA); ``rates``: its sampling rate (Hz)."""
-    keys = [(str(name or "protocol"), v.size, r) for name, v, r in zip(names, vs, rates)]
+    (mV) and current (pA); ``rates``: its sampling rate (Hz). Allen's long-square step sets
+    (:func:`protocol_family`) are one protocol where their sweeps agree in length and rate."""
+    keys = [(protocol_family(name), v.size, r) for name, v, r in zip(names, vs, rates)]
     return choose_group(path, "protocols of different sweep lengths", keys,
                         lambda g, js: f"{g[0]} (sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s)",
                         lambda g, js: sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in js))
