@@ -4,6 +4,7 @@ ABF1 layout (the offsets pyabf's ABF1 header reader uses), so the reader under t
 real multi-channel file, not a mock."""
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +127,50 @@ def test_cli_takes_recording_npz_and_csv_as_recordings(tmp_path):
     assert names_a_recording(rec_npz) and names_a_recording(tmp_path / "cell.csv")
     assert not names_a_recording(tmp_path / "trace.npz") and not names_a_recording(tmp_path / "trace.csv")
     assert not names_a_recording(tmp_path / "missing.csv")
+
+
+# A user list (Clampex: an epoch's level sweep by sweep from a list in the protocol), set on
+# the header of a real ABF 2 file as pyabf reads it: File_axon_5.abf steps epoch B from -100 pA
+# by 50 pA a sweep; the list's steps are not evenly spaced, as in pyabf's 2020_03_02_0000.abf
+# (code 62, Clampex 11) and 19212027.abf (code 24, Clampex 10).
+USER_LIST = [-100.0, -50.0, 0.0, 25.0, 50.0, 100.0, 200.0, 300.0, 400.0]
+AXON_5 = Path(__file__).resolve().parents[1] / "data" / "recordings" / "File_axon_5.abf"
+
+
+def _with_user_list(monkeypatch, code, values):
+    pyabf = pytest.importorskip("pyabf")
+    init = pyabf.ABF.__init__
+
+    def with_list(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.userList, self.userListEnable, self.userListParamToVary = list(values), [1], [code]
+
+    monkeypatch.setattr(pyabf.ABF, "__init__", with_list)
+
+
+@pytest.mark.parametrize("code", [22, 62])  # epoch B's level with 10 and with 50 epochs in the header
+def test_an_abf2_user_list_sets_the_step_levels(monkeypatch, code):
+    plain = load_recording(AXON_5)
+    _with_user_list(monkeypatch, code, USER_LIST)
+    with pytest.warns(UserWarning, match="epoch B's level sweep by sweep from a user list"):
+        rec = load_recording(AXON_5)
+    assert rec.metadata["current_source"] == "command waveform (sweepC)"
+    for k, level in enumerate(USER_LIST):
+        step = plain.i[k] == -100.0 + 50.0 * k  # epoch B as pyabf writes it (A and C are at 0 pA)
+        if k != 2:  # its pyabf level is 0 pA, as are epochs A and C
+            np.testing.assert_array_equal(rec.i[k][step], level)
+        np.testing.assert_array_equal(rec.i[k][~step], plain.i[k][~step])
+
+
+def test_a_user_list_that_changes_durations_leaves_a_warning(monkeypatch):
+    _with_user_list(monkeypatch, 32, [1000.0] * 9)  # epoch B's duration: pyabf's waveform is not what ran
+    with pytest.warns(UserWarning, match="user list changes the command waveform.*the currents read may be wrong"):
+        load_recording(AXON_5)
+
+
+def test_a_user_list_that_does_not_start_at_the_epoch_level_is_not_applied(monkeypatch):
+    plain = load_recording(AXON_5)
+    _with_user_list(monkeypatch, 22, [5.0] + USER_LIST[1:])  # a header read wrongly: not trusted
+    with pytest.warns(UserWarning, match="may be wrong"):
+        rec = load_recording(AXON_5)
+    np.testing.assert_array_equal(rec.i, plain.i)
