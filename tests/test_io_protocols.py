@@ -131,3 +131,20 @@ def test_allen_mies_file_gives_its_long_square_sets_and_leaves_out_sweeps_cut_sh
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="every sweep asked for was cut short"):
             load_recording(p, sweeps=[5])
+
+
+def test_allen_step_sets_of_different_lengths_are_cut_to_the_shortest_where_only_baseline_differs(tmp_path):
+    """The subthreshold set's sweeps run 200 samples longer, at their holding current, than
+    the suprathreshold set's: cut to 600 samples, the two are one recording. Where a longer
+    sweep's step runs past 600 samples, nothing is cut and the protocol rule chooses."""
+    long_sub = _sweep(800, (100, 500), -50.0)
+    sweeps = [(1, "X1PS_SubThresh_DA_0", *long_sub), (2, "X4PS_SupraThresh_DA_0", *LONG[0]),
+              (3, "X4PS_SupraThresh_DA_0", *LONG[1])]
+    with pytest.warns(UserWarning, match="1 Long Square sweep longer than the shortest"):
+        rec = load_recording(_write_nwb(tmp_path / "cut.nwb", sweeps))
+    assert rec.sweeps == (1, 2, 3) and rec.n_samples == 600
+    np.testing.assert_allclose(rec.i[0], long_sub[1][:600], atol=1e-6)
+    late = _sweep(800, (100, 700), -50.0)
+    with pytest.warns(UserWarning, match="protocols of different sweep lengths"):
+        rec = load_recording(_write_nwb(tmp_path / "late.nwb", [(1, "X1PS_SubThresh_DA_0", *late)] + sweeps[1:]))
+    assert rec.sweeps == (2, 3)

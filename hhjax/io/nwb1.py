@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..simulation.memory import available
-from .protocols import cut_short, one_protocol, prefer_steps
+from .protocols import cut_short, one_protocol, prefer_steps, trim_steps
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 
@@ -162,6 +162,9 @@ def load_nwb1(path: Any, p: Path, sweeps: Any, channel: int, v_units: Any, i_uni
         else:
             data = read(prefer_steps(path, list(info), [info[n].protocol for n in info]))
             ns = sorted(data)
+            trimmed = trim_steps(path, [info[n].protocol for n in ns], [data[n][0] for n in ns],
+                                 [data[n][1] for n in ns], [info[n].rate for n in ns])
+            data = {n: (v, i) for n, v, i in zip(ns, *trimmed)}
             if len({(data[n][0].size, info[n].rate, info[n].protocol) for n in ns}) > 1:
                 keep = one_protocol(path, ns, [info[n].protocol for n in ns], [data[n][0] for n in ns],
                                     [data[n][1] for n in ns], [info[n].rate for n in ns])

@@ -13,7 +13,8 @@ and how to pick another (``channel=`` for Igor sets, ``sweeps=`` for NWB and neo
 Two rules come before it, for the files of the Allen Institute (NWB 1 from the Cell Types
 Database, NWB 2 from MIES, as on DANDI): where a file has Allen's long current steps
 (:data:`STEP_PROTOCOL`, by :func:`protocol_family`), those are the recording
-(:func:`prefer_steps`); and a sweep cut short where the recording stopped
+(:func:`prefer_steps`), cut to one length where they differ only in baseline after their
+steps (:func:`trim_steps`); and a sweep cut short where the recording stopped
 (:func:`cut_short`) is left out, its padding not being the cell's.
 """
 
@@ -79,6 +80,34 @@ def prefer_steps(path: Any, numbers: Sequence[int], names: Sequence[Any]) -> lis
                       f"({'; '.join(f'{k}: {format_sweeps(v)}' for k, v in others.items())}); "
                       "pass sweeps=[...] to choose others", UserWarning, stacklevel=5)
     return list(steps or numbers)
+
+
+def trim_steps(path: Any, names: Sequence[Any], vs: list, cs: list, rates: Sequence[float]) -> tuple[list, list]:
+    """Sweeps of :data:`STEP_PROTOCOL` (``names``, one per sweep) at one rate but of
+    different lengths, cut to the shortest where every longer one's current ``cs`` is flat
+    from there on: only baseline after their steps goes, and Allen's three step sets (below,
+    at and above rheobase) stay one recording. ``vs``, ``cs``: voltage (mV) and current (pA)
+    per sweep; other sweeps are returned as they are.
+
+    >>> import warnings
+    >>> c = [np.r_[np.zeros(10), np.full(20, 50.0), np.zeros(n)] for n in (10, 30)]
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     vs, cs = trim_steps("f", ["Long Square"] * 2, [np.zeros(x.size) for x in c], c, [1e4, 1e4])
+    >>> [v.size for v in vs], [x.size for x in cs]
+    ([40, 40], [40, 40])
+    """
+    steps = [j for j, name in enumerate(names) if protocol_family(name) == STEP_PROTOCOL]
+    if len({rates[j] for j in steps}) != 1 or len({vs[j].size for j in steps}) < 2:
+        return vs, cs
+    n = min(vs[j].size for j in steps)
+    if any(np.ptp(cs[j][n - 1:]) > 1e-3 for j in steps):  # a step runs past the shortest sweep
+        return vs, cs
+    cut = [j for j in steps if vs[j].size > n]
+    warnings.warn(f"{path}: {len(cut)} {STEP_PROTOCOL} sweep{'s' if len(cut) > 1 else ''} longer than the shortest "
+                  f"({n / rates[steps[0]]:g} s) cut to it; only baseline after the steps is cut", UserWarning,
+                  stacklevel=5)
+    return ([v[:n] if j in cut else v for j, v in enumerate(vs)], [c[:n] if j in cut else c for j, c in enumerate(cs)])
 
 
 def cut_short(v_mV: np.ndarray, i_pA: np.ndarray, rate_hz: float) -> bool:
