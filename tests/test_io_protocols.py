@@ -40,9 +40,10 @@ def test_spikes_in_steps_counts_only_spikes_during_the_step():
     assert [spikes_in_steps(v, i, RATE) for v, i in LONG] == [2, 3]
 
 
-def _write_nwb(path, sweeps):
+def _write_nwb(path, sweeps, described=("v", "i")):
     """An NWB 2 file of one electrode with ``sweeps``: (number, stimulus description, v in mV,
-    i in pA), named as MIES names the Allen Institute's (DANDI's) series."""
+    i in pA), named as MIES names the Allen Institute's (DANDI's) series; the description
+    is written on the voltage and/or the stimulus series (``described``)."""
     pynwb = pytest.importorskip("pynwb")
     from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
 
@@ -51,10 +52,11 @@ def _write_nwb(path, sweeps):
     el = nwb.create_icephys_electrode(name="electrode_0", description="toy", device=nwb.create_device(name="amp"))
     for n, name, v, i in sweeps:
         nwb.add_acquisition(CurrentClampSeries(name=f"data_{n:05d}_AD0", data=v * 1e-3, electrode=el, rate=RATE,
-                                               gain=1.0, sweep_number=np.uint32(n), stimulus_description=name))
+                                               gain=1.0, sweep_number=np.uint32(n),
+                                               stimulus_description=name if "v" in described else "N/A"))
         nwb.add_stimulus(CurrentClampStimulusSeries(name=f"data_{n:05d}_DA0", data=i * 1e-12, electrode=el,
                                                     rate=RATE, gain=1.0, sweep_number=np.uint32(n),
-                                                    stimulus_description=name))
+                                                    stimulus_description=name if "i" in described else "N/A"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pynwb.NWBHDF5IO(str(path), "w") as io:
@@ -127,6 +129,10 @@ def test_allen_mies_file_gives_its_long_square_sets_and_leaves_out_sweeps_cut_sh
     assert any("Long Square sweeps" in m and "C1NSSEED_1_DA_0: 4" in m for m in messages)
     assert any("cut short" in m and m.endswith("left out: 5, 6") for m in messages)
     assert load_recording(p, sweeps=[4]).n_samples == 900  # any protocol, asked for
+    only_stimulus = _write_nwb(tmp_path / "stim_named.nwb", sweeps, described=("i",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert load_recording(only_stimulus).sweeps == (1, 2, 3)  # the stimulus series names the protocol
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="every sweep asked for was cut short"):

@@ -193,6 +193,13 @@ def _load_nwb(path, p, sweeps, channel, v_units, i_units) -> Recording:
         raise fail(path, f"cannot read NWB file (corrupted?): {type(e).__name__}: {e}") from None
 
 
+def _protocol_name(sv: Any, si: Any) -> str:
+    """A sweep's protocol: the voltage series' ``stimulus_description``, else the stimulus
+    series' (pynwb writes "N/A" where none was given)."""
+    names = [str(getattr(s, "stimulus_description", "") or "") for s in (sv, si)]
+    return next((n for n in names if n not in ("", "N/A")), "N/A")
+
+
 def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, description):
     if not cc:
         raise fail(path, "no CurrentClampSeries in /acquisition; not a current-clamp recording")
@@ -223,7 +230,8 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
             raise fail(path, f"{len(cc)} voltage series but {len(stim)} stimulus series and no "
                              "sweep numbers to pair them")
         pairs = {k: pair for k, pair in enumerate(zip(cc, stim))}
-    wanted = prefer_steps(path, sorted(pairs), [pairs[k][0].stimulus_description for k in sorted(pairs)]) \
+    names = {k: _protocol_name(*pair) for k, pair in pairs.items()}
+    wanted = prefer_steps(path, sorted(pairs), [names[k] for k in sorted(pairs)]) \
         if sweeps is None else check_sweeps(path, sweeps, sorted(pairs))
     vs, cs, rates, starts, cut = [], [], [], [], []
     for k in wanted:
@@ -249,9 +257,9 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         wanted = [k for k in wanted if k not in cut]
     if not wanted:
         raise fail(path, "no current-clamp sweep to read (every sweep asked for was cut short)")
-    vs, cs = trim_steps(path, [pairs[k][0].stimulus_description for k in wanted], vs, cs, rates)
+    vs, cs = trim_steps(path, [names[k] for k in wanted], vs, cs, rates)
     if sweeps is None and len({(v.size, r) for v, r in zip(vs, rates)}) > 1:
-        keep = one_protocol(path, wanted, [pairs[k][0].stimulus_description for k in wanted], vs, cs, rates)
+        keep = one_protocol(path, wanted, [names[k] for k in wanted], vs, cs, rates)
         wanted, vs, cs, rates, starts = ([x[j] for j in keep] for x in (wanted, vs, cs, rates, starts))
     if len(set(rates)) != 1:
         raise fail(path, f"sweeps have different sampling rates {sorted(set(rates))} Hz")
@@ -260,7 +268,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
                          "load equal-length sweeps with sweeps=[...]")
     sv, si = pairs[wanted[-1]]
     fs = rates[0]
-    md = _metadata("nwb", protocol=sv.stimulus_description, electrode=el,
+    md = _metadata("nwb", protocol=names[wanted[-1]], electrode=el,
                    session_description=description,
                    units_in_file={"v": sv.unit, "i": si.unit},
                    series={k: [pairs[k][0].name, pairs[k][1].name] for k in wanted},
