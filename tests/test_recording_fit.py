@@ -806,3 +806,12 @@ def test_onset_v_t_finds_a_cell_whose_spikes_start_on_a_plateau():
     rec = _synthetic(cell, amps=(0.0, 900.0, 1000.0), duration=600.0)
     data, *_ = fit_rows(rec, DT)
     assert abs(onset_v_t(data, RS, DT) - cell.v_t) < 3.0 and cell.v_t - RS.v_t > 25.0
+
+
+def test_a_cell_that_never_fires_has_its_strongest_step_fitted():
+    """No sweep spikes: the picks are a hyperpolarising sweep (the passive estimate) and the
+    strongest depolarising one (150 pA), which tells the fit that the cell stays silent up to
+    there; with a spiking sweep the rule is unchanged."""
+    steps = [-50.0, 0.0, 50.0, 100.0, 150.0]
+    assert choose_sweeps(_counted_recording(steps, [0, 0, 0, 0, 0])) == [0, 4]
+    assert choose_sweeps(_counted_recording(steps, [0, 0, 0, 0, 4])) == [3, 4]

@@ -136,6 +136,10 @@ def choose_sweeps(recording, n=4):
     quiet sweeps all have a -50 pA step. Its first, 10 spikes, left models firing 2-4 too few
     on the sweep with the most, 16; fitting that one instead, the count target was met on
     97 rather than 92 of 108 sweeps of its synthetic twins over draws and seeds, docs/real_cells.md.)
+    A cell that never fires gets its strongest depolarising sweep as well: fitted to a
+    hyperpolarising sweep alone, the passive properties are met but nothing keeps the
+    model's spiking currents from firing on the stronger steps (a synthetic cell without
+    Na current, held out on seven sweeps: the model fired on four, 37 Hz f–I RMS).
     Where the sweeps hold different currents (a protocol that raises
     the holding current sweep by sweep), the resting potentials at those currents are the
     cell's I–V curve, and the spiking sweeps sit at its top: the subthreshold pick then goes
@@ -161,6 +165,9 @@ def choose_sweeps(recording, n=4):
         pick.append(q.sweep)
         if not foot and not q.hyperpolarising and any(x.hyperpolarising for x in info):
             pick.append(min((x for x in info if x.hyperpolarising), key=lambda x: x.current_pA).sweep)
+        top = max((x for x in quiet if x.sweep not in pick), key=lambda x: x.current_pA, default=None)
+        if not spiking and top is not None and top.current_pA > top.holding_pA:
+            pick.append(top.sweep)  # a cell that never fires: silent up to its strongest step
     m = max(0, n - len(pick))
     if spiking and m:
         idx = sorted({int(round(j)) for j in np.linspace(0, len(spiking) - 1, min(m, len(spiking)))})

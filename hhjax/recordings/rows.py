@@ -275,5 +275,5 @@ def warn_if_subthreshold(recording, sweeps, data):
     have = f"{have[0]}–{have[-1]}" if have == list(range(have[0], have[-1] + 1)) and len(have) > 2 else str(have)
     warnings.warn(f"{recording.source or '<recording>'}: " + (
         f"the cell never fires (no spike in sweeps {have})" if never else f"no spikes in the fitted sweeps {list(sweeps)}")
-        + ": the fit continues on subthreshold data only (passive properties and rest; the spiking parameters "
-        "stay near their start values and the f–I curve is not constrained)", UserWarning, stacklevel=3)
+        + ": the fit continues on subthreshold data only (passive properties, rest, and no spike on the fitted "
+        "steps; the spike shape and the f–I curve are not constrained)", UserWarning, stacklevel=3)
