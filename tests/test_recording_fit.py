@@ -811,7 +811,17 @@ def test_onset_v_t_finds_a_cell_whose_spikes_start_on_a_plateau():
 def test_a_cell_that_never_fires_has_its_strongest_step_fitted():
     """No sweep spikes: the picks are a hyperpolarising sweep (the passive estimate) and the
     strongest depolarising one (150 pA), which tells the fit that the cell stays silent up to
-    there; with a spiking sweep the rule is unchanged."""
+    there; with a spiking sweep, the foot below it, the spiking sweep and the pick left over."""
     steps = [-50.0, 0.0, 50.0, 100.0, 150.0]
     assert choose_sweeps(_counted_recording(steps, [0, 0, 0, 0, 0])) == [0, 4]
-    assert choose_sweeps(_counted_recording(steps, [0, 0, 0, 0, 4])) == [3, 4]
+    assert choose_sweeps(_counted_recording(steps, [0, 0, 0, 0, 4])) == [0, 3, 4]  # a pick left over: -50 pA
+
+
+def test_a_pick_left_over_goes_to_the_most_hyperpolarising_sweep():
+    """Two spiking sweeps leave one of four picks unused by the rule: it goes to the -100 pA
+    sweep (rebound after it is what tells an LTS cell apart); with three spiking sweeps every
+    pick is taken as before (the -50 pA sweep, the subthreshold pick where no silent
+    depolarising step lies below the weakest spiking one, and the three spiking sweeps)."""
+    steps = [-100.0, -50.0, 0.0, 50.0, 100.0, 150.0]
+    assert choose_sweeps(_counted_recording(steps, [0, 0, 0, 0, 4, 8])) == [0, 3, 4, 5]
+    assert choose_sweeps(_counted_recording(steps, [0, 0, 0, 2, 4, 8])) == [1, 3, 4, 5]
