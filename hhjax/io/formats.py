@@ -252,7 +252,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         rates.append(rate)
         starts.append(float(sv.starting_time or 0.0))
     if cut:
-        warnings.warn(f"{path}: {len(cut)} sweeps cut short (NaN or zero padding where the recording stopped) "
+        warnings.warn(f"{path}: sweeps cut short (NaN or zero padding where the recording stopped) "
                       f"left out: {format_sweeps(cut)}", UserWarning, stacklevel=4)
         wanted = [k for k in wanted if k not in cut]
     if not wanted:

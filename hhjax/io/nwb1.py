@@ -172,7 +172,7 @@ def load_nwb1(path: Any, p: Path, sweeps: Any, channel: int, v_units: Any, i_uni
     for what, numbers in (("voltage-clamp sweeps (a voltage command)", left["clamp"]),
                           ("sweeps cut short (the experiment ends before the sweep, or NaN or zero padding)", left["cut"])):
         if numbers and (sweeps is None or set(numbers) & {int(k) for k in sweeps}):
-            warnings.warn(f"{path}: {len(numbers)} {what} left out: {format_sweeps(sorted(numbers))}", UserWarning,
+            warnings.warn(f"{path}: {what} left out: {format_sweeps(sorted(numbers))}", UserWarning,
                           stacklevel=4)
     if not data:
         raise fail(path, "no current-clamp sweep to read (no sweep with a current stimulus that runs to its end)")
