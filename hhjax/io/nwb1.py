@@ -15,8 +15,8 @@ layout read here is the one the AllenSDK's ``NwbDataSet`` reads:
 
 Rules: a sweep whose stimulus is a voltage (voltage clamp) is left out, and so is one whose
 experiment ends before its sweep does or that :func:`~hhjax.io.protocols.cut_short` finds
-padded (the recording was cut short, so its tail is not the cell's), each with a warning. Values are
-``data * conversion`` in volts and amperes where the Allen pipeline that wrote the file is
+padded (the recording was cut short, so its tail is not the cell's), each with a warning.
+Values are ``data * conversion`` in volts and amperes where the Allen pipeline that wrote the file is
 version 1.1 or later (``/general/generated_by``), and ``data`` as stored for earlier files
 (whose ``conversion`` was wrong and whose data are in volts and amperes already), as the
 AllenSDK does. Of several protocols, the sweeps named "Long Square" are the recording where

@@ -136,19 +136,20 @@ def choose_sweeps(recording, n=4):
     quiet sweeps all have a -50 pA step. Its first, 10 spikes, left models firing 2-4 too few
     on the sweep with the most, 16; fitting that one instead, the count target was met on
     97 rather than 92 of 108 sweeps of its synthetic twins over draws and seeds, docs/real_cells.md.)
-    A pick left over (fewer spiking sweeps than picks for them) goes to the most
-    hyperpolarising sweep: rebound after it is what tells a low-threshold (T-type) cell from
-    others (draw 4's synthetic LTS cell, with two spiking sweeps: `--model auto` chose the
-    RS model without it, 0 % of held-out counts, and the LTS model with it, 100 %).
-    A cell that never fires gets its strongest depolarising sweep as well: fitted to a
-    hyperpolarising sweep alone, the passive properties are met but nothing keeps the
-    model's spiking currents from firing on the stronger steps (a synthetic cell without
-    Na current, held out on seven sweeps: the model fired on four, 37 Hz f–I RMS).
     Where the sweeps hold different currents (a protocol that raises
     the holding current sweep by sweep), the resting potentials at those currents are the
     cell's I–V curve, and the spiking sweeps sit at its top: the subthreshold pick then goes
     to the lowest holding current first, so that the fitted rests span the I–V curve
     instead of extrapolating it.
+
+    A cell that never fires gets its strongest depolarising sweep as well: fitted to a
+    hyperpolarising sweep alone, the passive properties are met but nothing keeps the
+    model's spiking currents from firing on the stronger steps (a synthetic cell without
+    Na current, held out on seven sweeps: the model fired on four, 37 Hz f–I RMS). A pick
+    left over (fewer spiking sweeps than picks for them) goes to the most hyperpolarising
+    sweep, where a low-threshold (T-type) cell shows its rebound (draw 4's synthetic LTS
+    cell, with two spiking sweeps: ``--model auto`` chose the RS model without it, 0 % of
+    held-out counts, and the LTS model with it, 100 %).
     """
     dead = set(unresponsive_sweeps(recording))
     table = sweep_table(recording)
@@ -169,9 +170,10 @@ def choose_sweeps(recording, n=4):
         pick.append(q.sweep)
         if not foot and not q.hyperpolarising and any(x.hyperpolarising for x in info):
             pick.append(min((x for x in info if x.hyperpolarising), key=lambda x: x.current_pA).sweep)
-        top = max((x for x in quiet if x.sweep not in pick), key=lambda x: x.current_pA, default=None)
-        if not spiking and top is not None and top.current_pA > top.holding_pA:
-            pick.append(top.sweep)  # a cell that never fires: silent up to its strongest step
+        if not spiking:  # a cell that never fires: silent up to its strongest step
+            top = max((x for x in quiet if x.sweep not in pick), key=lambda x: x.current_pA, default=None)
+            if top is not None and top.current_pA > top.holding_pA:
+                pick.append(top.sweep)
     m = max(0, n - len(pick))
     if spiking and m:
         idx = sorted({int(round(j)) for j in np.linspace(0, len(spiking) - 1, min(m, len(spiking)))})
