@@ -279,7 +279,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
         onset_pending = k == 0 and len(starts) > 1
         done = (attempts[k_kept]["worst_count_miss"] <= RETRY_TOLERANCES and not onset_pending) or \
             (len(results) + 1) * row_seconds > row_budget
-        late = not done and k < retries and ends_past(deadline, sum(attempts[k]["timing_s"].values()))
+        late = not done and k < retries and ends_past(deadline, _search_seconds(attempts[k]))
         if done or late:
             break
     found, params, features, st = results[k_kept]
@@ -325,10 +325,15 @@ def ends_past(deadline: float | None, search_s: float) -> bool:
     return deadline is not None and time.perf_counter() + search_s > deadline
 
 
+def _search_seconds(attempt: dict) -> float:
+    """Wall seconds of one search (an entry of ``settings["attempts"]``), its evaluation included."""
+    return float(sum(attempt["timing_s"].values()))
+
+
 def last_search_seconds(fit: RecordingFit) -> float:
     """Wall seconds of ``fit``'s last search, its evaluation included: the pace a further
     search is judged by (compiled programs are reused after a fit's first search)."""
-    return float(sum(fit.settings["attempts"][-1]["timing_s"].values()))
+    return _search_seconds(fit.settings["attempts"][-1])
 
 
 def attempt_seed(seed: int, attempt: int) -> int:
