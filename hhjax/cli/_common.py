@@ -224,12 +224,15 @@ def exit_on_ctrl_c(verb: str) -> None:
 
 
 def add_recording_options(parser: argparse.ArgumentParser) -> None:
-    """``--v-units`` (the recording's true voltage units, when its file says otherwise),
-    ``--channel`` (which voltage input), ``--ljp`` (an offset to subtract) and ``--bridge``
+    """``--v-units`` and ``--i-units`` (the recording's true voltage and current units, when
+    its file says otherwise), ``--channel`` (which voltage input), ``--ljp`` (an offset to subtract) and ``--bridge``
     (series resistance to remove)."""
     parser.add_argument("--v-units", default=None, metavar="UNITS",
                         help="the recording's voltage is really in UNITS (mV or V), whatever "
                              "its file says; for a gain or unit mistake in the file")
+    parser.add_argument("--i-units", default=None, metavar="UNITS",
+                        help="the recording's current is really in UNITS (pA, nA or A), whatever "
+                             "its file says; for a unit mistake in the file, or a file without units")
     parser.add_argument("--channel", type=int, default=None, metavar="N",
                         help="the voltage input: ABF input channel, NWB electrode or Igor/neo voltage "
                              "channel N (default: ABF's first input in mV or V, else 0)")
@@ -244,7 +247,8 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
 
 def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
                        v_units: Optional[str], channel: Optional[int] = None,
-                       bridge: Optional[Union[float, str]] = None, ljp: float = 0.0) -> Recording:
+                       bridge: Optional[Union[float, str]] = None, ljp: float = 0.0,
+                       i_units: Optional[str] = None) -> Recording:
     """``load_recording`` for a command: its warnings become one line each on stderr. With
     ``ljp`` (mV, ``--ljp``), that offset is subtracted (:meth:`Recording.correct_ljp`) and
     the voltage's plausibility judged after it. With ``bridge`` (MΩ, a string from
@@ -254,7 +258,7 @@ def load_recording_for(verb: str, path: str, sweeps: Optional[list[int]],
         raise CLIError(f"--ljp: expected a finite offset in mV, got {ljp}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rec = load_recording(path, sweeps=sweeps, v_units=v_units, channel=channel)
+        rec = load_recording(path, sweeps=sweeps, v_units=v_units, channel=channel, i_units=i_units)
         if ljp:
             caught[:] = [w for w in caught if not issubclass(w.category, ImplausibleVoltageWarning)]
             rec = rec.correct_ljp(ljp)

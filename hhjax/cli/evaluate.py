@@ -31,7 +31,7 @@ def cmd_evaluate(args):
     bridge = args.bridge if args.bridge is not None else settings.get("bridge_corrected_MOhm", "auto")
     ljp = args.ljp if args.ljp is not None else float(settings.get("ljp_corrected_mV", 0.0))
     rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units, args.channel,
-                             bridge=bridge, ljp=ljp)
+                             bridge=bridge, ljp=ljp, i_units=args.i_units)
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
     result["fit"] = str(args.fit)
     s = result["summary"]

@@ -109,7 +109,8 @@ def cmd_fit_recording(args):
     except ValueError as exc:
         raise CLIError(f"--{exc}") from None
     rec = load_recording_for("fit", args.trace, parse_sweeps(args.sweeps), args.v_units, args.channel,
-                             bridge="auto" if args.bridge is None else args.bridge, ljp=args.ljp or 0.0)
+                             bridge="auto" if args.bridge is None else args.bridge, ljp=args.ljp or 0.0,
+                             i_units=args.i_units)
     # A recording fit takes 10-60 s with the default search: it checkpoints by default
     # (removed once the outputs are written), so a killed fit resumes when rerun.
     auto_checkpoint = args.checkpoint is None and not args.no_checkpoint
@@ -122,7 +123,8 @@ def cmd_fit_recording(args):
         try:
             with warnings.catch_warnings():   # already reported for the sweeps loaded above
                 warnings.simplefilter("ignore")
-                full = load_recording(args.trace, v_units=args.v_units, channel=args.channel)
+                full = load_recording(args.trace, v_units=args.v_units, channel=args.channel,
+                                      i_units=args.i_units)
             warning = coverage_warning(full, list(rec.sweeps))
         except ValueError:  # the whole file does not load as one (e.g. NWB sweeps of unequal length)
             warning = ""

@@ -17,8 +17,8 @@ from .formats import RECORDING_FORMATS, SUPPORTED, load_recording
 from .igor import read_ibw
 from .recording import Recording, save_json_atomic, write_atomic
 from .units import UNITS
-from .sources import ImplausibleVoltageWarning
+from .sources import ImplausibleCurrentWarning, ImplausibleVoltageWarning
 
 __all__ = ["Recording", "load_recording", "save_json_atomic", "write_atomic",
            "default_recordings_dir", "example_recording", "example_recordings_dirs",
-           "read_ibw", "ImplausibleVoltageWarning", "SUPPORTED", "RECORDING_FORMATS", "UNITS"]
+           "read_ibw", "ImplausibleVoltageWarning", "ImplausibleCurrentWarning", "SUPPORTED", "RECORDING_FORMATS", "UNITS"]

@@ -28,8 +28,8 @@ from .protocols import cut_short, one_protocol, prefer_steps, trim_steps
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 from ..simulation.memory import available
-from .sources import SET_FORMATS, check_finite, check_voltage_plausible, expand_sources, inner_suffix, \
-    opened, rate_from_times
+from .sources import SET_FORMATS, check_current_plausible, check_finite, check_voltage_plausible, expand_sources, \
+    inner_suffix, opened, rate_from_times
 
 SUPPORTED = (".abf", ".nwb", ".csv", ".tsv", ".txt", ".npz", ".ibw")
 #: Rig formats read through neo that a folder of cells may hold (Spike2, WinWCP, WinEDR,
@@ -85,7 +85,8 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
 
     Returns:
         A Recording: t in ms (from 0 except for text files), v in mV, i in pA. Voltage
-        implausible for mV warns (:func:`~hhjax.io.sources.check_voltage_plausible`).
+        implausible for mV warns (:func:`~hhjax.io.sources.check_voltage_plausible`), and so
+        does a current implausible for pA (:func:`~hhjax.io.sources.check_current_plausible`).
 
     Raises:
         FileNotFoundError: the file does not exist, or a pattern matches nothing.
@@ -120,6 +121,8 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         rec = _load_file(label, files[0], sweeps, None if channel is None else int(channel), v_units, i_units)
     check_finite(rec, label)
     check_voltage_plausible(rec, label)
+    check_current_plausible(rec, label, i_units if i_units is not None
+                            else rec.metadata.get("units_in_file", {}).get("i"))
     return rec
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import _validate as check
 from .recording import Recording, fail
+from .units import unit_factor
 
 # Compressed files are read through a temporary copy: pyabf and igor2 want a path.
 _OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".xz": lzma.open}
@@ -196,6 +197,61 @@ def check_voltage_plausible(rec: Recording, label: str) -> None:
                  "(--v-units on the command line)")
     warnings.warn(f"{label}: voltage implausible for mV: {'; '.join(problems)}: {cause}",
                   ImplausibleVoltageWarning, stacklevel=3)
+
+
+class ImplausibleCurrentWarning(UserWarning):
+    """Injected current that cannot be picoamperes of a patch-clamp stimulus (a unit mistake)."""
+
+
+# The largest excursion of a sweep's current, in pA, that a patch-clamp stimulus of a cell
+# makes: steps of a granule cell's 2 pA at the low end, a motoneuron's tens of nA at the
+# top. The same steps read in the wrong unit land 1000 times (nA <-> pA) or 10^12 times
+# (A) outside; a cell's own measured current noise alone spans a few pA.
+I_SPAN_MIN_PA = 1.0
+I_SPAN_MAX_PA = 50_000.0
+
+
+def check_current_plausible(rec: Recording, label: str, read_as: Any = None) -> None:
+    """Warn (ImplausibleCurrentWarning) when ``rec.i`` cannot be pA of a stimulus.
+
+    The largest peak-to-peak excursion of any sweep's current outside
+    :data:`I_SPAN_MIN_PA` to :data:`I_SPAN_MAX_PA` (1 pA to 50 nA) usually means a unit
+    mistake: nA or A labelled as pA, or pA as nA. The fit would then look for a cell that
+    fires at a thousandth (or a thousand times) of its rheobase, and fail in ways that do
+    not name the cause. ``read_as`` is the unit the file's numbers were read in (the
+    user's ``i_units``, else the file's label; pA if unknown); the warning names the unit
+    that would bring the span into range and ``i_units`` (``--i-units`` on the command
+    line). A current that never changes (no stimulus) is not judged.
+
+    Example:
+        >>> t = np.arange(5) * 0.1
+        >>> rec = Recording(t, np.full((1, 5), -65.0), np.array([[0, 0, 0.2, 0.2, 0]]), (0,), 10_000.0)
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     check_current_plausible(rec, "cell.csv", "pA")
+        >>> "i_units='nA'" in str(w[0].message)
+        True
+    """
+    span = float(np.max(np.ptp(rec.i, axis=1))) if rec.i.size else 0.0
+    if span == 0.0 or I_SPAN_MIN_PA <= span <= I_SPAN_MAX_PA:
+        return
+    try:
+        raw = span / unit_factor(label, "i", read_as if read_as is not None else "pA", None)
+    except ValueError:  # a label this check cannot read: take the numbers as pA
+        raw = span
+    # The unit in which the file's own numbers would span a stimulus's range.
+    unit = next((u for u, f in (("pA", 1.0), ("nA", 1e3), ("A", 1e12))
+                 if I_SPAN_MIN_PA <= raw * unit_factor(label, "i", u, None) <= I_SPAN_MAX_PA), None)
+    where = f"below {I_SPAN_MIN_PA:g}" if span < I_SPAN_MIN_PA else f"above {I_SPAN_MAX_PA:g}"
+    if unit is not None:
+        cause = (f"likely a unit mistake: read as {unit}, the file's numbers span "
+                 f"{raw * unit_factor(label, 'i', unit, None):.4g} pA; pass i_units='{unit}' "
+                 "(--i-units on the command line)")
+    else:
+        cause = ("likely a unit or gain mistake; check it and pass i_units=... with the true units "
+                 "(--i-units on the command line)")
+    warnings.warn(f"{label}: current implausible for pA: the largest step spans {span:.4g} pA, "
+                  f"{where} pA: {cause}", ImplausibleCurrentWarning, stacklevel=3)
 
 
 def rate_from_times(path: Any, t_ms: np.ndarray) -> float:

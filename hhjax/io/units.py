@@ -36,10 +36,10 @@ def unit_factor(path: Any, kind: str, file_unit: Any, override: str | None) -> f
         >>> unit_factor("x.csv", "v", "V", None)
         1000.0
     """
-    table, name, internal, kw = {
-        "v": (_VOLTAGE_TO_MV, "voltage", "mV", "v_units"),
-        "i": (_CURRENT_TO_PA, "current", "pA", "i_units"),
-        "t": (_TIME_TO_MS, "time", "ms", "t_units"),
+    table, name, internal, kw, flag = {
+        "v": (_VOLTAGE_TO_MV, "voltage", "mV", "v_units", " (--v-units on the command line)"),
+        "i": (_CURRENT_TO_PA, "current", "pA", "i_units", " (--i-units on the command line)"),
+        "t": (_TIME_TO_MS, "time", "ms", "t_units", ""),
     }[kind]
     key = _label(file_unit if override is None else override)
     if key.lower() in table:
@@ -47,7 +47,7 @@ def unit_factor(path: Any, kind: str, file_unit: Any, override: str | None) -> f
     if override is not None:
         raise fail(path, f"{kw}={override!r} is not a known {name} unit "
                          f"(known: {sorted(set(table))})")
-    raise fail(path, f"{name} units {key!r} are not {internal}; pass {kw}=... to convert")
+    raise fail(path, f"{name} units {key!r} are not {internal}; pass {kw}=... to convert{flag}")
 
 
 def units_kind(units: Any) -> Optional[str]:
