@@ -154,3 +154,13 @@ def test_allen_step_sets_of_different_lengths_are_cut_to_the_shortest_where_only
     with pytest.warns(UserWarning, match="protocols of different sweep lengths"):
         rec = load_recording(_write_nwb(tmp_path / "late.nwb", [(1, "X1PS_SubThresh_DA_0", *late)] + sweeps[1:]))
     assert rec.sweeps == (2, 3)
+
+
+def test_names_that_no_two_sweeps_share_label_sweeps_not_protocols(tmp_path):
+    """A lab's own writer may describe each sweep by its step ("step +100 pA"): such names
+    tell no protocols apart, so the two steps stay one protocol beside a short sweep of
+    another length, and are chosen together (each alone was a protocol before)."""
+    sweeps = [(0, "pulse 50 pA", *SHORT[0]), (1, "step +100 pA", *LONG[0]), (2, "step +200 pA", *LONG[1])]
+    with pytest.warns(UserWarning, match=r"using sweeps 1, 2, 0.06 s \(5 spikes"):
+        rec = load_recording(_write_nwb(tmp_path / "labelled.nwb", sweeps))
+    assert rec.sweeps == (1, 2) and rec.n_samples == 600

@@ -98,3 +98,17 @@ def test_a_file_without_current_clamp_sweeps_is_one_line(tmp_path):
             load_recording(p)
     msg = str(ei.value)
     assert msg.startswith(str(p)) and "\n" not in msg and "no current-clamp sweep" in msg
+
+
+def test_step_sweeps_asked_for_are_cut_to_one_length_where_only_baseline_differs(tmp_path):
+    """Two Long Square sweeps whose steps end alike, one 1000 samples longer at its holding
+    current: asked for by number, they are one recording of the shorter length, as they are
+    when the reader chooses (an error before: "differ in length")."""
+    p = tmp_path / "ephys.nwb"
+    v, i = _cell(100.0, 4000, 3)
+    longer = (np.r_[v, np.full(1000, v[-1])], np.r_[i, np.zeros(1000)])
+    write_allen(p, [(10, "Long Square", v, i, 1e-3, "I"), (12, "Long Square", *longer, 1e-3, "I")])
+    for sweeps in (None, [10, 12]):
+        with pytest.warns(UserWarning, match="1 Long Square sweep longer than the shortest"):
+            rec = load_recording(p, sweeps=sweeps)
+        assert rec.sweeps == (10, 12) and rec.n_samples == 4000

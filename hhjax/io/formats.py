@@ -24,7 +24,7 @@ from .abf import load_abf
 from .igor import load_ibw_set
 from .neo_fallback import load_with_neo
 from .nwb1 import is_nwb1, load_nwb1
-from .protocols import cut_short, one_protocol, prefer_steps, trim_steps
+from .protocols import cut_short, prefer_steps, settle_protocol
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 from ..simulation.memory import available
@@ -260,10 +260,8 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
         wanted = [k for k in wanted if k not in cut]
     if not wanted:
         raise fail(path, "no current-clamp sweep to read (every sweep asked for was cut short)")
-    vs, cs = trim_steps(path, [names[k] for k in wanted], vs, cs, rates)
-    if sweeps is None and len({(v.size, r) for v, r in zip(vs, rates)}) > 1:
-        keep = one_protocol(path, wanted, [names[k] for k in wanted], vs, cs, rates)
-        wanted, vs, cs, rates, starts = ([x[j] for j in keep] for x in (wanted, vs, cs, rates, starts))
+    keep, vs, cs = settle_protocol(path, wanted, [names[k] for k in wanted], vs, cs, rates, chosen=sweeps is not None)
+    wanted, vs, cs, rates, starts = ([x[j] for j in keep] for x in (wanted, vs, cs, rates, starts))
     if len(set(rates)) != 1:
         raise fail(path, f"sweeps have different sampling rates {sorted(set(rates))} Hz")
     if len({v.size for v in vs}) != 1:

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..simulation.memory import available
-from .protocols import cut_short, one_protocol, prefer_steps, trim_steps
+from .protocols import cut_short, prefer_steps, settle_protocol
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 
@@ -157,18 +157,13 @@ def load_nwb1(path: Any, p: Path, sweeps: Any, channel: int, v_units: Any, i_uni
                     out[n] = (v, i)
             return out
 
-        if sweeps is not None:
-            data = read(check_sweeps(path, sweeps, sorted(info)))
-        else:
-            data = read(prefer_steps(path, list(info), [info[n].protocol for n in info]))
-            ns = sorted(data)
-            trimmed = trim_steps(path, [info[n].protocol for n in ns], [data[n][0] for n in ns],
-                                 [data[n][1] for n in ns], [info[n].rate for n in ns])
-            data = {n: (v, i) for n, v, i in zip(ns, *trimmed)}
-            if len({(data[n][0].size, info[n].rate, info[n].protocol) for n in ns}) > 1:
-                keep = one_protocol(path, ns, [info[n].protocol for n in ns], [data[n][0] for n in ns],
-                                    [data[n][1] for n in ns], [info[n].rate for n in ns])
-                data = {ns[j]: data[ns[j]] for j in keep}
+        data = read(check_sweeps(path, sweeps, sorted(info)) if sweeps is not None
+                    else prefer_steps(path, list(info), [info[n].protocol for n in info]))
+        ns = sorted(data)
+        keep, vs, cs = settle_protocol(path, ns, [info[n].protocol for n in ns], [data[n][0] for n in ns],
+                                       [data[n][1] for n in ns], [info[n].rate for n in ns],
+                                       chosen=sweeps is not None, split_names=True)
+        data = {ns[j]: (vs[j], cs[j]) for j in keep}
     for what, numbers in (("voltage-clamp sweeps (a voltage command)", left["clamp"]),
                           ("sweeps cut short (the experiment ends before the sweep, or NaN or zero padding)", left["cut"])):
         if numbers and (sweeps is None or set(numbers) & {int(k) for k in sweeps}):

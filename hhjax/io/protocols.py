@@ -193,8 +193,44 @@ def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rate
     (``names``), length and rate, and the group is chosen by this module's rule.
     ``numbers``: the sweeps' numbers, for the warning; ``vs``, ``cs``: each sweep's voltage
     (mV) and current (pA); ``rates``: its sampling rate (Hz). Allen's long-square step sets
-    (:func:`protocol_family`) are one protocol where their sweeps agree in length and rate."""
-    keys = [(protocol_family(name), v.size, r) for name, v, r in zip(names, vs, rates)]
-    return choose_group(path, "protocols of different sweep lengths", keys,
-                        lambda g, js: f"{g[0]} (sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s)",
+    (:func:`protocol_family`) are one protocol where their sweeps agree in length and rate.
+    Where no two sweeps share a name, the names label sweeps (``step +50 pA``), not
+    protocols, and sweeps are grouped by length and rate alone.
+
+    >>> import warnings
+    >>> vs = [np.zeros(n) for n in (10, 10, 20)]
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], vs, vs, [1e4] * 3)
+    [0, 1]
+    """
+    shared = len(set(map(str, names))) < len(names)
+    keys = [(protocol_family(name) if shared else "", v.size, r) for name, v, r in zip(names, vs, rates)]
+
+    def label(g, js):
+        where = f"sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s"
+        return f"{g[0]} ({where})" if g[0] else where
+
+    return choose_group(path, "protocols of different sweep lengths", keys, label,
                         lambda g, js: sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in js))
+
+
+def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list, *, chosen: bool,
+                    split_names: bool = False) -> tuple[list, list, list]:
+    """The last step of an NWB reader, once its sweeps are read and those cut short left out:
+    step sets cut to one length (:func:`trim_steps`), then, unless the user chose the sweeps
+    (``chosen``), one protocol (:func:`one_protocol`) where they differ in length or rate, or
+    with ``split_names`` (NWB 1, whose names are the Allen stimulus vocabulary) in protocol
+    (:func:`protocol_family`) too. Arguments as :func:`one_protocol`'s; returns the positions
+    kept and the (trimmed) voltages and currents of every sweep.
+
+    >>> vs = [np.zeros(10), np.zeros(10)]
+    >>> settle_protocol("f", [0, 1], ["Long Square", "Short Square"], vs, vs, [1e4, 1e4], chosen=True,
+    ...                 split_names=True)[0]
+    [0, 1]
+    """
+    vs, cs = trim_steps(path, names, vs, cs, rates)
+    kinds = {(v.size, r, protocol_family(n) if split_names else "") for v, r, n in zip(vs, rates, names)}
+    if chosen or len(kinds) < 2:
+        return list(range(len(vs))), vs, cs
+    return one_protocol(path, numbers, names, vs, cs, rates), vs, cs
