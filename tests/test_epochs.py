@@ -265,3 +265,27 @@ def test_current_levels_chain_currents_within_the_tolerance(currents):
     assert lv[0] == 0
     for a, b, la, lb in zip(x[:-1], x[1:], lv[:-1], lv[1:]):
         assert lb == la + (b - a > CLEAN_TOL_PA)
+
+
+def test_one_stray_spike_takes_one_sweeps_rest_and_two_take_every_rest():
+    """File_axon_5 rests quietly at 0 pA holding on all 9 sweeps. A spike pasted 200 ms after
+    sweep 3's step ends (a synaptic event, an afterdischarge) leaves that sweep without a rest
+    and the other eight with theirs; pasted into two sweeps, the cell fires spontaneously at
+    that holding current and no sweep has a rest."""
+    from hhjax.recordings.epochs import cell_rests
+
+    rec = _shared("File_axon_5.abf")
+    parsed = [parse_epochs(rec.t, i) for i in rec.i]
+    holds = [h for h, _ in parsed]
+
+    def rests(spiked):
+        v = rec.v.copy()
+        for k in spiked:
+            stop = parsed[k][1][-1].stop
+            v[k] += 90.0 * np.clip(1.0 - np.abs(rec.t - (stop + 200.0)) / 0.5, 0.0, None)
+        return cell_rests([epoch_features(rec.t, x, ep) for x, (_, ep) in zip(v, parsed)], holds)
+
+    clean = rests([])
+    assert all(r is not None for r in clean)
+    assert rests([3]) == clean[:3] + [None] + clean[4:]
+    assert rests([3, 6]) == [None] * rec.n_sweeps

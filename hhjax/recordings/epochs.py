@@ -34,8 +34,11 @@ to observed and simulated voltage, :func:`epoch_features` gives
   (:func:`hhjax.recordings.evaluation.model_start`).
 
 A short spike-free baseline does not prove a cell quiet (a cell firing at 5 Hz is often
-silent for 150 ms), so :func:`cell_rests` applies the rule across a recording: where any
-sweep fires spontaneously at a holding current, no sweep at that holding current has a rest.
+silent for 150 ms), so :func:`cell_rests` applies the rule across a recording: where two or
+more sweeps fire spontaneously at a holding current (or its only sweep does), no sweep at
+that holding current has a rest. One spike in the baseline of one sweep of several (a
+synaptic event in a slice, an afterdischarge long after a strong step) takes that sweep's
+rest alone: a cell that fires spontaneously shows it on more than one sweep.
 """
 
 from __future__ import annotations
@@ -283,16 +286,21 @@ def current_levels(currents_pA: Sequence[float], tol_pA: float = CLEAN_TOL_PA) -
 def cell_rests(features: list, holds: list, *, tol_pA: float = CLEAN_TOL_PA) -> list:
     """Rests (mV or None) of a recording's sweeps: each sweep's ``rest_mV``, except None for
     every sweep whose holding current (pA; the same level by :func:`current_levels`) is one
-    at which some sweep fires spontaneously. ``features``: :func:`epoch_features` of each sweep.
+    at which the cell fires spontaneously: two or more of its sweeps hold spikes in their
+    baselines, or its only sweep does (the module docstring says why one is not enough).
+    ``features``: :func:`epoch_features` of each sweep.
 
-    >>> f = [{"rest_mV": -70.0, "spontaneous_spikes": 0}, {"rest_mV": None, "spontaneous_spikes": 4},
-    ...      {"rest_mV": -60.0, "spontaneous_spikes": 0}]
-    >>> cell_rests(f, [0.0, 0.0, 50.0])
-    [None, None, -60.0]
+    >>> quiet, fired = {"rest_mV": -70.0, "spontaneous_spikes": 0}, {"rest_mV": None, "spontaneous_spikes": 4}
+    >>> cell_rests([quiet, fired, fired, {"rest_mV": -60.0, "spontaneous_spikes": 0}], [0.0, 0.0, 0.0, 50.0])
+    [None, None, None, -60.0]
+    >>> cell_rests([quiet, fired, quiet], [0.0, 0.0, 0.0])     # one sweep's stray spike
+    [-70.0, None, -70.0]
     """
     level = current_levels(holds, tol_pA)
-    firing = {level[k] for k, f in enumerate(features) if f["spontaneous_spikes"] > 0}
-    return [None if level[k] in firing else f["rest_mV"] for k, f in enumerate(features)]
+    n_sweeps = np.bincount(level)
+    n_fired = np.bincount(level, weights=[f["spontaneous_spikes"] > 0 for f in features], minlength=n_sweeps.size)
+    firing = n_fired >= np.minimum(2, n_sweeps)
+    return [None if firing[level[k]] else f["rest_mV"] for k, f in enumerate(features)]
 
 
 def fires_at_start(features: dict) -> bool:
