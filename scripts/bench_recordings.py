@@ -32,7 +32,8 @@ many searches the kept fit ran where a search missed a fitted sweep and was repe
 A Markdown table per cell
 (held-out targets, detector counts, CPU time and the load average, since the CPU may be
 shared) goes to stdout and next to the JSON as ``.md``; a figure per cell goes to
-``--figures``.
+``--figures``, with ``panel.png``, every cell's held-out sweeps at once
+(:func:`hhjax.recordings.panel.plot_panel`).
 
 With ``--dask`` every (recording, seed) entry is one task on a Dask cluster: a LocalCluster
 of ``--workers`` single-threaded, pinned workers (default one per core) or the scheduler at
@@ -56,6 +57,7 @@ from hhjax.io import load_recording, save_json_atomic
 from hhjax.recordings.bridge import balance_bridge
 from hhjax.recordings.choice import choose_sweeps
 from hhjax.recordings.evaluation import evaluate, fi_tolerance, plot_evaluation, summarise
+from hhjax.recordings.panel import plot_panel
 from hhjax.recordings.select import fit_with_model
 
 SWEEP_KEYS = ("sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",
@@ -209,7 +211,8 @@ def main(argv=None):
     ap.add_argument("folder", help="folder of recordings (a file or a subfolder is one recording)")
     ap.add_argument("--out", required=True, help="results JSON")
     ap.add_argument("--seeds", type=int, default=None, help="repeat each fit with search seeds 0..N-1")
-    ap.add_argument("--figures", default=None, help="folder for one figure per cell")
+    ap.add_argument("--figures", default=None,
+                    help="folder for one figure per cell, and panel.png: every cell's held-out sweeps")
     ap.add_argument("--model", default="pospischil", help="fit target, as hhjax fit --model (default pospischil)")
     ap.add_argument("--quick", action="store_true", help="tiny search (a smoke test; targets not expected)")
     ap.add_argument("--dask", action="store_true", help="run the fits as tasks on a Dask cluster")
@@ -243,6 +246,8 @@ def main(argv=None):
             f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. Fit time is wall time, compilation included; "
             f"CPU time in brackets.")
     Path(args.out).with_suffix(".md").write_text(md + note + "\n")
+    if args.figures:
+        plot_panel(cells, Path(args.figures) / "panel.png")
     print(md + note)
     return 0
 

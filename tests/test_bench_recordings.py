@@ -68,8 +68,24 @@ def test_panel_schema_on_a_new_folder(tmp_path):
     # Sweeps 0 (-60 pA) and 1 (0 pA) have no depolarising epoch: no rate, not 0 Hz.
     assert good["sweeps"][0]["observed_rate_hz"] is None and good["sweeps"][1]["predicted_rate_hz"] is None
     assert good["sweeps"][4]["observed_rate_hz"] > 0 and good["sweeps"][4]["observed_rest_mV"] < -60
-    assert (figs / "cell_a.npz.png").is_file()
+    assert (figs / "cell_a.npz.png").is_file() and (figs / "panel.png").is_file()
     assert (tmp_path / "results.md").read_text().count("cell_a.npz") == 1
+
+
+def test_held_out_count_scores_by_hand():
+    """Held-out sweeps only, each within ±max(1, 10 %) of its observed count or not: counted
+    by hand. A cell that failed, or holds nothing out, scores None."""
+    from hhjax.recordings.panel import held_out_count_scores
+
+    def sweep(obs, pred, held=True):
+        return dict(held_out=held, observed_spikes=obs, predicted_spikes=pred, observed_rate_hz=None,
+                    predicted_rate_hz=None, observed_rest_mV=None, predicted_rest_mV=None)
+
+    cells = [{"recording": "a", "sweeps": [sweep(0, 1), sweep(30, 33), sweep(30, 34), sweep(5, 40, False)]},
+             {"recording": "a", "seed": 1, "sweeps": [sweep(12, 14), sweep(0, 3)]},
+             {"recording": "b", "sweeps": [], "error": "ValueError: no"},
+             {"recording": "c", "sweeps": [sweep(4, 4, False)]}]
+    assert held_out_count_scores(cells) == {"a": 2 / 3, "a (seed 1)": 0.0, "b": None, "c": None}
 
 
 def test_seeds_give_one_entry_each(tmp_path):
