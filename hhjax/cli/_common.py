@@ -225,8 +225,8 @@ def exit_on_ctrl_c(verb: str) -> None:
 
 def add_recording_options(parser: argparse.ArgumentParser) -> None:
     """``--v-units`` and ``--i-units`` (the recording's true voltage and current units, when
-    its file says otherwise), ``--channel`` (which voltage input), ``--ljp`` (an offset to subtract) and ``--bridge``
-    (series resistance to remove)."""
+    its file says otherwise), ``--channel`` (which voltage input), ``--ljp`` (an offset to
+    subtract) and ``--bridge`` (series resistance to remove)."""
     parser.add_argument("--v-units", default=None, metavar="UNITS",
                         help="the recording's voltage is really in UNITS (mV or V), whatever "
                              "its file says; for a gain or unit mistake in the file")

@@ -240,13 +240,12 @@ def check_current_plausible(rec: Recording, label: str, read_as: Any = None) -> 
     except ValueError:  # a label this check cannot read: take the numbers as pA
         raw = span
     # The unit in which the file's own numbers would span a stimulus's range.
-    unit = next((u for u, f in (("pA", 1.0), ("nA", 1e3), ("A", 1e12))
-                 if I_SPAN_MIN_PA <= raw * unit_factor(label, "i", u, None) <= I_SPAN_MAX_PA), None)
+    spans = {u: raw * unit_factor(label, "i", u, None) for u in ("pA", "nA", "A")}
+    unit = next((u for u, x in spans.items() if I_SPAN_MIN_PA <= x <= I_SPAN_MAX_PA), None)
     where = f"below {I_SPAN_MIN_PA:g}" if span < I_SPAN_MIN_PA else f"above {I_SPAN_MAX_PA:g}"
     if unit is not None:
-        cause = (f"likely a unit mistake: read as {unit}, the file's numbers span "
-                 f"{raw * unit_factor(label, 'i', unit, None):.4g} pA; pass i_units='{unit}' "
-                 "(--i-units on the command line)")
+        cause = (f"likely a unit mistake: read as {unit}, the file's numbers span {spans[unit]:.4g} pA; "
+                 f"pass i_units='{unit}' (--i-units on the command line)")
     else:
         cause = ("likely a unit or gain mistake; check it and pass i_units=... with the true units "
                  "(--i-units on the command line)")
