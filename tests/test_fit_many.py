@@ -230,3 +230,35 @@ def test_fit_many_fits_without_a_time_limit(cells, monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="stand-in"):
         cells_module._fit_and_write(cell, tmp_path, SETTINGS)
     assert seen["time_limit"] is False
+
+
+def test_units_reach_every_cell_and_a_wrong_one_is_one_line(monkeypatch, tmp_path):
+    """--i-units/--v-units are read into every cell as load_recording reads them: a 150 pA
+    step written in nA under a pA label loads as 150 pA with i_units='nA' (0.15 pA, with a
+    warning, without); a unit of the wrong kind stops fit-many before any cell, in one line."""
+    from hhjax.cluster import cells as cells_module
+    from hhjax.io import ImplausibleCurrentWarning
+
+    t = np.arange(500) * 0.1
+    step = ((t >= 10) & (t < 30)).astype(float)
+    np.savetxt(tmp_path / "nA.csv", np.column_stack([t, -65.0 + 10.0 * step, 0.15 * step]), delimiter=",",
+               header="t_ms,v_mV,i_pA", comments="")
+    seen = {}
+
+    def stand_in(rec, model, **kw):
+        seen["i_max"] = float(rec.i.max())
+        raise RuntimeError("stand-in: stop here")
+
+    monkeypatch.setattr(cells_module, "fit_with_model", stand_in)
+    cell = find_cells([tmp_path / "nA.csv"])[0]
+    with pytest.raises(RuntimeError, match="stand-in"):
+        cells_module._fit_and_write(cell, tmp_path, dataclasses.replace(SETTINGS, i_units="nA"))
+    assert seen["i_max"] == pytest.approx(150.0)
+    with pytest.warns(ImplausibleCurrentWarning), pytest.raises(RuntimeError, match="stand-in"):
+        cells_module._fit_and_write(cell, tmp_path, SETTINGS)
+    assert seen["i_max"] == pytest.approx(0.15)
+    r = subprocess.run(_cli("fit-many", str(tmp_path), "--out", str(tmp_path / "o"), "--i-units", "mV"),
+                       capture_output=True, text=True, env=_env(tmp_path / "x"), cwd=ROOT, timeout=120)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "--i-units: 'mV' is not a current" in lines[0], r.stderr
+    assert not (tmp_path / "o").exists()

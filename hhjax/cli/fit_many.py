@@ -17,9 +17,11 @@ def cmd_fit_many(args):
     try:
         settings = FitSettings(model=args.model, sweeps=sweeps, n_starts=args.starts, steps=args.steps, dt=args.dt,
                                generations=args.generations, population=args.population, seed=args.seed,
-                               plot=not args.no_plot, members=args.members)
-    except ValueError as exc:  # FitSettings names the field: "model: ..." becomes "--model: ..."
-        raise CLIError(f"--{exc}") from None
+                               plot=not args.no_plot, members=args.members, v_units=args.v_units,
+                               i_units=args.i_units)
+    except ValueError as exc:  # FitSettings names the field: "v_units: ..." becomes "--v-units: ..."
+        field, _, rest = str(exc).partition(":")
+        raise CLIError(f"--{field.replace('_', '-')}:{rest}") from None
     try:
         rows = fit_many(args.inputs, args.out, settings=settings, scheduler=args.scheduler,
                         n_workers=args.workers, cache_dir=args.cache_dir, progress=args.progress,
@@ -65,6 +67,10 @@ def add_command(sub) -> None:
     f.add_argument("--members", type=positive_int, default=None,
                    help="fits of the model per cell from different search seeds, the one nearest their consensus "
                         "kept (default 3; 1: one fit; not with --model auto)")
+    f.add_argument("--v-units", default=None, metavar="UNITS",
+                   help="every recording's voltage is really in UNITS (mV or V), whatever its file says")
+    f.add_argument("--i-units", default=None, metavar="UNITS",
+                   help="every recording's current is really in UNITS (pA, nA or A), whatever its file says")
     f.add_argument("--no-plot", action="store_true", help="skip the figures")
     f.add_argument("--progress", action="store_true", default=None, help="show a progress bar over cells")
     f.set_defaults(func=cmd_fit_many, out_is_folder=True)

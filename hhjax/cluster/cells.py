@@ -29,6 +29,7 @@ from ..cache import enable_compilation_cache, release_compiled_programs
 from ..io import RECORDING_FORMATS, load_recording, save_json_atomic
 from ..io.results import save_params
 from ..io.sources import SET_FORMATS, inner_suffix
+from ..io.units import units_kind
 from ..recordings.bridge import balance_bridge
 from ..recordings.cell_fit import DEFAULT_TRAINABLE, MODELS
 from ..recordings.evaluation import evaluate, plot_evaluation
@@ -57,8 +58,10 @@ class FitSettings:
     :func:`hhjax.recordings.fit_auto` (its own search size per candidate: then
     ``generations``, ``population`` and ``steps`` are not used). ``members``: fits of one
     model whose consensus is kept (``None``: the default,
-    :data:`hhjax.recordings.consensus.CONSENSUS_MEMBERS`; not with ``"auto"``). Part of each
-    cell's input hash.
+    :data:`hhjax.recordings.consensus.CONSENSUS_MEMBERS`; not with ``"auto"``). ``v_units``,
+    ``i_units``: what every recording's voltage and current really are ('mV' or 'V'; 'pA',
+    'nA' or 'A'), where the rig's files say otherwise (``None``: the files' own labels), as
+    :func:`hhjax.io.load_recording` takes them. Part of each cell's input hash.
 
     >>> FitSettings(model="nope")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
@@ -76,10 +79,16 @@ class FitSettings:
     method: str = "exp_euler"
     plot: bool = True
     members: int | None = None
+    v_units: str | None = None
+    i_units: str | None = None
 
     def __post_init__(self) -> None:
         check_recording_model(self.model)
         check_members(self.model, self.members)
+        for field, kind, known in (("v_units", "v", "voltage (mV, V)"), ("i_units", "i", "current (pA, nA, A)")):
+            units = getattr(self, field)
+            if units is not None and units_kind(units) != kind:  # before any cell is read, not per cell
+                raise ValueError(f"{field}: {units!r} is not a {known} unit")
 
 
 def _ibw_folder(path: Path) -> bool:
@@ -284,7 +293,7 @@ def fit_cell(cell: Cell, out_dir, settings: FitSettings, digest: str, cache_dir=
 
 def _fit_and_write(cell: Cell, folder: Path, settings: FitSettings) -> dict:
     """Load, fit, evaluate and write one cell; the row's result columns."""
-    rec = load_recording(cell.path)
+    rec = load_recording(cell.path, v_units=settings.v_units, i_units=settings.i_units)
     sweeps = None
     if settings.sweeps is not None:
         sweeps = [s for s in settings.sweeps if s in rec.sweeps]
