@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hhjax.io import (ImplausibleVoltageWarning, Recording, example_recording, load_recording,
-                      save_json_atomic, write_atomic)
+from hhjax.io import (ImplausibleCurrentWarning, ImplausibleVoltageWarning, Recording, example_recording,
+                      load_recording, save_json_atomic, write_atomic)
 from hhjax.io.sources import open_stream
 
 
@@ -432,7 +432,9 @@ def test_wrong_units(tmp_path):
 def test_wrong_units_override_on_abf():
     with pytest.raises(ValueError, match="i_units='mV'"):
         load_recording(_data("File_axon_5.abf"), i_units="mV")
-    rec = load_recording(_data("File_axon_5.abf"), sweeps=[8], i_units="nA")
+    # pA (the file's label) overridden as nA: a 300 nA step, which the current check names.
+    with pytest.warns(ImplausibleCurrentWarning, match="i_units='pA'"):
+        rec = load_recording(_data("File_axon_5.abf"), sweeps=[8], i_units="nA")
     assert rec.i[0, 8000] == pytest.approx(300e3)
 
 
