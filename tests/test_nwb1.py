@@ -112,3 +112,15 @@ def test_step_sweeps_asked_for_are_cut_to_one_length_where_only_baseline_differs
         with pytest.warns(UserWarning, match="1 Long Square sweep longer than the shortest"):
             rec = load_recording(p, sweeps=sweeps)
         assert rec.sweeps == (10, 12) and rec.n_samples == 4000
+
+
+def test_allen_names_tell_protocols_apart_even_one_sweep_each(tmp_path):
+    """NWB 1 names are the Allen stimulus vocabulary: a ramp and a square of one length each,
+    with no name shared, are still two protocols, and the square (more spikes in its step)
+    is the recording."""
+    p = tmp_path / "ephys.nwb"
+    write_allen(p, [(1, "Ramp", *_cell(100.0, 3000, 2), 1e-3, "I"),
+                    (2, "Square - 2s Suprathreshold", *_cell(200.0, 3000, 8), 1e-3, "I")])
+    with pytest.warns(UserWarning, match="using Square - 2s Suprathreshold"):
+        rec = load_recording(p)
+    assert rec.sweeps == (2,)

@@ -187,7 +187,8 @@ def choose_group(label: str, kind: str, keys: Sequence[Any], name: Callable[[Any
     return groups[order[best]]
 
 
-def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list) -> list:
+def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list,
+                 by_name: bool | None = None) -> list:
     """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
     rate (long steps, short pulses, ramps, noise): sweeps are grouped by protocol
     (``names``), length and rate, and the group is chosen by this module's rule.
@@ -195,7 +196,8 @@ def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rate
     (mV) and current (pA); ``rates``: its sampling rate (Hz). Allen's long-square step sets
     (:func:`protocol_family`) are one protocol where their sweeps agree in length and rate.
     Where no two sweeps share a name, the names label sweeps (``step +50 pA``), not
-    protocols, and sweeps are grouped by length and rate alone.
+    protocols, and sweeps are grouped by length and rate alone (``by_name``: True or False
+    decides it instead).
 
     >>> import warnings
     >>> vs = [np.zeros(n) for n in (10, 10, 20)]
@@ -204,8 +206,9 @@ def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rate
     ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], vs, vs, [1e4] * 3)
     [0, 1]
     """
-    shared = len(set(map(str, names))) < len(names)
-    keys = [(protocol_family(name) if shared else "", v.size, r) for name, v, r in zip(names, vs, rates)]
+    if by_name is None:
+        by_name = len(set(map(str, names))) < len(names)
+    keys = [(protocol_family(name) if by_name else "", v.size, r) for name, v, r in zip(names, vs, rates)]
 
     def label(g, js):
         where = f"sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s"
@@ -220,9 +223,10 @@ def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, r
     """The last step of an NWB reader, once its sweeps are read and those cut short left out:
     step sets cut to one length (:func:`trim_steps`), then, unless the user chose the sweeps
     (``chosen``), one protocol (:func:`one_protocol`) where they differ in length or rate, or
-    with ``split_names`` (NWB 1, whose names are the Allen stimulus vocabulary) in protocol
-    (:func:`protocol_family`) too. Arguments as :func:`one_protocol`'s; returns the positions
-    kept and the (trimmed) voltages and currents of every sweep.
+    with ``split_names`` (NWB 1, whose names are the Allen stimulus vocabulary, shared by
+    its sweeps or not) in protocol (:func:`protocol_family`) too. Arguments as
+    :func:`one_protocol`'s; returns the positions kept and the (trimmed) voltages and currents
+    of every sweep.
 
     >>> vs = [np.zeros(10), np.zeros(10)]
     >>> settle_protocol("f", [0, 1], ["Long Square", "Short Square"], vs, vs, [1e4, 1e4], chosen=True,
@@ -233,4 +237,4 @@ def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, r
     kinds = {(v.size, r, protocol_family(n) if split_names else "") for v, r, n in zip(vs, rates, names)}
     if chosen or len(kinds) < 2:
         return list(range(len(vs))), vs, cs
-    return one_protocol(path, numbers, names, vs, cs, rates), vs, cs
+    return one_protocol(path, numbers, names, vs, cs, rates, by_name=True if split_names else None), vs, cs
