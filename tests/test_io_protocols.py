@@ -164,3 +164,31 @@ def test_names_that_no_two_sweeps_share_label_sweeps_not_protocols(tmp_path):
     with pytest.warns(UserWarning, match=r"using sweeps 1, 2, 0.06 s \(5 spikes"):
         rec = load_recording(_write_nwb(tmp_path / "labelled.nwb", sweeps))
     assert rec.sweeps == (1, 2) and rec.n_samples == 600
+
+
+def test_a_file_of_many_long_sweeps_is_scored_one_sweep_at_a_time(tmp_path):
+    """2 s noise sweeps (100 kHz, 1.6 MB a channel in float64) beside two short step sweeps:
+    the steps are the recording, and choosing them holds one noise sweep at a time, so the
+    memory it takes does not grow with the number of noise sweeps (it grew 3-fold from 4 to
+    12 when every sweep was read before the choice)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    steps = [(100 + k, "steps", *sweep) for k, sweep in enumerate(LONG)]
+
+    def peak_bytes(n_noise):
+        noise = [(k, "noise", -65.0 + rng.normal(0.0, 1.0, 200_000), rng.normal(0.0, 50.0, 200_000))
+                 for k in range(n_noise)]
+        p = _write_nwb(tmp_path / f"n{n_noise}.nwb", noise + steps)
+        tracemalloc.start()
+        try:
+            with pytest.warns(UserWarning, match="using steps"):
+                rec = load_recording(p)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert rec.sweeps == (100, 101)
+        return peak
+
+    few, many = peak_bytes(4), peak_bytes(12)
+    assert many < 1.3 * few, (few, many)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ..simulation.memory import available
 from .nwb1 import is_nwb1, load_nwb1
-from .protocols import cut_short, prefer_steps, settle_protocol
+from .protocols import STEP_PROTOCOL, cut_short, one_protocol, prefer_steps, protocol_family, settle_protocol, \
+    spikes_in_steps
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .sources import rate_from_times
 from .units import UNITS, unit_factor
@@ -111,24 +112,26 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
     names = {k: _protocol_name(*pair) for k, pair in pairs.items()}
     wanted = prefer_steps(path, sorted(pairs), [names[k] for k in sorted(pairs)]) \
         if sweeps is None else check_sweeps(path, sweeps, sorted(pairs))
-    vs, cs, rates, starts, cut = [], [], [], [], []
-    for k in wanted:
+    def read(k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Sweep ``k``'s voltage (mV), current (pA) and rate (Hz)."""
         sv, si = pairs[k]
-        fv = unit_factor(path, "v", sv.unit, v_units)
-        fi = unit_factor(path, "i", si.unit, i_units)
-        v, c = _series_values(path, sv) * fv, _series_values(path, si) * fi
+        v = _series_values(path, sv) * unit_factor(path, "v", sv.unit, v_units)
+        c = _series_values(path, si) * unit_factor(path, "i", si.unit, i_units)
         if v.size != c.size:
             raise fail(path, f"sweep {k}: voltage has {v.size} samples, stimulus {c.size}")
         rate = _series_rate(path, sv)
         if _series_rate(path, si) != rate:
             raise fail(path, f"sweep {k}: voltage at {rate:g} Hz, stimulus at {_series_rate(path, si):g} Hz")
-        if cut_short(v, c, rate):
-            cut.append(k)
-            continue
+        return v, c, rate
+
+    if sweeps is None and not any(protocol_family(names[k]) == STEP_PROTOCOL for k in wanted):
+        wanted = _one_protocol_lazily(path, wanted, names, read)
+    vs, cs, rates, starts, cut = [], [], [], [], []
+    for k, v, c, rate in _not_cut_short(wanted, read, cut):
         vs.append(v)
         cs.append(c)
         rates.append(rate)
-        starts.append(float(sv.starting_time or 0.0))
+        starts.append(float(pairs[k][0].starting_time or 0.0))
     if cut:
         warnings.warn(f"{path}: sweeps cut short (NaN or zero padding where the recording stopped) "
                       f"left out: {format_sweeps(cut)}", UserWarning, stacklevel=4)
@@ -150,3 +153,34 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
               sweep_start_s=starts, current_source="CurrentClampStimulusSeries")
     t = np.arange(vs[0].size) * (1000.0 / fs)
     return Recording(t, np.stack(vs), np.stack(cs), tuple(wanted), fs, str(p.resolve()), md)
+
+
+def _one_protocol_lazily(path: Any, wanted: list, names: dict, read: Callable) -> list:
+    """The sweeps of ``wanted`` that make one protocol where they differ in length or rate
+    (:func:`hhjax.io.protocols.one_protocol`), with the sweeps cut short among them (left
+    out, with their warning, by the reading that follows). Each sweep is read (``read(k)``:
+    voltage, current, rate), scored and let go in turn, so that a file of many protocols
+    needs the memory of its longest sweep here and of one protocol after, not of every sweep.
+    ``names``: sweep number -> protocol name."""
+    kept, sizes, rates, spikes = [], [], [], []
+    cut: list = []
+    for k, v, c, rate in _not_cut_short(wanted, read, cut):
+        kept.append(k)
+        sizes.append(v.size)
+        rates.append(rate)
+        spikes.append(spikes_in_steps(v, c, rate))
+    if len(set(zip(sizes, rates))) < 2:
+        return wanted
+    chosen = {kept[j] for j in one_protocol(path, kept, [names[k] for k in kept], sizes, rates, spikes)}
+    return [k for k in wanted if k in chosen or k in cut]
+
+
+def _not_cut_short(wanted: list, read: Callable, cut: list) -> Iterator[tuple]:
+    """``(k, v, c, rate)`` of each sweep ``k`` of ``wanted``, read in turn (``read(k)``), but
+    those cut short (:func:`hhjax.io.protocols.cut_short`), whose numbers go to ``cut``."""
+    for k in wanted:
+        v, c, rate = read(k)
+        if cut_short(v, c, rate):
+            cut.append(k)
+        else:
+            yield k, v, c, rate

@@ -187,35 +187,35 @@ def choose_group(label: str, kind: str, keys: Sequence[Any], name: Callable[[Any
     return groups[order[best]]
 
 
-def one_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list,
+def one_protocol(path: Any, numbers: list, names: list, sizes: list, rates: list, spikes: list,
                  by_name: bool | None = None) -> list:
     """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
     rate (long steps, short pulses, ramps, noise): sweeps are grouped by protocol
     (``names``), length and rate, and the group is chosen by this module's rule.
-    ``numbers``: the sweeps' numbers, for the warning; ``vs``, ``cs``: each sweep's voltage
-    (mV) and current (pA); ``rates``: its sampling rate (Hz). Allen's long-square step sets
+    ``numbers``: the sweeps' numbers, for the warning; ``sizes``: each sweep's length
+    (samples); ``rates``: its sampling rate (Hz); ``spikes``: its spikes during depolarising
+    steps (:func:`spikes_in_steps`), the score. Allen's long-square step sets
     (:func:`protocol_family`) are one protocol where their sweeps agree in length and rate.
     Where no two sweeps share a name, the names label sweeps (``step +50 pA``), not
     protocols, and sweeps are grouped by length and rate alone (``by_name``: True or False
     decides it instead).
 
     >>> import warnings
-    >>> vs = [np.zeros(n) for n in (10, 10, 20)]
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], vs, vs, [1e4] * 3)
+    ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], [10, 10, 20], [1e4] * 3, [0, 4, 3])
     [0, 1]
     """
     if by_name is None:
         by_name = len(set(map(str, names))) < len(names)
-    keys = [(protocol_family(name) if by_name else "", v.size, r) for name, v, r in zip(names, vs, rates)]
+    keys = [(protocol_family(name) if by_name else "", n, r) for name, n, r in zip(names, sizes, rates)]
 
     def label(g, js):
         where = f"sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s"
         return f"{g[0]} ({where})" if g[0] else where
 
     return choose_group(path, "protocols of different sweep lengths", keys, label,
-                        lambda g, js: sum(spikes_in_steps(vs[j], cs[j], rates[j]) for j in js))
+                        lambda g, js: sum(spikes[j] for j in js))
 
 
 def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list, *, chosen: bool,
@@ -225,8 +225,8 @@ def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, r
     (``chosen``), one protocol (:func:`one_protocol`) where they differ in length or rate, or
     with ``split_names`` (NWB 1, whose names are the Allen stimulus vocabulary, shared by
     its sweeps or not) in protocol (:func:`protocol_family`) too. Arguments as
-    :func:`one_protocol`'s; returns the positions kept and the (trimmed) voltages and currents
-    of every sweep.
+    :func:`one_protocol`'s, with ``vs``, ``cs`` each sweep's voltage (mV) and current (pA);
+    returns the positions kept and the (trimmed) voltages and currents of every sweep.
 
     >>> vs = [np.zeros(10), np.zeros(10)]
     >>> settle_protocol("f", [0, 1], ["Long Square", "Short Square"], vs, vs, [1e4, 1e4], chosen=True,
@@ -237,4 +237,6 @@ def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, r
     kinds = {(v.size, r, protocol_family(n) if split_names else "") for v, r, n in zip(vs, rates, names)}
     if chosen or len(kinds) < 2:
         return list(range(len(vs))), vs, cs
-    return one_protocol(path, numbers, names, vs, cs, rates, by_name=True if split_names else None), vs, cs
+    spikes = [spikes_in_steps(v, c, r) for v, c, r in zip(vs, cs, rates)]
+    return one_protocol(path, numbers, names, [v.size for v in vs], rates, spikes,
+                        by_name=True if split_names else None), vs, cs
