@@ -109,10 +109,10 @@ def test_csv_nan_and_inf_are_named_by_column_and_row(tmp_path):
 
 def test_nwb_series_larger_than_free_memory_is_refused_before_reading(tmp_path, monkeypatch):
     pytest.importorskip("pynwb")
-    from hhjax.io import formats
+    from hhjax.io import nwb2
     p = tmp_path / "cell.nwb"
     _script().write_nwb(load_recording(RECORDINGS / "File_axon_5.abf").select([0]), p)
-    monkeypatch.setattr(formats, "available", lambda platform=None: 16 * 20000 - 1)  # one sweep: 20,000 samples
+    monkeypatch.setattr(nwb2, "available", lambda platform=None: 16 * 20000 - 1)  # one sweep: 20,000 samples
     with pytest.raises(ValueError, match=r"cell\.nwb: series 'vm_0' declares \(20000,\) samples .* free memory"):
         load_recording(p)
 
