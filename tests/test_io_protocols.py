@@ -156,14 +156,16 @@ def test_allen_step_sets_of_different_lengths_are_cut_to_the_shortest_where_only
     assert rec.sweeps == (2, 3)
 
 
-def test_names_that_no_two_sweeps_share_label_sweeps_not_protocols(tmp_path):
-    """A lab's own writer may describe each sweep by its step ("step +100 pA"): such names
-    tell no protocols apart, so the two steps stay one protocol beside a short sweep of
-    another length, and are chosen together (each alone was a protocol before)."""
-    sweeps = [(0, "pulse 50 pA", *SHORT[0]), (1, "step +100 pA", *LONG[0]), (2, "step +200 pA", *LONG[1])]
-    with pytest.warns(UserWarning, match=r"using sweeps 1, 2, 0.06 s \(5 spikes"):
-        rec = load_recording(_write_nwb(tmp_path / "labelled.nwb", sweeps))
-    assert rec.sweeps == (1, 2) and rec.n_samples == 600
+def test_names_a_rig_wrote_name_groups_but_do_not_split_them(tmp_path):
+    """A lab's own writer may describe each sweep by its step ("step +100 pA"): NWB 2 groups
+    sweeps by length and rate, so the two steps stay one protocol beside sweeps of another
+    length, whether or not those share a name ("noise" here), and are chosen together (each
+    alone was a protocol before); the warning names each group by the names in it."""
+    for others in ([(0, "pulse 50 pA", *SHORT[0])], [(k, "noise", *SHORT[k]) for k in range(3)]):
+        sweeps = others + [(5, "step +100 pA", *LONG[0]), (6, "step +200 pA", *LONG[1])]
+        with pytest.warns(UserWarning, match=r"using step \+100 pA, step \+200 pA \(sweeps 5, 6, 0.06 s\) \(5 spikes"):
+            rec = load_recording(_write_nwb(tmp_path / f"labelled{len(others)}.nwb", sweeps))
+        assert rec.sweeps == (5, 6) and rec.n_samples == 600
 
 
 def test_a_file_of_many_long_sweeps_is_scored_one_sweep_at_a_time(tmp_path):

@@ -171,7 +171,8 @@ def _one_protocol_lazily(path: Any, wanted: list, names: dict, read: Callable) -
         spikes.append(spikes_in_steps(v, c, rate))
     if len(set(zip(sizes, rates))) < 2:
         return wanted
-    chosen = {kept[j] for j in one_protocol(path, kept, [names[k] for k in kept], sizes, rates, spikes)}
+    chosen = {kept[j] for j in one_protocol(path, kept, [names[k] for k in kept], sizes, rates, spikes,
+                                            by_name=False)}
     return [k for k in wanted if k in chosen or k in cut]
 
 

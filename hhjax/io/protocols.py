@@ -188,31 +188,30 @@ def choose_group(label: str, kind: str, keys: Sequence[Any], name: Callable[[Any
 
 
 def one_protocol(path: Any, numbers: list, names: list, sizes: list, rates: list, spikes: list,
-                 by_name: bool | None = None) -> list:
+                 by_name: bool) -> list:
     """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
-    rate (long steps, short pulses, ramps, noise): sweeps are grouped by protocol
-    (``names``), length and rate, and the group is chosen by this module's rule.
-    ``numbers``: the sweeps' numbers, for the warning; ``sizes``: each sweep's length
+    rate (long steps, short pulses, ramps, noise): sweeps are grouped by length and rate, and
+    with ``by_name`` by protocol (``names``) too, and the group is chosen by this module's
+    rule. ``numbers``: the sweeps' numbers, for the warning; ``sizes``: each sweep's length
     (samples); ``rates``: its sampling rate (Hz); ``spikes``: its spikes during depolarising
     steps (:func:`spikes_in_steps`), the score. Allen's long-square step sets
     (:func:`protocol_family`) are one protocol where their sweeps agree in length and rate.
-    Where no two sweeps share a name, the names label sweeps (``step +50 pA``), not
-    protocols, and sweeps are grouped by length and rate alone (``by_name``: True or False
-    decides it instead).
+    ``by_name`` suits names from a fixed vocabulary (NWB 1's); names a rig wrote may label
+    each sweep ("step +50 pA"), and only name the groups here.
 
     >>> import warnings
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], [10, 10, 20], [1e4] * 3, [0, 4, 3])
+    ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], [10, 10, 20], [1e4] * 3, [0, 4, 3],
+    ...                  by_name=False)
     [0, 1]
     """
-    if by_name is None:
-        by_name = len(set(map(str, names))) < len(names)
     keys = [(protocol_family(name) if by_name else "", n, r) for name, n, r in zip(names, sizes, rates)]
 
     def label(g, js):
-        where = f"sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s"
-        return f"{g[0]} ({where})" if g[0] else where
+        told = list(dict.fromkeys(str(names[j]) for j in js))
+        name = g[0] or ", ".join(told[:3]) + (", ..." if len(told) > 3 else "")
+        return f"{name} (sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s)"
 
     return choose_group(path, "protocols of different sweep lengths", keys, label,
                         lambda g, js: sum(spikes[j] for j in js))
@@ -223,8 +222,8 @@ def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, r
     """The last step of an NWB reader, once its sweeps are read and those cut short left out:
     step sets cut to one length (:func:`trim_steps`), then, unless the user chose the sweeps
     (``chosen``), one protocol (:func:`one_protocol`) where they differ in length or rate, or
-    with ``split_names`` (NWB 1, whose names are the Allen stimulus vocabulary, shared by
-    its sweeps or not) in protocol (:func:`protocol_family`) too. Arguments as
+    with ``split_names`` (NWB 1, whose names are the Allen stimulus vocabulary) in protocol
+    (:func:`protocol_family`) too, and grouped by it. Arguments as
     :func:`one_protocol`'s, with ``vs``, ``cs`` each sweep's voltage (mV) and current (pA);
     returns the positions kept and the (trimmed) voltages and currents of every sweep.
 
@@ -238,5 +237,4 @@ def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, r
     if chosen or len(kinds) < 2:
         return list(range(len(vs))), vs, cs
     spikes = [spikes_in_steps(v, c, r) for v, c, r in zip(vs, cs, rates)]
-    return one_protocol(path, numbers, names, [v.size for v in vs], rates, spikes,
-                        by_name=True if split_names else None), vs, cs
+    return one_protocol(path, numbers, names, [v.size for v in vs], rates, spikes, by_name=split_names), vs, cs
