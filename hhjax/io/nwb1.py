@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..simulation.memory import available
-from .protocols import cut_short, prefer_steps, settle_protocol
+from .protocols import not_cut_short, prefer_steps, settle_protocol
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .units import UNITS, unit_factor
 
@@ -144,21 +144,15 @@ def load_nwb1(path: Any, p: Path, sweeps: Any, channel: int, v_units: Any, i_uni
             else:
                 info[n] = sw
 
-        def read(ns: list) -> dict:
-            """Sweep number -> (v in mV, i in pA) of the sweeps ``ns`` not cut short."""
-            out = {}
-            for n in ns:
-                sw = info[n]
-                v = _values(path, sw.response, convert) * unit_factor(path, "v", sw.units["v"], v_units)
-                i = _values(path, sw.stimulus, convert) * unit_factor(path, "i", sw.units["i"], i_units)
-                if cut_short(v, i, sw.rate):
-                    left["cut"].append(n)
-                else:
-                    out[n] = (v, i)
-            return out
+        def read(n: int) -> tuple:
+            """Sweep ``n``'s v (mV), i (pA) and rate (Hz)."""
+            sw = info[n]
+            return (_values(path, sw.response, convert) * unit_factor(path, "v", sw.units["v"], v_units),
+                    _values(path, sw.stimulus, convert) * unit_factor(path, "i", sw.units["i"], i_units), sw.rate)
 
-        data = read(check_sweeps(path, sweeps, sorted(info)) if sweeps is not None
-                    else prefer_steps(path, list(info), [info[n].protocol for n in info]))
+        asked = (check_sweeps(path, sweeps, sorted(info)) if sweeps is not None
+                 else prefer_steps(path, list(info), [info[n].protocol for n in info]))
+        data = {n: (v, i) for n, v, i, _ in not_cut_short(asked, read, left["cut"])}
         ns = sorted(data)
         keep, vs, cs = settle_protocol(path, ns, [info[n].protocol for n in ns], [data[n][0] for n in ns],
                                        [data[n][1] for n in ns], [info[n].rate for n in ns],

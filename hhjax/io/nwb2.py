@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from ..simulation.memory import available
 from .nwb1 import is_nwb1, load_nwb1
-from .protocols import STEP_PROTOCOL, cut_short, one_protocol, prefer_steps, protocol_family, settle_protocol, \
-    spikes_in_steps
+from .protocols import STEP_PROTOCOL, not_cut_short, one_protocol, prefer_steps, protocol_family, \
+    settle_protocol, spikes_in_steps
 from .recording import Recording, check_sweeps, fail, format_sweeps
 from .sources import rate_from_times
 from .units import UNITS, unit_factor
@@ -112,6 +112,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
     names = {k: _protocol_name(*pair) for k, pair in pairs.items()}
     wanted = prefer_steps(path, sorted(pairs), [names[k] for k in sorted(pairs)]) \
         if sweeps is None else check_sweeps(path, sweeps, sorted(pairs))
+
     def read(k: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Sweep ``k``'s voltage (mV), current (pA) and rate (Hz)."""
         sv, si = pairs[k]
@@ -127,7 +128,7 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
     if sweeps is None and not any(protocol_family(names[k]) == STEP_PROTOCOL for k in wanted):
         wanted = _one_protocol_lazily(path, wanted, names, read)
     vs, cs, rates, starts, cut = [], [], [], [], []
-    for k, v, c, rate in _not_cut_short(wanted, read, cut):
+    for k, v, c, rate in not_cut_short(wanted, read, cut):
         vs.append(v)
         cs.append(c)
         rates.append(rate)
@@ -164,24 +165,11 @@ def _one_protocol_lazily(path: Any, wanted: list, names: dict, read: Callable) -
     ``names``: sweep number -> protocol name."""
     kept, sizes, rates, spikes = [], [], [], []
     cut: list = []
-    for k, v, c, rate in _not_cut_short(wanted, read, cut):
+    for k, v, c, rate in not_cut_short(wanted, read, cut):
         kept.append(k)
         sizes.append(v.size)
         rates.append(rate)
         spikes.append(spikes_in_steps(v, c, rate))
-    if len(set(zip(sizes, rates))) < 2:
-        return wanted
-    chosen = {kept[j] for j in one_protocol(path, kept, [names[k] for k in kept], sizes, rates, spikes,
+    chosen = {kept[j] for j in one_protocol(path, kept, [names[k] for k in kept], sizes, rates, spikes.__getitem__,
                                             by_name=False)}
     return [k for k in wanted if k in chosen or k in cut]
-
-
-def _not_cut_short(wanted: list, read: Callable, cut: list) -> Iterator[tuple]:
-    """``(k, v, c, rate)`` of each sweep ``k`` of ``wanted``, read in turn (``read(k)``), but
-    those cut short (:func:`hhjax.io.protocols.cut_short`), whose numbers go to ``cut``."""
-    for k in wanted:
-        v, c, rate = read(k)
-        if cut_short(v, c, rate):
-            cut.append(k)
-        else:
-            yield k, v, c, rate

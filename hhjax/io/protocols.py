@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -187,14 +187,15 @@ def choose_group(label: str, kind: str, keys: Sequence[Any], name: Callable[[Any
     return groups[order[best]]
 
 
-def one_protocol(path: Any, numbers: list, names: list, sizes: list, rates: list, spikes: list,
+def one_protocol(path: Any, numbers: list, names: list, sizes: list, rates: list, spikes: Callable[[int], int],
                  by_name: bool) -> list:
     """Positions of the sweeps of one protocol, where an NWB file's sweeps differ in length or
     rate (long steps, short pulses, ramps, noise): sweeps are grouped by length and rate, and
     with ``by_name`` by protocol (``names``) too, and the group is chosen by this module's
-    rule. ``numbers``: the sweeps' numbers, for the warning; ``sizes``: each sweep's length
-    (samples); ``rates``: its sampling rate (Hz); ``spikes``: its spikes during depolarising
-    steps (:func:`spikes_in_steps`), the score. Allen's long-square step sets
+    rule; where they make one group, every position, with no warning. ``numbers``: the
+    sweeps' numbers, for the warning; ``sizes``: each sweep's length (samples); ``rates``: its
+    sampling rate (Hz); ``spikes(j)``: sweep ``j``'s spikes during depolarising steps
+    (:func:`spikes_in_steps`), the score, asked for only where there is a choice. Allen's long-square step sets
     (:func:`protocol_family`) are one protocol where their sweeps agree in length and rate.
     ``by_name`` suits names from a fixed vocabulary (NWB 1's); names a rig wrote may label
     each sweep ("step +50 pA"), and only name the groups here.
@@ -202,11 +203,13 @@ def one_protocol(path: Any, numbers: list, names: list, sizes: list, rates: list
     >>> import warnings
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], [10, 10, 20], [1e4] * 3, [0, 4, 3],
-    ...                  by_name=False)
+    ...     one_protocol("f", [0, 1, 2], ["step -50 pA", "step +50 pA", "ramp"], [10, 10, 20], [1e4] * 3,
+    ...                  [0, 4, 3].__getitem__, by_name=False)
     [0, 1]
     """
     keys = [(protocol_family(name) if by_name else "", n, r) for name, n, r in zip(names, sizes, rates)]
+    if len(set(keys)) < 2:
+        return list(range(len(keys)))
 
     def label(g, js):
         told = list(dict.fromkeys(str(names[j]) for j in js))
@@ -214,7 +217,7 @@ def one_protocol(path: Any, numbers: list, names: list, sizes: list, rates: list
         return f"{name} (sweeps {format_sweeps([numbers[j] for j in js])}, {g[1] / g[2]:g} s)"
 
     return choose_group(path, "protocols of different sweep lengths", keys, label,
-                        lambda g, js: sum(spikes[j] for j in js))
+                        lambda g, js: sum(spikes(j) for j in js))
 
 
 def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, rates: list, *, chosen: bool,
@@ -233,8 +236,23 @@ def settle_protocol(path: Any, numbers: list, names: list, vs: list, cs: list, r
     [0, 1]
     """
     vs, cs = trim_steps(path, names, vs, cs, rates)
-    kinds = {(v.size, r, protocol_family(n) if split_names else "") for v, r, n in zip(vs, rates, names)}
-    if chosen or len(kinds) < 2:
+    if chosen:
         return list(range(len(vs))), vs, cs
-    spikes = [spikes_in_steps(v, c, r) for v, c, r in zip(vs, cs, rates)]
-    return one_protocol(path, numbers, names, [v.size for v in vs], rates, spikes, by_name=split_names), vs, cs
+    return one_protocol(path, numbers, names, [v.size for v in vs], rates,
+                        lambda j: spikes_in_steps(vs[j], cs[j], rates[j]), by_name=split_names), vs, cs
+
+
+def not_cut_short(numbers: Sequence[int], read: Callable, cut: list) -> Iterator[tuple]:
+    """``(k, v, c, rate)`` of each sweep ``k`` of ``numbers``, read in turn (``read(k)``: its
+    voltage, current and rate), but those :func:`cut_short`, whose numbers go to ``cut``.
+
+    >>> cut = []
+    >>> [k for k, *_ in not_cut_short([1, 2], lambda k: (np.full(9, -65.0 * (k == 1)), np.zeros(9), 1e3), cut)], cut
+    ([1], [2])
+    """
+    for k in numbers:
+        v, c, rate = read(k)
+        if cut_short(v, c, rate):
+            cut.append(k)
+        else:
+            yield k, v, c, rate
