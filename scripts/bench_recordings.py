@@ -56,8 +56,8 @@ from hhjax.cluster.cells import recordings_under
 from hhjax.io import load_recording, save_json_atomic
 from hhjax.recordings.bridge import balance_bridge
 from hhjax.recordings.choice import choose_sweeps
-from hhjax.recordings.evaluation import evaluate, fi_tolerance, plot_evaluation, summarise
-from hhjax.recordings.panel import plot_panel
+from hhjax.recordings.evaluation import evaluate, fi_tolerance, plot_evaluation
+from hhjax.recordings.panel import held_out_summary, plot_panel
 from hhjax.recordings.select import fit_with_model
 
 SWEEP_KEYS = ("sweep", "held_out", "observed_spikes", "predicted_spikes", "observed_rate_hz",
@@ -75,13 +75,12 @@ def find_recordings(folder):
 
 def targets(rows):
     """The issue's held-out targets over sweep rows (``held_out`` ones), as a dict."""
-    held = [r for r in rows if r["held_out"]]
-    if not held:
+    s = held_out_summary(rows)
+    if s is None:
         return {"n_held_out": 0}
-    s = summarise([{**r, "gamma": None} for r in held])
     top = max([r["observed_rate_hz"] or 0.0 for r in rows] + [0.0])
     fi_limit = fi_tolerance(top)
-    return {"n_held_out": len(held), "count_ok_fraction": s["fraction_count_ok"],
+    return {"n_held_out": s["n_sweeps"], "count_ok_fraction": s["fraction_count_ok"],
             "count_target_met": s["fraction_count_ok"] >= 0.8, "fi_rms_hz": s["fi_rms_hz"], "fi_limit_hz": fi_limit,
             "fi_target_met": None if s["fi_rms_hz"] is None else s["fi_rms_hz"] < fi_limit,
             "rest_error_mV": s["rest_error_mV"], "rest_compared": s["rest_compared"],

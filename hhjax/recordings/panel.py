@@ -14,6 +14,15 @@ from .evaluation import summarise
 from .regime import count_tolerance
 
 
+def held_out_summary(sweeps: Sequence[dict]) -> dict | None:
+    """:func:`~hhjax.recordings.evaluation.summarise` over the ``held_out`` sweeps of one
+    entry of a panel benchmark's ``results.json`` (which holds no Γ), None where nothing is
+    held out: the one reading of the held-out targets that the benchmark's table and
+    :func:`plot_panel` share."""
+    held = [{**s, "gamma": None} for s in sweeps if s["held_out"]]
+    return summarise(held) if held else None
+
+
 def held_out_count_scores(cells: Sequence[dict]) -> dict:
     """Per recording, the fraction of its held-out sweeps whose predicted spike count is within
     the count target, ±max(1, 10 %) of the observed count (None where nothing is held out).
@@ -28,9 +37,9 @@ def held_out_count_scores(cells: Sequence[dict]) -> dict:
     """
     out = {}
     for c in cells:
-        held = [{**s, "gamma": None} for s in c.get("sweeps") or [] if s["held_out"]]
+        summary = held_out_summary(c.get("sweeps") or [])
         name = c["recording"] + ("" if c.get("seed") is None else f" (seed {c['seed']})")
-        out[name] = summarise(held)["fraction_count_ok"] if held else None
+        out[name] = None if summary is None else summary["fraction_count_ok"]
     return out
 
 
