@@ -194,3 +194,16 @@ def test_a_file_of_many_long_sweeps_is_scored_one_sweep_at_a_time(tmp_path):
 
     few, many = peak_bytes(4), peak_bytes(12)
     assert many < 1.3 * few, (few, many)
+
+
+def test_a_file_of_one_protocol_reads_each_series_once(tmp_path, monkeypatch):
+    """Sweeps that declare one length and rate leave no protocol to choose: each series is
+    read once, for the recording, not first for a score as well."""
+    from hhjax.io import nwb2
+
+    p = _write_nwb(tmp_path / "one.nwb", [(k, "steps", *sweep) for k, sweep in enumerate(LONG)])
+    reads = []
+    real = nwb2._series_values
+    monkeypatch.setattr(nwb2, "_series_values", lambda path, s: reads.append(s.name) or real(path, s))
+    assert load_recording(p).sweeps == (0, 1)
+    assert sorted(reads) == ["data_00000_AD0", "data_00000_DA0", "data_00001_AD0", "data_00001_DA0"]

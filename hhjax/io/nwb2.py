@@ -125,7 +125,9 @@ def _assemble_nwb(path, p, cc, stim, sweeps, channel, v_units, i_units, descript
             raise fail(path, f"sweep {k}: voltage at {rate:g} Hz, stimulus at {_series_rate(path, si):g} Hz")
         return v, c, rate
 
-    if sweeps is None and not any(protocol_family(names[k]) == STEP_PROTOCOL for k in wanted):
+    if sweeps is None and not any(protocol_family(names[k]) == STEP_PROTOCOL for k in wanted) and \
+            len({(int(np.prod(np.shape(pairs[k][0].data))), _series_rate(path, pairs[k][0])) for k in wanted}) > 1:
+        # Series that declare one length and rate leave no choice: none is read twice for it.
         wanted = _one_protocol_lazily(path, wanted, names, read)
     vs, cs, rates, starts, cut = [], [], [], [], []
     for k, v, c, rate in not_cut_short(wanted, read, cut):
