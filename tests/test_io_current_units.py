@@ -88,3 +88,26 @@ def test_cli_evaluate_warns_once_and_i_units_silences_it(tmp_path, capsys, monke
     assert err.startswith(f"hhjax evaluate: warning: {p}: current implausible") and "\n" not in err
     assert main(["evaluate", str(fit_path), str(p), "--i-units", "nA", "--out", str(tmp_path / "e.json")]) == 0
     assert "current implausible" not in capsys.readouterr().err
+
+
+def test_evaluate_reads_the_recording_as_the_fit_did(tmp_path, capsys, monkeypatch):
+    """A unit fixed with --i-units at fit time is not lost at evaluate time: evaluate reads
+    the file the same way (and says so), so the 0.15-labelled-pA step is 150 pA again."""
+    import json
+
+    from hhjax.cli import main
+
+    monkeypatch.setenv("HHJAX_NO_CACHE", "1")
+    p = _csv(tmp_path / "cell.csv", 0.15, "pA")
+    fit_path, eval_path = tmp_path / "fit.json", tmp_path / "e.json"
+    assert main(["fit", str(p), "--i-units", "nA", "--starts", "1", "--steps", "1", "--generations", "1",
+                 "--population", "8", "--no-checkpoint", "--out", str(fit_path)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(fit_path), str(p), "--out", str(eval_path)]) == 0
+    err = capsys.readouterr().err
+    assert "current implausible" not in err and "--i-units nA, as the fit read its recording" in err
+    assert json.loads(eval_path.read_text())["sweeps"][0]["current_pA"] == pytest.approx(150.0, rel=1e-6)
+    # Given explicitly, the flag wins: read as pA, the file's step is implausible again.
+    assert main(["evaluate", str(fit_path), str(p), "--i-units", "pA", "--out", str(eval_path)]) == 0
+    err = capsys.readouterr().err
+    assert "current implausible" in err and "as the fit read" not in err

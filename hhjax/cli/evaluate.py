@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from ..io import save_json_atomic
 from ..io.results import load_params
@@ -30,8 +31,9 @@ def cmd_evaluate(args):
     # The voltage the model was fitted to: the fit's own offset and bridge corrections, unless told otherwise.
     bridge = args.bridge if args.bridge is not None else settings.get("bridge_corrected_MOhm", "auto")
     ljp = args.ljp if args.ljp is not None else float(settings.get("ljp_corrected_mV", 0.0))
-    rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), args.v_units, args.channel,
-                             bridge=bridge, ljp=ljp, i_units=args.i_units)
+    read = _read_as_fitted(args, settings)
+    rec = load_recording_for("evaluate", args.recording, parse_sweeps(args.sweeps), read["v_units"], read["channel"],
+                             bridge=bridge, ljp=ljp, i_units=read["i_units"])
     result, (t_sim, v_sim) = evaluate(params, rec, dt=dt, method=method, return_traces=True)
     result["fit"] = str(args.fit)
     s = result["summary"]
@@ -50,6 +52,22 @@ def cmd_evaluate(args):
         outputs.add("--plot", args.plot, lambda tmp: plot_evaluation(result, rec, t_sim, v_sim, str(tmp)))
     outputs.commit()
     return 0
+
+
+def _read_as_fitted(args, settings: dict) -> dict:
+    """``--channel``, ``--v-units`` and ``--i-units``: as given, else as the fit read its recording
+    (``settings["read_with"]``), saying so, since a unit mistake the fit corrected would otherwise
+    come back unannounced."""
+    fitted = settings.get("read_with") or {}
+    read = {}
+    for name in ("channel", "v_units", "i_units"):
+        read[name] = getattr(args, name)
+        if read[name] is None and fitted.get(name) is not None:
+            read[name] = fitted[name]
+            flag = "--" + name.replace("_", "-")
+            print(f"hhjax evaluate: {flag} {read[name]}, as the fit read its recording ({args.fit}); "
+                  f"give {flag} to read it otherwise", file=sys.stderr)
+    return read
 
 
 def add_command(sub) -> None:

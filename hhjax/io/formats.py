@@ -81,7 +81,8 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
             file's labels ('mV' or 'V'; 'pA', 'nA' or 'A').
 
     Returns:
-        A Recording: t in ms (from 0 except for text files), v in mV, i in pA. Voltage
+        A Recording: t in ms (from 0 except for text files), v in mV, i in pA;
+        ``metadata['read_with']`` keeps the ``channel``, ``v_units`` and ``i_units`` given. Voltage
         implausible for mV warns (:func:`~hhjax.io.sources.check_voltage_plausible`), and so
         does a current implausible for pA (:func:`~hhjax.io.sources.check_current_plausible`).
 
@@ -116,6 +117,10 @@ def load_recording(path: Union[str, os.PathLike, list, tuple], *,
         rec = load_ibw_set(label, files, sweeps, None if channel is None else int(channel), v_units, i_units)
     else:
         rec = _load_file(label, files[0], sweeps, None if channel is None else int(channel), v_units, i_units)
+    given = {k: v for k, v in (("channel", None if channel is None else int(channel)), ("v_units", v_units),
+                               ("i_units", i_units)) if v is not None}
+    if given:  # kept so that a fit's settings can say how to read the file again (hhjax evaluate)
+        rec = dataclasses.replace(rec, metadata={**rec.metadata, "read_with": given})
     check_finite(rec, label)
     check_voltage_plausible(rec, label)
     check_current_plausible(rec, label, i_units if i_units is not None

@@ -180,7 +180,8 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
 
         bridge: series resistance (MΩ) to remove from the voltage before fitting, or ``"auto"``
             to measure it (:func:`hhjax.recordings.bridge.balance_bridge`; 0: fit the voltage
-            as recorded). ``settings["bridge_corrected_MOhm"]`` says what was removed.
+            as recorded). ``settings["bridge_corrected_MOhm"]`` says what was removed,
+            ``settings["read_with"]`` the channel and units the recording was loaded with.
         row_budget: seconds of rows all searches together may simulate (default
             :data:`RETRY_ROW_SECONDS`); the first search always runs.
         deadline: a :func:`time.perf_counter` time (s) by which a further search must end,
@@ -294,6 +295,7 @@ def fit_recording(recording, *, model="pospischil", sweeps=None, trainable=DEFAU
                     refined_losses=found.losses.tolist(),
                     ljp_corrected_mV=recording.ljp_corrected_mV,
                     bridge_corrected_MOhm=removed(recording),
+                    read_with=dict(recording.metadata.get("read_with", {})),
                     retries=retries, retry_tolerances=RETRY_TOLERANCES, row_seconds=round(row_seconds, 3),
                     retry_row_seconds=row_budget, attempts=attempts, kept_attempt=k_kept,
                     stopped_at_deadline=bool(late),
