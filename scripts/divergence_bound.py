@@ -8,7 +8,7 @@ by their fitting half-width either way) it evaluates ``step(state)`` and the Jac
 the step with respect to the state and every parameter. Prints and writes JSON:
 the smallest |V| at which anything was non-finite.
 
-    python scripts/divergence_bound.py [--out divergence_bound.json]
+    python scripts/divergence_bound.py [--out scripts/divergence_bound.json]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ counted as ``rounding_excused``. Counts are written to JSON after every 100 case
 (atomically), so an interrupted run still reports what it did, with the load average and
 the commit.
 
-    python scripts/fuzz.py --cases 10000 --dtype both --out fuzz.json
+    python scripts/fuzz.py --cases 10000 --dtype both --out scripts/fuzz.json
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main():
     ap.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
     ap.add_argument("--seconds", type=float, default=float("inf"), help="stop each dtype after this")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="fuzz.json")
+    ap.add_argument("--out", default="scripts/fuzz.json")
     args = ap.parse_args()
     if args.dtype == "both":
         results = {"machine_at_start": _machine()}

@@ -12,7 +12,7 @@ come out; anything else, a timeout or a ``MemoryError`` counts as a failure. A l
 in C code, where SIGALRM cannot reach, ends the run after 5x the limit with a traceback
 (faulthandler). Counts go to JSON.
 
-    python scripts/fuzz_loaders.py --mutants 1000 --out fuzz_loaders.json
+    python scripts/fuzz_loaders.py --mutants 1000 --out scripts/fuzz_loaders.json
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0, help="time limit per load")
     ap.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="fuzz_loaders.json")
+    ap.add_argument("--out", default="scripts/fuzz_loaders.json")
     ap.add_argument("--keep", default=None, metavar="DIR", help="save slow or failing mutants here")
     args = ap.parse_args()
     abf = next((d / "File_axon_5.abf" for d in (SHARED, REPO) if (d / "File_axon_5.abf").is_file()), None)
